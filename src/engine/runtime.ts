@@ -1,0 +1,91 @@
+import * as ort from 'onnxruntime-node';
+import { GraphBuilder } from './graph/graphBuilder';
+import { DataType } from './graph/onnxProto';
+import { UserError } from './userError';
+
+export const DEVICE_SETTINGS = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'] as const;
+export type DeviceSetting = (typeof DEVICE_SETTINGS)[number];
+type Provider = Exclude<DeviceSetting, 'auto'>;
+
+/** GPU providers worth trying on each platform, best first; `cpu` always remains. */
+const AUTO_ORDER: Record<string, Provider[]> = {
+  linux: ['cuda', 'webgpu'],
+  win32: ['cuda', 'dml', 'webgpu'],
+  darwin: ['coreml', 'webgpu'],
+};
+
+export type Logger = (message: string) => void;
+
+function probeGraph(): Uint8Array {
+  const g = new GraphBuilder();
+  const x = g.input('x', DataType.FLOAT, [2, 2]);
+  g.output('y', g.op('MatMul', [x, x]), DataType.FLOAT, [2, 2]);
+  return g.build('probe');
+}
+
+async function providerWorks(provider: Provider): Promise<string | undefined> {
+  try {
+    const s = await ort.InferenceSession.create(probeGraph(), { executionProviders: [provider], logSeverityLevel: 4 });
+    const out = await s.run({ x: new ort.Tensor('float32', Float32Array.from([1, 2, 3, 4]), [2, 2]) });
+    await s.release();
+    const y = out.y!.data as Float32Array;
+    return y[0] === 7 && y[3] === 22 ? undefined : 'it computed a wrong result on a probe graph';
+  } catch (e) {
+    return String(e instanceof Error ? e.message : e).split('\n')[0];
+  }
+}
+
+/**
+ * Owns the execution provider choice and the compiled sessions (one per graph variant, built on demand
+ * and kept for the life of the model).
+ */
+export class Runtime {
+  private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
+
+  private constructor(
+    readonly provider: Provider,
+    readonly notes: readonly string[],
+  ) {}
+
+  static async create(device: DeviceSetting, log: Logger = () => {}): Promise<Runtime> {
+    if (!(DEVICE_SETTINGS as readonly string[]).includes(device)) {
+      throw new UserError(`unknown device '${device}'; use one of ${DEVICE_SETTINGS.join(', ')}`);
+    }
+    if (device === 'cpu') return new Runtime('cpu', []);
+    const candidates = device === 'auto' ? (AUTO_ORDER[process.platform] ?? []) : [device];
+    const notes: string[] = [];
+    for (const p of candidates) {
+      const failure = await providerWorks(p);
+      if (failure === undefined) {
+        log(`execution provider: ${p}`);
+        return new Runtime(p, notes);
+      }
+      notes.push(`${p} unavailable: ${failure}`);
+      log(`execution provider ${p} unavailable: ${failure}`);
+    }
+    if (device !== 'auto') {
+      throw new UserError(`device '${device}' is not available here (${notes[0]}); use --device auto or cpu`);
+    }
+    log('execution provider: cpu');
+    return new Runtime('cpu', notes);
+  }
+
+  session(key: string, build: () => Uint8Array): Promise<ort.InferenceSession> {
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = ort.InferenceSession.create(build(), {
+        executionProviders: [this.provider],
+        graphOptimizationLevel: 'all',
+        logSeverityLevel: 3,
+      });
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+
+  async release(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.all(all.map(async (s) => (await s).release()));
+  }
+}
