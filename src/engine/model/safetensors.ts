@@ -1,0 +1,230 @@
+import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { numel, type Tensor32 } from '../tensor';
+import { UserError } from '../userError';
+
+// Format: u64 LE header length N, N bytes of JSON header, then the data section. Offsets in the header
+// are relative to the start of the data section. https://github.com/huggingface/safetensors
+
+const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8 };
+const KNOWN_DTYPES = new Set(['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2', 'I64', 'I32', 'I16', 'I8', 'U8', 'U16', 'U32', 'U64', 'BOOL']);
+
+// A header larger than this is a corrupt file, not a real model (HF's own limit is 100 MB).
+const MAX_HEADER_BYTES = 100_000_000;
+
+interface HeaderEntry {
+  dtype: string;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+function fail(path: string, what: string): never {
+  throw new UserError(`${path} is not a valid safetensors file: ${what}; re-export or re-download it`);
+}
+
+/** Validates the header. `prefix` holds at least the first 8 + header-length bytes of the file. */
+function parseHeader(
+  path: string,
+  fileSize: number,
+  readPrefix: (n: number) => Buffer,
+  skip?: (name: string) => boolean,
+): { entries: Map<string, HeaderEntry>; dataStart: number } {
+  if (fileSize < 8) fail(path, `the file has ${fileSize} bytes, fewer than the 8-byte header length`);
+  const headerLen = readPrefix(8).readBigUInt64LE(0);
+  if (headerLen > BigInt(fileSize - 8)) {
+    fail(path, `its header claims ${headerLen} bytes but the file has only ${fileSize - 8} bytes after the length field (truncated?)`);
+  }
+  const n = Number(headerLen);
+  if (n > MAX_HEADER_BYTES) fail(path, `its header of ${n} bytes exceeds ${MAX_HEADER_BYTES}`);
+  const buf = readPrefix(8 + n);
+  let json: unknown;
+  try {
+    json = JSON.parse(buf.toString('utf8', 8, 8 + n));
+  } catch (e) {
+    fail(path, `its header is not JSON (${(e as Error).message})`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) fail(path, 'its header is not a JSON object');
+  const dataStart = 8 + n;
+  const dataLen = fileSize - dataStart;
+  const entries = new Map<string, HeaderEntry>();
+  for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
+    if (name === '__metadata__' || skip?.(name)) continue;
+    if (typeof raw !== 'object' || raw === null) fail(path, `entry '${name}' is not an object`);
+    const e = raw as Record<string, unknown>;
+    const { dtype, shape, data_offsets: offs } = e;
+    if (typeof dtype !== 'string') fail(path, `tensor '${name}' has no string dtype`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+      fail(path, `tensor '${name}' has no valid shape (a list of non-negative integers)`);
+    }
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
+      fail(path, `tensor '${name}' has no valid data_offsets [begin, end]`);
+    }
+    const [begin, end] = offs as [number, number];
+    if (begin > end || end > dataLen) {
+      fail(path, `tensor '${name}' has data_offsets [${begin}, ${end}] outside the ${dataLen}-byte data section (truncated?)`);
+    }
+    const size = DTYPE_BYTES[dtype];
+    if (size === undefined) {
+      const known = KNOWN_DTYPES.has(dtype) ? 'unsupported' : 'unknown';
+      throw new UserError(
+        `tensor '${name}' in ${path} has ${known} dtype '${dtype}'; PatchLens reads F32, F16, BF16 and F64 weights — convert the checkpoint to one of those`,
+      );
+    }
+    const count = numel(shape as number[]);
+    if (end - begin !== count * size) {
+      fail(path, `tensor '${name}' (${dtype} [${(shape as number[]).join(', ')}]) needs ${count * size} bytes but its data_offsets span ${end - begin}`);
+    }
+    entries.set(name, { dtype, shape: shape as number[], begin, end });
+  }
+  return { entries, dataStart };
+}
+
+// Lookup tables rather than bit tricks per value: a 64K-entry table converts GPT-2-sized F16 tensors fast.
+let f16Table: Float32Array | undefined;
+function halfToFloatTable(): Float32Array {
+  if (f16Table) return f16Table;
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0) t[h] = sign * frac * 2 ** -24;
+    else if (exp === 31) t[h] = frac ? NaN : sign * Infinity;
+    else t[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  }
+  return (f16Table = t);
+}
+
+/** Converts `count` values of `dtype` at `buf[at...]` to float32; F32 may return a view of `buf`. */
+function convert(buf: Buffer, at: number, count: number, dtype: string): Float32Array {
+  if (dtype === 'F32') {
+    const off = buf.byteOffset + at;
+    // Zero-copy when aligned: GPT-2 small is 500 MB, a second copy would double peak memory.
+    if (off % 4 === 0) return new Float32Array(buf.buffer, off, count);
+    const out = new Float32Array(count);
+    for (let i = 0; i < count; i++) out[i] = buf.readFloatLE(at + 4 * i);
+    return out;
+  }
+  const out = new Float32Array(count);
+  if (dtype === 'F16') {
+    const t = halfToFloatTable();
+    for (let i = 0; i < count; i++) out[i] = t[buf.readUInt16LE(at + 2 * i)]!;
+  } else if (dtype === 'BF16') {
+    // BF16 is the high half of a float32, so widening is exact.
+    const u = new Uint32Array(out.buffer);
+    for (let i = 0; i < count; i++) u[i] = buf.readUInt16LE(at + 2 * i) << 16;
+  } else {
+    for (let i = 0; i < count; i++) out[i] = buf.readDoubleLE(at + 8 * i);
+  }
+  return out;
+}
+
+// readFileSync stops at 2 GiB and one Buffer at 4 GiB (Node 20); gpt2-large/xl are bigger. Above this
+// size each tensor is read into its own memory instead, which is still one copy of the weights.
+const WHOLE_FILE_LIMIT = 1 << 30;
+
+function readFully(fd: number, into: Buffer, position: number): void {
+  let done = 0;
+  while (done < into.length) {
+    // Bounded chunks: a single readSync call can't move more than 2 GiB.
+    const n = readSync(fd, into, done, Math.min(into.length - done, 1 << 30), position + done);
+    if (n === 0) throw new Error('unexpected end of file');
+    done += n;
+  }
+}
+
+/**
+ * Reads the tensors of a .safetensors file as float32. F32 data aliases the file buffer when aligned
+ * (files up to 1 GiB; larger ones get one buffer per tensor). `opts.skip` names tensors not to read
+ * (their dtype is then not checked either), such as buffers a loader has no use for.
+ */
+export function readSafetensors(
+  path: string,
+  opts: { skip?: (name: string) => boolean; wholeFileLimit?: number } = {},
+): Map<string, Tensor32> {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UserError(`safetensors file ${path} does not exist; check the path`);
+    throw new UserError(`cannot read ${path} (${code ?? (e as Error).message}); check the file and its permissions`);
+  }
+  try {
+    const fileSize = fstatSync(fd).size;
+    const whole = fileSize <= (opts.wholeFileLimit ?? WHOLE_FILE_LIMIT);
+    let file: Buffer | undefined;
+    const readPrefix = (n: number): Buffer => {
+      if (whole) {
+        if (!file) {
+          file = Buffer.allocUnsafeSlow(fileSize);
+          readFully(fd, file, 0);
+        }
+        return file.subarray(0, n);
+      }
+      const b = Buffer.alloc(n);
+      readFully(fd, b, 0);
+      return b;
+    };
+    const { entries, dataStart } = parseHeader(path, fileSize, readPrefix, opts.skip);
+    const out = new Map<string, Tensor32>();
+    for (const [name, e] of entries) {
+      const count = numel(e.shape);
+      let data: Float32Array;
+      if (whole) data = convert(file!, dataStart + e.begin, count, e.dtype);
+      else {
+        // Allocating the tensor's own float32 storage and reading straight into it avoids a copy.
+        const own = Buffer.allocUnsafeSlow(e.end - e.begin);
+        readFully(fd, own, dataStart + e.begin);
+        data = convert(own, 0, count, e.dtype);
+      }
+      out.set(name, { shape: [...e.shape], data });
+    }
+    return out;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes float32 tensors (sorted by name, as the HF library does) atomically: temp file, then rename. */
+export function writeSafetensors(path: string, tensors: Record<string, Tensor32>, metadata?: Record<string, string>): void {
+  const names = Object.keys(tensors).sort();
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const name of names) {
+    const t = tensors[name]!;
+    const n = numel(t.shape);
+    if (t.data.length !== n) throw new Error(`tensor '${name}' has ${t.data.length} values, shape [${t.shape}] needs ${n}`);
+    header[name] = { dtype: 'F32', shape: [...t.shape], data_offsets: [offset, offset + 4 * n] };
+    offset += 4 * n;
+  }
+  let json = JSON.stringify(header);
+  // Padding keeps the data section 8-byte aligned so readers can view F32/F64 data without copying.
+  const pad = (8 - ((Buffer.byteLength(json) + 8) % 8)) % 8;
+  json += ' '.repeat(pad);
+  const headerBuf = Buffer.from(json, 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(headerBuf.length));
+
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeSync(fd, len);
+    writeSync(fd, headerBuf);
+    for (const name of names) {
+      const d = tensors[name]!.data;
+      // Written per tensor from its own bytes: no whole-file buffer. Float32Array is little-endian on
+      // every platform Node supports.
+      const bytes = Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+      let done = 0;
+      while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
+    }
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+}

@@ -1,0 +1,233 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PreTrainedTokenizer } from '@huggingface/transformers';
+import { UserError } from '../userError';
+import type { ModelConfig } from './config';
+import { buildGpt2TokenizerJson, GPT2_VOCAB_SIZE, gpt2TokenizerConfig } from './gpt2Tokenizer';
+import type { EncodedText, TextTokenizer } from './tokenizer';
+
+type TransformersModule = typeof import('@huggingface/transformers');
+
+let transformers: Promise<TransformersModule> | undefined;
+
+// The package is ESM-only and heavy; load it once, on first use, and lock it to the local disk so a
+// tokenizer can never be fetched from (or cached to) anywhere the user didn't point at.
+function loadTransformers(): Promise<TransformersModule> {
+  transformers ??= import('@huggingface/transformers').then((m) => {
+    m.env.allowRemoteModels = false;
+    m.env.allowLocalModels = true;
+    m.env.useFSCache = false;
+    m.env.useBrowserCache = false;
+    m.env.localModelPath = '';
+    return m;
+  });
+  return transformers;
+}
+
+/** GPT-2's byte-level alphabet: token characters back to the bytes they stand for. */
+function byteLevelDecoder(): Map<string, number> {
+  const bs: number[] = [];
+  const push = (a: number, b: number) => {
+    for (let i = a; i <= b; i++) bs.push(i);
+  };
+  push(0x21, 0x7e);
+  push(0xa1, 0xac);
+  push(0xae, 0xff);
+  const cs = [...bs];
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    if (!bs.includes(b)) {
+      bs.push(b);
+      cs.push(256 + n++);
+    }
+  }
+  return new Map(bs.map((b, i) => [String.fromCharCode(cs[i]!), b]));
+}
+
+function utf8Length(codePoint: number): number {
+  // Lone surrogates count as 3: UTF-8 encoding replaces them with U+FFFD.
+  return codePoint < 0x80 ? 1 : codePoint < 0x800 ? 2 : codePoint < 0x10000 ? 3 : 4;
+}
+
+/**
+ * For each UTF-8 byte offset of `text`, the UTF-16 range of the character that byte belongs to; offset
+ * `byteLength` maps to [text.length, text.length].
+ */
+function byteToCharRanges(text: string): { start: Int32Array; end: Int32Array } {
+  let total = 0;
+  for (const ch of text) total += utf8Length(ch.codePointAt(0)!);
+  const start = new Int32Array(total + 1);
+  const end = new Int32Array(total + 1);
+  let b = 0;
+  let u = 0;
+  for (const ch of text) {
+    const n = utf8Length(ch.codePointAt(0)!);
+    for (let k = 0; k < n; k++) {
+      start[b + k] = u;
+      end[b + k] = u + ch.length;
+    }
+    b += n;
+    u += ch.length;
+  }
+  start[total] = end[total] = text.length;
+  return { start, end };
+}
+
+function readJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new UserError(`${path} is not valid JSON (${(e as Error).message}); fix or re-download it`);
+  }
+}
+
+/** Added (special) tokens by id: their content is raw text, not spelled in the byte-level alphabet. */
+function addedTokens(json: unknown): Map<number, string> {
+  const out = new Map<number, string>();
+  const list = (json as { added_tokens?: unknown }).added_tokens;
+  if (Array.isArray(list)) {
+    for (const t of list as { id?: unknown; content?: unknown }[]) {
+      if (typeof t?.id === 'number' && typeof t.content === 'string') out.set(t.id, t.content);
+    }
+  }
+  return out;
+}
+
+function isByteLevel(json: unknown): boolean {
+  const has = (node: unknown): boolean => {
+    if (typeof node !== 'object' || node === null) return false;
+    const n = node as { type?: unknown; pretokenizers?: unknown; decoders?: unknown };
+    if (n.type === 'ByteLevel') return true;
+    const subs = n.pretokenizers ?? n.decoders;
+    return Array.isArray(subs) && subs.some(has);
+  };
+  const j = json as { pre_tokenizer?: unknown; decoder?: unknown };
+  return has(j.pre_tokenizer) || has(j.decoder);
+}
+
+/**
+ * Loads the tokenizer of the checkpoint in `dir` (its tokenizer.json, read by @huggingface/transformers).
+ * GPT-2-shaped models without one get GPT-2's own tokenizer.
+ */
+export async function loadTokenizer(dir: string, cfg: ModelConfig): Promise<TextTokenizer> {
+  const tokPath = join(dir, 'tokenizer.json');
+  let tokenizerJson: unknown;
+  let tokenizerConfig: Record<string, unknown>;
+  if (existsSync(tokPath)) {
+    tokenizerJson = readJson(tokPath);
+    const configPath = join(dir, 'tokenizer_config.json');
+    const c = existsSync(configPath) ? readJson(configPath) : {};
+    tokenizerConfig = typeof c === 'object' && c !== null && !Array.isArray(c) ? (c as Record<string, unknown>) : {};
+  } else if (cfg.architecture === 'gpt2' && cfg.dVocab === GPT2_VOCAB_SIZE) {
+    // Built in memory rather than written into the folder: a user's checkpoint folder is never modified.
+    tokenizerJson = buildGpt2TokenizerJson();
+    tokenizerConfig = gpt2TokenizerConfig();
+  } else {
+    throw new UserError(
+      `${tokPath} does not exist and the model (vocab ${cfg.dVocab}) is not GPT-2's; put the model's Hugging Face tokenizer.json in that folder`,
+    );
+  }
+
+  const m = await loadTransformers();
+  // What AutoTokenizer.from_pretrained does after reading the two files; doing the reading here keeps
+  // it off the hub code path (and its per-process memoized file lookups) entirely.
+  const className = typeof tokenizerConfig.tokenizer_class === 'string' ? tokenizerConfig.tokenizer_class.replace(/Fast$/, '') : '';
+  const candidate = (m as unknown as Record<string, unknown>)[className];
+  const Cls =
+    typeof candidate === 'function' && (candidate === m.PreTrainedTokenizer || candidate.prototype instanceof m.PreTrainedTokenizer)
+      ? (candidate as typeof m.PreTrainedTokenizer)
+      : m.PreTrainedTokenizer;
+  let tok: PreTrainedTokenizer;
+  try {
+    tok = new Cls(tokenizerJson as object, tokenizerConfig);
+  } catch (e) {
+    throw new UserError(`cannot build a tokenizer from ${tokPath} (${(e as Error).message}); the file is not a Hugging Face tokenizer.json`);
+  }
+  return new HfTextTokenizer(tok, cfg, isByteLevel(tokenizerJson), addedTokens(tokenizerJson), tokPath);
+}
+
+class HfTextTokenizer implements TextTokenizer {
+  readonly vocabSize: number;
+  readonly bosTokenId: number;
+  private idToToken: (string | undefined)[] | undefined;
+  private readonly byteOf: Map<string, number> | undefined;
+
+  constructor(
+    private readonly tok: PreTrainedTokenizer,
+    cfg: ModelConfig,
+    byteLevel: boolean,
+    private readonly added: Map<number, string>,
+    private readonly file: string,
+  ) {
+    this.vocabSize = cfg.dVocab;
+    this.bosTokenId = cfg.bosTokenId;
+    this.byteOf = byteLevel ? byteLevelDecoder() : undefined;
+  }
+
+  private tokenText(id: number): string {
+    if (!this.idToToken) {
+      const arr: (string | undefined)[] = [];
+      for (const [t, i] of this.tok.get_vocab()) arr[i] = t;
+      this.idToToken = arr;
+    }
+    return this.idToToken[id] ?? '';
+  }
+
+  encode(text: string): EncodedText {
+    const ids = this.tok.encode(text, { add_special_tokens: false });
+    for (const id of ids) {
+      if (id >= this.vocabSize) {
+        throw new UserError(
+          `the text tokenizes to id ${id}, outside the model's vocabulary of ${this.vocabSize}; ${this.file} does not belong to this model`,
+        );
+      }
+    }
+    return { ids, ranges: this.byteOf ? this.byteLevelRanges(text, ids, this.byteOf) : this.searchRanges(text, ids) };
+  }
+
+  // Byte-level BPE tokens are spelled in a 256-character alphabet, one character per UTF-8 byte of the
+  // input, so summing token byte lengths gives exact byte offsets. A character split across tokens
+  // (an emoji is 4 bytes) maps each of those tokens to the whole character.
+  private byteLevelRanges(text: string, ids: number[], byteOf: Map<string, number>): [number, number][] {
+    const map = byteToCharRanges(text);
+    const totalBytes = map.start.length - 1;
+    const ranges: [number, number][] = [];
+    let b = 0;
+    for (const id of ids) {
+      const raw = this.added.get(id);
+      let n = 0;
+      if (raw !== undefined) n = Buffer.byteLength(raw, 'utf8');
+      else for (const ch of this.tokenText(id)) n += byteOf.has(ch) ? 1 : utf8Length(ch.codePointAt(0)!);
+      const b0 = Math.min(b, totalBytes);
+      const b1 = Math.min(b + n, totalBytes);
+      const start = map.start[b0]!;
+      ranges.push([start, b1 > b0 ? map.end[b1 - 1]! : start]);
+      b += n;
+    }
+    return ranges;
+  }
+
+  // Other tokenizers (SentencePiece-style): find each token's decoded text in the input, in order.
+  private searchRanges(text: string, ids: number[]): [number, number][] {
+    const ranges: [number, number][] = [];
+    let cursor = 0;
+    for (const id of ids) {
+      const piece = this.decode([id]).trim();
+      const at = piece.length > 0 ? text.indexOf(piece, cursor) : -1;
+      if (at >= 0) {
+        ranges.push([at, at + piece.length]);
+        cursor = at + piece.length;
+      } else ranges.push([cursor, cursor]);
+    }
+    return ranges;
+  }
+
+  tokenString(id: number): string {
+    return this.decode([id]);
+  }
+
+  decode(ids: readonly number[]): string {
+    if (ids.length === 0) return '';
+    return this.tok.decode([...ids], { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+  }
+}
