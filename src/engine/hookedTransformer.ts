@@ -1,13 +1,14 @@
 import * as ort from 'onnxruntime-node';
-import { BLOCK_WEIGHT_NAMES, buildBlockGraph, hookOutput, maskInput, patchInput, variantKey } from './graph/blockGraph';
+import { BLOCK_WEIGHT_NAMES, type BlockVariant, buildBlockGraph, hookOutput, maskInput, patchInput, variantKey } from './graph/blockGraph';
 import { buildEmbedGraph, buildUnembedGraph } from './graph/edgeGraphs';
-import { allHookNames, type BlockHook, EMBED_HOOKS, hookMaskShape, hookShape, parseHookName } from './hooks';
+import { allHookNames, type BlockHook, EMBED_HOOKS, hookMaskGraphDims, hookMaskShape, hookShape, parseHookName } from './hooks';
 import type { ModelConfig } from './model/config';
 import type { TextTokenizer } from './model/tokenizer';
 import type { BlockWeights, ModelWeights } from './model/weights';
 import type { Runtime } from './runtime';
 import { numel, type Tensor32 } from './tensor';
 import { UserError } from './userError';
+import { throwIfCancelled } from './cancel';
 
 /** Overwrites a hook's value wherever `mask` (one byte per cell of hookMaskShape) is 1. */
 export interface HookPatch {
@@ -22,6 +23,8 @@ export interface ForwardOptions {
   readonly patches?: ReadonlyMap<string, HookPatch>;
   /** Flat indices (row * pos + p) at which to compute logits; all positions when absent. */
   readonly logitRows?: readonly number[];
+  /** Checked between graphs, so a cancel lands within one block's time. */
+  readonly signal?: AbortSignal;
 }
 
 export interface ForwardResult {
@@ -33,11 +36,6 @@ export interface ForwardResult {
 const f32 = (t: Tensor32): ort.Tensor => new ort.Tensor('float32', t.data, t.shape as number[]);
 const toTensor32 = (t: ort.Tensor): Tensor32 => ({ shape: [...t.dims], data: t.data as Float32Array });
 
-/** Mask dims as the graphs take them: a trailing 1 broadcasts a (row, pos[, head]) cell over its vector. */
-function graphMaskDims(maskShape: number[], hookRank: number): number[] {
-  return maskShape.length < hookRank ? [...maskShape, 1] : maskShape;
-}
-
 /**
  * A GPT-2-family model whose every TransformerLens hook point can be read and overwritten. The model is
  * evaluated as embed -> block x L -> unembed sessions; weights are fed as inputs, so one compiled block
@@ -47,6 +45,8 @@ export class HookedTransformer {
   private readonly blockFeeds: Record<string, ort.Tensor>[];
   private readonly embedFeeds: Record<string, ort.Tensor>;
   private readonly unembedFeeds: Record<string, ort.Tensor>;
+  /** Graphs depend on the model's shapes, so sessions are shared only between models of one shape. */
+  private readonly graphKey: string;
 
   constructor(
     readonly cfg: ModelConfig,
@@ -54,6 +54,7 @@ export class HookedTransformer {
     readonly runtime: Runtime,
     readonly tokenizer?: TextTokenizer,
   ) {
+    this.graphKey = JSON.stringify(cfg);
     this.blockFeeds = weights.blocks.map((b: BlockWeights) =>
       Object.fromEntries(BLOCK_WEIGHT_NAMES.map((n) => [n, f32(b[n])])),
     );
@@ -89,81 +90,132 @@ export class HookedTransformer {
     const P = ids[0]!.length;
     const capture = opts.capture === 'all' ? allHookNames(this.cfg) : (opts.capture ?? []);
     const patches = opts.patches ?? new Map<string, HookPatch>();
-    const byScope = this.groupHooks(capture, [...patches.keys()], B, P, patches);
+    const byScope = this.groupHooks(capture, patches, B, P);
     const cache = new Map<string, Tensor32>();
+    const scope = (name: string): ScopeHooks => byScope.get(name) ?? { capture: [], patch: new Map() };
+    const collect = (s: ScopeHooks, out: Record<string, ort.Tensor>, prefix: string) => {
+      for (const local of s.capture) cache.set(prefix + local, toTensor32(out[hookOutput(local)]!));
+    };
 
     const idData = new BigInt64Array(B * P);
     ids.forEach((row, r) => row.forEach((id, p) => (idData[r * P + p] = BigInt(id))));
-    const embed = await this.runScope(B, P, 'embed', byScope.get('embed'), { ...this.embedFeeds, ids: new ort.Tensor('int64', idData, [B, P]) }, patches, cache, (h) => h);
+    const embedHooks = scope('embed');
+    const embed = await this.runGraph('embed', embedHooks, { ...this.embedFeeds, ids: new ort.Tensor('int64', idData, [B, P]) });
+    collect(embedHooks, embed, '');
     let resid = embed.resid!;
     for (let l = 0; l < this.cfg.nLayers; l++) {
-      const out = await this.runScope(B, P, `block${l}`, byScope.get(`block${l}`), { ...this.blockFeeds[l]!, resid_pre: resid }, patches, cache, (h) => `blocks.${l}.${h}`);
+      throwIfCancelled(opts.signal);
+      const hooks = scope(`block${l}`);
+      const out = await this.runGraph('block', hooks, { ...this.blockFeeds[l]!, resid_pre: resid });
+      collect(hooks, out, `blocks.${l}.`);
       resid = out.resid_post!;
     }
     const rows = opts.logitRows ?? Array.from({ length: B * P }, (_, i) => i);
-    const rowData = BigInt64Array.from(rows.map((r) => BigInt(r)));
-    const un = await this.runScope(B, P, 'unembed', byScope.get('unembed'), { ...this.unembedFeeds, resid, rows: new ort.Tensor('int64', rowData, [rows.length]) }, patches, cache, (h) => h);
-    const logits = toTensor32(un.logits!);
+    const unembedHooks = byScope.get('unembed');
+    let logits: Tensor32;
+    if (unembedHooks) {
+      const un = await this.runGraph('unembed', unembedHooks, { ...this.unembedFeeds, resid, rows: rowsTensor(rows) });
+      collect(unembedHooks, un, '');
+      logits = toTensor32(un.logits!);
+    } else {
+      logits = await this.logitsAt(toTensor32(resid), rows);
+    }
     return { logits: opts.logitRows ? logits : { shape: [B, P, this.cfg.dVocab], data: logits.data }, cache };
   }
 
-  /** Splits hook names by the graph that owns them and validates every patch's shape. */
-  private groupHooks(capture: readonly string[], patched: readonly string[], B: number, P: number, patches: ReadonlyMap<string, HookPatch>) {
-    const groups = new Map<string, { capture: string[]; patch: string[] }>();
-    const scopeOf = (name: string): { scope: string; local: string } => {
+  /**
+   * Runs block `layer` on a suffix of positions. `past` holds the keys and values ([rows, prefix, head,
+   * d_head]) of the positions before the suffix, which the suffix attends to. Patch masks are given
+   * with their graph dims (attention masks are [rows, head, suffix, prefix + suffix]).
+   */
+  async blockSuffix(
+    layer: number,
+    resid: Tensor32,
+    past: { k: Tensor32; v: Tensor32 } | undefined,
+    patches: ReadonlyMap<BlockHook, { source: Tensor32; mask: Uint8Array; maskDims: number[] }>,
+  ): Promise<Tensor32> {
+    const patch = new Map<string, PatchFeed>();
+    for (const [hook, p] of patches) patch.set(hook, { source: f32(p.source), mask: new ort.Tensor('bool', p.mask, p.maskDims) });
+    const feeds: Record<string, ort.Tensor> = { ...this.blockFeeds[layer]!, resid_pre: f32(resid) };
+    if (past) {
+      feeds.past_k = f32(past.k);
+      feeds.past_v = f32(past.v);
+    }
+    const out = await this.runGraph('block', { capture: [], patch, withPast: past !== undefined }, feeds);
+    return toTensor32(out.resid_post!);
+  }
+
+  /**
+   * Logits [rows.length, vocab] at flat indices (row * pos + p) of a residual stream [batch, pos, d_model].
+   * Computed in chunks written into one array: the runtime's own output buffer would otherwise double
+   * the peak memory of a full batch of logits (150 MB for 16 x 47 tokens of GPT-2).
+   */
+  async logitsAt(resid: Tensor32, rows: readonly number[]): Promise<Tensor32> {
+    const V = this.cfg.dVocab;
+    const none = { capture: [], patch: new Map<string, PatchFeed>() };
+    const chunk = Math.max(1, Math.floor(LOGIT_CHUNK_BYTES / (4 * V)));
+    const data = new Float32Array(rows.length * V);
+    const residTensor = f32(resid);
+    for (let start = 0; start < rows.length; start += chunk) {
+      const part = rows.slice(start, start + chunk);
+      const out = await this.runGraph('unembed', none, { ...this.unembedFeeds, resid: residTensor, rows: rowsTensor(part) });
+      data.set(out.logits!.data as Float32Array, start * V);
+    }
+    return { shape: [rows.length, V], data };
+  }
+
+  /** Splits hooks by the graph that owns them, checks every patch's shape, and prepares its feeds. */
+  private groupHooks(capture: readonly string[], patches: ReadonlyMap<string, HookPatch>, B: number, P: number): Map<string, ScopeHooks> {
+    const groups = new Map<string, ScopeHooks>();
+    const locate = (name: string): { scope: ScopeHooks; local: BlockHook } => {
       const ref = parseHookName(name, this.cfg);
       if (!ref) throw new Error(`unknown hook point '${name}'`);
-      if (ref.kind === 'block') return { scope: `block${ref.layer}`, local: ref.hook };
-      return { scope: (EMBED_HOOKS as readonly string[]).includes(ref.hook) ? 'embed' : 'unembed', local: ref.hook };
-    };
-    const entry = (scope: string) => {
-      let e = groups.get(scope);
-      if (!e) groups.set(scope, (e = { capture: [], patch: [] }));
-      return e;
+      const key = ref.kind === 'block' ? `block${ref.layer}` : (EMBED_HOOKS as readonly string[]).includes(ref.hook) ? 'embed' : 'unembed';
+      let scope = groups.get(key);
+      if (!scope) groups.set(key, (scope = { capture: [], patch: new Map() }));
+      return { scope, local: ref.hook as BlockHook };
     };
     for (const name of capture) {
-      const { scope, local } = scopeOf(name);
-      entry(scope).capture.push(local);
+      const { scope, local } = locate(name);
+      scope.capture.push(local);
     }
-    for (const name of patched) {
-      const { scope, local } = scopeOf(name);
-      const hook = local as BlockHook;
-      const p = patches.get(name)!;
-      const want = hookShape(this.cfg, hook, B, P);
+    for (const [name, p] of patches) {
+      const { scope, local } = locate(name);
+      const want = hookShape(this.cfg, local, B, P);
       if (p.source.shape.join() !== want.join()) throw new Error(`patch for ${name} has shape [${p.source.shape}], expected [${want}]`);
-      const maskLen = numel(hookMaskShape(this.cfg, hook, B, P));
-      if (p.mask.length !== maskLen) throw new Error(`patch mask for ${name} has ${p.mask.length} cells, expected ${maskLen}`);
-      entry(scope).patch.push(local);
+      const maskShape = hookMaskShape(this.cfg, local, B, P);
+      if (p.mask.length !== numel(maskShape)) throw new Error(`patch mask for ${name} has ${p.mask.length} cells, expected ${numel(maskShape)}`);
+      scope.patch.set(local, { source: f32(p.source), mask: new ort.Tensor('bool', p.mask, hookMaskGraphDims(this.cfg, local, B, P)) });
     }
     return groups;
   }
 
-  private async runScope(
-    B: number,
-    P: number,
-    scope: string,
-    v: { capture: string[]; patch: string[] } | undefined,
-    feeds: Record<string, ort.Tensor>,
-    patches: ReadonlyMap<string, HookPatch>,
-    cache: Map<string, Tensor32>,
-    fullName: (local: string) => string,
-  ): Promise<Record<string, ort.Tensor>> {
-    const variant = v ?? { capture: [], patch: [] };
-    const kind = scope.startsWith('block') ? 'block' : scope;
-    const key = variantKey(kind, variant);
-    const session = await this.runtime.session(key, () => {
-      if (kind === 'block') return buildBlockGraph(this.cfg, { ...variant, capture: variant.capture as BlockHook[], patch: variant.patch as BlockHook[], withPast: false });
+  private async runGraph(kind: 'embed' | 'block' | 'unembed', hooks: ScopeHooks & { withPast?: boolean }, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    const variant = { capture: hooks.capture, patch: [...hooks.patch.keys()], withPast: hooks.withPast ?? false };
+    const session = await this.runtime.session(`${this.graphKey}|${variantKey(kind, variant)}`, () => {
+      if (kind === 'block') return buildBlockGraph(this.cfg, variant as BlockVariant);
       return kind === 'embed' ? buildEmbedGraph(this.cfg, variant) : buildUnembedGraph(this.cfg, variant);
     });
-    const allFeeds = { ...feeds };
-    for (const local of variant.patch) {
-      const p = patches.get(fullName(local))!;
-      allFeeds[patchInput(local)] = f32(p.source);
-      const dims = graphMaskDims(hookMaskShape(this.cfg, local as BlockHook, B, P), p.source.shape.length);
-      allFeeds[maskInput(local)] = new ort.Tensor('bool', p.mask, dims);
+    const all = { ...feeds };
+    for (const [local, p] of hooks.patch) {
+      all[patchInput(local)] = p.source;
+      all[maskInput(local)] = p.mask;
     }
-    const out = await session.run(allFeeds);
-    for (const local of variant.capture) cache.set(fullName(local), toTensor32(out[hookOutput(local)]!));
-    return out;
+    return session.run(all);
   }
 }
+
+interface PatchFeed {
+  readonly source: ort.Tensor;
+  readonly mask: ort.Tensor;
+}
+
+interface ScopeHooks {
+  readonly capture: string[];
+  readonly patch: Map<string, PatchFeed>;
+}
+
+const LOGIT_CHUNK_BYTES = 16 * 2 ** 20;
+
+const rowsTensor = (rows: readonly number[]): ort.Tensor =>
+  new ort.Tensor('int64', BigInt64Array.from(rows, (r) => BigInt(r)), [rows.length]);

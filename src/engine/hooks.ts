@@ -97,3 +97,12 @@ export function hookMaskShape(cfg: ModelConfig, hook: BlockHook | GlobalHook, ba
       return [batch, cfg.nHeads, pos, pos];
   }
 }
+
+/**
+ * The mask's dims as a graph takes them: a trailing 1 broadcasts a (row, pos[, head]) cell over its
+ * vector. Attention masks keep their full [row, head, dest, src] shape.
+ */
+export function hookMaskGraphDims(cfg: ModelConfig, hook: BlockHook | GlobalHook, batch: number, pos: number): number[] {
+  const mask = hookMaskShape(cfg, hook, batch, pos);
+  return mask.length < hookShape(cfg, hook, batch, pos).length ? [...mask, 1] : mask;
+}

@@ -76,6 +76,8 @@ export class Runtime {
       s = ort.InferenceSession.create(build(), {
         executionProviders: [this.provider],
         graphOptimizationLevel: 'all',
+        // The arena would keep each run's peak (a batch of full logits is 150 MB on GPT-2) for good.
+        enableCpuMemArena: false,
         logSeverityLevel: 3,
       });
       this.sessions.set(key, s);
