@@ -1,0 +1,166 @@
+/**
+ * The `.patch.json` format and its resolved form. This module crosses process boundaries (extension
+ * host, engine, webview), so it holds types, constants and pure functions only: no Node or vscode
+ * imports. The JSON schema that VS Code validates against is schemas/patch.schema.json; a unit test
+ * keeps the two in step.
+ */
+
+/** TransformerLens's `get_act_patch_*` sweeps (DESIGN.md, Sweeps). */
+export const SWEEP_NAMES = [
+  'resid_pre',
+  'resid_mid',
+  'resid_post',
+  'attn_out',
+  'mlp_out',
+  'attn_head_out_all_pos',
+  'attn_head_q_all_pos',
+  'attn_head_k_all_pos',
+  'attn_head_v_all_pos',
+  'attn_head_pattern_all_pos',
+  'attn_head_out_by_pos',
+  'attn_head_q_by_pos',
+  'attn_head_k_by_pos',
+  'attn_head_v_by_pos',
+  'attn_head_pattern_by_pos',
+  'attn_head_pattern_dest_src_pos',
+  'block_every',
+  'attn_head_all_pos_every',
+  'attn_head_by_pos_every',
+] as const;
+export type SweepName = (typeof SWEEP_NAMES)[number];
+
+export const METRIC_NAMES = ['logit_diff', 'normalized_logit_diff', 'answer_logprob', 'kl_divergence', 'answer_prob'] as const;
+export type MetricName = (typeof METRIC_NAMES)[number];
+
+/** Metrics that compare an answer token with a wrong one, so every pair needs both. */
+export const LOGIT_DIFF_METRICS: readonly MetricName[] = ['logit_diff', 'normalized_logit_diff'];
+/** Metrics that read the probability of given tokens: an answer (at the last position) or targets. */
+export const TARGET_METRICS: readonly MetricName[] = ['answer_logprob', 'answer_prob'];
+/** Metrics an induction spec can use: it has target tokens, not an answer/wrong pair. */
+export const INDUCTION_METRICS: readonly MetricName[] = ['answer_logprob', 'kl_divergence', 'answer_prob'];
+
+export const SPEC_FILE_SUFFIX = '.patch.json';
+
+/** A spec larger than this is refused before parsing: prompts are small, and a runaway file should not hang the editor. */
+export const MAX_SPEC_CHARS = 10 * 1024 * 1024;
+
+export type InductionPattern = 'AB' | 'BA' | 'BB' | 'BC';
+export const INDUCTION_PATTERNS: readonly InductionPattern[] = ['AB', 'BA', 'BB', 'BC'];
+
+/** Defaults of the TransformerLens induction demo (`torch.randint(100, 10000, (4, 20))`). */
+export const INDUCTION_DEFAULTS = { token_range: [100, 10000] as [number, number], length: 20, batch: 4 } as const;
+
+export interface TargetSpec {
+  /** Position in the final token sequence (BOS counted when prepended); the logits there predict `token_id`. */
+  pos: number;
+  token_id: number;
+}
+
+/**
+ * One clean/corrupted pair. Prompts are either both text (`clean`, `corrupted`) or both token ids
+ * (`clean_ids`, `corrupted_ids`, taken as is: no BOS is added to ids). Each answer is text that must
+ * be exactly one token (`answer`, `wrong`) or an id (`answer_id`, `wrong_id`).
+ */
+export interface PairSpec {
+  clean?: string;
+  corrupted?: string;
+  clean_ids?: number[];
+  corrupted_ids?: number[];
+  answer?: string;
+  wrong?: string;
+  answer_id?: number;
+  wrong_id?: number;
+  /** For answer_logprob / answer_prob (token log-probs at given positions) and kl_divergence (positions only). */
+  targets?: TargetSpec[];
+}
+
+/**
+ * The TransformerLens induction demo, declaratively: each batch row is one pair whose clean sequence is
+ * BOS + A + A (A = `length` random tokens in [token_range[0], token_range[1])), corrupted by `corrupted`:
+ * AB = BOS+A+B, BA = BOS+B+A, BB = BOS+B+B, BC = BOS+B+C. Targets: the clean second half's next tokens.
+ */
+export interface InductionSpec {
+  seed: number;
+  token_range?: [number, number];
+  length?: number;
+  batch?: number;
+  corrupted: InductionPattern;
+}
+
+export interface PatchSpec {
+  /** Lets editors find the schema; ignored otherwise. */
+  $schema?: string;
+  name?: string;
+  /** A Hugging Face hub id, a built-in model, or a folder path relative to the spec file. */
+  model?: string;
+  /** Prepend BOS to text prompts (default true, as TransformerLens's to_tokens). */
+  prepend_bos?: boolean;
+  metric: MetricName;
+  /** Non-empty, no repeats. */
+  sweeps: SweepName[];
+  /** Exactly one of `pairs` and `induction`. */
+  pairs?: PairSpec[];
+  induction?: InductionSpec;
+  description?: string;
+}
+
+/**
+ * A prompt string and where it sits in the document it came from. `offset` is the document offset of
+ * the prompt's first character (for a JSON string literal: its first content character). When the
+ * document text differs from the prompt character for character (JSON escapes such as `\n` or `\"`,
+ * or CRLF line ends normalised to LF), `offsets[i]` is the document offset of prompt character i, with
+ * one extra entry for the end; otherwise `offset + i` is exact and `offsets` is absent.
+ */
+export interface SourceText {
+  text: string;
+  offset: number;
+  offsets?: number[];
+}
+
+/** Document offset of prompt character index `i` (0 ≤ i ≤ text.length). */
+export function sourceOffset(src: SourceText, i: number): number {
+  return src.offsets ? src.offsets[Math.max(0, Math.min(i, src.offsets.length - 1))]! : src.offset + i;
+}
+
+/** A [start, end) range in the prompt string as a [start, end) range in the document. */
+export function toDocumentRange(src: SourceText, range: readonly [number, number]): [number, number] {
+  return [sourceOffset(src, range[0]), sourceOffset(src, range[1])];
+}
+
+export interface ResolvedTarget {
+  /** Position whose logits are read (0-based, BOS included). */
+  pos: number;
+  token: number;
+}
+
+export interface ResolvedPair {
+  /** Token ids as the model sees them, BOS included when prepended. Same length as `corrupted`. */
+  clean: number[];
+  corrupted: number[];
+  answer?: number;
+  wrong?: number;
+  /**
+   * Positions and tokens to score. Absent for answer metrics: they read `answer` (and `wrong`) at the
+   * last position. For kl_divergence, only `pos` matters.
+   */
+  targets?: ResolvedTarget[];
+  /**
+   * Per token, its [start, end) UTF-16 range: in the document when `cleanSource` is present (JSON
+   * escapes already accounted for), else in the prompt string. null for BOS and for tokens given as
+   * ids. Absent when the prompt was given as ids or generated.
+   */
+  cleanRanges?: ([number, number] | null)[];
+  corruptedRanges?: ([number, number] | null)[];
+  cleanSource?: SourceText;
+  corruptedSource?: SourceText;
+}
+
+/** What the engine consumes: every default applied, every token checked against the model. */
+export interface ResolvedSpec {
+  name: string;
+  model: string | undefined;
+  metric: MetricName;
+  sweeps: SweepName[];
+  prependBos: boolean;
+  pairs: ResolvedPair[];
+}
