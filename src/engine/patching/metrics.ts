@@ -1,0 +1,115 @@
+import type { MetricName, ResolvedPair } from '../../protocol/spec';
+import { UserError } from '../userError';
+
+/**
+ * A metric reads logits at a few positions of each prompt pair. `positions[i]` lists the positions of
+ * pair i it reads; logits arrive as one block per evaluation: pairs in order, each pair's positions in
+ * order, `dVocab` floats per position. Values are averaged over pairs (and over targets within a pair).
+ */
+export class Metric {
+  readonly positions: number[][];
+  readonly rowsPerEval: number;
+  private cleanLogProbs: Float64Array[] | undefined;
+
+  constructor(
+    readonly name: MetricName,
+    private readonly pairs: readonly ResolvedPair[],
+    private readonly dVocab: number,
+  ) {
+    this.positions = pairs.map((p) => {
+      if (p.targets && name !== 'logit_diff' && name !== 'normalized_logit_diff') return p.targets.map((t) => t.pos);
+      return [p.clean.length - 1];
+    });
+    this.rowsPerEval = this.positions.reduce((a, p) => a + p.length, 0);
+  }
+
+  /** kl_divergence compares against the clean run's distribution at the same positions. */
+  setCleanLogits(logits: Float32Array): void {
+    const rows: Float64Array[] = [];
+    for (let r = 0; r < this.rowsPerEval; r++) rows.push(logSoftmax(logits, r * this.dVocab, this.dVocab));
+    this.cleanLogProbs = rows;
+  }
+
+  /**
+   * The un-normalized value on one evaluation's logits starting at `offset` (in floats). For
+   * normalized_logit_diff this is the plain logit difference; `normalize` maps it afterwards.
+   */
+  raw(logits: Float32Array, offset = 0): number {
+    const V = this.dVocab;
+    let total = 0;
+    let row = 0;
+    for (let i = 0; i < this.pairs.length; i++) {
+      const pair = this.pairs[i]!;
+      const positions = this.positions[i]!;
+      let pairTotal = 0;
+      for (let k = 0; k < positions.length; k++, row++) {
+        const base = offset + row * V;
+        pairTotal += this.positionValue(pair, k, logits, base, row);
+      }
+      total += pairTotal / positions.length;
+    }
+    return total / this.pairs.length;
+  }
+
+  private positionValue(pair: ResolvedPair, k: number, logits: Float32Array, base: number, row: number): number {
+    const V = this.dVocab;
+    switch (this.name) {
+      case 'logit_diff':
+      case 'normalized_logit_diff':
+        return logits[base + pair.answer!]! - logits[base + pair.wrong!]!;
+      case 'answer_logprob':
+      case 'answer_prob': {
+        const token = pair.targets ? pair.targets[k]!.token : pair.answer!;
+        const lp = logits[base + token]! - logSumExp(logits, base, V);
+        return this.name === 'answer_prob' ? Math.exp(lp) : lp;
+      }
+      case 'kl_divergence': {
+        if (!this.cleanLogProbs) throw new Error('kl_divergence needs the clean logits first');
+        const clean = this.cleanLogProbs[row]!;
+        const lse = logSumExp(logits, base, V);
+        let kl = 0;
+        for (let v = 0; v < V; v++) {
+          const p = Math.exp(clean[v]!);
+          if (p > 0) kl += p * (clean[v]! - (logits[base + v]! - lse));
+        }
+        return kl;
+      }
+    }
+  }
+
+  /** Maps raw values to the reported metric; only normalized_logit_diff changes them. */
+  normalize(raw: number, baselines: { clean: number; corrupted: number }): number {
+    if (this.name !== 'normalized_logit_diff') return raw;
+    return (raw - baselines.corrupted) / (baselines.clean - baselines.corrupted);
+  }
+
+  /** A normalized metric is undefined when its baselines coincide: say so instead of printing NaN. */
+  checkBaselines(b: { clean: number; corrupted: number }): void {
+    for (const [which, v] of Object.entries(b)) {
+      if (!Number.isFinite(v)) throw new UserError(`the ${this.name} of the ${which} run is ${v}; check the prompts and answers`);
+    }
+    if (this.name !== 'normalized_logit_diff') return;
+    const scale = Math.max(1, Math.abs(b.clean), Math.abs(b.corrupted));
+    if (Math.abs(b.clean - b.corrupted) <= 1e-6 * scale) {
+      throw new UserError(
+        `normalized_logit_diff is undefined: the clean and corrupted logit differences are equal (clean ${b.clean}, corrupted ${b.corrupted}); ` +
+          'use metric logit_diff, or prompts whose corruption changes the answer',
+      );
+    }
+  }
+}
+
+function logSumExp(x: Float32Array, base: number, n: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (x[base + i]! > max) max = x[base + i]!;
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += Math.exp(x[base + i]! - max);
+  return max + Math.log(sum);
+}
+
+function logSoftmax(x: Float32Array, base: number, n: number): Float64Array {
+  const lse = logSumExp(x, base, n);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = x[base + i]! - lse;
+  return out;
+}

@@ -1,0 +1,39 @@
+import type { BlockHook } from '../hooks';
+import type { PatchSlot } from './sweeps';
+
+/**
+ * Which activation index each mask axis (after the batch row) stands for, per hook layout: residual-like
+ * masks are [row, pos], head vectors [row, pos, head], attention [row, head, dest, src].
+ */
+function selectorFor(hook: BlockHook, s: PatchSlot): (number | undefined)[] {
+  switch (hook) {
+    case 'attn.hook_q':
+    case 'attn.hook_k':
+    case 'attn.hook_v':
+    case 'attn.hook_z':
+      return [s.pos, s.head];
+    case 'attn.hook_attn_scores':
+    case 'attn.hook_pattern':
+      return [s.head, s.dest, s.src];
+    default:
+      return [s.pos];
+  }
+}
+
+/** Sets the slot's cells in batch rows [rowStart, rowEnd) of a mask of shape `dims` ([rows, ...]). */
+export function markSlot(mask: Uint8Array, dims: readonly number[], slot: PatchSlot, rowStart: number, rowEnd: number): void {
+  const fixed = selectorFor(slot.hook, slot);
+  const inner = dims.slice(1);
+  const rowSize = inner.reduce((a, b) => a * b, 1);
+  const strides = inner.map((_, i) => inner.slice(i + 1).reduce((a, b) => a * b, 1));
+  const fill = (axis: number, base: number): void => {
+    if (axis === inner.length) {
+      mask[base] = 1;
+      return;
+    }
+    const f = fixed[axis];
+    if (f !== undefined) fill(axis + 1, base + f * strides[axis]!);
+    else for (let i = 0; i < inner[axis]!; i++) fill(axis + 1, base + i * strides[axis]!);
+  };
+  for (let r = rowStart; r < rowEnd; r++) fill(0, r * rowSize);
+}

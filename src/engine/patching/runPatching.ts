@@ -1,0 +1,99 @@
+import type { SweepResult } from '../../protocol/result';
+import type { ResolvedSpec, SweepName } from '../../protocol/spec';
+import { CancelledError } from '../cancel';
+import type { HookedTransformer } from '../hookedTransformer';
+import { blockHookName } from '../hooks';
+import { DEFAULT_MEMORY_BUDGET_MIB } from './memory';
+import { Metric } from './metrics';
+import { executeFast } from './fastExecutor';
+import { executeNaive } from './naiveExecutor';
+import { metricRows, type PatchProblem, type SlotExecutor } from './problem';
+import { hooksOfSweeps, type PatchSlot, planSweep } from './sweeps';
+
+export type PatchingMode = 'fast' | 'naive';
+
+export interface PatchingProgress {
+  readonly done: number;
+  readonly total: number;
+  readonly sweep: SweepName;
+}
+
+export interface PatchingOptions {
+  readonly mode?: PatchingMode;
+  /** Working memory for patched batches, in MiB (default 1024). */
+  readonly memoryBudgetMiB?: number;
+  readonly onProgress?: (p: PatchingProgress) => void;
+  readonly signal?: AbortSignal;
+}
+
+const EXECUTORS: Record<PatchingMode, SlotExecutor> = { fast: executeFast, naive: executeNaive };
+
+export interface PatchingOutcome {
+  readonly status: 'done' | 'cancelled';
+  readonly baselines: { clean: number; corrupted: number };
+  /** Sweeps that finished, in the spec's order. A cancelled run keeps those. */
+  readonly sweeps: Partial<Record<SweepName, SweepResult>>;
+  readonly nPos: number;
+}
+
+const slotKey = (s: PatchSlot): string => `${s.layer}|${s.hook}|${s.pos}|${s.head}|${s.dest}|${s.src}`;
+
+/** Right-pads rows to one length; padding sits after every real token, so causality hides it. */
+function padRows(rows: number[][], padId: number): { rows: number[][]; nPos: number } {
+  const nPos = Math.max(...rows.map((r) => r.length));
+  return { rows: rows.map((r) => [...r, ...new Array<number>(nPos - r.length).fill(padId)]), nPos };
+}
+
+/** Runs the baselines and every sweep of a resolved spec. */
+export async function runPatching(model: HookedTransformer, spec: ResolvedSpec, opts: PatchingOptions = {}): Promise<PatchingOutcome> {
+  const cfg = model.cfg;
+  const execute = EXECUTORS[opts.mode ?? 'fast'];
+  const pad = cfg.bosTokenId;
+  const { rows: clean, nPos } = padRows(spec.pairs.map((p) => p.clean), pad);
+  const { rows: corrupted } = padRows(spec.pairs.map((p) => p.corrupted), pad);
+  const metric = new Metric(spec.metric, spec.pairs, cfg.dVocab);
+
+  const hooks = hooksOfSweeps(spec.sweeps, cfg);
+  const capture: string[] = [];
+  for (let l = 0; l < cfg.nLayers; l++) for (const h of hooks) capture.push(blockHookName(l, h));
+  const problemBase = { model, pairs: spec.pairs, nPos, clean, corrupted, metric };
+  const rows1 = metricRows(problemBase, 1);
+  const cleanRun = await model.forward(clean, { capture, logitRows: rows1, signal: opts.signal });
+  metric.setCleanLogits(cleanRun.logits.data);
+  const corruptedCapture: string[] = [];
+  for (let l = 0; l < cfg.nLayers; l++) {
+    for (const h of ['hook_resid_pre', 'attn.hook_k', 'attn.hook_v'] as const) corruptedCapture.push(blockHookName(l, h));
+  }
+  const corruptedRun = await model.forward(corrupted, { capture: corruptedCapture, logitRows: rows1, signal: opts.signal });
+  const baselines = { clean: metric.raw(cleanRun.logits.data), corrupted: metric.raw(corruptedRun.logits.data) };
+  metric.checkBaselines(baselines);
+
+  const problem: PatchProblem = {
+    ...problemBase,
+    cleanCache: cleanRun.cache,
+    corruptedCache: corruptedRun.cache,
+    corruptedLogits: corruptedRun.logits.data,
+    memoryBudget: (opts.memoryBudgetMiB ?? DEFAULT_MEMORY_BUDGET_MIB) * 2 ** 20,
+  };
+  const plans = spec.sweeps.map((name) => planSweep(name, cfg, nPos));
+  const known = new Map<string, number>();
+  const total = new Set(plans.flatMap((p) => p.slots.map(slotKey))).size;
+  const sweeps: Partial<Record<SweepName, SweepResult>> = {};
+  try {
+    for (const plan of plans) {
+      const todo = plan.slots.filter((s) => !known.has(slotKey(s)));
+      const before = known.size;
+      const raw = await execute(problem, todo, {
+        signal: opts.signal,
+        onProgress: (done) => opts.onProgress?.({ done: before + done, total, sweep: plan.name }),
+      });
+      todo.forEach((s, i) => known.set(slotKey(s), raw[i]!));
+      const values = Array.from(plan.valueSlot, (i) => metric.normalize(known.get(slotKey(plan.slots[i]!))!, baselines));
+      sweeps[plan.name] = { shape: plan.shape, axes: plan.axes, values, ...(plan.components ? { components: plan.components } : {}) };
+    }
+  } catch (e) {
+    if (e instanceof CancelledError) return { status: 'cancelled', baselines, sweeps, nPos };
+    throw e;
+  }
+  return { status: 'done', baselines, sweeps, nPos };
+}

@@ -1,0 +1,67 @@
+import type { MetricName, PatchSpec, SweepName } from './spec';
+
+/** The result file a run writes (`<name>.result.json`): everything a viewer needs, nothing more. */
+export const RESULT_FORMAT = 'patchlens.result/1';
+
+export type RunStatus = 'done' | 'cancelled' | 'failed';
+
+export interface PromptTokens {
+  readonly ids: number[];
+  /** Each token as a person reads it (GPT-2's 'Ġ' shown as a space). */
+  readonly strings: string[];
+  /** [start, end) UTF-16 offsets into the source document, null for BOS or tokens given as ids. */
+  readonly ranges: ([number, number] | null)[];
+}
+
+export interface PairTokens {
+  readonly clean: PromptTokens;
+  readonly corrupted: PromptTokens;
+}
+
+export interface SweepResult {
+  readonly shape: number[];
+  /** Index names in TransformerLens's order, e.g. ['layer', 'pos'] or ['component', 'layer', 'head']. */
+  readonly axes: string[];
+  /** Row-major, last axis fastest. */
+  readonly values: number[];
+  /** Names of the stacked activations of the *_every sweeps (the 'component' axis). */
+  readonly components?: string[];
+}
+
+export interface ModelInfo {
+  /** What the spec or the user named: a hub id, a folder, or a built-in model. */
+  readonly id: string;
+  readonly config: {
+    readonly nLayers: number;
+    readonly nHeads: number;
+    readonly dModel: number;
+    readonly dHead: number;
+    readonly dMlp: number;
+    readonly dVocab: number;
+    readonly nCtx: number;
+  };
+  readonly dtype: 'float32';
+  /** The execution provider that ran the model (cpu, webgpu, cuda, ...). */
+  readonly provider: string;
+  /** Weight processing applied before the run; PatchLens applies none unless asked. */
+  readonly weightProcessing: 'none';
+}
+
+export interface PatchResult {
+  readonly format: typeof RESULT_FORMAT;
+  readonly name: string;
+  readonly status: RunStatus;
+  /** Set when status is 'failed' or 'cancelled'. */
+  readonly message?: string;
+  readonly createdAt: string;
+  readonly spec: PatchSpec;
+  /** Absolute path of the spec file or document the prompts came from, if any. */
+  readonly source?: string;
+  readonly model: ModelInfo;
+  readonly engine: { readonly version: string; readonly mode: 'fast' | 'naive'; readonly seconds: number };
+  readonly metric: MetricName;
+  readonly tokens: PairTokens[];
+  /** The metric's raw value on the clean and on the corrupted run (for normalized metrics: the un-normalized ones). */
+  readonly baselines: { readonly clean: number; readonly corrupted: number };
+  readonly sweeps: Partial<Record<SweepName, SweepResult>>;
+}
