@@ -1,0 +1,434 @@
+/**
+ * PNG export of sweep heatmaps (the notebook's `save_imshow`), drawn with the same chart.js matrix
+ * charts and the same layout (src/protocol/heatmapLayout.ts) as the webview, so an exported picture
+ * shows what the panel showed. Each facet is its own chart on its own canvas; the facets, the title
+ * and one colour bar are composed onto a single canvas, because chart.js draws one chart per canvas.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BasicPlatform, CategoryScale, Chart, LinearScale } from 'chart.js';
+import type { ChartConfiguration, Scale } from 'chart.js';
+import { MatrixController, MatrixElement } from 'chartjs-chart-matrix';
+import { createCanvas, GlobalFonts } from '@napi-rs/canvas';
+import type { Canvas, SKRSContext2D } from '@napi-rs/canvas';
+import { divergingColor, facetColumns, layoutSweep, symmetricRange } from '../../protocol/heatmapLayout';
+import type { Facet } from '../../protocol/heatmapLayout';
+import type { PatchResult, SweepResult } from '../../protocol/result';
+import type { SweepName } from '../../protocol/spec';
+
+export interface RenderOptions {
+  /** Upper bound on the image width in pixels (default 4000); cells shrink to fit. */
+  width?: number;
+  /** Preferred cell edge in pixels (default 28); smaller when the picture would exceed the size cap. */
+  cellSize?: number;
+  dark?: boolean;
+}
+
+/** Where a facet's cells landed in the image, so callers (and tests) can find a cell's pixels. */
+export interface FacetGeometry {
+  readonly title: string;
+  readonly left: number;
+  readonly top: number;
+  readonly cellWidth: number;
+  readonly cellHeight: number;
+  readonly rows: number;
+  readonly cols: number;
+}
+
+export interface SweepImage {
+  readonly png: Buffer;
+  readonly width: number;
+  readonly height: number;
+  readonly range: number;
+  readonly facets: FacetGeometry[];
+}
+
+/** Centre pixel of cell [row][col] of a facet. */
+export function cellCentre(g: FacetGeometry, row: number, col: number): { x: number; y: number } {
+  return { x: g.left + (col + 0.5) * g.cellWidth, y: g.top + (row + 0.5) * g.cellHeight };
+}
+
+const MAX_SIDE = 4000;
+const DEFAULT_CELL = 28;
+const PAD = 14;
+const GAP_X = 12;
+const GAP_Y = 6;
+const COLORBAR_GAP = 18;
+const COLORBAR_W = 14;
+
+/**
+ * Fonts: @napi-rs/canvas loads the system's fonts itself, but chart.js asks for Helvetica/Arial, which a
+ * bare Linux lacks; DejaVu Sans (Debian/Ubuntu package fonts-dejavu-core) covers the '␣' and '↵' the
+ * token labels use. Registered explicitly where the file exists so the family name is certain.
+ */
+const DEJAVU_PATHS = [
+  '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf',
+  '/usr/share/fonts/TTF/DejaVuSans.ttf',
+  '/usr/share/fonts/dejavu/DejaVuSans.ttf',
+  '/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf',
+];
+const DEJAVU_BOLD_PATHS = DEJAVU_PATHS.map((p) => p.replace('DejaVuSans.ttf', 'DejaVuSans-Bold.ttf'));
+const FONT_FAMILY = "'DejaVu Sans', 'Helvetica Neue', Helvetica, Arial, 'Segoe UI', sans-serif";
+
+let initialised = false;
+function init(): void {
+  if (initialised) return;
+  initialised = true;
+  for (const p of [...DEJAVU_PATHS, ...DEJAVU_BOLD_PATHS]) {
+    if (existsSync(p)) GlobalFonts.registerFromPath(p, 'DejaVu Sans');
+  }
+  Chart.register(MatrixController, MatrixElement, CategoryScale, LinearScale);
+  Chart.defaults.font.family = FONT_FAMILY;
+}
+
+interface Theme {
+  background: string;
+  text: string;
+  muted: string;
+}
+const LIGHT: Theme = { background: '#ffffff', text: '#222222', muted: '#555555' };
+const DARK: Theme = { background: '#1e1e1e', text: '#dddddd', muted: '#aaaaaa' };
+
+const rgb = (c: [number, number, number]): string => `rgb(${c[0]},${c[1]},${c[2]})`;
+
+/** Three significant digits, without the exponent noise of toPrecision for ordinary magnitudes. */
+function formatValue(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
+  return String(Number(v.toPrecision(3)));
+}
+
+const METRIC_TITLES: Record<string, string> = {
+  logit_diff: 'logit difference',
+  normalized_logit_diff: 'normalized logit difference',
+  answer_logprob: 'answer log-prob',
+  kl_divergence: 'KL divergence',
+  answer_prob: 'answer probability',
+};
+
+/** Sizes that depend only on the labels and the cell size; recomputed as the cells shrink. */
+interface Metrics {
+  cellW: number;
+  cellH: number;
+  xFont: number;
+  yFont: number;
+  yAxisW: number;
+  xAxisH: number;
+  rotate: boolean;
+  facetTitleH: number;
+}
+
+function maxTextWidth(ctx: SKRSContext2D, font: string, texts: string[]): number {
+  ctx.font = font;
+  let m = 0;
+  for (const t of texts) m = Math.max(m, ctx.measureText(t).width);
+  return Math.ceil(m);
+}
+
+// Below this cell size 11 px labels overlap; 9 px stays legible, and chart.js's autoSkip thins out the rest.
+const fontFor = (cell: number): number => (cell >= 12 ? 11 : 9);
+
+function metricsFor(ctx: SKRSContext2D, facet: Facet, cellW: number, cellH: number, multi: boolean): Metrics {
+  const xFont = fontFor(cellW);
+  const yFont = fontFor(cellH);
+  const axisTitle = 11 + 8;
+  const rowW = maxTextWidth(ctx, `${yFont}px ${FONT_FAMILY}`, facet.rowLabels);
+  const colW = maxTextWidth(ctx, `${xFont}px ${FONT_FAMILY}`, facet.colLabels);
+  const rotate = colW + 6 > cellW;
+  return {
+    cellW,
+    cellH,
+    xFont,
+    yFont,
+    yAxisW: axisTitle + rowW + 8,
+    xAxisH: axisTitle + (rotate ? colW : xFont + 2) + 8,
+    rotate,
+    facetTitleH: multi ? 18 : 0,
+  };
+}
+
+interface FacetChart {
+  canvas: Canvas;
+  chart: Chart;
+  chartArea: { left: number; top: number; width: number; height: number };
+}
+
+/** x, y: label indices, already in chart.js's parsed form (see `parsing: false`). */
+type Cell = { x: number; y: number; v: number };
+
+function facetData(facet: Facet): Cell[] {
+  const data: Cell[] = [];
+  for (let r = 0; r < facet.rowLabels.length; r++) {
+    for (let c = 0; c < facet.colLabels.length; c++) data.push({ x: c, y: r, v: facet.values[r][c] });
+  }
+  return data;
+}
+
+/**
+ * A chart.js matrix chart for facets laid out like `facet`; `showX`/`showY` say whether it carries the
+ * shared axis labels. Built once per kind and refilled per facet: a dest×src sweep has L×H facets,
+ * and constructing a chart each time costs far more than updating one.
+ */
+function facetChart(facet: Facet, m: Metrics, range: number, theme: Theme, showX: boolean, showY: boolean): FacetChart {
+  const plotW = facet.colLabels.length * m.cellW;
+  const plotH = facet.rowLabels.length * m.cellH;
+  const yW = showY ? m.yAxisW : 0;
+  const xH = showX ? m.xAxisH : 0;
+  const canvas = createCanvas(Math.max(1, yW + plotW), Math.max(1, plotH + xH));
+  const titleFont = { size: 11, family: FONT_FAMILY, weight: 'bold' as const };
+  // Exact axis boxes (and no overflow padding) make the plot area exactly cells × cell size, so facets
+  // line up in the grid and a cell's pixels can be computed from its index.
+  const fixX = (s: Scale): void => {
+    s.height = xH;
+    s.paddingLeft = s.paddingRight = 0;
+  };
+  const fixY = (s: Scale): void => {
+    s.width = yW;
+    s.paddingTop = s.paddingBottom = 0;
+  };
+  const config = {
+    type: 'matrix',
+    platform: BasicPlatform,
+    data: {
+      datasets: [
+        {
+          data: facetData(facet),
+          // Parsing category values looks each label up in the label list, quadratic in the cell count.
+          parsing: false,
+          borderWidth: 0,
+          backgroundColor: (c: { raw?: Cell }) => rgb(divergingColor(c.raw?.v ?? NaN, range)),
+          // Half a pixel of overlap hides the hairline seams antialiasing leaves between cells.
+          width: () => m.cellW + 0.5,
+          height: () => m.cellH + 0.5,
+        },
+      ],
+    },
+    options: {
+      animation: false,
+      responsive: false,
+      devicePixelRatio: 1,
+      events: [],
+      layout: { padding: 0 },
+      plugins: { legend: { display: false }, tooltip: { enabled: false }, title: { display: false } },
+      scales: {
+        x: {
+          type: 'category',
+          labels: facet.colLabels,
+          offset: true,
+          display: showX,
+          position: 'bottom',
+          grid: { display: false, drawTicks: false },
+          border: { display: false },
+          ticks: {
+            font: { size: m.xFont, family: FONT_FAMILY },
+            color: theme.text,
+            padding: 4,
+            autoSkip: true,
+            autoSkipPadding: 2,
+            minRotation: m.rotate ? 90 : 0,
+            maxRotation: m.rotate ? 90 : 0,
+          },
+          title: { display: true, text: facet.colAxis, font: titleFont, color: theme.muted, padding: { top: 2, bottom: 0 } },
+          afterFit: fixX,
+        },
+        y: {
+          type: 'category',
+          labels: facet.rowLabels,
+          offset: true,
+          // Row 0 (layer 0) on top, as imshow draws it; chartjs-chart-matrix defaults its y axis to
+          // reverse: true, which puts it at the bottom.
+          reverse: false,
+          display: showY,
+          grid: { display: false, drawTicks: false },
+          border: { display: false },
+          ticks: { font: { size: m.yFont, family: FONT_FAMILY }, color: theme.text, padding: 4, autoSkip: true, autoSkipPadding: 2 },
+          title: { display: true, text: facet.rowAxis, font: titleFont, color: theme.muted, padding: { top: 0, bottom: 2 } },
+          afterFit: fixY,
+        },
+      },
+    },
+  };
+  const chart = new Chart(
+    canvas.getContext('2d') as unknown as CanvasRenderingContext2D,
+    config as unknown as ChartConfiguration,
+  );
+  const a = chart.chartArea;
+  return { canvas, chart, chartArea: { left: a.left, top: a.top, width: a.width, height: a.height } };
+}
+
+/** Renders one sweep of a result; returns the PNG and where each facet's cells are. */
+export async function renderSweepImage(result: PatchResult, sweep: SweepName, opts: RenderOptions = {}): Promise<SweepImage> {
+  init();
+  const data: SweepResult | undefined = result.sweeps[sweep];
+  if (!data) throw new Error(`result '${result.name}' has no sweep '${sweep}'`);
+  const facets = layoutSweep(data, { tokens: result.tokens[0]?.clean.strings ?? [] });
+  if (facets.length === 0) throw new Error(`sweep '${sweep}' of result '${result.name}' is empty`);
+  const theme = opts.dark ? DARK : LIGHT;
+  const range = symmetricRange(data.values);
+  const maxW = Math.max(200, Math.min(opts.width ?? MAX_SIDE, MAX_SIDE));
+  const maxH = MAX_SIDE;
+
+  const scratch = createCanvas(1, 1).getContext('2d');
+  const multi = facets.length > 1;
+  const gridCols = Math.min(facets.length, facetColumns(data, facets.length));
+  const gridRows = Math.ceil(facets.length / gridCols);
+  // All facets of a sweep share their labels (components and dest×src heads index the same axes).
+  const ref = facets[0];
+  const rows = ref.rowLabels.length;
+  const cols = ref.colLabels.length;
+
+  const title = `${result.name} — ${sweep}`;
+  const subtitle = [
+    `metric: ${METRIC_TITLES[result.metric] ?? result.metric}`,
+    `model: ${result.model.id}`,
+    `clean ${formatValue(result.baselines.clean)}, corrupted ${formatValue(result.baselines.corrupted)}`,
+    result.status !== 'done' ? `status: ${result.status}` : '',
+  ]
+    .filter(Boolean)
+    .join('   ·   ');
+  const headerH = 16 + 8 + 12 + 14;
+  const colorbarLabelW = maxTextWidth(scratch, `11px ${FONT_FAMILY}`, [formatValue(range), formatValue(-range)]) + 8;
+  const colorbarW = COLORBAR_GAP + COLORBAR_W + colorbarLabelW;
+
+  const layoutFor = (cellW: number, cellH: number): { m: Metrics; width: number; height: number } => {
+    const m = metricsFor(scratch, ref, cellW, cellH, multi);
+    const width = PAD + m.yAxisW + gridCols * cols * cellW + (gridCols - 1) * GAP_X + colorbarW + PAD;
+    const height = PAD + headerH + gridRows * (m.facetTitleH + rows * cellH) + (gridRows - 1) * GAP_Y + m.xAxisH + PAD;
+    return { m, width, height };
+  };
+  // Cells start square and shrink on each side separately, so a tall [L·H, P] sweep keeps readable
+  // columns instead of shrinking to a sliver; the label boxes depend on the cell size, hence the loop.
+  let cellW = Math.max(1, Math.floor(opts.cellSize ?? DEFAULT_CELL));
+  let cellH = cellW;
+  let lay = layoutFor(cellW, cellH);
+  while ((lay.width > maxW && cellW > 1) || (lay.height > maxH && cellH > 1)) {
+    if (lay.width > maxW && cellW > 1) {
+      const fixedW = lay.width - gridCols * cols * cellW;
+      cellW = Math.max(1, Math.min(cellW - 1, Math.floor((maxW - fixedW) / (gridCols * cols))));
+    }
+    if (lay.height > maxH && cellH > 1) {
+      const fixedH = lay.height - gridRows * rows * cellH;
+      cellH = Math.max(1, Math.min(cellH - 1, Math.floor((maxH - fixedH) / (gridRows * rows))));
+    }
+    lay = layoutFor(cellW, cellH);
+  }
+  const { m } = lay;
+
+  scratch.font = `bold 16px ${FONT_FAMILY}`;
+  const titleW = scratch.measureText(title).width;
+  scratch.font = `12px ${FONT_FAMILY}`;
+  const subtitleW = scratch.measureText(subtitle).width;
+  const width = Math.ceil(Math.max(lay.width, Math.min(maxW, PAD * 2 + Math.max(titleW, subtitleW))));
+  const height = Math.ceil(lay.height);
+
+  const canvas = createCanvas(width, height);
+  const ctx = canvas.getContext('2d');
+  ctx.fillStyle = theme.background;
+  ctx.fillRect(0, 0, width, height);
+  ctx.textBaseline = 'top';
+  ctx.textAlign = 'left';
+  ctx.fillStyle = theme.text;
+  ctx.font = `bold 16px ${FONT_FAMILY}`;
+  ctx.fillText(title, PAD, PAD);
+  ctx.fillStyle = theme.muted;
+  ctx.font = `12px ${FONT_FAMILY}`;
+  ctx.fillText(subtitle, PAD, PAD + 16 + 8);
+
+  const plotW = cols * m.cellW;
+  const plotH = rows * m.cellH;
+  const gridLeft = PAD + m.yAxisW;
+  const gridTop = PAD + headerH;
+  const geometry: FacetGeometry[] = [];
+  const charts = new Map<string, FacetChart>();
+  for (let i = 0; i < facets.length; i++) {
+    const f = facets[i];
+    const gr = Math.floor(i / gridCols);
+    const gc = i % gridCols;
+    const showY = gc === 0;
+    // The x labels go under a facet only when no facet sits below it.
+    const showX = i + gridCols >= facets.length;
+    const plotLeft = gridLeft + gc * (plotW + GAP_X);
+    const plotTop = gridTop + gr * (m.facetTitleH + plotH + GAP_Y) + m.facetTitleH;
+    const key = `${showX}/${showY}`;
+    let fc = charts.get(key);
+    if (!fc) {
+      fc = facetChart(f, m, range, theme, showX, showY);
+      charts.set(key, fc);
+    } else {
+      fc.chart.data.datasets[0].data = facetData(f) as never;
+      fc.chart.update();
+    }
+    ctx.drawImage(fc.canvas, plotLeft - fc.chartArea.left, plotTop - fc.chartArea.top);
+    if (m.facetTitleH > 0 && f.title) {
+      ctx.font = `bold 12px ${FONT_FAMILY}`;
+      const tw = ctx.measureText(f.title).width;
+      // A title wider than its facet would overwrite its neighbour's; the grid order still identifies it.
+      if (tw <= plotW + GAP_X - 2) {
+        ctx.fillStyle = theme.text;
+        ctx.textAlign = 'center';
+        ctx.textBaseline = 'bottom';
+        ctx.fillText(f.title, plotLeft + plotW / 2, plotTop - 3);
+      }
+    }
+    geometry.push({
+      title: f.title,
+      left: plotLeft,
+      top: plotTop,
+      cellWidth: fc.chartArea.width / f.colLabels.length,
+      cellHeight: fc.chartArea.height / f.rowLabels.length,
+      rows: f.rowLabels.length,
+      cols: f.colLabels.length,
+    });
+  }
+
+  // Destroying a chart clears its canvas, so only now that every facet has been copied.
+  for (const fc of charts.values()) fc.chart.destroy();
+
+  // Colour bar: +range at the top, as plotly draws it, spanning the first facet row.
+  const barLeft = gridLeft + gridCols * plotW + (gridCols - 1) * GAP_X + COLORBAR_GAP;
+  const barTop = gridTop + m.facetTitleH;
+  const barH = Math.max(60, Math.min(plotH, 400));
+  const grad = ctx.createLinearGradient(0, barTop, 0, barTop + barH);
+  for (let k = 0; k <= 20; k++) grad.addColorStop(k / 20, rgb(divergingColor(range * (1 - (2 * k) / 20), range)));
+  ctx.fillStyle = grad;
+  ctx.fillRect(barLeft, barTop, COLORBAR_W, barH);
+  ctx.strokeStyle = theme.muted;
+  ctx.lineWidth = 1;
+  ctx.strokeRect(barLeft + 0.5, barTop + 0.5, COLORBAR_W - 1, barH - 1);
+  ctx.fillStyle = theme.text;
+  ctx.font = `11px ${FONT_FAMILY}`;
+  ctx.textAlign = 'left';
+  const tick = (y: number, text: string, baseline: 'top' | 'middle' | 'bottom'): void => {
+    ctx.textBaseline = baseline;
+    ctx.fillText(text, barLeft + COLORBAR_W + 4, y);
+    ctx.fillRect(barLeft + COLORBAR_W, Math.round(y) - (baseline === 'top' ? 0 : baseline === 'bottom' ? 1 : 0.5), 3, 1);
+  };
+  tick(barTop, formatValue(range), 'top');
+  tick(barTop + barH / 2, '0', 'middle');
+  tick(barTop + barH, formatValue(-range), 'bottom');
+
+  return { png: canvas.toBuffer('image/png'), width, height, range, facets: geometry };
+}
+
+export async function renderSweepPng(result: PatchResult, sweep: SweepName, opts?: RenderOptions): Promise<Buffer> {
+  return (await renderSweepImage(result, sweep, opts)).png;
+}
+
+/**
+ * Writes `<dir>/<result.name>.<sweep>.png` for every sweep in the result (characters a file name cannot
+ * hold replaced by '_'); returns the paths written.
+ */
+export async function writeSweepPngs(result: PatchResult, dir: string, opts?: RenderOptions): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const paths: string[] = [];
+  for (const sweep of Object.keys(result.sweeps) as SweepName[]) {
+    if (!result.sweeps[sweep]) continue;
+    // A name is free text; path separators in it must not send the file elsewhere.
+    const p = join(dir, `${result.name.replace(/[\\/:*?"<>|\x00-\x1f]/g, '_')}.${sweep}.png`);
+    await writeFile(p, await renderSweepPng(result, sweep, opts));
+    paths.push(p);
+  }
+  return paths;
+}
