@@ -1,10 +1,9 @@
+import { DEVICE_SETTINGS, type DeviceSetting } from '../protocol/engineRpc';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from './graph/graphBuilder';
 import { DataType } from './graph/onnxProto';
 import { UserError } from './userError';
 
-export const DEVICE_SETTINGS = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'] as const;
-export type DeviceSetting = (typeof DEVICE_SETTINGS)[number];
 type Provider = Exclude<DeviceSetting, 'auto'>;
 
 /** GPU providers worth trying on each platform, best first; `cpu` always remains. */

@@ -61,7 +61,10 @@ export interface PatchResult {
   readonly engine: { readonly version: string; readonly mode: 'fast' | 'naive'; readonly seconds: number };
   readonly metric: MetricName;
   readonly tokens: PairTokens[];
-  /** The metric's raw value on the clean and on the corrupted run (for normalized metrics: the un-normalized ones). */
-  readonly baselines: { readonly clean: number; readonly corrupted: number };
+  /**
+   * The metric's raw value on the clean and on the corrupted run (for normalized metrics: the
+   * un-normalized ones). Absent only when the run failed before computing them.
+   */
+  readonly baselines?: { readonly clean: number; readonly corrupted: number };
   readonly sweeps: Partial<Record<SweepName, SweepResult>>;
 }

@@ -129,11 +129,14 @@ test('tokenizer files written into a checkpoint folder load the same tokenizer',
   assert.equal(json.added_tokens[0]!.id, 50256);
 });
 
-test('a missing tokenizer.json for a non-GPT-2 vocabulary is a UserError naming the file', async () => {
+test('without tokenizer.json a non-GPT-2 model takes ids only: text is a UserError naming the file and the id fields', async () => {
   const dir = makeTmpDir('tok-missing');
-  await assert.rejects(loadTokenizer(dir, { ...gpt2Cfg, dVocab: 1000 }), (e: unknown) => {
+  const tok = await loadTokenizer(dir, { ...gpt2Cfg, dVocab: 1000 });
+  assert.equal(tok.tokenString(42), '<42>');
+  assert.throws(() => tok.encode('hello'), (e: unknown) => {
     assert.ok(e instanceof UserError);
     assert.ok(e.message.includes(join(dir, 'tokenizer.json')), e.message);
+    assert.match(e.message, /clean_ids/);
     return true;
   });
 });

@@ -123,9 +123,7 @@ export async function loadTokenizer(dir: string, cfg: ModelConfig): Promise<Text
     tokenizerJson = buildGpt2TokenizerJson();
     tokenizerConfig = gpt2TokenizerConfig();
   } else {
-    throw new UserError(
-      `${tokPath} does not exist and the model (vocab ${cfg.dVocab}) is not GPT-2's; put the model's Hugging Face tokenizer.json in that folder`,
-    );
+    return new IdOnlyTokenizer(cfg, tokPath);
   }
 
   const m = await loadTransformers();
@@ -229,5 +227,36 @@ class HfTextTokenizer implements TextTokenizer {
   decode(ids: readonly number[]): string {
     if (ids.length === 0) return '';
     return this.tok.decode([...ids], { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+  }
+}
+
+/**
+ * A model without a tokenizer.json can still run prompts given as token ids (test checkpoints, the
+ * golden model); text prompts get a message that says what is missing.
+ */
+class IdOnlyTokenizer implements TextTokenizer {
+  readonly vocabSize: number;
+  readonly bosTokenId: number;
+
+  constructor(
+    cfg: ModelConfig,
+    private readonly missing: string,
+  ) {
+    this.vocabSize = cfg.dVocab;
+    this.bosTokenId = cfg.bosTokenId;
+  }
+
+  encode(): never {
+    throw new UserError(
+      `${this.missing} does not exist and the model (vocab ${this.vocabSize}) is not GPT-2's, so text prompts cannot be tokenized; put the model's Hugging Face tokenizer.json in that folder, or give prompts as token ids (clean_ids, corrupted_ids, answer_id, wrong_id)`,
+    );
+  }
+
+  tokenString(id: number): string {
+    return `<${id}>`;
+  }
+
+  decode(ids: readonly number[]): string {
+    return ids.map((id) => this.tokenString(id)).join('');
   }
 }

@@ -1,4 +1,5 @@
 import type { SweepResult } from '../../protocol/result';
+import type { PatchingMode } from '../../protocol/engineRpc';
 import type { ResolvedSpec, SweepName } from '../../protocol/spec';
 import { CancelledError } from '../cancel';
 import type { HookedTransformer } from '../hookedTransformer';
@@ -10,7 +11,6 @@ import { executeNaive } from './naiveExecutor';
 import { metricRows, type PatchProblem, type SlotExecutor } from './problem';
 import { hooksOfSweeps, type PatchSlot, planSweep } from './sweeps';
 
-export type PatchingMode = 'fast' | 'naive';
 
 export interface PatchingProgress {
   readonly done: number;

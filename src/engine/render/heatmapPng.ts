@@ -283,7 +283,7 @@ export async function renderSweepImage(result: PatchResult, sweep: SweepName, op
   const subtitle = [
     `metric: ${METRIC_TITLES[result.metric] ?? result.metric}`,
     `model: ${result.model.id}`,
-    `clean ${formatValue(result.baselines.clean)}, corrupted ${formatValue(result.baselines.corrupted)}`,
+    result.baselines ? `clean ${formatValue(result.baselines.clean)}, corrupted ${formatValue(result.baselines.corrupted)}` : '',
     result.status !== 'done' ? `status: ${result.status}` : '',
   ]
     .filter(Boolean)

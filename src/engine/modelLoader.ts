@@ -1,0 +1,84 @@
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { DeviceSetting, EngineSettings } from '../protocol/engineRpc';
+import { HookedTransformer } from './hookedTransformer';
+import { builtinModelDir, isBuiltinModel } from './model/builtinModels';
+import { loadGpt2Checkpoint } from './model/gpt2Checkpoint';
+import { resolveModelDir } from './model/hub';
+import { loadTokenizer } from './model/textTokenizer';
+import type { TextTokenizer } from './model/tokenizer';
+import { type Logger, Runtime } from './runtime';
+
+export interface LoadedModel {
+  /** What the user named: a hub id, a folder, or a built-in model. */
+  readonly id: string;
+  readonly dir: string;
+  readonly model: HookedTransformer;
+  readonly tokenizer: TextTokenizer;
+}
+
+export interface ModelRequest {
+  readonly source: string;
+  /** Folder that relative model paths are relative to (the spec's). */
+  readonly baseDir?: string;
+  readonly settings: EngineSettings;
+  readonly onDownload?: (p: { file: string; received: number; total: number | undefined }) => void;
+  readonly signal?: AbortSignal;
+  readonly log?: Logger;
+}
+
+/** The cache root: downloads in hub/, built-in models in builtin/. */
+export function cacheRoot(settings: EngineSettings): string {
+  return resolve(settings.cacheDir ?? process.env.PATCHLENS_CACHE ?? join(homedir(), '.cache', 'patchlens'));
+}
+
+async function modelDir(req: ModelRequest): Promise<string> {
+  if (isBuiltinModel(req.source)) return builtinModelDir(req.source, cacheRoot(req.settings));
+  return resolveModelDir(req.source, {
+    baseDir: req.baseDir,
+    cacheDir: join(cacheRoot(req.settings), 'hub'),
+    ...(req.settings.hubEndpoint ? { endpoint: req.settings.hubEndpoint } : {}),
+    onProgress: req.onDownload,
+    signal: req.signal,
+  });
+}
+
+/**
+ * Keeps the last model loaded, so a researcher's next run on the same model starts at once; loading
+ * another model (or the same on another device) releases the previous one first.
+ */
+export class ModelCache {
+  private current: { key: string; loaded: Promise<LoadedModel> } | undefined;
+
+  async get(req: ModelRequest): Promise<LoadedModel> {
+    const dir = await modelDir(req);
+    const device: DeviceSetting = req.settings.device ?? 'auto';
+    const key = `${dir}|${device}`;
+    if (this.current?.key === key) return this.current.loaded;
+    await this.release();
+    const loaded = (async (): Promise<LoadedModel> => {
+      const { config, weights } = loadGpt2Checkpoint(dir);
+      const tokenizer = await loadTokenizer(dir, config);
+      const runtime = await Runtime.create(device, req.log);
+      return { id: req.source, dir, model: new HookedTransformer(config, weights, runtime, tokenizer), tokenizer };
+    })();
+    this.current = { key, loaded };
+    try {
+      return await loaded;
+    } catch (e) {
+      this.current = undefined;
+      throw e;
+    }
+  }
+
+  /** The loaded model, if any, without loading one. */
+  async peek(): Promise<LoadedModel | undefined> {
+    return this.current?.loaded.catch(() => undefined);
+  }
+
+  async release(): Promise<void> {
+    const prev = this.current;
+    this.current = undefined;
+    if (prev) await (await prev.loaded.catch(() => undefined))?.model.runtime.release();
+  }
+}
