@@ -1,28 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { PreTrainedTokenizer } from '@huggingface/transformers';
+import { Tokenizer } from '@huggingface/tokenizers';
 import { UserError } from '../userError';
 import type { ModelConfig } from './config';
 import { buildGpt2TokenizerJson, GPT2_VOCAB_SIZE, gpt2TokenizerConfig } from './gpt2Tokenizer';
 import type { EncodedText, TextTokenizer } from './tokenizer';
-
-type TransformersModule = typeof import('@huggingface/transformers');
-
-let transformers: Promise<TransformersModule> | undefined;
-
-// The package is ESM-only and heavy; load it once, on first use, and lock it to the local disk so a
-// tokenizer can never be fetched from (or cached to) anywhere the user didn't point at.
-function loadTransformers(): Promise<TransformersModule> {
-  transformers ??= import('@huggingface/transformers').then((m) => {
-    m.env.allowRemoteModels = false;
-    m.env.allowLocalModels = true;
-    m.env.useFSCache = false;
-    m.env.useBrowserCache = false;
-    m.env.localModelPath = '';
-    return m;
-  });
-  return transformers;
-}
 
 /** GPT-2's byte-level alphabet: token characters back to the bytes they stand for. */
 function byteLevelDecoder(): Map<string, number> {
@@ -106,7 +88,8 @@ function isByteLevel(json: unknown): boolean {
 }
 
 /**
- * Loads the tokenizer of the checkpoint in `dir` (its tokenizer.json, read by @huggingface/transformers).
+ * Loads the tokenizer of the checkpoint in `dir`: its tokenizer.json, read by @huggingface/tokenizers (the
+ * pure-JS tokenizer library that @huggingface/transformers itself uses, without its 160 MB of runtimes).
  * GPT-2-shaped models without one get GPT-2's own tokenizer.
  */
 export async function loadTokenizer(dir: string, cfg: ModelConfig): Promise<TextTokenizer> {
@@ -126,18 +109,9 @@ export async function loadTokenizer(dir: string, cfg: ModelConfig): Promise<Text
     return new IdOnlyTokenizer(cfg, tokPath);
   }
 
-  const m = await loadTransformers();
-  // What AutoTokenizer.from_pretrained does after reading the two files; doing the reading here keeps
-  // it off the hub code path (and its per-process memoized file lookups) entirely.
-  const className = typeof tokenizerConfig.tokenizer_class === 'string' ? tokenizerConfig.tokenizer_class.replace(/Fast$/, '') : '';
-  const candidate = (m as unknown as Record<string, unknown>)[className];
-  const Cls =
-    typeof candidate === 'function' && (candidate === m.PreTrainedTokenizer || candidate.prototype instanceof m.PreTrainedTokenizer)
-      ? (candidate as typeof m.PreTrainedTokenizer)
-      : m.PreTrainedTokenizer;
-  let tok: PreTrainedTokenizer;
+  let tok: Tokenizer;
   try {
-    tok = new Cls(tokenizerJson as object, tokenizerConfig);
+    tok = new Tokenizer(tokenizerJson as object, tokenizerConfig);
   } catch (e) {
     throw new UserError(`cannot build a tokenizer from ${tokPath} (${(e as Error).message}); the file is not a Hugging Face tokenizer.json`);
   }
@@ -151,7 +125,7 @@ class HfTextTokenizer implements TextTokenizer {
   private readonly byteOf: Map<string, number> | undefined;
 
   constructor(
-    private readonly tok: PreTrainedTokenizer,
+    private readonly tok: Tokenizer,
     cfg: ModelConfig,
     byteLevel: boolean,
     private readonly added: Map<number, string>,
@@ -172,7 +146,7 @@ class HfTextTokenizer implements TextTokenizer {
   }
 
   encode(text: string): EncodedText {
-    const ids = this.tok.encode(text, { add_special_tokens: false });
+    const { ids } = this.tok.encode(text, { add_special_tokens: false });
     for (const id of ids) {
       if (id >= this.vocabSize) {
         throw new UserError(
