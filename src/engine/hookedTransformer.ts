@@ -45,6 +45,8 @@ export class HookedTransformer {
   private readonly blockFeeds: Record<string, ort.Tensor>[];
   private readonly embedFeeds: Record<string, ort.Tensor>;
   private readonly unembedFeeds: Record<string, ort.Tensor>;
+  /** Floating-point operations of the matrix products run so far (for benchmarks). */
+  flops = 0;
   /** Graphs depend on the model's shapes, so sessions are shared only between models of one shape. */
   private readonly graphKey: string;
 
@@ -201,7 +203,18 @@ export class HookedTransformer {
       all[patchInput(local)] = p.source;
       all[maskInput(local)] = p.mask;
     }
+    this.flops += this.graphFlops(kind, feeds);
     return session.run(all);
+  }
+
+  /** Multiply-adds x2 of the matrix products a graph run performs (what benchmarks divide by time). */
+  private graphFlops(kind: 'embed' | 'block' | 'unembed', feeds: Record<string, ort.Tensor>): number {
+    const { dModel: D, dMlp: M, dVocab: V } = this.cfg;
+    if (kind === 'unembed') return 2 * (feeds.rows!.dims[0]! as number) * D * V;
+    if (kind === 'embed') return 0;
+    const [rows, pos] = feeds.resid_pre!.dims as number[];
+    const keys = pos! + ((feeds.past_k?.dims[1] as number | undefined) ?? 0);
+    return 2 * rows! * pos! * (4 * D * D + 2 * D * M) + 4 * rows! * pos! * keys * D;
   }
 }
 

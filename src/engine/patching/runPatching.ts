@@ -26,7 +26,7 @@ export interface PatchingOptions {
   readonly signal?: AbortSignal;
 }
 
-const EXECUTORS: Record<PatchingMode, SlotExecutor> = { fast: executeFast, naive: executeNaive };
+export const EXECUTORS: Record<PatchingMode, SlotExecutor> = { fast: executeFast, naive: executeNaive };
 
 export interface PatchingOutcome {
   readonly status: 'done' | 'cancelled';
@@ -44,10 +44,17 @@ function padRows(rows: number[][], padId: number): { rows: number[][]; nPos: num
   return { rows: rows.map((r) => [...r, ...new Array<number>(nPos - r.length).fill(padId)]), nPos };
 }
 
-/** Runs the baselines and every sweep of a resolved spec. */
-export async function runPatching(model: HookedTransformer, spec: ResolvedSpec, opts: PatchingOptions = {}): Promise<PatchingOutcome> {
+export interface PreparedPatching {
+  readonly problem: PatchProblem;
+  readonly baselines: { clean: number; corrupted: number };
+}
+
+/**
+ * The clean run (caching every hook the sweeps patch), the corrupted run (caching what the fast
+ * executor starts from), and the metric's baselines.
+ */
+export async function preparePatching(model: HookedTransformer, spec: ResolvedSpec, opts: Pick<PatchingOptions, 'memoryBudgetMiB' | 'signal'> = {}): Promise<PreparedPatching> {
   const cfg = model.cfg;
-  const execute = EXECUTORS[opts.mode ?? 'fast'];
   const pad = cfg.bosTokenId;
   const { rows: clean, nPos } = padRows(spec.pairs.map((p) => p.clean), pad);
   const { rows: corrupted } = padRows(spec.pairs.map((p) => p.corrupted), pad);
@@ -55,27 +62,36 @@ export async function runPatching(model: HookedTransformer, spec: ResolvedSpec, 
 
   const hooks = hooksOfSweeps(spec.sweeps, cfg);
   const capture: string[] = [];
-  for (let l = 0; l < cfg.nLayers; l++) for (const h of hooks) capture.push(blockHookName(l, h));
+  const corruptedCapture: string[] = [];
+  for (let l = 0; l < cfg.nLayers; l++) {
+    for (const h of hooks) capture.push(blockHookName(l, h));
+    for (const h of ['hook_resid_pre', 'attn.hook_k', 'attn.hook_v'] as const) corruptedCapture.push(blockHookName(l, h));
+  }
   const problemBase = { model, pairs: spec.pairs, nPos, clean, corrupted, metric };
   const rows1 = metricRows(problemBase, 1);
   const cleanRun = await model.forward(clean, { capture, logitRows: rows1, signal: opts.signal });
   metric.setCleanLogits(cleanRun.logits.data);
-  const corruptedCapture: string[] = [];
-  for (let l = 0; l < cfg.nLayers; l++) {
-    for (const h of ['hook_resid_pre', 'attn.hook_k', 'attn.hook_v'] as const) corruptedCapture.push(blockHookName(l, h));
-  }
   const corruptedRun = await model.forward(corrupted, { capture: corruptedCapture, logitRows: rows1, signal: opts.signal });
   const baselines = { clean: metric.raw(cleanRun.logits.data), corrupted: metric.raw(corruptedRun.logits.data) };
   metric.checkBaselines(baselines);
-
-  const problem: PatchProblem = {
-    ...problemBase,
-    cleanCache: cleanRun.cache,
-    corruptedCache: corruptedRun.cache,
-    corruptedLogits: corruptedRun.logits.data,
-    memoryBudget: (opts.memoryBudgetMiB ?? DEFAULT_MEMORY_BUDGET_MIB) * 2 ** 20,
+  return {
+    baselines,
+    problem: {
+      ...problemBase,
+      cleanCache: cleanRun.cache,
+      corruptedCache: corruptedRun.cache,
+      corruptedLogits: corruptedRun.logits.data,
+      memoryBudget: (opts.memoryBudgetMiB ?? DEFAULT_MEMORY_BUDGET_MIB) * 2 ** 20,
+    },
   };
-  const plans = spec.sweeps.map((name) => planSweep(name, cfg, nPos));
+}
+
+/** Runs the baselines and every sweep of a resolved spec. */
+export async function runPatching(model: HookedTransformer, spec: ResolvedSpec, opts: PatchingOptions = {}): Promise<PatchingOutcome> {
+  const execute = EXECUTORS[opts.mode ?? 'fast'];
+  const { problem, baselines } = await preparePatching(model, spec, opts);
+  const { metric, nPos } = problem;
+  const plans = spec.sweeps.map((name) => planSweep(name, model.cfg, nPos));
   const known = new Map<string, number>();
   const total = new Set(plans.flatMap((p) => p.slots.map(slotKey))).size;
   const sweeps: Partial<Record<SweepName, SweepResult>> = {};
