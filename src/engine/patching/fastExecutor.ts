@@ -21,7 +21,8 @@ export async function executeFast(problem: PatchProblem, slots: readonly PatchSl
   const { model, pairs, nPos } = problem;
   const n = pairs.length;
   const out = new Float64Array(slots.length);
-  const maxCopies = Math.max(1, Math.floor(problem.memoryBudget / bytesPerRow(model.cfg, nPos) / n));
+  const budgetCopies = Math.max(1, Math.floor(problem.memoryBudget / bytesPerRow(model.cfg, nPos) / n));
+  const tokenCap = model.runtime.provider === 'cpu' ? CPU_TOKENS_PER_RUN : GPU_TOKENS_PER_RUN;
   const byStart = new Map<number, number[]>();
   slots.forEach((s, i) => {
     const p = slotStart(s);
@@ -30,10 +31,14 @@ export async function executeFast(problem: PatchProblem, slots: readonly PatchSl
   let done = 0;
   for (const [p, members] of [...byStart].sort((a, b) => a[0] - b[0])) {
     members.sort((a, b) => slots[a]!.layer - slots[b]!.layer);
+    const maxCopies = Math.max(1, Math.min(budgetCopies, Math.floor(tokenCap / (n * (nPos - p)))));
     for (let c = 0; c < members.length; c += maxCopies) {
       throwIfCancelled(opts.signal);
       const chunk = members.slice(c, c + maxCopies);
-      const values = await runChunk(problem, chunk.map((i) => slots[i]!), p, opts.signal);
+      const before = done;
+      const values = await runChunk(problem, chunk.map((i) => slots[i]!), p, opts.signal, (fraction) =>
+        opts.onProgress?.(before + fraction * chunk.length),
+      );
       chunk.forEach((i, k) => (out[i] = values[k]!));
       done += chunk.length;
       opts.onProgress?.(done);
@@ -42,8 +47,24 @@ export async function executeFast(problem: PatchProblem, slots: readonly PatchSl
   return out;
 }
 
-/** Evaluates slots that all start at position p, sorted by layer; returns their raw metric values. */
-async function runChunk(problem: PatchProblem, chunk: readonly PatchSlot[], p: number, signal: AbortSignal | undefined): Promise<Float64Array> {
+/**
+ * Tokens (rows x suffix positions) one block run may carry: on a CPU that keeps a run well under a
+ * second on GPT-2 small, so progress and cancellation stay responsive; a GPU wants large batches.
+ */
+const CPU_TOKENS_PER_RUN = 2048;
+const GPU_TOKENS_PER_RUN = 65536;
+
+/**
+ * Evaluates slots that all start at position p, sorted by layer; returns their raw metric values.
+ * `progress` gets the fraction of the chunk's block runs done after each one.
+ */
+async function runChunk(
+  problem: PatchProblem,
+  chunk: readonly PatchSlot[],
+  p: number,
+  signal: AbortSignal | undefined,
+  progress: (fraction: number) => void,
+): Promise<Float64Array> {
   const { model, pairs, nPos } = problem;
   const cfg = model.cfg;
   const n = pairs.length;
@@ -79,6 +100,7 @@ async function runChunk(problem: PatchProblem, chunk: readonly PatchSlot[], p: n
     }
     active += joining;
     resid = await model.blockSuffix(l, resid!, past, patches);
+    progress((l - chunk[0]!.layer + 1) / (cfg.nLayers - chunk[0]!.layer));
   }
   return readMetric(problem, resid!, active, p);
 }

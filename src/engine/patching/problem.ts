@@ -24,7 +24,7 @@ export interface PatchProblem {
 }
 
 export interface ExecuteOptions {
-  /** Called with the number of slots finished so far. */
+  /** Called with the number of slots finished so far (fractional while a batch is under way). */
   readonly onProgress?: (done: number) => void;
   readonly signal?: AbortSignal;
 }
