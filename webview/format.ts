@@ -1,0 +1,89 @@
+/** Text the panel shows about values and cells. Pure, so the Node tests can check it directly. */
+import type { PatchResult, SweepResult } from '../src/protocol/result';
+
+/**
+ * A value in full: the shortest decimal that reads back as the same double (what the result file
+ * holds), so a tooltip or CSV never rounds away the difference between two cells.
+ */
+export function exactValue(v: number): string {
+  return Number.isNaN(v) ? 'NaN' : String(v);
+}
+
+/** Three significant digits, matching the PNG export's colour bar and subtitle. */
+export function shortValue(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
+  return String(Number(v.toPrecision(3)));
+}
+
+/** The same names the PNG export uses, so the panel and the exported picture agree. */
+export const METRIC_TITLES: Readonly<Record<string, string>> = {
+  logit_diff: 'logit difference',
+  normalized_logit_diff: 'normalized logit difference',
+  answer_logprob: 'answer log-prob',
+  kl_divergence: 'KL divergence',
+  answer_prob: 'answer probability',
+};
+
+export const metricTitle = (metric: string): string => METRIC_TITLES[metric] ?? metric;
+
+/**
+ * A token as the tooltip shows it: whitespace made visible as on the axis labels (tokenLabel), but whole,
+ * since the tooltip is where a label shortened with '…' can be read in full.
+ */
+export function tokenText(token: string): string {
+  let s = '';
+  for (const ch of token) {
+    if (ch === ' ') s += '␣';
+    else if (ch === '\n') s += '↵';
+    else if (ch === '\r') s += '␍';
+    else if (ch === '\t') s += '⇥';
+    else if (ch < ' ' || ch === '\u007f') s += `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`;
+    else s += ch;
+  }
+  return s;
+}
+
+/**
+ * One cell in words, axes in the sweep's own (TransformerLens) order:
+ * `layer 3, pos 5 (␣Mary), head 2: 0.1234567`; a component is named rather than numbered.
+ */
+export function describeCell(sweep: SweepResult, tokens: readonly string[], index: readonly number[], value: number): string {
+  const parts = sweep.axes.map((axis, k) => {
+    const i = index[k];
+    if (axis === 'component') return sweep.components?.[i] ?? `component ${i}`;
+    if (/pos/.test(axis)) {
+      const t = tokens[i];
+      return t === undefined ? `${axis} ${i}` : `${axis} ${i} (${tokenText(t)})`;
+    }
+    return `${axis} ${i}`;
+  });
+  return `${parts.join(', ')}: ${exactValue(value)}`;
+}
+
+/** The line under the title: model, metric, baselines, status; also the PNG's subtitle. */
+export function summaryParts(result: PatchResult): string[] {
+  const parts = [`model: ${result.model.id}${result.model.provider ? ` (${result.model.provider})` : ''}`, `metric: ${metricTitle(result.metric)}`];
+  if (result.baselines) parts.push(`clean ${shortValue(result.baselines.clean)}, corrupted ${shortValue(result.baselines.corrupted)}`);
+  if (result.status !== 'done') parts.push(`status: ${result.status}`);
+  return parts;
+}
+
+/**
+ * Sentences about the run that a reader must not miss: a run that did not finish, and a normalized
+ * metric whose baselines coincide (then every normalized value is a division by zero).
+ */
+export function notices(result: PatchResult): string[] {
+  const out: string[] = [];
+  if (result.status === 'cancelled') out.push(`This run was cancelled${result.message ? `: ${result.message}` : ''}. The values shown may be incomplete.`);
+  if (result.status === 'failed') out.push(`This run failed${result.message ? `: ${result.message}` : ''}.`);
+  const b = result.baselines;
+  if (result.metric === 'normalized_logit_diff' && b && b.clean === b.corrupted) {
+    out.push(
+      `The clean and corrupted logit differences are equal (${exactValue(b.clean)}), so the normalized metric is undefined; ` +
+        'rerun with metric logit_diff to see the raw values.',
+    );
+  }
+  return out;
+}

@@ -1,0 +1,132 @@
+/**
+ * Validation of what arrives by postMessage. The host is trusted code, but the result it forwards is a
+ * file from the workspace that anyone may have edited, so every field the panel reads is checked here
+ * and the rest of the webview can rely on the types.
+ */
+import type { PatchResult, RunStatus, SweepResult } from '../src/protocol/result';
+import type { SweepName } from '../src/protocol/spec';
+import type { HostToWebview, WebviewState } from '../src/protocol/webviewMessages';
+
+/** Beyond this a sweep would stall the panel; no sweep of a model that fits in memory comes near it. */
+export const MAX_SWEEP_CELLS = 1 << 22;
+
+const RUN_STATUSES: readonly RunStatus[] = ['done', 'cancelled', 'failed'];
+
+/** A showResult whose result has passed validation, plus what had to be dropped from it. */
+export interface ShownResult {
+  readonly resultPath: string;
+  readonly result: PatchResult;
+  /** The sweeps that can be drawn, in the result's order. */
+  readonly sweeps: readonly SweepName[];
+  /** Clean token strings of pair 0 (the axis labels). */
+  readonly tokens: readonly string[];
+  /** Parts of the result that were unreadable and are not shown, as sentences for the panel. */
+  readonly problems: readonly string[];
+}
+
+export type ParsedHostMessage =
+  | { readonly type: 'showResult'; readonly shown: ShownResult }
+  | Exclude<HostToWebview, { type: 'showResult' }>;
+
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isStringArray = (x: unknown): x is string[] => Array.isArray(x) && x.every((s) => typeof s === 'string');
+const isIndex = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0;
+
+function reject(what: string): undefined {
+  console.warn(`PatchLens webview: ignored a message: ${what}`);
+  return undefined;
+}
+
+/**
+ * A sweep as the panel needs it, or a reason. JSON has no NaN, so a result file stores one as null:
+ * null becomes NaN again (drawn grey), anything else that is not a number makes the sweep unreadable.
+ */
+export function parseSweep(x: unknown): SweepResult | string {
+  if (!isObject(x)) return 'not an object';
+  const { shape, axes, values, components } = x;
+  if (!Array.isArray(shape) || !shape.every(isIndex)) return 'shape is not a list of sizes';
+  if (!isStringArray(axes) || axes.length !== shape.length) return 'axes do not match the shape';
+  const n = shape.reduce((a: number, b: number) => a * b, 1);
+  if (n > MAX_SWEEP_CELLS) return `${n} cells is more than the panel draws (${MAX_SWEEP_CELLS})`;
+  if (!Array.isArray(values) || values.length !== n) return `expected ${n} values`;
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const v = values[i];
+    if (typeof v === 'number') out[i] = v;
+    else if (v === null) out[i] = NaN;
+    else return `value ${i} is not a number`;
+  }
+  if (components !== undefined && !isStringArray(components)) return 'components is not a list of names';
+  return components === undefined ? { shape: [...shape], axes: [...axes], values: out } : { shape: [...shape], axes: [...axes], values: out, components: [...components] };
+}
+
+const finiteOrNaN = (x: unknown): number | undefined => (typeof x === 'number' ? x : x === null ? NaN : undefined);
+
+function parseShowResult(m: Record<string, unknown>): ParsedHostMessage | undefined {
+  const { resultPath, result: r } = m;
+  if (typeof resultPath !== 'string' || resultPath === '') return reject('showResult without a resultPath');
+  if (!isObject(r)) return reject('showResult without a result');
+  if (typeof r.name !== 'string') return reject('result.name is not a string');
+  if (typeof r.status !== 'string' || !RUN_STATUSES.includes(r.status as RunStatus)) return reject('result.status is not done/cancelled/failed');
+  if (r.message !== undefined && typeof r.message !== 'string') return reject('result.message is not a string');
+  if (typeof r.metric !== 'string') return reject('result.metric is not a string');
+  if (!isObject(r.model) || typeof r.model.id !== 'string') return reject('result.model.id is not a string');
+  if (r.model.provider !== undefined && typeof r.model.provider !== 'string') return reject('result.model.provider is not a string');
+  if (!Array.isArray(r.tokens)) return reject('result.tokens is not a list');
+  if (!isObject(r.sweeps)) return reject('result.sweeps is not an object');
+  let baselines: PatchResult['baselines'];
+  if (r.baselines !== undefined) {
+    const b = r.baselines;
+    const clean = isObject(b) ? finiteOrNaN(b.clean) : undefined;
+    const corrupted = isObject(b) ? finiteOrNaN(b.corrupted) : undefined;
+    if (clean === undefined || corrupted === undefined) return reject('result.baselines are not numbers');
+    baselines = { clean, corrupted };
+  }
+
+  const problems: string[] = [];
+  const first = r.tokens[0];
+  const strings = isObject(first) && isObject(first.clean) ? first.clean.strings : undefined;
+  let tokens: string[] = [];
+  if (isStringArray(strings)) tokens = [...strings];
+  else if (r.tokens.length > 0) problems.push('The token strings could not be read; positions are shown by number.');
+
+  const sweeps: Partial<Record<SweepName, SweepResult>> = {};
+  const names: SweepName[] = [];
+  for (const [name, raw] of Object.entries(r.sweeps)) {
+    if (raw === undefined || raw === null) continue;
+    const s = parseSweep(raw);
+    if (typeof s === 'string') {
+      console.warn(`PatchLens webview: sweep '${name}' not shown: ${s}`);
+      problems.push(`Sweep ${name} could not be read (${s}).`);
+      continue;
+    }
+    // Names outside today's catalogue (a newer engine) are still drawn, with the generic layout.
+    sweeps[name as SweepName] = s;
+    names.push(name as SweepName);
+  }
+  const result = { ...(r as unknown as PatchResult), baselines, sweeps };
+  return { type: 'showResult', shown: { resultPath, result, sweeps: names, tokens, problems } };
+}
+
+/** The message as the panel can use it, or undefined (with a console warning) when it is not one. */
+export function parseHostMessage(data: unknown): ParsedHostMessage | undefined {
+  if (!isObject(data) || typeof data.type !== 'string') return reject('no type');
+  switch (data.type) {
+    case 'showResult':
+      return parseShowResult(data);
+    case 'highlightPosition':
+      if (data.pos === null) return { type: 'highlightPosition', pos: null };
+      if (!isIndex(data.pos)) return reject('highlightPosition.pos is not a position or null');
+      return { type: 'highlightPosition', pos: data.pos };
+    case 'requestPng':
+      return { type: 'requestPng' };
+    default:
+      return reject(`unknown type '${data.type}'`);
+  }
+}
+
+/** What vscode.getState() returned, if it is a state this panel wrote. */
+export function parseState(x: unknown): WebviewState | undefined {
+  if (!isObject(x) || typeof x.resultPath !== 'string') return undefined;
+  return typeof x.sweep === 'string' ? { resultPath: x.resultPath, sweep: x.sweep as SweepName } : { resultPath: x.resultPath };
+}
