@@ -1,6 +1,6 @@
 /** The colour bar: +range at the top, as plotly and the PNG export draw it, then 0, then −range. */
 import { divergingColor } from '../src/protocol/heatmapLayout';
-import { shortValue } from './format';
+import { shortValue } from '../src/protocol/resultText';
 import type { Theme } from './theme';
 
 const BAR_W = 14;

@@ -9,7 +9,7 @@ import type { SweepName } from '../src/protocol/spec';
 import { drawColorBar } from './colorBar';
 import { sweepCsv } from './csv';
 import { clear, h } from './dom';
-import { describeCell, exactValue, notices, shortValue, summaryParts } from './format';
+import { describeCell, exactValue, notices, shortValue, summaryParts } from '../src/protocol/resultText';
 import { HeatmapView } from './heatmapView';
 import type { HoveredCell } from './heatmapView';
 import { HoverSender } from './hover';

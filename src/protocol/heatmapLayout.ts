@@ -13,6 +13,7 @@
  * Position labels are `tok_i` as in the notebook, with whitespace made visible (see tokenLabel).
  */
 import type { SweepResult } from './result';
+import { tokenText } from './resultText';
 
 export interface FacetCell {
   /** The full index into the sweep (one entry per axis) of this cell. */
@@ -48,15 +49,7 @@ const MAX_TOKEN_CHARS = 16;
  */
 export function tokenLabel(token: string | undefined, index: number): string {
   if (token === undefined) return `_${index}`;
-  let s = '';
-  for (const ch of token) {
-    if (ch === ' ') s += '␣';
-    else if (ch === '\n') s += '↵';
-    else if (ch === '\r') s += '␍';
-    else if (ch === '\t') s += '⇥';
-    else if (ch < ' ' || ch === '\u007f') s += `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`;
-    else s += ch;
-  }
+  let s = tokenText(token);
   const chars = Array.from(s);
   if (chars.length > MAX_TOKEN_CHARS) s = chars.slice(0, MAX_TOKEN_CHARS - 1).join('') + '…';
   return `${s}_${index}`;

@@ -16,6 +16,7 @@ import { divergingColor, facetColumns, layoutSweep, symmetricRange } from '../..
 import type { Facet } from '../../protocol/heatmapLayout';
 import type { PatchResult, SweepResult } from '../../protocol/result';
 import type { SweepName } from '../../protocol/spec';
+import { shortValue, summaryParts } from '../../protocol/resultText';
 
 export interface RenderOptions {
   /** Upper bound on the image width in pixels (default 4000); cells shrink to fit. */
@@ -92,21 +93,6 @@ const DARK: Theme = { background: '#1e1e1e', text: '#dddddd', muted: '#aaaaaa' }
 
 const rgb = (c: [number, number, number]): string => `rgb(${c[0]},${c[1]},${c[2]})`;
 
-/** Three significant digits, without the exponent noise of toPrecision for ordinary magnitudes. */
-function formatValue(v: number): string {
-  if (!Number.isFinite(v)) return String(v);
-  const a = Math.abs(v);
-  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
-  return String(Number(v.toPrecision(3)));
-}
-
-const METRIC_TITLES: Record<string, string> = {
-  logit_diff: 'logit difference',
-  normalized_logit_diff: 'normalized logit difference',
-  answer_logprob: 'answer log-prob',
-  kl_divergence: 'KL divergence',
-  answer_prob: 'answer probability',
-};
 
 /** Sizes that depend only on the labels and the cell size; recomputed as the cells shrink. */
 interface Metrics {
@@ -280,16 +266,9 @@ export async function renderSweepImage(result: PatchResult, sweep: SweepName, op
   const cols = ref.colLabels.length;
 
   const title = `${result.name} — ${sweep}`;
-  const subtitle = [
-    `metric: ${METRIC_TITLES[result.metric] ?? result.metric}`,
-    `model: ${result.model.id}`,
-    result.baselines ? `clean ${formatValue(result.baselines.clean)}, corrupted ${formatValue(result.baselines.corrupted)}` : '',
-    result.status !== 'done' ? `status: ${result.status}` : '',
-  ]
-    .filter(Boolean)
-    .join('   ·   ');
+  const subtitle = summaryParts(result).join('   ·   ');
   const headerH = 16 + 8 + 12 + 14;
-  const colorbarLabelW = maxTextWidth(scratch, `11px ${FONT_FAMILY}`, [formatValue(range), formatValue(-range)]) + 8;
+  const colorbarLabelW = maxTextWidth(scratch, `11px ${FONT_FAMILY}`, [shortValue(range), shortValue(-range)]) + 8;
   const colorbarW = COLORBAR_GAP + COLORBAR_W + colorbarLabelW;
 
   const layoutFor = (cellW: number, cellH: number): { m: Metrics; width: number; height: number } => {
@@ -405,9 +384,9 @@ export async function renderSweepImage(result: PatchResult, sweep: SweepName, op
     ctx.fillText(text, barLeft + COLORBAR_W + 4, y);
     ctx.fillRect(barLeft + COLORBAR_W, Math.round(y) - (baseline === 'top' ? 0 : baseline === 'bottom' ? 1 : 0.5), 3, 1);
   };
-  tick(barTop, formatValue(range), 'top');
+  tick(barTop, shortValue(range), 'top');
   tick(barTop + barH / 2, '0', 'middle');
-  tick(barTop + barH, formatValue(-range), 'bottom');
+  tick(barTop + barH, shortValue(-range), 'bottom');
 
   return { png: canvas.toBuffer('image/png'), width, height, range, facets: geometry };
 }
