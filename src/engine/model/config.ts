@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os';
 import { UserError } from '../userError';
 
 /** The architecture-independent shape of a model, in TransformerLens's names. */
@@ -27,6 +28,31 @@ const MAX_D_MLP = 1 << 20;
 const MAX_WEIGHT_BYTES = 64 * 2 ** 30;
 
 const GPT2_ARCHITECTURES = new Set(['GPT2LMHeadModel', 'GPT2Model']);
+
+/** Bytes as a person reads them: 1.5 GiB, 320.0 MiB, 97.7 KiB. */
+export function formatBytes(n: number): string {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(1)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  return `${(n / 2 ** 10).toFixed(1)} KiB`;
+}
+
+/**
+ * The most float32 weight bytes a model may have here: $PATCHLENS_MAX_MODEL_BYTES when set, else the
+ * machine's total memory (free memory is no guide: the page cache counts as used). `what` names the
+ * limit for messages.
+ */
+export function modelMemoryLimit(): { bytes: number; what: string } {
+  const env = process.env.PATCHLENS_MAX_MODEL_BYTES;
+  if (env !== undefined && env !== '') {
+    const bytes = Number(env);
+    if (!(Number.isFinite(bytes) && bytes > 0)) {
+      throw new UserError(`PATCHLENS_MAX_MODEL_BYTES is '${env}'; set it to a positive number of bytes, or unset it to use the machine's memory`);
+    }
+    return { bytes, what: `the limit PATCHLENS_MAX_MODEL_BYTES=${env} (${formatBytes(bytes)})` };
+  }
+  const bytes = totalmem();
+  return { bytes, what: `this machine's memory (${formatBytes(bytes)})` };
+}
 
 /** Number of float parameters in a GPT-2-shaped model (tied unembedding counted once). */
 export function modelParamCount(cfg: ModelConfig): number {

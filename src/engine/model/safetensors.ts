@@ -18,6 +18,11 @@ interface HeaderEntry {
   end: number;
 }
 
+/** JSON.parse's reason without the piece of the file V8 quotes, which may span lines. */
+export function jsonErrorReason(e: unknown): string {
+  return (e as Error).message.replace(/, ".*"(\.\.\.)? is not valid JSON$/s, '').replace(/[\r\n\u2028\u2029\u0085]+/g, ' ');
+}
+
 function fail(path: string, what: string): never {
   throw new UserError(`${path} is not a valid safetensors file: ${what}; re-export or re-download it`);
 }
@@ -41,7 +46,7 @@ function parseHeader(
   try {
     json = JSON.parse(buf.toString('utf8', 8, 8 + n));
   } catch (e) {
-    fail(path, `its header is not JSON (${(e as Error).message})`);
+    fail(path, `its header is not JSON (${jsonErrorReason(e)})`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) fail(path, 'its header is not a JSON object');
   const dataStart = 8 + n;
@@ -140,7 +145,12 @@ function readFully(fd: number, into: Buffer, position: number): void {
  */
 export function readSafetensors(
   path: string,
-  opts: { skip?: (name: string) => boolean; wholeFileLimit?: number } = {},
+  opts: {
+    skip?: (name: string) => boolean;
+    wholeFileLimit?: number;
+    /** Sees every tensor's dtype and shape before any data is read; throws to refuse the file. */
+    checkHeader?: (entries: ReadonlyMap<string, { readonly dtype: string; readonly shape: readonly number[] }>) => void;
+  } = {},
 ): Map<string, Tensor32> {
   let fd: number;
   try {
@@ -153,20 +163,20 @@ export function readSafetensors(
   try {
     const fileSize = fstatSync(fd).size;
     const whole = fileSize <= (opts.wholeFileLimit ?? WHOLE_FILE_LIMIT);
-    let file: Buffer | undefined;
+    // The header is read and checked on its own first: a truncated or lying file is refused before
+    // its data costs any memory.
     const readPrefix = (n: number): Buffer => {
-      if (whole) {
-        if (!file) {
-          file = Buffer.allocUnsafeSlow(fileSize);
-          readFully(fd, file, 0);
-        }
-        return file.subarray(0, n);
-      }
       const b = Buffer.alloc(n);
       readFully(fd, b, 0);
       return b;
     };
     const { entries, dataStart } = parseHeader(path, fileSize, readPrefix, opts.skip);
+    opts.checkHeader?.(entries);
+    let file: Buffer | undefined;
+    if (whole) {
+      file = Buffer.allocUnsafeSlow(fileSize);
+      readFully(fd, file, 0);
+    }
     const out = new Map<string, Tensor32>();
     for (const [name, e] of entries) {
       const count = numel(e.shape);

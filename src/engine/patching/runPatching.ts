@@ -2,6 +2,7 @@ import type { SweepResult } from '../../protocol/result';
 import type { PatchingMode } from '../../protocol/engineRpc';
 import type { ResolvedSpec, SweepName } from '../../protocol/spec';
 import { CancelledError } from '../cancel';
+import { UserError } from '../userError';
 import type { HookedTransformer } from '../hookedTransformer';
 import { blockHookName } from '../hooks';
 import { DEFAULT_MEMORY_BUDGET_MIB } from './memory';
@@ -54,6 +55,12 @@ export interface PreparedPatching {
  * executor starts from), and the metric's baselines.
  */
 export async function preparePatching(model: HookedTransformer, spec: ResolvedSpec, opts: Pick<PatchingOptions, 'memoryBudgetMiB' | 'signal'> = {}): Promise<PreparedPatching> {
+  const budgetMiB: unknown = opts.memoryBudgetMiB ?? DEFAULT_MEMORY_BUDGET_MIB;
+  // A NaN budget (a setting that is not a number) would make the executors' batch size NaN, and
+  // their loops would skip every patch; refused before any work is done.
+  if (typeof budgetMiB !== 'number' || !(budgetMiB > 0)) {
+    throw new UserError(`the memory budget '${String(budgetMiB)}' MiB is not a positive number; give a number of MiB such as ${DEFAULT_MEMORY_BUDGET_MIB}`);
+  }
   const cfg = model.cfg;
   const pad = cfg.bosTokenId;
   const { rows: clean, nPos } = padRows(spec.pairs.map((p) => p.clean), pad);
@@ -81,7 +88,7 @@ export async function preparePatching(model: HookedTransformer, spec: ResolvedSp
       cleanCache: cleanRun.cache,
       corruptedCache: corruptedRun.cache,
       corruptedLogits: corruptedRun.logits.data,
-      memoryBudget: (opts.memoryBudgetMiB ?? DEFAULT_MEMORY_BUDGET_MIB) * 2 ** 20,
+      memoryBudget: budgetMiB * 2 ** 20,
     },
   };
 }

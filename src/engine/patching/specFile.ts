@@ -66,7 +66,12 @@ export function formatPath(path: readonly PathSeg[]): string {
 
 /** A user's string inside a one-line message: escaped (no raw line breaks) and shortened. */
 function quote(s: string, max = 60): string {
-  const body = JSON.stringify(s).slice(1, -1).replace(/\\"/g, '"').replace(/'/g, "\\'");
+  // JSON.stringify leaves U+2028/2029 and NEL raw, and editors and notifications break lines on them.
+  const body = JSON.stringify(s)
+    .slice(1, -1)
+    .replace(/\\"/g, '"')
+    .replace(/'/g, "\\'")
+    .replace(/[\u2028\u2029\u0085]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return `'${body.length > max ? `${body.slice(0, max - 1)}…` : body}'`;
 }
 
@@ -394,6 +399,15 @@ function locate(info: TextInfo, path: readonly PathSeg[]): NodePos | undefined {
   return locateMany(info, [path]).get(pathKey(path));
 }
 
+/** The node at `path`, or its nearest ancestor in the text (a default value has no node of its own). */
+function locateNearest(info: TextInfo, path: readonly PathSeg[]): NodePos | undefined {
+  for (let k = path.length; k >= 0; k--) {
+    const node = locate(info, path.slice(0, k));
+    if (node) return node;
+  }
+  return undefined;
+}
+
 /**
  * For a JSON string literal starting at `open` (its opening quote), the document offset of each
  * UTF-16 unit of the decoded string, plus one for its end; undefined when the literal has no
@@ -466,16 +480,20 @@ function editDistance(a: string, b: string): number {
 
 function closest(word: string, allowed: readonly string[]): string | undefined {
   const w = word.toLowerCase();
+  const limit = Math.max(2, Math.floor(word.length / 3));
   let best: string | undefined;
   let bestD = Infinity;
   for (const a of allowed) {
+    // The distance is at least the difference in length: skipping those keeps a megabyte-long
+    // misspelling from costing seconds of edit-distance work per allowed name.
+    if (Math.abs(w.length - a.length) > limit) continue;
     const d = editDistance(w, a.toLowerCase());
     if (d < bestD) {
       bestD = d;
       best = a;
     }
   }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+  return best !== undefined && bestD <= limit ? best : undefined;
 }
 
 function didYouMean(word: unknown, allowed: readonly string[]): string {
@@ -740,6 +758,10 @@ export interface ResolveOptions {
   sources?: (PairSources | undefined)[];
 }
 
+// Far above the characters per token of any text (about 4 for English, at most 2 for most scripts).
+const PROMPT_PROBE_CHARS_PER_TOKEN = 16;
+const ANSWER_PROBE_CHARS = 256;
+
 function defaultName(file: string): string {
   const base = basename(file);
   const lower = base.toLowerCase();
@@ -826,7 +848,7 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
   validateValue(spec, file, info);
   const nodes = info ? pairNodes(info) : new Map<string, Located>();
   const fail = (path: PathSeg[], message: string, useKey = false): never => {
-    const node = path.length === 3 && path[0] === 'pairs' ? nodes.get(`${path[1]}/${path[2]}`) : info ? locate(info, path) : undefined;
+    const node = path.length === 3 && path[0] === 'pairs' ? nodes.get(`${path[1]}/${path[2]}`) : info ? locateNearest(info, path) : undefined;
     throw errorAt(file, info, node ? (useKey ? (node.keyStart ?? node.start) : node.start) : undefined, node?.end, message);
   };
   const prependBos = spec.prepend_bos ?? true;
@@ -870,6 +892,15 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
   }
 
   function textPrompt(i: number, which: 'clean' | 'corrupted', text: string) {
+    // BPE time grows with the square of a word's length, so a runaway prompt (a megabyte pasted by
+    // mistake) is measured on its start first: if that alone is past the context, the rest is moot.
+    const probe = PROMPT_PROBE_CHARS_PER_TOKEN * (cfg.nCtx + 1);
+    if (text.length > probe) {
+      const head = tok.encode(text.slice(0, probe)).ids.length + (prependBos ? 1 : 0);
+      if (head > cfg.nCtx) {
+        fail(['pairs', i, which], `pairs[${i}].${which} is ${text.length} characters, and its first ${probe} alone are ${head} tokens${prependBos ? ' (with BOS)' : ''}, but the model's context is ${cfg.nCtx} (n_ctx); shorten the prompt`);
+      }
+    }
     const enc = tok.encode(text);
     if (enc.ids.length === 0 && !prependBos) fail(['pairs', i, which], `pairs[${i}].${which} gives no tokens; write some text, or set prepend_bos to true`);
     const source = sourceFor(i, which, text);
@@ -889,14 +920,22 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
       return id;
     }
     if (text === undefined) return undefined;
-    const ids = tok.encode(text).ids;
+    // Judged on its start when long, for the same reason as prompts: no real token is that long.
+    const long = text.length > ANSWER_PROBE_CHARS;
+    let ids = tok.encode(long ? text.slice(0, ANSWER_PROBE_CHARS) : text).ids;
+    let judgedOnStart = long;
+    if (judgedOnStart && ids.length <= 1) {
+      ids = tok.encode(text).ids;
+      judgedOnStart = false;
+    }
     if (ids.length === 1) return ids[0];
-    const spaced = !/^\s/.test(text) ? tok.encode(` ${text}`).ids : [];
+    const spaced = !/^\s/.test(text) && !long ? tok.encode(` ${text}`).ids : [];
     const hint =
       spaced.length === 1
         ? `add a leading space: ${quote(` ${text}`)} is one token (the model sees the space before a word as part of it)`
         : `use a single word, usually with a leading space (e.g. " Alice"), or give ${which}_id`;
-    fail(['pairs', i, which], `pairs[${i}].${which} ${quote(text)} is ${ids.length} tokens ${tokenList(tok, ids, 0)}, but an answer must be exactly one token; ${hint}`);
+    const count = judgedOnStart ? `${text.length} characters (its first ${ANSWER_PROBE_CHARS} alone are ${ids.length} tokens)` : `${ids.length} tokens`;
+    fail(['pairs', i, which], `pairs[${i}].${which} ${quote(text)} is ${count} ${tokenList(tok, ids, 0)}, but an answer must be exactly one token; ${hint}`);
   }
 
   function resolvePair(pair: PairSpec, i: number): ResolvedPair {

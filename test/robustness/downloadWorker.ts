@@ -1,0 +1,16 @@
+/**
+ * A second process for the download tests: downloads a model through the hub client, so that the
+ * test can kill it (SIGKILL) in the middle of the transfer. Not a test file.
+ *
+ *   node --import tsx downloadWorker.ts SOURCE ENDPOINT CACHE_DIR
+ */
+import { resolveModelDir } from '../../src/engine/model/hub';
+
+const [source, endpoint, cacheDir] = process.argv.slice(2);
+resolveModelDir(source!, { endpoint: endpoint!, cacheDir: cacheDir! }).then(
+  (dir) => console.log(dir),
+  (e: unknown) => {
+    console.error(e instanceof Error ? e.message : String(e));
+    process.exit(1);
+  },
+);
