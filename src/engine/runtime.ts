@@ -1,5 +1,7 @@
-import { DEVICE_SETTINGS, type DeviceSetting } from '../protocol/engineRpc';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { DEVICE_SETTINGS, type DeviceSetting } from '../protocol/engineRpc';
 import { GraphBuilder } from './graph/graphBuilder';
 import { DataType } from './graph/onnxProto';
 import { UserError } from './userError';
@@ -14,6 +16,25 @@ const AUTO_ORDER: Record<string, Provider[]> = {
 };
 
 export type Logger = (message: string) => void;
+
+/**
+ * Why `auto` should not even try a provider here, if it should not. A failed attempt is not silent:
+ * the native libraries print to the process's stderr, which a user would read as a crash. CUDA needs
+ * its provider library, installed only on request (ONNXRUNTIME_NODE_INSTALL=cuda12); WebGPU on Linux
+ * needs a Vulkan loader.
+ */
+function missingPrerequisite(p: Provider): string | undefined {
+  if (p === 'cuda') {
+    const bin = join(dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+    const lib = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+    return existsSync(join(bin, lib)) ? undefined : `the CUDA provider library is not installed (${lib})`;
+  }
+  if (p === 'webgpu' && process.platform === 'linux') {
+    const dirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib'];
+    return dirs.some((d) => existsSync(join(d, 'libvulkan.so.1'))) ? undefined : 'no Vulkan loader (libvulkan.so.1)';
+  }
+  return undefined;
+}
 
 function probeGraph(): Uint8Array {
   const g = new GraphBuilder();
@@ -54,7 +75,7 @@ export class Runtime {
     const candidates = device === 'auto' ? (AUTO_ORDER[process.platform] ?? []) : [device];
     const notes: string[] = [];
     for (const p of candidates) {
-      const failure = await providerWorks(p);
+      const failure = (device === 'auto' ? missingPrerequisite(p) : undefined) ?? (await providerWorks(p));
       if (failure === undefined) {
         log(`execution provider: ${p}`);
         return new Runtime(p, notes);
