@@ -9,6 +9,7 @@ const production = process.argv.includes('--production');
 
 const nodeEntries = {
   cli: 'src/cli.ts',
+  demo: 'src/demo.ts',
   'engine/worker': 'src/engine/worker.ts',
   extension: 'src/extension/extension.ts',
 };

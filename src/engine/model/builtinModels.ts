@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeInduction2l } from './builtin/induction2l';
 
 /**
  * Models that ship with PatchLens: built by code on first use (deterministically, no download) into a
@@ -13,7 +14,13 @@ interface BuiltinModel {
   readonly version: number;
 }
 
-const BUILTIN: Record<string, BuiltinModel> = {};
+const BUILTIN: Record<string, BuiltinModel> = {
+  'induction-2l': {
+    description: 'induction-2l (built in): 2-layer attention-only model with a constructed induction circuit',
+    write: writeInduction2l,
+    version: 1,
+  },
+};
 
 export function builtinModelNames(): { name: string; description: string }[] {
   return Object.entries(BUILTIN).map(([name, m]) => ({ name, description: m.description }));
