@@ -1,5 +1,5 @@
 import { throwIfCancelled } from '../cancel';
-import { type BlockHook, blockHookName, hookMaskGraphDims } from '../hooks';
+import { type BlockHook, blockHookName, hookMaskGraphDims, hookMaskShape } from '../hooks';
 import { numel, type Tensor32 } from '../tensor';
 import { concatRows, sliceAxis, tileRows } from '../tensorOps';
 import { bytesPerRow } from './memory';
@@ -24,11 +24,19 @@ export async function executeFast(problem: PatchProblem, slots: readonly PatchSl
   const budgetCopies = Math.max(1, Math.floor(problem.memoryBudget / bytesPerRow(model.cfg, nPos) / n));
   const tokenCap = model.runtime.provider === 'cpu' ? CPU_TOKENS_PER_RUN : GPU_TOKENS_PER_RUN;
   const byStart = new Map<number, number[]>();
+  let done = 0;
+  const unchangedValue = problem.metric.raw(problem.corruptedLogits);
   slots.forEach((s, i) => {
+    // Writing in a value the corrupted run already has changes nothing: its metric is the baseline.
+    if (patchIsNoOp(problem, s)) {
+      out[i] = unchangedValue;
+      done++;
+      return;
+    }
     const p = slotStart(s);
     byStart.set(p, [...(byStart.get(p) ?? []), i]);
   });
-  let done = 0;
+  if (done > 0) opts.onProgress?.(done);
   for (const [p, members] of [...byStart].sort((a, b) => a[0] - b[0])) {
     members.sort((a, b) => slots[a]!.layer - slots[b]!.layer);
     const maxCopies = Math.max(1, Math.min(budgetCopies, Math.floor(tokenCap / (n * (nPos - p)))));
@@ -45,6 +53,23 @@ export async function executeFast(problem: PatchProblem, slots: readonly PatchSl
     }
   }
   return out;
+}
+
+/** True when the clean and corrupted activations agree bit for bit on every cell the slot overwrites. */
+function patchIsNoOp(problem: PatchProblem, slot: PatchSlot): boolean {
+  const name = blockHookName(slot.layer, slot.hook);
+  const clean = problem.cleanCache.get(name)!;
+  const corrupted = problem.corruptedCache.get(name)!;
+  const n = problem.pairs.length;
+  const dims = hookMaskShape(problem.model.cfg, slot.hook, n, problem.nPos);
+  const mask = new Uint8Array(numel(dims));
+  markSlot(mask, dims, slot, 0, n);
+  const cell = clean.data.length / mask.length;
+  for (let c = 0; c < mask.length; c++) {
+    if (!mask[c]) continue;
+    for (let k = c * cell; k < (c + 1) * cell; k++) if (clean.data[k] !== corrupted.data[k]) return false;
+  }
+  return true;
 }
 
 /**

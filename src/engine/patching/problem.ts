@@ -15,7 +15,10 @@ export interface PatchProblem {
   readonly metric: Metric;
   /** Clean activations of every hook the sweeps patch, full names, [nPairs, ...]. */
   readonly cleanCache: ReadonlyMap<string, Tensor32>;
-  /** Corrupted activations: resid_pre, hook_k and hook_v of every layer, full names, [nPairs, ...]. */
+  /**
+   * Corrupted activations: resid_pre, hook_k, hook_v and every hook the sweeps patch, of every layer,
+   * full names, [nPairs, ...].
+   */
   readonly corruptedCache: ReadonlyMap<string, Tensor32>;
   /** The corrupted run's logits at the metric's positions (what an unchanged position reads). */
   readonly corruptedLogits: Float32Array;

@@ -72,7 +72,7 @@ export async function preparePatching(model: HookedTransformer, spec: ResolvedSp
   const corruptedCapture: string[] = [];
   for (let l = 0; l < cfg.nLayers; l++) {
     for (const h of hooks) capture.push(blockHookName(l, h));
-    for (const h of ['hook_resid_pre', 'attn.hook_k', 'attn.hook_v'] as const) corruptedCapture.push(blockHookName(l, h));
+    for (const h of new Set([...hooks, 'hook_resid_pre', 'attn.hook_k', 'attn.hook_v'] as const)) corruptedCapture.push(blockHookName(l, h));
   }
   const problemBase = { model, pairs: spec.pairs, nPos, clean, corrupted, metric };
   const rows1 = metricRows(problemBase, 1);
