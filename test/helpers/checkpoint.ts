@@ -4,6 +4,7 @@ import type { ModelConfig } from '../../src/engine/model/config';
 import { writeGpt2TokenizerFiles } from '../../src/engine/model/gpt2Tokenizer';
 import { writeSafetensors } from '../../src/engine/model/safetensors';
 import type { Tensor32 } from '../../src/engine/tensor';
+import { uniform } from '../../src/engine/random';
 
 const REPO_ROOT = resolve(__dirname, '../..');
 
@@ -14,20 +15,9 @@ export function makeTmpDir(prefix: string): string {
   return mkdtempSync(join(base, `${prefix.replace(/[^A-Za-z0-9._-]/g, '_')}-`));
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Standard normal samples (Box-Muller) from a seeded PRNG, so checkpoints are reproducible. */
 function normalSource(seed: number): () => number {
-  const u = mulberry32(seed);
+  const u = uniform(seed);
   let spare: number | undefined;
   return () => {
     if (spare !== undefined) {

@@ -27,16 +27,7 @@ export async function loadTestModel(dir: string): Promise<TestModel> {
   return { dir, cfg: config, weights, model: new HookedTransformer(config, weights, await runtime) };
 }
 
-/** Seeded integers in [lo, hi), for token ids and masks. */
-export function seededInts(seed: number): (lo: number, hi: number) => number {
-  let a = seed >>> 0;
-  return (lo, hi) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return lo + Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * (hi - lo));
-  };
-}
+export { seededInts } from '../../src/engine/random';
 
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);

@@ -4,20 +4,14 @@
  * after a failure so one run reports every distinct problem rather than the first.
  */
 import { isUserError } from '../../src/engine/userError';
+import { uniform } from '../../src/engine/random';
 
 /** Mulberry32: small, fast, and identical on every machine, so a failing case number reproduces. */
 export class Rng {
-  private a: number;
-  constructor(seed: number) {
-    this.a = seed >>> 0;
-  }
   /** Uniform in [0, 1). */
-  next(): number {
-    this.a = (this.a + 0x6d2b79f5) >>> 0;
-    let t = this.a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  readonly next: () => number;
+  constructor(seed: number) {
+    this.next = uniform(seed);
   }
   /** Integer in [lo, hi). */
   int(lo: number, hi: number): number {

@@ -27,6 +27,7 @@ import {
 import type { ModelConfig } from '../model/config';
 import type { TextTokenizer } from '../model/tokenizer';
 import { UserError } from '../userError';
+import { mulberry32 } from '../random';
 
 // ---------------------------------------------------------------------------------------------
 // Errors and locations
@@ -771,18 +772,6 @@ function defaultName(file: string): string {
       ? base.slice(0, -'.json'.length)
       : base;
   return stem === '' ? 'patch' : stem;
-}
-
-/** Mulberry32: tiny, fast, and the same 32-bit integer arithmetic on every machine. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
 }
 
 /**

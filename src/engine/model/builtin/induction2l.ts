@@ -74,6 +74,7 @@ import { join } from 'node:path';
 import type { Tensor32 } from '../../tensor';
 import { GPT2_EOT_ID, GPT2_VOCAB_SIZE, writeGpt2TokenizerFiles } from '../gpt2Tokenizer';
 import { writeSafetensors } from '../safetensors';
+import { mulberry32 } from '../../random';
 
 export const INDUCTION_2L = {
   dModel: 256,
@@ -119,18 +120,6 @@ if (OUT + T !== D) throw new Error('induction-2l: the logical layout must fill d
 const NORM_LAYER0 = Math.sqrt(2);
 const NORM_LAYER1 = Math.sqrt(3);
 const NORM_FINAL = 2;
-
-/** mulberry32: 32-bit integer state, integer arithmetic only, so every platform draws the same numbers. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 /**
  * Writes logical vector `l` (index 0 ignored) in real coordinates into `out` at `at`: Σ_j l_j·H_j.
@@ -296,7 +285,7 @@ function hfConfig(): Record<string, unknown> {
 /** Writes config.json, model.safetensors and GPT-2's tokenizer files into `dir`. */
 export function writeInduction2l(dir: string): void {
   mkdirSync(dir, { recursive: true });
-  const rand = prng(C.seed);
+  const rand = mulberry32(C.seed);
   const V = C.dVocab;
   const tok = tokenVectors(rand);
 
