@@ -30,7 +30,9 @@ function escapeHtml(s: string): string {
 // The CSP is assembled from these strings, so a quote or ';' in them could add a directive; they come
 // from VS Code and makeNonce, so anything odd is a programming error, reported loudly.
 const NONCE_RE = /^[A-Za-z0-9+/_-]+={0,2}$/;
-const CSP_SOURCE_RE = /^[^\s;,'"<>]+$/;
+// code-server passes `'self' https://*.vscode-cdn.net`: the quoted keyword 'self' is the one token
+// with quotes that may appear.
+const CSP_SOURCE_RE = /^(?:'self'|[^\s;,'"<>]+)$/;
 
 export function webviewHtml(opts: WebviewHtmlOptions): string {
   if (!NONCE_RE.test(opts.nonce)) throw new Error('webviewHtml: the nonce must be base64');

@@ -32,4 +32,10 @@ test('nonces are random base64 of 192 bits; a nonce or source that could break t
   assert.match(a, /^[A-Za-z0-9+/]{32}$/);
   assert.throws(() => webviewHtml({ ...BASE, nonce: "x' 'unsafe-inline" }), /nonce/);
   assert.throws(() => webviewHtml({ ...BASE, nonce: a, cspSource: "https://a; script-src 'unsafe-inline'" }), /CSP source/);
+  assert.throws(() => webviewHtml({ ...BASE, nonce: a, cspSource: "'self' 'unsafe-eval'" }), /CSP source/);
+});
+
+test("code-server's CSP source ('self' plus its CDN) is accepted and used as is", () => {
+  const html = webviewHtml({ ...BASE, nonce: makeNonce(), cspSource: "'self' https://*.vscode-cdn.net" });
+  assert.ok(html.includes('style-src &#39;self&#39; https://*.vscode-cdn.net;'), html);
 });

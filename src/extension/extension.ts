@@ -1,0 +1,115 @@
+/** Activation: wiring only. Everything with logic lives in the modules it connects. */
+import { dirname, isAbsolute, join } from 'node:path';
+import * as vscode from 'vscode';
+import { registerCommands, type Services, watchSpecDiagnostics } from './commands';
+import { EngineClient } from './engineClient';
+import { ResultsPanels } from './resultsPanel';
+import { ResultStore } from './resultStore';
+import { RunManager } from './runManager';
+import { RunsView } from './runsView';
+import { parseSettings } from './settings';
+import { VscodeRunUi } from './ui';
+
+let engine: EngineClient | undefined;
+
+export function activate(context: vscode.ExtensionContext): void {
+  const log = vscode.window.createOutputChannel('PatchLens', { log: true });
+  const settings = () => parseSettings((key) => vscode.workspace.getConfiguration('patchlens').get(key));
+  const diagnostics = vscode.languages.createDiagnosticCollection('patchlens');
+  const panels = new ResultsPanels(context.extensionUri, (l) => log.info(l));
+  const store = new ResultStore();
+  const extraFolders = new Set<string>();
+  const resultFolders = (): string[] => {
+    const s = settings();
+    const fromWorkspace = isAbsolute(s.resultsFolder)
+      ? [s.resultsFolder]
+      : (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file').map((f) => join(f.uri.fsPath, s.resultsFolder));
+    return [...new Set([...fromWorkspace, ...extraFolders])];
+  };
+
+  let runsView: RunsView | undefined;
+  const refreshRuns = () => runsView?.refresh();
+  let runs: RunManager | undefined;
+  engine = new EngineClient({
+    workerPath: context.asAbsolutePath(join('dist', 'engine', 'worker.js')),
+    log: (l) => log.info(l),
+    onStateChange: refreshRuns,
+    onUnexpectedExit: (e) => {
+      // During a run the run reports the crash itself (with its failure record).
+      if (!runs?.queue.running()) void vscode.window.showWarningMessage(`PatchLens: ${e.message}; it restarts with the next run.`);
+    },
+  });
+  const client = engine;
+  const ui = new VscodeRunUi(diagnostics, (path, show) => {
+    extraFolders.add(dirname(path));
+    refreshRuns();
+    if (show) panels.show(path, true);
+  });
+  runs = new RunManager(client, ui, (l) => log.info(l));
+  runsView = new RunsView({
+    store,
+    folders: resultFolders,
+    queue: () => runs!.entries(),
+    engine: async () => {
+      const status = await Promise.race([client.status().catch(() => undefined), new Promise<undefined>((r) => setTimeout(() => r(undefined), 1500))]);
+      return { pid: client.pid, status };
+    },
+  });
+  // Result files appear (a run, another window, a git pull) and vanish: the view follows the folders.
+  let watchers: vscode.Disposable[] = [];
+  const watch = () => {
+    watchers.forEach((w) => w.dispose());
+    watchers = resultFolders().map((folder) => {
+      const w = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(folder), '*.result.json'));
+      return vscode.Disposable.from(w, w.onDidCreate(refreshRuns), w.onDidChange(refreshRuns), w.onDidDelete(refreshRuns));
+    });
+  };
+  watch();
+
+  const services: Services = {
+    context,
+    log,
+    engine: client,
+    runs,
+    panels,
+    ui,
+    diagnostics,
+    settings,
+    noteResultsFolder: (f) => {
+      if (!resultFolders().includes(f)) {
+        extraFolders.add(f);
+        watch();
+        refreshRuns();
+      }
+    },
+    refreshRuns,
+  };
+
+
+  context.subscriptions.push(
+    log,
+    diagnostics,
+    panels.register(),
+    runsView,
+    vscode.window.createTreeView('patchlens.runs', { treeDataProvider: runsView }),
+    runs.queue.onDidChange(refreshRuns),
+    registerCommands(services),
+    watchSpecDiagnostics(services),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration('patchlens.resultsFolder')) {
+        watch();
+        refreshRuns();
+      }
+    }),
+    vscode.workspace.onDidChangeWorkspaceFolders(() => {
+      watch();
+      refreshRuns();
+    }),
+    { dispose: () => watchers.forEach((w) => w.dispose()) },
+  );
+}
+
+export async function deactivate(): Promise<void> {
+  await engine?.dispose();
+  engine = undefined;
+}

@@ -1,0 +1,201 @@
+/**
+ * Result files on disk: reading one for the panel, listing a results folder for the runs view, and
+ * writing the 'failed' record of a run whose engine died before it could write one. Plain Node.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { type PatchResult, RESULT_FORMAT, type RunStatus } from '../protocol/result';
+import type { PatchSpec } from '../protocol/spec';
+import { claimResultPath, safeFileStem, writeResultFile } from '../engine/resultFile';
+import { UserError } from '../engine/userError';
+import pkg from '../../package.json';
+
+export const RESULT_SUFFIX = '.result.json';
+
+export interface RunSummary {
+  readonly kind: 'result';
+  readonly path: string;
+  readonly name: string;
+  readonly status: RunStatus;
+  readonly model: string;
+  readonly sweeps: string[];
+  readonly createdAt: string;
+  readonly message?: string;
+  readonly source?: string;
+}
+
+/** A file in a results folder that is not a result this version can read: listed, never fatal. */
+export interface UnreadableRun {
+  readonly kind: 'unreadable';
+  readonly path: string;
+  readonly reason: string;
+}
+
+export type RunFileEntry = RunSummary | UnreadableRun;
+
+const STATUSES: readonly RunStatus[] = ['done', 'cancelled', 'failed'];
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Why `value` is not a result file the panel can show, or undefined when it is one. */
+export function resultProblem(value: unknown): string | undefined {
+  if (!isObject(value)) return 'not a JSON object';
+  if (value.format !== RESULT_FORMAT) return `not a PatchLens result (format ${JSON.stringify(value.format ?? null)}, expected "${RESULT_FORMAT}")`;
+  if (typeof value.name !== 'string') return 'no "name"';
+  if (!STATUSES.includes(value.status as RunStatus)) return `unknown status ${JSON.stringify(value.status)}`;
+  if (!isObject(value.model) || typeof value.model.id !== 'string') return 'no "model.id"';
+  if (!isObject(value.sweeps)) return 'no "sweeps"';
+  if (!Array.isArray(value.tokens)) return 'no "tokens"';
+  for (const [name, s] of Object.entries(value.sweeps)) {
+    if (!isObject(s) || !Array.isArray(s.shape) || !Array.isArray(s.values) || !Array.isArray(s.axes)) return `sweep ${name} is malformed`;
+    const size = (s.shape as unknown[]).reduce<number>((a, d) => a * (typeof d === 'number' ? d : NaN), 1);
+    if (size !== s.values.length) return `sweep ${name} has ${s.values.length} values for shape [${(s.shape as unknown[]).join(', ')}]`;
+  }
+  return undefined;
+}
+
+/** Reads and checks a result file; a UserError saying what is wrong when it is not one. */
+export function readResultFile(path: string): PatchResult {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UserError(`cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${basename(path)} is not valid JSON (${(e as Error).message})`);
+  }
+  const problem = resultProblem(value);
+  if (problem) throw new UserError(`${basename(path)} is not a result PatchLens can show: ${problem}`);
+  return value as PatchResult;
+}
+
+function summarize(path: string, r: PatchResult): RunSummary {
+  return {
+    kind: 'result',
+    path,
+    name: r.name,
+    status: r.status,
+    model: r.model.id,
+    sweeps: Object.keys(r.sweeps),
+    createdAt: typeof r.createdAt === 'string' ? r.createdAt : '',
+    ...(r.message !== undefined ? { message: r.message } : {}),
+    ...(r.source !== undefined ? { source: r.source } : {}),
+  };
+}
+
+/**
+ * Summaries of the result files in a folder, newest first. The cache (path → mtime and size) keeps a
+ * refresh after each run from re-parsing every older result.
+ */
+export class ResultStore {
+  private readonly cache = new Map<string, { stamp: string; entry: RunFileEntry }>();
+
+  list(folder: string): RunFileEntry[] {
+    let names: string[];
+    try {
+      names = readdirSync(folder).filter((n) => n.endsWith(RESULT_SUFFIX));
+    } catch {
+      return [];
+    }
+    const entries: { entry: RunFileEntry; time: number }[] = [];
+    for (const n of names) {
+      const path = join(folder, n);
+      let st;
+      try {
+        st = statSync(path);
+      } catch {
+        continue; // deleted while listing
+      }
+      if (!st.isFile()) continue;
+      const stamp = `${st.mtimeMs}:${st.size}`;
+      let entry = this.cache.get(path)?.stamp === stamp ? this.cache.get(path)!.entry : undefined;
+      if (!entry) {
+        // claimResultPath creates the file empty before the run writes it: a run still in progress.
+        if (st.size === 0) continue;
+        try {
+          entry = summarize(path, readResultFile(path));
+        } catch (e) {
+          entry = { kind: 'unreadable', path, reason: e instanceof Error ? e.message : String(e) };
+        }
+        this.cache.set(path, { stamp, entry });
+      }
+      const created = entry.kind === 'result' ? Date.parse(entry.createdAt) : NaN;
+      entries.push({ entry, time: Number.isNaN(created) ? st.mtimeMs : created });
+    }
+    return entries.sort((a, b) => b.time - a.time).map((e) => e.entry);
+  }
+}
+
+/**
+ * A result of run `name` in `dir` created at or after `since` (ms): tells whether an engine that died
+ * got as far as writing its result, so a crash does not add a second, failed record of a finished run.
+ */
+export function findResultSince(dir: string, name: string, since: number): string | undefined {
+  const stem = safeFileStem(name);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return undefined;
+  }
+  const mine = new RegExp(`^${stem.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')}(-\\d+)?${RESULT_SUFFIX.replace(/\./g, '\\.')}$`);
+  for (const n of names) {
+    if (!mine.test(n)) continue;
+    const path = join(dir, n);
+    try {
+      const st = statSync(path);
+      if (st.size === 0 || st.mtimeMs < since - 1000) continue;
+      const r = readResultFile(path);
+      if (Date.parse(r.createdAt) >= since - 1000) return path;
+    } catch {
+      /* not a finished result */
+    }
+  }
+  return undefined;
+}
+
+export interface FailedRun {
+  readonly outDir: string;
+  readonly name: string;
+  readonly spec: PatchSpec;
+  readonly source?: string;
+  readonly modelId: string;
+  readonly message: string;
+  readonly startedAt: number;
+}
+
+/**
+ * Records a run the engine could not finish (it crashed or was killed). Model details are unknown to
+ * the host, so the config is zeros and the provider 'none': the record says what ran and why it failed.
+ */
+export function writeFailedResult(f: FailedRun): string {
+  const result: PatchResult = {
+    format: RESULT_FORMAT,
+    name: f.name,
+    status: 'failed',
+    message: f.message,
+    createdAt: new Date(f.startedAt).toISOString(),
+    spec: f.spec,
+    ...(f.source !== undefined ? { source: f.source } : {}),
+    model: {
+      id: f.modelId,
+      config: { nLayers: 0, nHeads: 0, dModel: 0, dHead: 0, dMlp: 0, dVocab: 0, nCtx: 0 },
+      dtype: 'float32',
+      provider: 'none',
+      weightProcessing: 'none',
+    },
+    engine: { version: pkg.version, mode: 'fast', seconds: (Date.now() - f.startedAt) / 1000 },
+    metric: f.spec.metric,
+    tokens: [],
+    sweeps: {},
+  };
+  const path = claimResultPath(f.outDir, f.name);
+  writeResultFile(path, result);
+  return path;
+}

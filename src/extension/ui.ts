@@ -1,0 +1,234 @@
+/**
+ * The VS Code side of a run and of the selection flow: progress notifications, diagnostics, and the
+ * quick picks and input boxes that ask for a model and for answers (showing how each is tokenized).
+ */
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative } from 'node:path';
+import * as vscode from 'vscode';
+import type { ProgressParams, TokenizeResult } from '../protocol/engineRpc';
+import { builtinModelNames } from '../engine/model/builtinModels';
+import { describeTokens } from './promptSources';
+import type { RunUi } from './runManager';
+
+const PHASE_WORDS: Record<ProgressParams['phase'], string> = {
+  download: 'downloading',
+  load: 'loading',
+  baseline: 'baselines',
+  sweep: 'patching',
+  write: 'writing',
+};
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0)} MB`;
+}
+
+export class VscodeRunUi implements RunUi {
+  constructor(
+    private readonly diagnostics: vscode.DiagnosticCollection,
+    private readonly onResult: (path: string, showPanel: boolean) => void,
+  ) {}
+
+  withProgress<T>(title: string, onCancel: () => void, task: (report: (p: ProgressParams) => void) => Promise<T>): Promise<T> {
+    return Promise.resolve(
+      vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, async (progress, token) => {
+        const sub = token.onCancellationRequested(onCancel);
+        // VS Code's bar only moves forward, in increments: track what was reported. The sweeps are
+        // nearly all of a run's time, so the bar is their share; other phases only change the message.
+        let shown = 0;
+        try {
+          return await task((p) => {
+            let message = `${PHASE_WORDS[p.phase]}: ${p.message}`;
+            let increment: number | undefined;
+            if (p.total && p.total > 0 && p.done !== undefined) {
+              const pct = Math.min(100, (100 * p.done) / p.total);
+              if (p.phase === 'download') message += ` (${mib(p.done)} of ${mib(p.total)})`;
+              else {
+                message += ` ${p.done}/${p.total}`;
+                if (pct > shown) {
+                  increment = pct - shown;
+                  shown = pct;
+                }
+              }
+            }
+            progress.report(increment !== undefined ? { message, increment } : { message });
+          });
+        } finally {
+          sub.dispose();
+        }
+      }),
+    );
+  }
+
+  info(message: string): void {
+    void vscode.window.showInformationMessage(message);
+  }
+
+  error(message: string, location?: { file: string; offset: number; end: number }): void {
+    void vscode.window.showErrorMessage(message);
+    if (location) void this.markSpecError(location.file, location.offset, location.end, message);
+  }
+
+  /** A spec error as a diagnostic on the document it points into (the message stays in the notification too). */
+  async markSpecError(file: string, offset: number, end: number, message: string): Promise<void> {
+    const uri = vscode.Uri.file(file);
+    const doc = vscode.workspace.textDocuments.find((d) => d.uri.fsPath === uri.fsPath) ?? (await vscode.workspace.openTextDocument(uri).then((d) => d, () => undefined));
+    if (!doc) return;
+    const range = new vscode.Range(doc.positionAt(offset), doc.positionAt(Math.max(end, offset + 1)));
+    const d = new vscode.Diagnostic(range, message.replace(/^PatchLens: /, ''), vscode.DiagnosticSeverity.Error);
+    d.source = 'PatchLens';
+    this.diagnostics.set(uri, [d]);
+  }
+
+  resultWritten(path: string, outcome: { status: string } | undefined): void {
+    this.onResult(path, outcome !== undefined && (outcome.status === 'done' || outcome.status === 'cancelled'));
+  }
+}
+
+export const HUB_MODELS: { id: string; detail: string }[] = [
+  { id: 'gpt2', detail: 'GPT-2 small, 124M parameters (500 MB download, once)' },
+  { id: 'distilgpt2', detail: 'Distilled GPT-2, 82M parameters' },
+  { id: 'gpt2-medium', detail: 'GPT-2 medium, 355M parameters' },
+  { id: 'gpt2-large', detail: 'GPT-2 large, 774M parameters' },
+  { id: 'gpt2-xl', detail: 'GPT-2 XL, 1.5B parameters' },
+];
+
+interface ModelItem extends vscode.QuickPickItem {
+  readonly model?: string;
+  readonly action?: 'browse';
+}
+
+/**
+ * Asks for a model: the built-in ones, checkpoint folders in the workspace, GPT-2 hub ids, a folder
+ * picker, or whatever is typed (another hub id, a path). Folders inside the workspace are returned
+ * relative to `workspaceRoot`, so the choice stays valid in a colleague's clone.
+ */
+export async function askModel(workspaceRoot: string | undefined, current?: string, title = 'PatchLens: model to run'): Promise<string | undefined> {
+  const items: ModelItem[] = [];
+  for (const b of builtinModelNames()) items.push({ label: `${b.name} (built in)`, detail: b.description, model: b.name });
+  const found = await vscode.workspace.findFiles('**/model.safetensors', '**/{node_modules,.git}/**', 20).then((u) => u, () => []);
+  if (found.length > 0) items.push({ label: 'In this workspace', kind: vscode.QuickPickItemKind.Separator });
+  for (const u of found) {
+    const dir = dirname(u.fsPath);
+    const rel = workspaceRoot ? relative(workspaceRoot, dir) || '.' : dir;
+    if (existsSync(join(dir, 'config.json'))) items.push({ label: rel, description: 'checkpoint folder', model: rel });
+  }
+  items.push({ label: 'Hugging Face hub', kind: vscode.QuickPickItemKind.Separator });
+  for (const h of HUB_MODELS) items.push({ label: h.id, detail: h.detail, model: h.id });
+  items.push({ label: '', kind: vscode.QuickPickItemKind.Separator });
+  items.push({ label: '$(folder-opened) Choose a checkpoint folder…', action: 'browse', alwaysShow: true });
+
+  const qp = vscode.window.createQuickPick<ModelItem>();
+  qp.title = title;
+  qp.placeholder = 'A built-in model, a hub id (e.g. gpt2), or a folder with config.json + model.safetensors; type any other';
+  qp.items = items;
+  qp.matchOnDetail = true;
+  if (current) qp.activeItems = items.filter((i) => i.model === current);
+  const typed = (value: string): ModelItem[] =>
+    value.trim() && !items.some((i) => i.model === value.trim()) ? [{ label: value.trim(), description: 'use as typed (hub id or path)', model: value.trim(), alwaysShow: true }] : [];
+  qp.onDidChangeValue((v) => (qp.items = [...typed(v), ...items]));
+  const picked = await new Promise<ModelItem | undefined>((resolve) => {
+    qp.onDidAccept(() => resolve(qp.selectedItems[0]));
+    qp.onDidHide(() => resolve(undefined));
+    qp.show();
+  });
+  qp.dispose();
+  if (!picked) return undefined;
+  if (picked.action === 'browse') {
+    const uris = await vscode.window.showOpenDialog({
+      canSelectFolders: true,
+      canSelectFiles: false,
+      canSelectMany: false,
+      openLabel: 'Use this model',
+      title: 'A folder with config.json and model.safetensors',
+      ...(workspaceRoot ? { defaultUri: vscode.Uri.file(workspaceRoot) } : {}),
+    });
+    const dir = uris?.[0]?.fsPath;
+    if (!dir) return undefined;
+    if (workspaceRoot) {
+      const rel = relative(workspaceRoot, dir);
+      if (!rel.startsWith('..') && !isAbsolute(rel)) return rel || '.';
+    }
+    return dir;
+  }
+  return picked.model;
+}
+
+export type Tokenize = (text: string) => Promise<TokenizeResult['tokens'][number]>;
+
+/**
+ * Asks for one answer token in an input box that shows, as the user types, how the model tokenizes
+ * it: `" Alice" → 1 token [14862]`. More than one token is an error the box will not accept.
+ */
+export async function askAnswer(opts: {
+  title: string;
+  prompt: string;
+  value: string;
+  candidates: string[];
+  tokenize: Tokenize;
+  step: number;
+  totalSteps: number;
+}): Promise<string | undefined> {
+  const box = vscode.window.createInputBox();
+  box.title = opts.title;
+  box.step = opts.step;
+  box.totalSteps = opts.totalSteps;
+  box.prompt = opts.candidates.length > 0 ? `${opts.prompt} Candidates: ${opts.candidates.map((c) => JSON.stringify(c)).join(', ')}` : opts.prompt;
+  box.placeholder = 'one token, usually a word with its leading space, e.g. " Alice"';
+  box.value = opts.value;
+  box.ignoreFocusOut = true;
+  // The check of the box's current value: resolves to whether it is exactly one token.
+  let current: { value: string; single: Promise<boolean> } | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const check = (value: string): Promise<boolean> => {
+    if (current?.value === value) return current.single;
+    if (value === '') {
+      box.validationMessage = undefined;
+      current = { value, single: Promise.resolve(false) };
+      return current.single;
+    }
+    box.busy = true;
+    const mine = {
+      value,
+      single: opts.tokenize(value).then(
+        (t) => {
+          const single = t.ids.length === 1;
+          if (current !== mine) return single;
+          box.busy = false;
+          const text = describeTokens(value, t);
+          box.validationMessage = single
+            ? { message: text, severity: vscode.InputBoxValidationSeverity.Info }
+            : { message: `${text}; an answer must be exactly one token${/^\S/.test(value) ? ' (try a leading space)' : ''}`, severity: vscode.InputBoxValidationSeverity.Error };
+          return single;
+        },
+        (e: unknown) => {
+          if (current === mine) {
+            box.busy = false;
+            box.validationMessage = { message: `cannot tokenize: ${(e as Error).message}`, severity: vscode.InputBoxValidationSeverity.Error };
+          }
+          return false;
+        },
+      ),
+    };
+    current = mine;
+    return mine.single;
+  };
+  box.onDidChangeValue((v) => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => void check(v), 120);
+  });
+  void check(box.value);
+  const accepted = await new Promise<string | undefined>((resolve) => {
+    box.onDidAccept(() => {
+      // Enter right after typing: wait for that text's tokenization rather than ignore the key.
+      const value = box.value;
+      void check(value).then((single) => {
+        if (single && box.value === value) resolve(value);
+      });
+    });
+    box.onDidHide(() => resolve(undefined));
+    box.show();
+  });
+  if (timer) clearTimeout(timer);
+  box.dispose();
+  return accepted;
+}

@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type PatchResult, RESULT_FORMAT } from '../../src/protocol/result';
+import { pngFromDataUrl, positionAtOffset, sweepCsv, tokenRangesAt, validateWebviewMessage, validateWebviewState } from '../../src/extension/panelModel';
+
+test('webview messages: known types with well-typed fields pass, anything else is refused with a reason', () => {
+  const ok = (m: unknown) => {
+    const v = validateWebviewMessage(m);
+    assert.ok(v.ok, `refused ${JSON.stringify(m)}: ${v.ok ? '' : v.reason}`);
+    return v.message;
+  };
+  const no = (m: unknown, why: RegExp) => {
+    const v = validateWebviewMessage(m);
+    assert.ok(!v.ok && why.test(v.reason), `accepted or wrong reason for ${JSON.stringify(m)}: ${JSON.stringify(v)}`);
+  };
+  assert.deepEqual(ok({ type: 'ready' }), { type: 'ready' });
+  assert.deepEqual(ok({ type: 'hoverPosition', pos: 3, extra: '<img src=x onerror=alert(1)>' }), { type: 'hoverPosition', pos: 3 });
+  assert.deepEqual(ok({ type: 'hoverPosition', pos: null }), { type: 'hoverPosition', pos: null });
+  assert.deepEqual(ok({ type: 'selectSweep', sweep: 'block_every' }), { type: 'selectSweep', sweep: 'block_every' });
+  assert.deepEqual(ok({ type: 'exportCsv', sweep: 'resid_pre', csv: 'a,b\n' }), { type: 'exportCsv', sweep: 'resid_pre', csv: 'a,b\n' });
+  assert.equal(ok({ type: 'exportPng', sweep: 'resid_pre', dataUrl: 'data:image/png;base64,AAAA' }).type, 'exportPng');
+  no(null, /not an object/);
+  no([], /not an object/);
+  no('ready', /not an object/);
+  no({ type: 'runCommand', command: 'rm -rf' }, /unknown message type/);
+  no({ type: 'hoverPosition', pos: -1 }, /pos/);
+  no({ type: 'hoverPosition', pos: 1.5 }, /pos/);
+  no({ type: 'hoverPosition', pos: '3' }, /pos/);
+  no({ type: 'hoverPosition' }, /pos/);
+  no({ type: 'selectSweep', sweep: '__proto__' }, /sweep/);
+  no({ type: 'exportPng', sweep: 'resid_pre', dataUrl: 'file:///etc/passwd' }, /PNG data/);
+  no({ type: 'exportPng', sweep: 'resid_pre', dataUrl: 'data:text/html;base64,AAAA' }, /PNG data/);
+  no({ type: 'exportCsv', sweep: 'resid_pre', csv: 42 }, /csv/);
+  no({ type: 'exportCsv', sweep: 'nope', csv: '' }, /sweep/);
+});
+
+test('restored webview state is checked too', () => {
+  assert.deepEqual(validateWebviewState({ resultPath: '/ws/.patchlens/runs/a.result.json', sweep: 'resid_pre' }), { resultPath: '/ws/.patchlens/runs/a.result.json', sweep: 'resid_pre' });
+  assert.deepEqual(validateWebviewState({ resultPath: '/ws/a.result.json', sweep: 'nope' }), { resultPath: '/ws/a.result.json' });
+  assert.equal(validateWebviewState({ resultPath: '/etc/passwd' }), undefined);
+  assert.equal(validateWebviewState(undefined), undefined);
+  assert.equal(validateWebviewState({ resultPath: 42 }), undefined);
+});
+
+test('PNG data is accepted only when it is a PNG', () => {
+  const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]);
+  assert.deepEqual(pngFromDataUrl(`data:image/png;base64,${png.toString('base64')}`), png);
+  assert.equal(pngFromDataUrl(`data:image/png;base64,${Buffer.from('<svg/>').toString('base64')}`), undefined);
+});
+
+// "Alice: Hi" as clean, "Bob: Hi" as corrupted, at document offsets 100 and 200, BOS first.
+const RESULT: PatchResult = {
+  format: RESULT_FORMAT,
+  name: 'r',
+  status: 'done',
+  createdAt: '2025-01-01T00:00:00Z',
+  spec: { metric: 'logit_diff', sweeps: ['resid_pre', 'attn_head_out_all_pos'] },
+  source: '/ws/x.patch.json',
+  model: { id: 'm', config: { nLayers: 2, nHeads: 2, dModel: 4, dHead: 2, dMlp: 8, dVocab: 10, nCtx: 8 }, dtype: 'float32', provider: 'cpu', weightProcessing: 'none' },
+  engine: { version: '0', mode: 'fast', seconds: 0 },
+  metric: 'logit_diff',
+  tokens: [
+    {
+      clean: { ids: [0, 1, 2, 3], strings: ['<|endoftext|>', 'Alice', ':', ' Hi'], ranges: [null, [100, 105], [105, 106], [106, 109]] },
+      corrupted: { ids: [0, 4, 2, 3], strings: ['<|endoftext|>', 'Bob', ':', ' Hi'], ranges: [null, [200, 203], [203, 204], [204, 207]] },
+    },
+  ],
+  baselines: { clean: 1, corrupted: 0 },
+  sweeps: {
+    resid_pre: { shape: [2, 4], axes: ['layer', 'pos'], values: [0, 0.5, 1, NaN, -1, 0.25, 0, 2] },
+    attn_head_out_all_pos: { shape: [2, 2], axes: ['layer', 'head'], values: [1, 2, 3, 4] },
+  },
+};
+
+test('a heatmap position maps to its token in both prompts, and a cursor offset back to the position', () => {
+  assert.deepEqual(tokenRangesAt(RESULT, 1), [[100, 105], [200, 203]]);
+  assert.deepEqual(tokenRangesAt(RESULT, 3), [[106, 109], [204, 207]]);
+  assert.deepEqual(tokenRangesAt(RESULT, 0), []);
+  assert.deepEqual(tokenRangesAt(RESULT, 9), []);
+  assert.equal(positionAtOffset(RESULT, 102), 1);
+  assert.equal(positionAtOffset(RESULT, 201), 1);
+  assert.equal(positionAtOffset(RESULT, 105), 2);
+  // Just after the last character of a token (the cursor at a string's end).
+  assert.equal(positionAtOffset(RESULT, 109), 3);
+  assert.equal(positionAtOffset(RESULT, 50), null);
+});
+
+test('CSV of a sweep is laid out as its heatmap', () => {
+  const csv = sweepCsv(RESULT, 'resid_pre').trim().split('\n');
+  assert.equal(csv.length, 3);
+  assert.equal(csv[1]!.split(',').slice(2).join(','), '0,0.5,1,NaN');
+  assert.equal(csv[2]!.split(',').slice(2).join(','), '-1,0.25,0,2');
+  assert.equal(csv[1]!.split(',')[1], 'L0');
+  assert.equal(sweepCsv(RESULT, 'attn_head_out_all_pos').trim().split('\n').length, 3);
+  assert.throws(() => sweepCsv(RESULT, 'mlp_out'), /no sweep mlp_out/);
+});
