@@ -10,3 +10,13 @@ export class UserError extends Error {
 export function isUserError(e: unknown): e is UserError {
   return e instanceof UserError;
 }
+
+/** Text from a file or a user, made safe to put inside a one-line message: line breaks become spaces. */
+export function oneLine(text: string): string {
+  return text.replace(/[\r\n\u2028\u2029\u0085]+/g, ' ');
+}
+
+/** JSON.parse's reason without the piece of the file V8 quotes, which may span lines. */
+export function jsonErrorReason(e: unknown): string {
+  return oneLine((e as Error).message.replace(/, ".*"(\.\.\.)? is not valid JSON$/s, ''));
+}

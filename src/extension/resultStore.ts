@@ -7,7 +7,7 @@ import { basename, join } from 'node:path';
 import { type PatchResult, RESULT_FORMAT, type RunStatus } from '../protocol/result';
 import type { PatchSpec } from '../protocol/spec';
 import { claimResultPath, safeFileStem, writeResultFile } from '../engine/resultFile';
-import { UserError } from '../engine/userError';
+import { jsonErrorReason, oneLine, UserError } from '../engine/userError';
 import pkg from '../../package.json';
 
 export const RESULT_SUFFIX = '.result.json';
@@ -68,10 +68,10 @@ export function readResultFile(path: string): PatchResult {
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new UserError(`${basename(path)} is not valid JSON (${(e as Error).message})`);
+    throw new UserError(`${basename(path)} is not valid JSON (${jsonErrorReason(e)})`);
   }
   const problem = resultProblem(value);
-  if (problem) throw new UserError(`${basename(path)} is not a result PatchLens can show: ${problem}`);
+  if (problem) throw new UserError(`${basename(path)} is not a result PatchLens can show: ${oneLine(problem)}`);
   return value as PatchResult;
 }
 

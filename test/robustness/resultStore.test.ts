@@ -194,7 +194,6 @@ test('a results folder with corrupt and foreign files lists them as unreadable a
 
 test(
   'the reason an unreadable result is shown with is one line',
-  { todo: 'src/extension/resultStore.ts (extension engineer): readResultFile quotes JSON.parse\'s message, which carries the file\'s own line breaks; the format value is printed with raw U+2028' },
   async () => {
     const { ResultStore, readResultFile } = await import('../../src/extension/resultStore');
     const dir = makeTmpDir('corrupt-lines');

@@ -1,8 +1,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../userError';
+import { jsonErrorReason, UserError } from '../userError';
 import { formatBytes, modelMemoryLimit, modelParamCount, parseGpt2Config, type ModelConfig } from './config';
-import { jsonErrorReason, readSafetensors } from './safetensors';
+import { readSafetensors } from './safetensors';
 import type { BlockWeights, ModelWeights } from './weights';
 
 function requireFile(dir: string, name: string): string {

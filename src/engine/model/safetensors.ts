@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { numel, type Tensor32 } from '../tensor';
-import { UserError } from '../userError';
+import { jsonErrorReason, UserError } from '../userError';
 
 // Format: u64 LE header length N, N bytes of JSON header, then the data section. Offsets in the header
 // are relative to the start of the data section. https://github.com/huggingface/safetensors
@@ -18,10 +18,6 @@ interface HeaderEntry {
   end: number;
 }
 
-/** JSON.parse's reason without the piece of the file V8 quotes, which may span lines. */
-export function jsonErrorReason(e: unknown): string {
-  return (e as Error).message.replace(/, ".*"(\.\.\.)? is not valid JSON$/s, '').replace(/[\r\n\u2028\u2029\u0085]+/g, ' ');
-}
 
 function fail(path: string, what: string): never {
   throw new UserError(`${path} is not a valid safetensors file: ${what}; re-export or re-download it`);
