@@ -8,9 +8,10 @@
  * they describe what is on screen for tests and for anyone inspecting the panel.
  */
 import { CategoryScale, Chart, LinearScale } from 'chart.js';
-import type { ChartConfiguration, Plugin, Scale } from 'chart.js';
+import type { Plugin } from 'chart.js';
 import { MatrixController, MatrixElement } from 'chartjs-chart-matrix';
-import { divergingColor, facetColumns, layoutSweep } from '../src/protocol/heatmapLayout';
+import { AXIS_TITLE_H, facetChartConfig, facetSizes, type FacetSizes } from '../src/protocol/heatmapChart';
+import { facetColumns, layoutSweep } from '../src/protocol/heatmapLayout';
 import type { Facet } from '../src/protocol/heatmapLayout';
 import type { SweepResult } from '../src/protocol/result';
 import { h } from './dom';
@@ -58,24 +59,9 @@ interface FacetView {
   hover: { row: number; col: number } | null;
 }
 
-interface Metrics {
-  cellW: number;
-  cellH: number;
-  xFont: number;
-  yFont: number;
-  yAxisW: number;
-  xAxisH: number;
-  rotate: boolean;
-}
+type Metrics = FacetSizes;
 
-/** x, y: label indices, already in chart.js's parsed form (see `parsing: false`). */
-type Cell = { x: number; y: number; v: number };
-
-const rgb = (c: [number, number, number]): string => `rgb(${c[0]},${c[1]},${c[2]})`;
 const clamp = (v: number, lo: number, hi: number): number => Math.max(lo, Math.min(hi, v));
-// Below 12 px cells, 11 px labels overlap; 9 px stays legible and autoSkip thins out the rest.
-const fontFor = (cell: number): number => (cell >= 12 ? 11 : 9);
-const AXIS_TITLE = 11 + 8;
 
 let scratch: CanvasRenderingContext2D | null = null;
 function textWidth(font: string, texts: readonly string[]): number {
@@ -92,26 +78,15 @@ function metricsFor(facet: Facet, theme: Theme, gridCols: number, gridRows: numb
   const rows = facet.rowLabels.length;
   // The y labels' width depends on the font, which depends on the cell height: size for the larger font.
   const rowW = textWidth(`11px ${theme.font}`, facet.rowLabels);
-  const yAxisW = AXIS_TITLE + rowW + 8;
+  const yAxisW = AXIS_TITLE_H + rowW + 8;
   const avail = input.width - yAxisW - (gridCols - 1) * GAP_X;
   const cellW = clamp(Math.floor(avail / (gridCols * cols)), MIN_CELL_W, MAX_CELL);
   // Room for the header, toolbar and x labels above and below the cells.
   const tallest = Math.max(320, input.viewportHeight - 220);
   const cellH = clamp(Math.min(cellW, Math.floor(tallest / (gridRows * rows))), MIN_CELL_H, MAX_CELL);
-  const xFont = fontFor(cellW);
-  const yFont = fontFor(cellH);
-  const colW = textWidth(`${xFont}px ${theme.font}`, facet.colLabels);
-  const rotate = colW + 6 > cellW;
-  return { cellW, cellH, xFont, yFont, yAxisW, xAxisH: AXIS_TITLE + (rotate ? colW : xFont + 2) + 8, rotate };
+  return facetSizes(cellW, cellH, rowW, (px) => textWidth(`${px}px ${theme.font}`, facet.colLabels));
 }
 
-function facetData(facet: Facet): Cell[] {
-  const data: Cell[] = [];
-  for (let r = 0; r < facet.rowLabels.length; r++) {
-    for (let c = 0; c < facet.colLabels.length; c++) data.push({ x: c, y: r, v: facet.values[r][c] });
-  }
-  return data;
-}
 
 export class HeatmapView {
   /** The facet grid; the caller places it. */
@@ -255,79 +230,10 @@ export class HeatmapView {
     const xH = showX ? m.xAxisH : 0;
     canvas.width = Math.max(1, yW + plotW);
     canvas.height = Math.max(1, plotH + xH);
-    const titleFont = { size: 11, family: theme.font, weight: 'bold' as const };
-    // Exact axis boxes (and no overflow padding) make the plot area exactly cells × cell size, so
-    // facets line up in the grid and the pointer maps to a cell by arithmetic.
-    const fixX = (s: Scale): void => {
-      s.height = xH;
-      s.paddingLeft = s.paddingRight = 0;
-    };
-    const fixY = (s: Scale): void => {
-      s.width = yW;
-      s.paddingTop = s.paddingBottom = 0;
-    };
     const overlay: Plugin = { id: 'plOverlay', afterDatasetsDraw: (chart) => this.drawOverlay(view, chart) };
-    const config = {
-      type: 'matrix',
-      data: {
-        datasets: [
-          {
-            data: facetData(facet),
-            // Parsing category values looks each label up in the label list, quadratic in the cell count.
-            parsing: false,
-            borderWidth: 0,
-            backgroundColor: (c: { raw?: Cell }) => rgb(divergingColor(c.raw?.v ?? NaN, this.range)),
-            // Half a pixel of overlap hides the hairline seams antialiasing leaves between cells.
-            width: () => m.cellW + 0.5,
-            height: () => m.cellH + 0.5,
-          },
-        ],
-      },
-      options: {
-        animation: false,
-        responsive: false,
-        events: [],
-        layout: { padding: 0 },
-        plugins: { legend: { display: false }, tooltip: { enabled: false }, title: { display: false } },
-        scales: {
-          x: {
-            type: 'category',
-            labels: facet.colLabels,
-            offset: true,
-            display: showX,
-            position: 'bottom',
-            grid: { display: false, drawTicks: false },
-            border: { display: false },
-            ticks: {
-              font: { size: m.xFont, family: theme.font },
-              color: theme.text,
-              padding: 4,
-              autoSkip: true,
-              autoSkipPadding: 2,
-              minRotation: m.rotate ? 90 : 0,
-              maxRotation: m.rotate ? 90 : 0,
-            },
-            title: { display: true, text: facet.colAxis, font: titleFont, color: theme.muted, padding: { top: 2, bottom: 0 } },
-            afterFit: fixX,
-          },
-          y: {
-            type: 'category',
-            labels: facet.rowLabels,
-            offset: true,
-            // Row 0 (layer 0) on top, as imshow draws it; chartjs-chart-matrix defaults to reverse: true.
-            reverse: false,
-            display: showY,
-            grid: { display: false, drawTicks: false },
-            border: { display: false },
-            ticks: { font: { size: m.yFont, family: theme.font }, color: theme.text, padding: 4, autoSkip: true, autoSkipPadding: 2 },
-            title: { display: true, text: facet.rowAxis, font: titleFont, color: theme.muted, padding: { top: 0, bottom: 2 } },
-            afterFit: fixY,
-          },
-        },
-      },
-      plugins: [overlay],
-    };
-    return new Chart(canvas, config as unknown as ChartConfiguration);
+    const config = facetChartConfig(facet, m, theme, () => this.range, showX, showY);
+    config.plugins = [overlay];
+    return new Chart(canvas, config);
   }
 
   /** The highlighted token's column (and, on dest×src facets, its row), and the hovered cell. */

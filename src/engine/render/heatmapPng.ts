@@ -8,7 +8,6 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BasicPlatform, CategoryScale, Chart, LinearScale } from 'chart.js';
-import type { ChartConfiguration, Scale } from 'chart.js';
 import { MatrixController, MatrixElement } from 'chartjs-chart-matrix';
 import { createCanvas, GlobalFonts } from '@napi-rs/canvas';
 import type { Canvas, SKRSContext2D } from '@napi-rs/canvas';
@@ -17,6 +16,7 @@ import type { Facet } from '../../protocol/heatmapLayout';
 import type { PatchResult, SweepResult } from '../../protocol/result';
 import type { SweepName } from '../../protocol/spec';
 import { shortValue, summaryParts } from '../../protocol/resultText';
+import { facetChartConfig, facetData, facetSizes, type FacetSizes, fontFor, rgb } from '../../protocol/heatmapChart';
 
 export interface RenderOptions {
   /** Upper bound on the image width in pixels (default 4000); cells shrink to fit. */
@@ -91,18 +91,10 @@ interface Theme {
 const LIGHT: Theme = { background: '#ffffff', text: '#222222', muted: '#555555' };
 const DARK: Theme = { background: '#1e1e1e', text: '#dddddd', muted: '#aaaaaa' };
 
-const rgb = (c: [number, number, number]): string => `rgb(${c[0]},${c[1]},${c[2]})`;
 
 
-/** Sizes that depend only on the labels and the cell size; recomputed as the cells shrink. */
-interface Metrics {
-  cellW: number;
-  cellH: number;
-  xFont: number;
-  yFont: number;
-  yAxisW: number;
-  xAxisH: number;
-  rotate: boolean;
+/** A facet's sizes plus the title line a facet of a multi-facet sweep carries. */
+interface Metrics extends FacetSizes {
   facetTitleH: number;
 }
 
@@ -113,43 +105,16 @@ function maxTextWidth(ctx: SKRSContext2D, font: string, texts: string[]): number
   return Math.ceil(m);
 }
 
-// Below this cell size 11 px labels overlap; 9 px stays legible, and chart.js's autoSkip thins out the rest.
-const fontFor = (cell: number): number => (cell >= 12 ? 11 : 9);
-
 function metricsFor(ctx: SKRSContext2D, facet: Facet, cellW: number, cellH: number, multi: boolean): Metrics {
-  const xFont = fontFor(cellW);
-  const yFont = fontFor(cellH);
-  const axisTitle = 11 + 8;
-  const rowW = maxTextWidth(ctx, `${yFont}px ${FONT_FAMILY}`, facet.rowLabels);
-  const colW = maxTextWidth(ctx, `${xFont}px ${FONT_FAMILY}`, facet.colLabels);
-  const rotate = colW + 6 > cellW;
-  return {
-    cellW,
-    cellH,
-    xFont,
-    yFont,
-    yAxisW: axisTitle + rowW + 8,
-    xAxisH: axisTitle + (rotate ? colW : xFont + 2) + 8,
-    rotate,
-    facetTitleH: multi ? 18 : 0,
-  };
+  const rowW = maxTextWidth(ctx, `${fontFor(cellH)}px ${FONT_FAMILY}`, facet.rowLabels);
+  const sizes = facetSizes(cellW, cellH, rowW, (px) => maxTextWidth(ctx, `${px}px ${FONT_FAMILY}`, facet.colLabels));
+  return { ...sizes, facetTitleH: multi ? 18 : 0 };
 }
 
 interface FacetChart {
   canvas: Canvas;
   chart: Chart;
   chartArea: { left: number; top: number; width: number; height: number };
-}
-
-/** x, y: label indices, already in chart.js's parsed form (see `parsing: false`). */
-type Cell = { x: number; y: number; v: number };
-
-function facetData(facet: Facet): Cell[] {
-  const data: Cell[] = [];
-  for (let r = 0; r < facet.rowLabels.length; r++) {
-    for (let c = 0; c < facet.colLabels.length; c++) data.push({ x: c, y: r, v: facet.values[r][c] });
-  }
-  return data;
 }
 
 /**
@@ -163,83 +128,11 @@ function facetChart(facet: Facet, m: Metrics, range: number, theme: Theme, showX
   const yW = showY ? m.yAxisW : 0;
   const xH = showX ? m.xAxisH : 0;
   const canvas = createCanvas(Math.max(1, yW + plotW), Math.max(1, plotH + xH));
-  const titleFont = { size: 11, family: FONT_FAMILY, weight: 'bold' as const };
-  // Exact axis boxes (and no overflow padding) make the plot area exactly cells × cell size, so facets
-  // line up in the grid and a cell's pixels can be computed from its index.
-  const fixX = (s: Scale): void => {
-    s.height = xH;
-    s.paddingLeft = s.paddingRight = 0;
-  };
-  const fixY = (s: Scale): void => {
-    s.width = yW;
-    s.paddingTop = s.paddingBottom = 0;
-  };
-  const config = {
-    type: 'matrix',
-    platform: BasicPlatform,
-    data: {
-      datasets: [
-        {
-          data: facetData(facet),
-          // Parsing category values looks each label up in the label list, quadratic in the cell count.
-          parsing: false,
-          borderWidth: 0,
-          backgroundColor: (c: { raw?: Cell }) => rgb(divergingColor(c.raw?.v ?? NaN, range)),
-          // Half a pixel of overlap hides the hairline seams antialiasing leaves between cells.
-          width: () => m.cellW + 0.5,
-          height: () => m.cellH + 0.5,
-        },
-      ],
-    },
-    options: {
-      animation: false,
-      responsive: false,
-      devicePixelRatio: 1,
-      events: [],
-      layout: { padding: 0 },
-      plugins: { legend: { display: false }, tooltip: { enabled: false }, title: { display: false } },
-      scales: {
-        x: {
-          type: 'category',
-          labels: facet.colLabels,
-          offset: true,
-          display: showX,
-          position: 'bottom',
-          grid: { display: false, drawTicks: false },
-          border: { display: false },
-          ticks: {
-            font: { size: m.xFont, family: FONT_FAMILY },
-            color: theme.text,
-            padding: 4,
-            autoSkip: true,
-            autoSkipPadding: 2,
-            minRotation: m.rotate ? 90 : 0,
-            maxRotation: m.rotate ? 90 : 0,
-          },
-          title: { display: true, text: facet.colAxis, font: titleFont, color: theme.muted, padding: { top: 2, bottom: 0 } },
-          afterFit: fixX,
-        },
-        y: {
-          type: 'category',
-          labels: facet.rowLabels,
-          offset: true,
-          // Row 0 (layer 0) on top, as imshow draws it; chartjs-chart-matrix defaults its y axis to
-          // reverse: true, which puts it at the bottom.
-          reverse: false,
-          display: showY,
-          grid: { display: false, drawTicks: false },
-          border: { display: false },
-          ticks: { font: { size: m.yFont, family: FONT_FAMILY }, color: theme.text, padding: 4, autoSkip: true, autoSkipPadding: 2 },
-          title: { display: true, text: facet.rowAxis, font: titleFont, color: theme.muted, padding: { top: 0, bottom: 2 } },
-          afterFit: fixY,
-        },
-      },
-    },
-  };
-  const chart = new Chart(
-    canvas.getContext('2d') as unknown as CanvasRenderingContext2D,
-    config as unknown as ChartConfiguration,
-  );
+  const config = facetChartConfig(facet, m, { ...theme, font: FONT_FAMILY }, () => range, showX, showY);
+  // A canvas outside a browser: chart.js must not look for a DOM, and pixels are the canvas's own.
+  config.platform = BasicPlatform;
+  config.options = { ...config.options, devicePixelRatio: 1 };
+  const chart = new Chart(canvas.getContext('2d') as unknown as CanvasRenderingContext2D, config);
   const a = chart.chartArea;
   return { canvas, chart, chartArea: { left: a.left, top: a.top, width: a.width, height: a.height } };
 }
