@@ -8,6 +8,7 @@ import { readSafetensors, writeSafetensors } from '../../src/engine/model/safete
 import type { Tensor32 } from '../../src/engine/tensor';
 import { UserError } from '../../src/engine/userError';
 import { makeTmpDir, writeRandomGpt2Checkpoint } from '../helpers/checkpoint';
+import { GPT2_SMALL_CONFIG } from '../helpers/configs';
 
 const GOLDEN = resolve(__dirname, '../fixtures/golden/gpt2-2l4h/model');
 
@@ -171,20 +172,7 @@ test('config mapping: defaults, n_ctx fallback, activation aliases, parameter co
     { architectures: ['GPT2Model'], n_layer: 12, n_head: 12, n_embd: 768, vocab_size: 50257, n_ctx: 1024, activation_function: 'gelu_pytorch_tanh' },
     'f',
   );
-  assert.deepEqual(c, {
-    architecture: 'gpt2',
-    nLayers: 12,
-    nHeads: 12,
-    dModel: 768,
-    dHead: 64,
-    dMlp: 3072,
-    dVocab: 50257,
-    nCtx: 1024,
-    layerNormEps: 1e-5,
-    activation: 'gelu_new',
-    bosTokenId: 50256,
-    eosTokenId: 50256,
-  });
+  assert.deepEqual(c, GPT2_SMALL_CONFIG);
   // Hugging Face reports 124,439,808 parameters for GPT-2 small (tied embeddings).
   assert.equal(modelParamCount(c), 124_439_808);
   const relu = parseGpt2Config({ model_type: 'gpt2', n_layer: 1, n_head: 1, n_embd: 4, vocab_size: 10, n_positions: 8, n_inner: 6, activation_function: 'relu', layer_norm_epsilon: 1e-6, bos_token_id: 0, eos_token_id: 9 }, 'f');

@@ -9,21 +9,9 @@ import { loadTokenizer } from '../../src/engine/model/textTokenizer';
 import type { TextTokenizer } from '../../src/engine/model/tokenizer';
 import { UserError } from '../../src/engine/userError';
 import { makeTmpDir, writeRandomGpt2Checkpoint } from '../helpers/checkpoint';
+import { GPT2_SMALL_CONFIG } from '../helpers/configs';
 
-const gpt2Cfg: ModelConfig = {
-  architecture: 'gpt2',
-  nLayers: 1,
-  nHeads: 1,
-  dModel: 4,
-  dHead: 4,
-  dMlp: 16,
-  dVocab: 50257,
-  nCtx: 1024,
-  layerNormEps: 1e-5,
-  activation: 'gelu_new',
-  bosTokenId: 50256,
-  eosTokenId: 50256,
-};
+const gpt2Cfg: ModelConfig = { ...GPT2_SMALL_CONFIG, nLayers: 1, nHeads: 1, dModel: 4, dHead: 4, dMlp: 16 };
 
 let tok: TextTokenizer;
 

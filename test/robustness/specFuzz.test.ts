@@ -21,24 +21,12 @@ import { NEW_SPEC_TEMPLATE } from '../../src/engine/patching/specTemplate';
 import { LOGIT_DIFF_METRICS, MAX_SPEC_CHARS, type PatchSpec, type ResolvedSpec, TARGET_METRICS } from '../../src/protocol/spec';
 import { makeTmpDir } from '../helpers/checkpoint';
 import { attempt, Failures, preview, Rng, userErrorProblem } from './fuzz';
+import { GPT2_SMALL_CONFIG } from '../helpers/configs';
 
 const FILE = 'fuzz.patch.json';
 const EXAMPLES = join(__dirname, '..', '..', 'examples');
 
-const GPT2: ModelConfig = {
-  architecture: 'gpt2',
-  nLayers: 12,
-  nHeads: 12,
-  dModel: 768,
-  dHead: 64,
-  dMlp: 3072,
-  dVocab: 50257,
-  nCtx: 1024,
-  layerNormEps: 1e-5,
-  activation: 'gelu_new',
-  bosTokenId: 50256,
-  eosTokenId: 50256,
-};
+const GPT2 = GPT2_SMALL_CONFIG;
 // A short context, so that the fuzz reaches the "longer than the model's context" path often.
 const SHORT_CTX: ModelConfig = { ...GPT2, nCtx: 24 };
 

@@ -4,8 +4,7 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ModelConfig } from '../../src/engine/model/config';
-import { GPT2_EOT_ID, GPT2_VOCAB_SIZE, writeGpt2TokenizerFiles } from '../../src/engine/model/gpt2Tokenizer';
+import { GPT2_EOT_ID, writeGpt2TokenizerFiles } from '../../src/engine/model/gpt2Tokenizer';
 import { loadTokenizer } from '../../src/engine/model/textTokenizer';
 import type { TextTokenizer } from '../../src/engine/model/tokenizer';
 import { parseSelection } from '../../src/engine/patching/selection';
@@ -13,23 +12,11 @@ import { parseSpecText, resolveSpec } from '../../src/engine/patching/specFile';
 import { isUserError } from '../../src/engine/userError';
 import { toDocumentRange } from '../../src/protocol/spec';
 import { makeTmpDir } from '../helpers/checkpoint';
+import { GPT2_SMALL_CONFIG } from '../helpers/configs';
 
 const EXAMPLES = join(__dirname, '..', '..', 'examples');
 
-const GPT2: ModelConfig = {
-  architecture: 'gpt2',
-  nLayers: 12,
-  nHeads: 12,
-  dModel: 768,
-  dHead: 64,
-  dMlp: 3072,
-  dVocab: GPT2_VOCAB_SIZE,
-  nCtx: 1024,
-  layerNormEps: 1e-5,
-  activation: 'gelu_new',
-  bosTokenId: GPT2_EOT_ID,
-  eosTokenId: GPT2_EOT_ID,
-};
+const GPT2 = GPT2_SMALL_CONFIG;
 
 let tok: TextTokenizer;
 before(async () => {
