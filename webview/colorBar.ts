@@ -1,5 +1,5 @@
 /** The colour bar: +range at the top, as plotly and the PNG export draw it, then 0, then −range. */
-import { divergingColor } from '../src/protocol/heatmapLayout';
+import { colorBarGradient } from '../src/protocol/heatmapChart';
 import { shortValue } from '../src/protocol/resultText';
 import type { Theme } from './theme';
 
@@ -30,12 +30,7 @@ export function drawColorBar(canvas: HTMLCanvasElement, range: number, theme: Th
   // Tick labels sit inside the bar's height, so the bar spans the canvas less half a line at each end.
   const top = 6;
   const barH = cssH - 12;
-  const grad = ctx.createLinearGradient(0, top, 0, top + barH);
-  for (let k = 0; k <= 20; k++) {
-    const [r, g, b] = divergingColor(range * (1 - (2 * k) / 20), range);
-    grad.addColorStop(k / 20, `rgb(${r},${g},${b})`);
-  }
-  ctx.fillStyle = grad;
+  ctx.fillStyle = colorBarGradient(ctx, top, barH, range);
   ctx.fillRect(GAP, top, BAR_W, barH);
   ctx.strokeStyle = theme.border;
   ctx.lineWidth = 1;

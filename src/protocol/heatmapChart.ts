@@ -142,3 +142,15 @@ export function facetChartConfig(
   };
   return config as unknown as ChartConfiguration;
 }
+
+/** The colour bar's fill: +range at the top (as plotly draws it), −range at the bottom. */
+export function colorBarGradient<G extends { addColorStop(offset: number, color: string): void }>(
+  ctx: { createLinearGradient(x0: number, y0: number, x1: number, y1: number): G },
+  top: number,
+  height: number,
+  range: number,
+): G {
+  const grad = ctx.createLinearGradient(0, top, 0, top + height);
+  for (let k = 0; k <= 20; k++) grad.addColorStop(k / 20, rgb(divergingColor(range * (1 - (2 * k) / 20), range)));
+  return grad;
+}

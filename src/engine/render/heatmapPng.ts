@@ -11,12 +11,12 @@ import { BasicPlatform, CategoryScale, Chart, LinearScale } from 'chart.js';
 import { MatrixController, MatrixElement } from 'chartjs-chart-matrix';
 import { createCanvas, GlobalFonts } from '@napi-rs/canvas';
 import type { Canvas, SKRSContext2D } from '@napi-rs/canvas';
-import { divergingColor, facetColumns, layoutSweep, symmetricRange } from '../../protocol/heatmapLayout';
+import { facetColumns, layoutSweep, symmetricRange } from '../../protocol/heatmapLayout';
 import type { Facet } from '../../protocol/heatmapLayout';
 import type { PatchResult, SweepResult } from '../../protocol/result';
 import type { SweepName } from '../../protocol/spec';
 import { shortValue, summaryParts } from '../../protocol/resultText';
-import { facetChartConfig, facetData, facetSizes, type FacetSizes, fontFor, rgb } from '../../protocol/heatmapChart';
+import { colorBarGradient, facetChartConfig, facetData, facetSizes, type FacetSizes, fontFor } from '../../protocol/heatmapChart';
 
 export interface RenderOptions {
   /** Upper bound on the image width in pixels (default 4000); cells shrink to fit. */
@@ -262,9 +262,7 @@ export async function renderSweepImage(result: PatchResult, sweep: SweepName, op
   const barLeft = gridLeft + gridCols * plotW + (gridCols - 1) * GAP_X + COLORBAR_GAP;
   const barTop = gridTop + m.facetTitleH;
   const barH = Math.max(60, Math.min(plotH, 400));
-  const grad = ctx.createLinearGradient(0, barTop, 0, barTop + barH);
-  for (let k = 0; k <= 20; k++) grad.addColorStop(k / 20, rgb(divergingColor(range * (1 - (2 * k) / 20), range)));
-  ctx.fillStyle = grad;
+  ctx.fillStyle = colorBarGradient(ctx, barTop, barH, range);
   ctx.fillRect(barLeft, barTop, COLORBAR_W, barH);
   ctx.strokeStyle = theme.muted;
   ctx.lineWidth = 1;
