@@ -34,7 +34,9 @@ export async function executeFast(problem: PatchProblem, slots: readonly PatchSl
       return;
     }
     const p = slotStart(s);
-    byStart.set(p, [...(byStart.get(p) ?? []), i]);
+    const group = byStart.get(p);
+    if (group) group.push(i);
+    else byStart.set(p, [i]);
   });
   if (done > 0) opts.onProgress?.(done);
   for (const [p, members] of [...byStart].sort((a, b) => a[0] - b[0])) {
