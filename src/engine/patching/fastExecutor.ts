@@ -3,7 +3,7 @@ import { type BlockHook, blockHookName, hookMaskGraphDims, hookMaskShape } from 
 import { numel, type Tensor32 } from '../tensor';
 import { concatRows, sliceAxis, tileRows } from '../tensorOps';
 import { bytesPerRow } from './memory';
-import { markSlot } from './patchMask';
+import { forEachSlotCell, markSlot } from './patchMask';
 import type { ExecuteOptions, PatchProblem } from './problem';
 import { type PatchSlot, slotStart } from './sweeps';
 
@@ -64,14 +64,12 @@ function patchIsNoOp(problem: PatchProblem, slot: PatchSlot): boolean {
   const corrupted = problem.corruptedCache.get(name)!;
   const n = problem.pairs.length;
   const dims = hookMaskShape(problem.model.cfg, slot.hook, n, problem.nPos);
-  const mask = new Uint8Array(numel(dims));
-  markSlot(mask, dims, slot, 0, n);
-  const cell = clean.data.length / mask.length;
-  for (let c = 0; c < mask.length; c++) {
-    if (!mask[c]) continue;
-    for (let k = c * cell; k < (c + 1) * cell; k++) if (clean.data[k] !== corrupted.data[k]) return false;
-  }
-  return true;
+  const cell = clean.data.length / numel(dims);
+  let same = true;
+  forEachSlotCell(dims, slot, 0, n, (c) => {
+    for (let k = c * cell; same && k < (c + 1) * cell; k++) same = clean.data[k] === corrupted.data[k];
+  });
+  return same;
 }
 
 /**
