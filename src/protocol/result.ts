@@ -28,18 +28,21 @@ export interface SweepResult {
   readonly components?: string[];
 }
 
+/** A model's sizes, in TransformerLens's names. */
+export interface ModelShape {
+  readonly nLayers: number;
+  readonly nHeads: number;
+  readonly dModel: number;
+  readonly dHead: number;
+  readonly dMlp: number;
+  readonly dVocab: number;
+  readonly nCtx: number;
+}
+
 export interface ModelInfo {
   /** What the spec or the user named: a hub id, a folder, or a built-in model. */
   readonly id: string;
-  readonly config: {
-    readonly nLayers: number;
-    readonly nHeads: number;
-    readonly dModel: number;
-    readonly dHead: number;
-    readonly dMlp: number;
-    readonly dVocab: number;
-    readonly nCtx: number;
-  };
+  readonly config: ModelShape;
   readonly dtype: 'float32';
   /** The execution provider that ran the model (cpu, webgpu, cuda, ...). */
   readonly provider: string;

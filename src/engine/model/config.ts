@@ -1,16 +1,10 @@
 import { totalmem } from 'node:os';
+import type { ModelShape } from '../../protocol/result';
 import { UserError } from '../userError';
 
-/** The architecture-independent shape of a model, in TransformerLens's names. */
-export interface ModelConfig {
+/** Everything the engine needs to know of a model's architecture, in TransformerLens's names. */
+export interface ModelConfig extends ModelShape {
   readonly architecture: 'gpt2';
-  readonly nLayers: number;
-  readonly nHeads: number;
-  readonly dModel: number;
-  readonly dHead: number;
-  readonly dMlp: number;
-  readonly dVocab: number;
-  readonly nCtx: number;
   readonly layerNormEps: number;
   readonly activation: 'gelu_new' | 'gelu' | 'relu';
   readonly bosTokenId: number;
