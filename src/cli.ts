@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { DEVICE_SETTINGS, type DeviceSetting, type ProgressParams } from './protocol/engineRpc';
+import { DEFAULT_MEMORY_BUDGET_MIB, DEVICE_SETTINGS, type DeviceSetting, type ProgressParams } from './protocol/engineRpc';
 import { runJob } from './engine/job';
 import { ModelCache } from './engine/modelLoader';
 import { isUserError, UserError } from './engine/userError';
@@ -14,7 +14,7 @@ commands:
       --device D             ${DEVICE_SETTINGS.join('|')} (default auto)
       --png                  also write one heatmap PNG per sweep
       --naive                one full forward per patched index, as TransformerLens (the reference mode)
-      --memory-budget MIB    working memory for batched patches (default 1024)
+      --memory-budget MIB    working memory for batched patches (default ${DEFAULT_MEMORY_BUDGET_MIB})
       --hub-endpoint URL     Hugging Face hub mirror (default $HF_ENDPOINT or https://huggingface.co)
       --cache DIR            model cache (default $PATCHLENS_CACHE or ~/.cache/patchlens)
       --quiet                no progress on stderr

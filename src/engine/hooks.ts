@@ -51,9 +51,10 @@ export function parseHookName(name: string, cfg: ModelConfig): HookRef | undefin
   return { kind: 'block', layer, hook };
 }
 
-type Layout = 'resid' | 'mlp' | 'head' | 'attn';
+/** How a hook's activation is laid out: [b, pos, d_model], [b, pos, d_mlp], [b, pos, head, d_head] or [b, head, dest, src]. */
+export type HookLayout = 'resid' | 'mlp' | 'head' | 'attn';
 
-function layoutOf(hook: BlockHook | GlobalHook): Layout {
+export function layoutOf(hook: BlockHook | GlobalHook): HookLayout {
   switch (hook) {
     case 'attn.hook_q':
     case 'attn.hook_k':

@@ -3,7 +3,7 @@
  * WorkspaceConfiguration.get in the extension, a map in tests), so the defaults and checks are testable.
  */
 import { isAbsolute, join } from 'node:path';
-import { DEVICE_SETTINGS, type DeviceSetting, type EngineSettings, PATCHING_MODES, type PatchingMode } from '../protocol/engineRpc';
+import { DEFAULT_MEMORY_BUDGET_MIB, DEVICE_SETTINGS, type DeviceSetting, type EngineSettings, PATCHING_MODES, type PatchingMode } from '../protocol/engineRpc';
 import { SWEEP_NAMES, type SweepName } from '../protocol/spec';
 
 export interface PatchLensSettings {
@@ -21,7 +21,6 @@ export interface PatchLensSettings {
 }
 
 export const DEFAULT_RESULTS_FOLDER = '.patchlens/runs';
-export const DEFAULT_MEMORY_BUDGET_MIB = 1024;
 export const DEFAULT_SELECTION_SWEEPS: SweepName[] = ['resid_pre', 'attn_head_out_all_pos', 'block_every'];
 
 const nonEmpty = (v: unknown): string | undefined => (typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined);

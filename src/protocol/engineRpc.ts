@@ -10,6 +10,9 @@ export type DeviceSetting = (typeof DEVICE_SETTINGS)[number];
 export const PATCHING_MODES = ['fast', 'naive'] as const;
 export type PatchingMode = (typeof PATCHING_MODES)[number];
 
+/** Working memory for batches of patched runs when no budget is given, MiB. */
+export const DEFAULT_MEMORY_BUDGET_MIB = 1024;
+
 /** Where to find models and how to run them; the extension fills it from its settings. */
 export interface EngineSettings {
   readonly device?: DeviceSetting;

@@ -1,5 +1,5 @@
 import { throwIfCancelled } from '../cancel';
-import { type BlockHook, blockHookName, hookMaskGraphDims, hookMaskShape } from '../hooks';
+import { type BlockHook, blockHookName, hookMaskGraphDims, hookMaskShape, layoutOf } from '../hooks';
 import { numel, type Tensor32 } from '../tensor';
 import { concatRows, sliceAxis, tileRows } from '../tensorOps';
 import { bytesPerRow } from './memory';
@@ -7,7 +7,7 @@ import { forEachSlotCell, markSlot } from './patchMask';
 import type { ExecuteOptions, PatchProblem } from './problem';
 import { type PatchSlot, slotStart } from './sweeps';
 
-const isAttnHook = (h: BlockHook) => h === 'attn.hook_attn_scores' || h === 'attn.hook_pattern';
+const isAttnHook = (h: BlockHook) => layoutOf(h) === 'attn';
 
 /**
  * Exact patching with less work than one forward per slot. In a causal model a patch in block l whose

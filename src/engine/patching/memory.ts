@@ -7,5 +7,3 @@ import type { ModelConfig } from '../model/config';
 export function bytesPerRow(cfg: ModelConfig, nPos: number): number {
   return 4 * nPos * (10 * cfg.dModel + 3 * cfg.dMlp + 4 * cfg.nHeads * nPos) + 4 * cfg.dVocab;
 }
-
-export const DEFAULT_MEMORY_BUDGET_MIB = 1024;

@@ -1,4 +1,4 @@
-import type { BlockHook } from '../hooks';
+import { type BlockHook, layoutOf } from '../hooks';
 import type { PatchSlot } from './sweeps';
 
 /**
@@ -6,14 +6,10 @@ import type { PatchSlot } from './sweeps';
  * masks are [row, pos], head vectors [row, pos, head], attention [row, head, dest, src].
  */
 function selectorFor(hook: BlockHook, s: PatchSlot): (number | undefined)[] {
-  switch (hook) {
-    case 'attn.hook_q':
-    case 'attn.hook_k':
-    case 'attn.hook_v':
-    case 'attn.hook_z':
+  switch (layoutOf(hook)) {
+    case 'head':
       return [s.pos, s.head];
-    case 'attn.hook_attn_scores':
-    case 'attn.hook_pattern':
+    case 'attn':
       return [s.head, s.dest, s.src];
     default:
       return [s.pos];

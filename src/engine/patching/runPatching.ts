@@ -1,11 +1,10 @@
 import type { SweepResult } from '../../protocol/result';
-import type { PatchingMode } from '../../protocol/engineRpc';
+import { DEFAULT_MEMORY_BUDGET_MIB, type PatchingMode } from '../../protocol/engineRpc';
 import type { ResolvedSpec, SweepName } from '../../protocol/spec';
 import { CancelledError } from '../cancel';
 import { UserError } from '../userError';
 import type { HookedTransformer } from '../hookedTransformer';
 import { blockHookName } from '../hooks';
-import { DEFAULT_MEMORY_BUDGET_MIB } from './memory';
 import { Metric } from './metrics';
 import { executeFast } from './fastExecutor';
 import { executeNaive } from './naiveExecutor';
