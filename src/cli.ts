@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_MEMORY_BUDGET_MIB, DEVICE_SETTINGS, type DeviceSetting, type ProgressParams } from './protocol/engineRpc';
-import { runJob } from './engine/job';
+import { runSpec } from './engine/runSpec';
 import { ModelCache } from './engine/modelLoader';
-import { isUserError, UserError } from './engine/userError';
+import { isUserError, UserError } from './common/userError';
 
 const USAGE = `usage: patchlens <command> [options]
 
@@ -71,7 +71,7 @@ async function run(argv: string[]): Promise<number> {
     controller.abort();
   });
   const models = new ModelCache();
-  const outcome = await runJob(
+  const outcome = await runSpec(
     {
       runId: 'cli',
       specFile: positionals[0]!,

@@ -11,10 +11,10 @@ import { parseArgs } from 'node:util';
 import { DEVICE_SETTINGS, type DeviceSetting, type ProgressParams } from './protocol/engineRpc';
 import type { PatchResult } from './protocol/result';
 import type { PatchSpec, SweepName } from './protocol/spec';
-import { runJob } from './engine/job';
+import { runSpec } from './engine/runSpec';
 import { ModelCache } from './engine/modelLoader';
 import { INDUCTION_2L } from './engine/model/builtin/induction2l';
-import { isUserError, UserError } from './engine/userError';
+import { isUserError, UserError } from './common/userError';
 
 const USAGE = `usage: npm run demo [-- --model ID] [-- --device D]
 
@@ -232,7 +232,7 @@ async function main(argv: string[]): Promise<number> {
       const spec = JSON.parse(readFileSync(specFile, 'utf8')) as PatchSpec;
       const label = spec.name ?? exp.file;
       process.stderr.write(`${label}: ${(exp.sweeps ?? spec.sweeps).join(', ')}\n`);
-      const outcome = await runJob(
+      const outcome = await runSpec(
         {
           runId: label,
           specFile,

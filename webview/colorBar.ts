@@ -1,6 +1,6 @@
 /** The colour bar: +range at the top, as plotly and the PNG export draw it, then 0, then −range. */
-import { colorBarGradient } from '../src/protocol/heatmapChart';
-import { shortValue } from '../src/protocol/resultText';
+import { colorBarGradient } from '../src/presentation/heatmapChart';
+import { shortValue } from '../src/presentation/resultText';
 import type { Theme } from './theme';
 
 const BAR_W = 14;

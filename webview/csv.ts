@@ -3,7 +3,7 @@
  * a spreadsheet rebuilds any view of it. Values are written exactly (see exactValue).
  */
 import type { SweepResult } from '../src/protocol/result';
-import { exactValue } from '../src/protocol/resultText';
+import { exactValue } from '../src/presentation/resultText';
 
 /** RFC 4180 quoting, for the names that could hold a comma or a quote. */
 function field(s: string): string {

@@ -10,9 +10,9 @@
 import { CategoryScale, Chart, LinearScale } from 'chart.js';
 import type { Plugin } from 'chart.js';
 import { MatrixController, MatrixElement } from 'chartjs-chart-matrix';
-import { AXIS_TITLE_H, facetChartConfig, facetSizes, type FacetSizes } from '../src/protocol/heatmapChart';
-import { facetColumns, layoutSweep } from '../src/protocol/heatmapLayout';
-import type { Facet } from '../src/protocol/heatmapLayout';
+import { AXIS_TITLE_H, facetChartConfig, facetSizes, type FacetSizes } from '../src/presentation/heatmapChart';
+import { facetColumns, layoutSweep } from '../src/presentation/heatmapLayout';
+import type { Facet } from '../src/presentation/heatmapLayout';
 import type { SweepResult } from '../src/protocol/result';
 import { h } from './dom';
 import type { Theme } from './theme';

@@ -4,12 +4,12 @@
  * dist/webview/main.css, so the panel needs nothing outside the built webview folder).
  */
 import '../media/panel.css';
-import { symmetricRange } from '../src/protocol/heatmapLayout';
+import { symmetricRange } from '../src/presentation/heatmapLayout';
 import type { SweepName } from '../src/protocol/spec';
 import { drawColorBar } from './colorBar';
 import { sweepCsv } from './csv';
 import { clear, h } from './dom';
-import { describeCell, exactValue, notices, shortValue, summaryParts } from '../src/protocol/resultText';
+import { describeCell, exactValue, notices, shortValue, summaryParts } from '../src/presentation/resultText';
 import { HeatmapView } from './heatmapView';
 import type { HoveredCell } from './heatmapView';
 import { HoverSender } from './hover';

@@ -7,7 +7,7 @@ import type { TextTokenizer } from './model/tokenizer';
 import type { BlockWeights, ModelWeights } from './model/weights';
 import type { Runtime } from './runtime';
 import { numel, type Tensor32 } from './tensor';
-import { UserError } from './userError';
+import { UserError } from '../common/userError';
 import { throwIfCancelled } from './cancel';
 
 /** Overwrites a hook's value wherever `mask` (one byte per cell of hookMaskShape) is 1. */

@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { DEVICE_SETTINGS, type DeviceSetting } from '../protocol/engineRpc';
 import { GraphBuilder } from './graph/graphBuilder';
 import { DataType } from './graph/onnxProto';
-import { UserError } from './userError';
+import { UserError } from '../common/userError';
 
 type Provider = Exclude<DeviceSetting, 'auto'>;
 

@@ -29,15 +29,15 @@ import {
   StatusRequest,
   USER_ERROR_CODE,
 } from '../protocol/engineRpc';
-import { runJob } from './job';
+import { runSpec } from './runSpec';
 import { builtinModelDir, isBuiltinModel } from './model/builtinModels';
 import { parseGpt2Config } from './model/config';
 import { resolveModelDir } from './model/hub';
 import { loadTokenizer } from './model/textTokenizer';
 import type { TextTokenizer } from './model/tokenizer';
 import { cacheRoot, ModelCache } from './modelLoader';
-import { SpecError } from './patching/specFile';
-import { isUserError, UserError } from './userError';
+import { SpecError } from '../spec/specError';
+import { isUserError, UserError } from '../common/userError';
 
 const toStderr = (...args: unknown[]) => process.stderr.write(`${args.map((a) => (typeof a === 'string' ? a : String(a))).join(' ')}\n`);
 console.log = toStderr;
@@ -103,7 +103,7 @@ export function serveEngine(connection: MessageConnection): { models: ModelCache
     const cancel = token.onCancellationRequested(() => controller.abort());
     try {
       log(`run ${params.runId}: ${params.specFile}`);
-      return await runJob(params, {
+      return await runSpec(params, {
         models,
         signal: controller.signal,
         log,

@@ -1,6 +1,6 @@
 /**
  * The commands: each turns editor state into a run request (or acts on runs and panels). The logic
- * they share lives in the pure modules (promptSources, runManager, resultStore, settings).
+ * they share lives in the pure modules (promptSources, runDispatcher, runHistory, settings).
  */
 import { existsSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,13 +8,14 @@ import { basename, dirname, isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
 import { DEVICE_SETTINGS, type EngineStatus, type RunParams } from '../protocol/engineRpc';
 import { type PatchSpec, SPEC_FILE_SUFFIX } from '../protocol/spec';
-import { parseSpecText, SpecError } from '../engine/patching/specFile';
-import { NEW_SPEC_TEMPLATE } from '../engine/patching/specTemplate';
+import { parseSpecText } from '../spec/parseSpec';
+import { SpecError } from '../spec/specError';
+import { NEW_SPEC_TEMPLATE } from '../spec/specTemplate';
 import type { EngineClient } from './engineClient';
 import { answerCandidates, readSelection, selectionRunName, selectionSource, specDefaultName } from './promptSources';
-import { documentKey, type ResultsPanels } from './resultsPanel';
-import { readResultFile } from './resultStore';
-import type { RunManager } from './runManager';
+import { documentKey, type PanelRegistry } from './panelRegistry';
+import { readResultFile } from '../common/resultFile';
+import type { RunDispatcher } from './runDispatcher';
 import type { RunsNode } from './runsView';
 import { engineSettings, type PatchLensSettings, resultsFolderFor } from './settings';
 import { askAnswer, askModel, type VscodeRunUi } from './ui';
@@ -23,8 +24,8 @@ export interface Services {
   readonly context: vscode.ExtensionContext;
   readonly log: vscode.LogOutputChannel;
   readonly engine: EngineClient;
-  readonly runs: RunManager;
-  readonly panels: ResultsPanels;
+  readonly runs: RunDispatcher;
+  readonly panels: PanelRegistry;
   readonly ui: VscodeRunUi;
   readonly diagnostics: vscode.DiagnosticCollection;
   settings(): PatchLensSettings;

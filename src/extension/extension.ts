@@ -3,9 +3,9 @@ import { dirname, isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
 import { registerCommands, type Services, watchSpecDiagnostics } from './commands';
 import { EngineClient } from './engineClient';
-import { ResultsPanels } from './resultsPanel';
-import { ResultStore } from './resultStore';
-import { RunManager } from './runManager';
+import { PanelRegistry } from './panelRegistry';
+import { RunHistory } from './runHistory';
+import { RunDispatcher } from './runDispatcher';
 import { RunsView } from './runsView';
 import { parseSettings } from './settings';
 import { VscodeRunUi } from './ui';
@@ -16,8 +16,8 @@ export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('PatchLens', { log: true });
   const settings = () => parseSettings((key) => vscode.workspace.getConfiguration('patchlens').get(key));
   const diagnostics = vscode.languages.createDiagnosticCollection('patchlens');
-  const panels = new ResultsPanels(context.extensionUri, (l) => log.info(l));
-  const store = new ResultStore();
+  const panels = new PanelRegistry(context.extensionUri, (l) => log.info(l));
+  const history = new RunHistory();
   const extraFolders = new Set<string>();
   const resultFolders = (): string[] => {
     const s = settings();
@@ -29,7 +29,7 @@ export function activate(context: vscode.ExtensionContext): void {
 
   let runsView: RunsView | undefined;
   const refreshRuns = () => runsView?.refresh();
-  let runs: RunManager | undefined;
+  let runs: RunDispatcher | undefined;
   engine = new EngineClient({
     workerPath: context.asAbsolutePath(join('dist', 'engine', 'worker.js')),
     log: (l) => log.info(l),
@@ -45,9 +45,9 @@ export function activate(context: vscode.ExtensionContext): void {
     refreshRuns();
     if (show) panels.show(path, true);
   });
-  runs = new RunManager(client, ui, (l) => log.info(l));
+  runs = new RunDispatcher(client, ui, (l) => log.info(l));
   runsView = new RunsView({
-    store,
+    history,
     folders: resultFolders,
     queue: () => runs!.entries(),
     engine: async () => {

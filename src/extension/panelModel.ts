@@ -2,7 +2,7 @@
  * The results panel's logic without the panel: checking what the webview sends, mapping a heatmap
  * position to the characters of its token and back, and the CSV of a sweep. Pure.
  */
-import { layoutSweep } from '../protocol/heatmapLayout';
+import { layoutSweep } from '../presentation/heatmapLayout';
 import type { PatchResult } from '../protocol/result';
 import { SWEEP_NAMES, type SweepName } from '../protocol/spec';
 import type { WebviewState, WebviewToHost } from '../protocol/webviewMessages';

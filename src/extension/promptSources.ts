@@ -6,7 +6,7 @@
 import { basename } from 'node:path';
 import type { SelectionSource } from '../protocol/engineRpc';
 import { LOGIT_DIFF_METRICS, type MetricName, type PatchSpec, SPEC_FILE_SUFFIX, type SourceText, type SweepName } from '../protocol/spec';
-import { parseSelection } from '../engine/patching/selection';
+import { parseSelection } from '../spec/selection';
 
 export type SelectionRequest =
   | { readonly kind: 'prompts'; readonly clean: SourceText; readonly corrupted: SourceText }

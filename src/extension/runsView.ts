@@ -7,7 +7,7 @@ import { basename } from 'node:path';
 import * as vscode from 'vscode';
 import type { EngineStatus } from '../protocol/engineRpc';
 import type { QueueEntry } from './runQueue';
-import type { ResultStore, RunFileEntry, RunSummary } from './resultStore';
+import type { RunHistory, RunFileEntry, RunSummary } from './runHistory';
 
 export type RunsNode =
   | { readonly kind: 'engine' }
@@ -17,7 +17,7 @@ export type RunsNode =
   | { readonly kind: 'empty'; readonly message: string };
 
 export interface RunsViewSources {
-  readonly store: ResultStore;
+  readonly history: RunHistory;
   /** The folders to list (one per workspace folder, plus any a run of this session wrote to). */
   folders(): string[];
   queue(): QueueEntry[];
@@ -78,7 +78,7 @@ export class RunsView implements vscode.TreeDataProvider<RunsNode> {
   }
 
   private files(folder: string): RunsNode[] {
-    return this.sources.store.list(folder).map((entry): RunsNode => ({ kind: 'file', entry }));
+    return this.sources.history.list(folder).map((entry): RunsNode => ({ kind: 'file', entry }));
   }
 
   async getTreeItem(node: RunsNode): Promise<vscode.TreeItem> {

@@ -6,9 +6,9 @@ import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import * as vscode from 'vscode';
 import type { ProgressParams, TokenizeResult } from '../protocol/engineRpc';
-import { builtinModelNames } from '../engine/model/builtinModels';
+import { BUILTIN_MODELS } from '../common/builtinModelNames';
 import { describeTokens } from './promptSources';
-import type { RunUi } from './runManager';
+import type { RunUi } from './runDispatcher';
 
 const PHASE_WORDS: Record<ProgressParams['phase'], string> = {
   download: 'downloading',
@@ -104,7 +104,7 @@ interface ModelItem extends vscode.QuickPickItem {
  */
 export async function askModel(workspaceRoot: string | undefined, current?: string, title = 'PatchLens: model to run'): Promise<string | undefined> {
   const items: ModelItem[] = [];
-  for (const b of builtinModelNames()) items.push({ label: `${b.name} (built in)`, detail: b.description, model: b.name });
+  for (const b of BUILTIN_MODELS) items.push({ label: `${b.name} (built in)`, detail: b.description, model: b.name });
   const found = await vscode.workspace.findFiles('**/model.safetensors', '**/{node_modules,.git}/**', 20).then((u) => u, () => []);
   if (found.length > 0) items.push({ label: 'In this workspace', kind: vscode.QuickPickItemKind.Separator });
   for (const u of found) {

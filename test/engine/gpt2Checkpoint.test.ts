@@ -6,7 +6,7 @@ import { modelParamCount, parseGpt2Config } from '../../src/engine/model/config'
 import { loadGpt2Checkpoint } from '../../src/engine/model/gpt2Checkpoint';
 import { readSafetensors, writeSafetensors } from '../../src/engine/model/safetensors';
 import type { Tensor32 } from '../../src/engine/tensor';
-import { UserError } from '../../src/engine/userError';
+import { UserError } from '../../src/common/userError';
 import { makeTmpDir, writeRandomGpt2Checkpoint } from '../helpers/checkpoint';
 import { GPT2_SMALL_CONFIG } from '../helpers/configs';
 

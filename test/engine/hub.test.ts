@@ -6,7 +6,7 @@ import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadGpt2Checkpoint } from '../../src/engine/model/gpt2Checkpoint';
 import { resolveModelDir, type HubOptions } from '../../src/engine/model/hub';
-import { UserError } from '../../src/engine/userError';
+import { UserError } from '../../src/common/userError';
 import { makeTmpDir, writeRandomGpt2Checkpoint } from '../helpers/checkpoint';
 import { startHubServer, type HubServer } from '../helpers/hubServer';
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runJob } from '../../src/engine/job';
+import { runSpec } from '../../src/engine/runSpec';
 import { ModelCache } from '../../src/engine/modelLoader';
 import { runPatching } from '../../src/engine/patching/runPatching';
 import type { PatchResult } from '../../src/protocol/result';
@@ -79,7 +79,7 @@ test('a cancelled job writes its result file marked cancelled, with the finished
     pairs: s.pairs.map((p) => ({ clean_ids: p.clean, corrupted_ids: p.corrupted, answer_id: p.answer, wrong_id: p.wrong })),
   }));
   const controller = new AbortController();
-  const outcome = await runJob(
+  const outcome = await runSpec(
     { runId: 'r', specFile, device: 'cpu' },
     { models: new ModelCache(), signal: controller.signal, progress: (p) => p.phase === 'sweep' && p.message === 'attn_head_out_by_pos' && controller.abort() },
   );

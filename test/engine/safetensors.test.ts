@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { readSafetensors, writeSafetensors } from '../../src/engine/model/safetensors';
-import { UserError } from '../../src/engine/userError';
+import { UserError } from '../../src/common/userError';
 import { makeTmpDir } from '../helpers/checkpoint';
 
 /** A safetensors file from a raw header object and data bytes, so tests can write files that lie. */

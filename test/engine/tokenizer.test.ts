@@ -7,7 +7,7 @@ import type { ModelConfig } from '../../src/engine/model/config';
 import { buildGpt2TokenizerJson } from '../../src/engine/model/gpt2Tokenizer';
 import { loadTokenizer } from '../../src/engine/model/textTokenizer';
 import type { TextTokenizer } from '../../src/engine/model/tokenizer';
-import { UserError } from '../../src/engine/userError';
+import { UserError } from '../../src/common/userError';
 import { makeTmpDir, writeRandomGpt2Checkpoint } from '../helpers/checkpoint';
 import { GPT2_SMALL_CONFIG } from '../helpers/configs';
 

@@ -3,7 +3,7 @@
  * from its seed), the check that an error is what a user may see, and a collector that keeps going
  * after a failure so one run reports every distinct problem rather than the first.
  */
-import { isUserError } from '../../src/engine/userError';
+import { isUserError } from '../../src/common/userError';
 import { uniform } from '../../src/engine/random';
 
 /** Mulberry32: small, fast, and identical on every machine, so a failing case number reproduces. */

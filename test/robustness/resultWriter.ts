@@ -7,7 +7,7 @@
  *   node --import tsx resultWriter.ts new DIR NAME COUNT TAG claim and write COUNT new runs named NAME
  */
 import { writeFileSync } from 'node:fs';
-import { claimResultPath, writeResultFile } from '../../src/engine/resultFile';
+import { claimResultPath, writeResultFile } from '../../src/common/resultFile';
 import { type PatchResult, RESULT_FORMAT } from '../../src/protocol/result';
 
 function result(name: string, tag: string, i: number, values: number): PatchResult {

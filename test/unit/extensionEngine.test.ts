@@ -6,7 +6,7 @@ import type { ProgressParams } from '../../src/protocol/engineRpc';
 import type { PatchResult } from '../../src/protocol/result';
 import { EngineClient, EngineCrashedError, EngineUserError } from '../../src/extension/engineClient';
 import { readSelection, selectionSource } from '../../src/extension/promptSources';
-import { RunManager, type RunUi } from '../../src/extension/runManager';
+import { RunDispatcher, type RunUi } from '../../src/extension/runDispatcher';
 import { makeTmpDir, writeRandomGpt2Checkpoint } from '../helpers/checkpoint';
 
 // The real worker, from source through tsx, so this runs without a build.
@@ -135,7 +135,7 @@ test('cancel stops a long run, which is recorded as cancelled, and the engine ta
 
 test('an engine killed during a run: the run is recorded as failed, and the next run restarts the engine', async () => {
   const events: string[] = [];
-  const manager = new RunManager(client, fakeUi(events), () => {});
+  const manager = new RunDispatcher(client, fakeUi(events), () => {});
   const spec = longSpec('killed');
   const outDir = join(dir, 'runs-killed');
   const submitted = manager.submit({

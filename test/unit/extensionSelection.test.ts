@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { toDocumentRange } from '../../src/protocol/spec';
-import { parseSpecText, SpecError } from '../../src/engine/patching/specFile';
+import { parseSpecText } from '../../src/spec/parseSpec';
+import { SpecError } from '../../src/spec/specError';
 import { answerCandidates, describeTokens, maskOutside, readSelection, selectionRunName, selectionSource, specDefaultName } from '../../src/extension/promptSources';
 
 const DOC = 'Notes\r\nWhen Mary and John went out, John gave it to\r\nWhen Mary and John went out, Mary gave it to\r\nmore notes\r\n';

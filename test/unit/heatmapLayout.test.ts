@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { divergingColor, facetColumns, layoutSweep, symmetricRange, tokenLabel } from '../../src/protocol/heatmapLayout';
-import type { Facet } from '../../src/protocol/heatmapLayout';
+import { divergingColor, facetColumns, layoutSweep, symmetricRange, tokenLabel } from '../../src/presentation/heatmapLayout';
+import type { Facet } from '../../src/presentation/heatmapLayout';
 import type { SweepResult } from '../../src/protocol/result';
 
 const L = 2;

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sourceOffset, toDocumentRange, type SourceText } from '../../src/protocol/spec';
-import { parseSelection, type SelectionPrompts, type SelectionSpec } from '../../src/engine/patching/selection';
-import { SpecError } from '../../src/engine/patching/specFile';
-import { isUserError } from '../../src/engine/userError';
+import { parseSelection, type SelectionPrompts, type SelectionSpec } from '../../src/spec/selection';
+import { SpecError } from '../../src/spec/specError';
+import { isUserError } from '../../src/common/userError';
 
 function prompts(text: string, offset = 0): SelectionPrompts {
   const r = parseSelection(text, offset);

@@ -17,9 +17,12 @@ import {
 } from '../../src/protocol/spec';
 import type { ModelConfig } from '../../src/engine/model/config';
 import type { EncodedText, TextTokenizer } from '../../src/engine/model/tokenizer';
-import { generateInduction, parseJsonc, parseSpecText, resolveSpec, SpecError } from '../../src/engine/patching/specFile';
-import { NEW_SPEC_TEMPLATE } from '../../src/engine/patching/specTemplate';
-import { isUserError } from '../../src/engine/userError';
+import { generateInduction, resolveSpec } from '../../src/engine/patching/resolveSpec';
+import { parseJsonc } from '../../src/spec/jsonc';
+import { parseSpecText } from '../../src/spec/parseSpec';
+import { SpecError } from '../../src/spec/specError';
+import { NEW_SPEC_TEMPLATE } from '../../src/spec/specTemplate';
+import { isUserError } from '../../src/common/userError';
 
 const EXAMPLES = join(__dirname, '..', '..', 'examples');
 const GOLDEN = join(__dirname, '..', '..', '..', 'shared', 'golden', 'gpt2-2l4h', 'golden.patch.json');

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sweepCsv } from '../../webview/csv';
-import { describeCell, exactValue, notices, tokenText } from '../../src/protocol/resultText';
+import { describeCell, exactValue, notices, tokenText } from '../../src/presentation/resultText';
 import { parseHostMessage, parseState, parseSweep } from '../../webview/messages';
 import { makeResult, SWEEPS } from './fixtures';
 

@@ -7,7 +7,6 @@ import { writeInduction2l } from './builtin/induction2l';
  * cache folder, then loaded like any checkpoint.
  */
 interface BuiltinModel {
-  readonly description: string;
   /** Writes config.json, model.safetensors and the tokenizer files into `dir`. */
   readonly write: (dir: string) => void;
   /** Bumped when the construction changes, so an old cached copy is rebuilt. */
@@ -16,14 +15,13 @@ interface BuiltinModel {
 
 const BUILTIN: Record<string, BuiltinModel> = {
   'induction-2l': {
-    description: 'induction-2l (built in): 2-layer attention-only model with a constructed induction circuit',
     write: writeInduction2l,
     version: 1,
   },
 };
 
-export function builtinModelNames(): { name: string; description: string }[] {
-  return Object.entries(BUILTIN).map(([name, m]) => ({ name, description: m.description }));
+export function builtinModelNames(): string[] {
+  return Object.keys(BUILTIN);
 }
 
 export function isBuiltinModel(name: string): boolean {

@@ -1,6 +1,6 @@
 import { totalmem } from 'node:os';
 import type { ModelShape } from '../../protocol/result';
-import { UserError } from '../userError';
+import { UserError } from '../../common/userError';
 
 /** Everything the engine needs to know of a model's architecture, in TransformerLens's names. */
 export interface ModelConfig extends ModelShape {

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { jsonErrorReason, UserError } from '../userError';
+import { jsonErrorReason, UserError } from '../../common/userError';
 import { formatBytes, modelMemoryLimit, modelParamCount, parseGpt2Config, type ModelConfig } from './config';
 import { readSafetensors } from './safetensors';
 import type { BlockWeights, ModelWeights } from './weights';

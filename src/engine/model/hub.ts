@@ -3,7 +3,7 @@ import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSy
 import { open, writeFile, rename } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { UserError } from '../userError';
+import { UserError } from '../../common/userError';
 import { parseGpt2Config } from './config';
 
 export interface HubOptions {

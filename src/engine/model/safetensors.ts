@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { numel, type Tensor32 } from '../tensor';
-import { jsonErrorReason, UserError } from '../userError';
+import { jsonErrorReason, UserError } from '../../common/userError';
 
 // Format: u64 LE header length N, N bytes of JSON header, then the data section. Offsets in the header
 // are relative to the start of the data section. https://github.com/huggingface/safetensors

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { UserError } from '../userError';
+import { UserError } from '../../common/userError';
 import type { ModelConfig } from './config';
 import { buildGpt2TokenizerJson, GPT2_VOCAB_SIZE, gpt2TokenizerConfig } from './gpt2Tokenizer';
 import type { EncodedText, TextTokenizer } from './tokenizer';

@@ -1,5 +1,5 @@
 import type { MetricName, ResolvedPair } from '../../protocol/spec';
-import { UserError } from '../userError';
+import { UserError } from '../../common/userError';
 
 /**
  * A metric reads logits at a few positions of each prompt pair. `positions[i]` lists the positions of

@@ -2,7 +2,7 @@ import type { SweepResult } from '../../protocol/result';
 import { DEFAULT_MEMORY_BUDGET_MIB, type PatchingMode } from '../../protocol/engineRpc';
 import type { ResolvedSpec, SweepName } from '../../protocol/spec';
 import { CancelledError } from '../cancel';
-import { UserError } from '../userError';
+import { UserError } from '../../common/userError';
 import type { HookedTransformer } from '../hookedTransformer';
 import { blockHookName } from '../hooks';
 import { Metric } from './metrics';

@@ -1,6 +1,6 @@
 /**
  * PNG export of sweep heatmaps (the notebook's `save_imshow`), drawn with the same chart.js matrix
- * charts and the same layout (src/protocol/heatmapLayout.ts) as the webview, so an exported picture
+ * charts and the same layout (src/presentation/heatmapLayout.ts) as the webview, so an exported picture
  * shows what the panel showed. Each facet is its own chart on its own canvas; the facets, the title
  * and one colour bar are composed onto a single canvas, because chart.js draws one chart per canvas.
  */
@@ -11,12 +11,12 @@ import { BasicPlatform, CategoryScale, Chart, LinearScale } from 'chart.js';
 import { MatrixController, MatrixElement } from 'chartjs-chart-matrix';
 import { createCanvas, GlobalFonts } from '@napi-rs/canvas';
 import type { Canvas, SKRSContext2D } from '@napi-rs/canvas';
-import { facetColumns, layoutSweep, symmetricRange } from '../../protocol/heatmapLayout';
-import type { Facet } from '../../protocol/heatmapLayout';
+import { facetColumns, layoutSweep, symmetricRange } from '../../presentation/heatmapLayout';
+import type { Facet } from '../../presentation/heatmapLayout';
 import type { PatchResult, SweepResult } from '../../protocol/result';
 import type { SweepName } from '../../protocol/spec';
-import { shortValue, summaryParts } from '../../protocol/resultText';
-import { colorBarGradient, facetChartConfig, facetData, facetSizes, type FacetSizes, fontFor } from '../../protocol/heatmapChart';
+import { shortValue, summaryParts } from '../../presentation/resultText';
+import { colorBarGradient, facetChartConfig, facetData, facetSizes, type FacetSizes, fontFor } from '../../presentation/heatmapChart';
 
 export interface RenderOptions {
   /** Upper bound on the image width in pixels (default 4000); cells shrink to fit. */

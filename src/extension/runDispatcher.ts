@@ -7,7 +7,7 @@ import { basename } from 'node:path';
 import type { EngineStatus, ProgressParams, RunOutcome, RunParams } from '../protocol/engineRpc';
 import type { PatchSpec } from '../protocol/spec';
 import { EngineCancelledError, EngineCrashedError, EngineUserError } from './engineClient';
-import { findResultSince, writeFailedResult } from './resultStore';
+import { findResultSince, writeFailedResult } from './runHistory';
 import { type QueueEntry, RunQueue } from './runQueue';
 
 /** What the run manager needs of the engine (EngineClient, or a fake in tests). */
@@ -28,7 +28,7 @@ export interface RunUi {
   resultWritten(path: string, outcome: RunOutcome | undefined): void;
 }
 
-export interface RunRequestInput {
+export interface RunSubmission {
   /** Shown in the queue and progress. */
   readonly label: string;
   readonly params: Omit<RunParams, 'runId'>;
@@ -47,7 +47,7 @@ export type RunEnd =
   | { readonly kind: 'cancelled' }
   | { readonly kind: 'error'; readonly message: string };
 
-export class RunManager {
+export class RunDispatcher {
   readonly queue = new RunQueue<RunEnd>('run');
 
   constructor(
@@ -57,7 +57,7 @@ export class RunManager {
   ) {}
 
   /** Queues a run; resolves when it ended (undefined: cancelled while queued). */
-  submit(input: RunRequestInput): { id: string; result: Promise<RunEnd | undefined> } {
+  submit(input: RunSubmission): { id: string; result: Promise<RunEnd | undefined> } {
     const ahead = this.queue.entries().length;
     const queued = this.queue.enqueue({
       label: input.label,
@@ -76,7 +76,7 @@ export class RunManager {
     return this.queue.entries();
   }
 
-  private async execute(runId: string, input: RunRequestInput): Promise<RunEnd> {
+  private async execute(runId: string, input: RunSubmission): Promise<RunEnd> {
     const startedAt = Date.now();
     const params: RunParams = { ...input.params, runId };
     this.log(`run ${runId}: ${input.label}`);

@@ -3,8 +3,9 @@
  * two prompts (clean, then corrupted) as two lines or two paragraphs. Each prompt keeps its document
  * position, so a token maps back to the characters it came from.
  */
-import { MAX_SPEC_CHARS, type PatchSpec, type SourceText } from '../../protocol/spec';
-import { parseSpecAt, SpecError } from './specFile';
+import { MAX_SPEC_CHARS, type PatchSpec, type SourceText } from '../protocol/spec';
+import { parseSpecAt } from './parseSpec';
+import { SpecError } from './specError';
 
 export interface SelectionPrompts {
   clean: SourceText;

@@ -1,17 +1,17 @@
 /**
- * The heatmap panels: one webview per result file, linked both ways to the text the prompts came from
- * (hovering a position column decorates its token in the editor; moving the cursor over a token
- * highlights its column), restored after a reload from the webview's saved state.
+ * The open results panels: opening one per result file (or revealing it), restoring them after a
+ * reload, knowing which one an export means, and linking them to the prompts' text both ways (hovering
+ * a position column decorates its token in the editor; moving the cursor over a token highlights its
+ * column).
  */
 import { writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { PatchResult } from '../protocol/result';
 import type { SweepName } from '../protocol/spec';
-import type { HostToWebview } from '../protocol/webviewMessages';
-import { safeFileStem } from '../engine/resultFile';
-import { pngFromDataUrl, positionAtOffset, sweepCsv, tokenRangesAt, validateWebviewMessage, validateWebviewState } from './panelModel';
-import { readResultFile } from './resultStore';
+import { readResultFile, safeFileStem } from '../common/resultFile';
+import { positionAtOffset, sweepCsv, tokenRangesAt, validateWebviewState } from './panelModel';
+import { type PanelHost, ResultPanel } from './resultPanel';
 import { makeNonce, webviewHtml } from './webviewHtml';
 
 export const RESULTS_VIEW_TYPE = 'patchlens.results';
@@ -21,108 +21,7 @@ export function documentKey(doc: vscode.TextDocument): string {
   return doc.uri.scheme === 'file' ? doc.uri.fsPath : doc.uri.toString();
 }
 
-class ResultPanel {
-  private ready = false;
-  private readonly pending: HostToWebview[] = [];
-  private readonly disposables: vscode.Disposable[] = [];
-  sweep: SweepName | undefined;
-  private onPng: ((png: Buffer, sweep: SweepName) => void) | undefined;
-
-  constructor(
-    readonly panel: vscode.WebviewPanel,
-    readonly resultPath: string,
-    public result: PatchResult,
-    private readonly manager: ResultsPanels,
-  ) {
-    const webview = panel.webview;
-    webview.options = { enableScripts: true, localResourceRoots: manager.resourceRoots() };
-    webview.html = manager.html(webview, result.name);
-    panel.title = `PatchLens: ${result.name}`;
-    panel.iconPath = vscode.Uri.joinPath(manager.extensionUri, 'media', 'patchlens.svg');
-    this.disposables.push(
-      webview.onDidReceiveMessage((m: unknown) => this.receive(m)),
-      panel.onDidDispose(() => this.dispose()),
-      // A hidden webview is torn down and sends `ready` again when shown: queue until then.
-      panel.onDidChangeViewState(() => {
-        if (!panel.visible) this.ready = false;
-      }),
-    );
-  }
-
-  post(m: HostToWebview): void {
-    if (!this.ready) {
-      // Only the latest highlight matters; a backlog of them would replay the cursor's path.
-      if (m.type === 'highlightPosition') {
-        const i = this.pending.findIndex((p) => p.type === 'highlightPosition');
-        if (i >= 0) this.pending.splice(i, 1);
-      }
-      this.pending.push(m);
-      return;
-    }
-    void this.panel.webview.postMessage(m);
-  }
-
-  private receive(raw: unknown): void {
-    const v = validateWebviewMessage(raw);
-    if (!v.ok) {
-      this.manager.log(`ignored a message from the results webview: ${v.reason}`);
-      return;
-    }
-    const m = v.message;
-    switch (m.type) {
-      case 'ready': {
-        this.ready = true;
-        void this.panel.webview.postMessage({ type: 'showResult', result: this.result, resultPath: this.resultPath } satisfies HostToWebview);
-        for (const p of this.pending.splice(0)) void this.panel.webview.postMessage(p);
-        break;
-      }
-      case 'hoverPosition':
-        void this.manager.decorate(this, m.pos);
-        break;
-      case 'selectSweep':
-        this.sweep = m.sweep;
-        break;
-      case 'exportPng': {
-        const png = pngFromDataUrl(m.dataUrl);
-        if (!png) {
-          this.manager.log('ignored an exportPng whose data is not a PNG');
-          break;
-        }
-        const waiting = this.onPng;
-        this.onPng = undefined;
-        if (waiting) waiting(png, m.sweep);
-        else void this.manager.saveExport(this, `${m.sweep}.png`, png);
-        break;
-      }
-      case 'exportCsv':
-        void this.manager.saveExport(this, `${m.sweep}.csv`, Buffer.from(m.csv, 'utf8'));
-        break;
-    }
-  }
-
-  /** Asks the webview for a PNG of the shown sweep. */
-  requestPng(): Promise<{ png: Buffer; sweep: SweepName }> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.onPng = undefined;
-        reject(new Error('the panel did not answer; show it and try again'));
-      }, 15000);
-      this.onPng = (png, sweep) => {
-        clearTimeout(timer);
-        resolve({ png, sweep });
-      };
-      this.panel.reveal(undefined, true);
-      this.post({ type: 'requestPng' });
-    });
-  }
-
-  dispose(): void {
-    this.manager.forget(this);
-    for (const d of this.disposables.splice(0)) d.dispose();
-  }
-}
-
-export class ResultsPanels implements vscode.WebviewPanelSerializer {
+export class PanelRegistry implements vscode.WebviewPanelSerializer, PanelHost {
   private readonly panels = new Set<ResultPanel>();
   private readonly decoration: vscode.TextEditorDecorationType;
   private decorated: vscode.TextEditor | undefined;

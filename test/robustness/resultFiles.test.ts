@@ -1,5 +1,5 @@
 /**
- * The result store under concurrency and corruption: a reader polling a result while it is rewritten
+ * Result files and the run history under concurrency and corruption: a reader polling a result while it is rewritten
  * never sees half a file; several processes writing runs of the same name at once lose none; a
  * results folder with corrupt or foreign files lists them as unreadable instead of failing.
  */
@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
-import { claimResultPath, writeResultFile } from '../../src/engine/resultFile';
+import { claimResultPath, writeResultFile } from '../../src/common/resultFile';
 import { RESULT_FORMAT, type PatchResult } from '../../src/protocol/result';
 import { makeTmpDir } from '../helpers/checkpoint';
 
@@ -77,8 +77,8 @@ test('a result rewritten 200 times while another process reads it: the reader ne
 
 test('three processes writing 40 runs each with the same name at once: 120 distinct files, none lost, none torn', async (t) => {
   const dir = makeTmpDir('concurrent');
-  const { ResultStore } = await import('../../src/extension/resultStore');
-  const store = new ResultStore();
+  const { RunHistory } = await import('../../src/extension/runHistory');
+  const history = new RunHistory();
   const writers = ['a', 'b', 'c'].map((tag) => writer('new', dir, 'same name', '40', tag));
   let finished = false;
   const all = Promise.all(writers.map((w) => w.done)).finally(() => (finished = true));
@@ -86,7 +86,7 @@ test('three processes writing 40 runs each with the same name at once: 120 disti
   let listings = 0;
   const unreadable: string[] = [];
   while (!finished) {
-    for (const e of store.list(dir)) if (e.kind === 'unreadable') unreadable.push(`${e.path}: ${e.reason}`);
+    for (const e of history.list(dir)) if (e.kind === 'unreadable') unreadable.push(`${e.path}: ${e.reason}`);
     listings++;
     await tick();
   }
@@ -98,7 +98,7 @@ test('three processes writing 40 runs each with the same name at once: 120 disti
   const seen = new Set<string>();
   for (const f of files) seen.add((JSON.parse(readFileSync(join(dir, f), 'utf8')) as PatchResult).model.id);
   for (const tag of ['a', 'b', 'c']) for (let i = 0; i < 40; i++) assert.ok(seen.has(`${tag}#${i}`), `run ${tag}#${i} was lost`);
-  const listed = store.list(dir);
+  const listed = history.list(dir);
   assert.equal(listed.filter((e) => e.kind === 'result').length, 120);
   t.diagnostic(`${listings} listings during the writes, none unreadable; 120/120 runs kept`);
 });
@@ -163,11 +163,12 @@ function corruptFolder(dir: string): string[] {
 }
 
 test('a results folder with corrupt and foreign files lists them as unreadable and never throws', async (t) => {
-  const { ResultStore, readResultFile } = await import('../../src/extension/resultStore');
+  const { RunHistory } = await import('../../src/extension/runHistory');
+  const { readResultFile } = await import('../../src/common/resultFile');
   const dir = makeTmpDir('corrupt');
   const badNames = corruptFolder(dir);
-  const store = new ResultStore();
-  const entries = store.list(dir);
+  const history = new RunHistory();
+  const entries = history.list(dir);
   const byName = new Map(entries.map((e) => [e.path.slice(dir.length + 1), e]));
   assert.equal(byName.get('good.result.json')?.kind, 'result');
   const problems: string[] = [];
@@ -186,7 +187,7 @@ test('a results folder with corrupt and foreign files lists them as unreadable a
   }
   // A sweep named __proto__ (an own key, as JSON.parse makes it) must not disturb the listing.
   writeFileSync(join(dir, 'proto.result.json'), JSON.stringify({ ...VALID, sweeps: JSON.parse('{"__proto__": {"shape": [1], "axes": [], "values": [1]}}') }));
-  assert.ok(store.list(dir).some((e) => e.path.endsWith('proto.result.json')));
+  assert.ok(history.list(dir).some((e) => e.path.endsWith('proto.result.json')));
   for (const name of ['a-folder.result.json', 'notes.txt', 'dangling.result.json']) assert.ok(!byName.has(name) || byName.get(name)!.kind === 'unreadable', `${name} listed as a result`);
   t.diagnostic(`${entries.length} entries listed: ${entries.filter((e) => e.kind === 'unreadable').length} unreadable, ${entries.filter((e) => e.kind === 'result').length} result`);
   assert.deepEqual(problems, []);
@@ -195,11 +196,12 @@ test('a results folder with corrupt and foreign files lists them as unreadable a
 test(
   'the reason an unreadable result is shown with is one line',
   async () => {
-    const { ResultStore, readResultFile } = await import('../../src/extension/resultStore');
+    const { RunHistory } = await import('../../src/extension/runHistory');
+    const { readResultFile } = await import('../../src/common/resultFile');
     const dir = makeTmpDir('corrupt-lines');
     const problems: string[] = [];
     for (const name of corruptFolder(dir)) {
-      const listed = new ResultStore().list(dir).find((e) => e.path.endsWith(`/${name}`));
+      const listed = new RunHistory().list(dir).find((e) => e.path.endsWith(`/${name}`));
       let opened = '';
       try {
         readResultFile(join(dir, name));

@@ -12,7 +12,7 @@
  *
  * Position labels are `tok_i` as in the notebook, with whitespace made visible (see tokenLabel).
  */
-import type { SweepResult } from './result';
+import type { SweepResult } from '../protocol/result';
 import { tokenText } from './resultText';
 
 export interface FacetCell {

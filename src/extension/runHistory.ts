@@ -1,16 +1,14 @@
 /**
- * Result files on disk: reading one for the panel, listing a results folder for the runs view, and
- * writing the 'failed' record of a run whose engine died before it could write one. Plain Node.
+ * The runs recorded in results folders: the summaries the runs view lists (cached by mtime and size),
+ * whether a run got as far as writing its result, and the 'failed' record of a run whose engine died
+ * before it could write one. Plain Node.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { type PatchResult, RESULT_FORMAT, type RunStatus } from '../protocol/result';
 import type { PatchSpec } from '../protocol/spec';
-import { claimResultPath, safeFileStem, writeResultFile } from '../engine/resultFile';
-import { jsonErrorReason, oneLine, UserError } from '../engine/userError';
+import { claimResultPath, readResultFile, RESULT_SUFFIX, safeFileStem, writeResultFile } from '../common/resultFile';
 import pkg from '../../package.json';
-
-export const RESULT_SUFFIX = '.result.json';
 
 export interface RunSummary {
   readonly kind: 'result';
@@ -33,48 +31,6 @@ export interface UnreadableRun {
 
 export type RunFileEntry = RunSummary | UnreadableRun;
 
-const STATUSES: readonly RunStatus[] = ['done', 'cancelled', 'failed'];
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Why `value` is not a result file the panel can show, or undefined when it is one. */
-export function resultProblem(value: unknown): string | undefined {
-  if (!isObject(value)) return 'not a JSON object';
-  if (value.format !== RESULT_FORMAT) return `not a PatchLens result (format ${JSON.stringify(value.format ?? null)}, expected "${RESULT_FORMAT}")`;
-  if (typeof value.name !== 'string') return 'no "name"';
-  if (!STATUSES.includes(value.status as RunStatus)) return `unknown status ${JSON.stringify(value.status)}`;
-  if (!isObject(value.model) || typeof value.model.id !== 'string') return 'no "model.id"';
-  if (!isObject(value.sweeps)) return 'no "sweeps"';
-  if (!Array.isArray(value.tokens)) return 'no "tokens"';
-  for (const [name, s] of Object.entries(value.sweeps)) {
-    if (!isObject(s) || !Array.isArray(s.shape) || !Array.isArray(s.values) || !Array.isArray(s.axes)) return `sweep ${name} is malformed`;
-    const size = (s.shape as unknown[]).reduce<number>((a, d) => a * (typeof d === 'number' ? d : NaN), 1);
-    if (size !== s.values.length) return `sweep ${name} has ${s.values.length} values for shape [${(s.shape as unknown[]).join(', ')}]`;
-  }
-  return undefined;
-}
-
-/** Reads and checks a result file; a UserError saying what is wrong when it is not one. */
-export function readResultFile(path: string): PatchResult {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new UserError(`cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    throw new UserError(`${basename(path)} is not valid JSON (${jsonErrorReason(e)})`);
-  }
-  const problem = resultProblem(value);
-  if (problem) throw new UserError(`${basename(path)} is not a result PatchLens can show: ${oneLine(problem)}`);
-  return value as PatchResult;
-}
-
 function summarize(path: string, r: PatchResult): RunSummary {
   return {
     kind: 'result',
@@ -93,7 +49,7 @@ function summarize(path: string, r: PatchResult): RunSummary {
  * Summaries of the result files in a folder, newest first. The cache (path → mtime and size) keeps a
  * refresh after each run from re-parsing every older result.
  */
-export class ResultStore {
+export class RunHistory {
   private readonly cache = new Map<string, { stamp: string; entry: RunFileEntry }>();
 
   list(folder: string): RunFileEntry[] {

@@ -1,5 +1,5 @@
 /** Text the panel shows about values and cells. Pure, so the Node tests can check it directly. */
-import type { PatchResult, SweepResult } from './result';
+import type { PatchResult, SweepResult } from '../protocol/result';
 
 /**
  * A value in full: the shortest decimal that reads back as the same double (what the result file

@@ -3,7 +3,8 @@ import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { type PatchResult, RESULT_FORMAT } from '../../src/protocol/result';
-import { findResultSince, readResultFile, ResultStore, writeFailedResult } from '../../src/extension/resultStore';
+import { readResultFile } from '../../src/common/resultFile';
+import { findResultSince, RunHistory, writeFailedResult } from '../../src/extension/runHistory';
 import { engineSettings, parseSettings, resultsFolderFor } from '../../src/extension/settings';
 import { makeTmpDir } from '../helpers/checkpoint';
 
@@ -33,8 +34,8 @@ test('listing a results folder: newest first, corrupt and foreign files listed a
   writeFileSync(join(dir, 'running.result.json'), '');
   writeFileSync(join(dir, 'notes.txt'), 'not a result');
   mkdirSync(join(dir, 'sub.result.json'));
-  const store = new ResultStore();
-  const entries = store.list(dir);
+  const history = new RunHistory();
+  const entries = history.list(dir);
   const results = entries.filter((e) => e.kind === 'result');
   assert.deepEqual(results.map((e) => e.kind === 'result' && [e.name, e.status, e.model, e.sweeps]), [['new', 'cancelled', 'gpt2', ['resid_pre']], ['old', 'done', 'gpt2', ['resid_pre']]]);
   const unreadable = Object.fromEntries(entries.filter((e) => e.kind === 'unreadable').map((e) => [e.path.split('/').pop(), e.kind === 'unreadable' ? e.reason : '']));
@@ -45,10 +46,10 @@ test('listing a results folder: newest first, corrupt and foreign files listed a
   // A rewritten file is read again, not served from the cache.
   writeFileSync(join(dir, 'broken.result.json'), JSON.stringify(result('fixed', 'failed', '2025-07-01T00:00:00Z')));
   utimesSync(join(dir, 'broken.result.json'), new Date(), new Date(Date.now() + 5000));
-  const again = store.list(dir);
+  const again = history.list(dir);
   assert.ok(again.some((e) => e.kind === 'result' && e.name === 'fixed' && e.status === 'failed'));
   assert.ok(!again.some((e) => e.kind === 'unreadable' && e.path.endsWith('broken.result.json')));
-  assert.deepEqual(store.list(join(dir, 'missing')), []);
+  assert.deepEqual(history.list(join(dir, 'missing')), []);
 });
 
 test('readResultFile gives one-line reasons', () => {
@@ -83,7 +84,7 @@ test('a crashed run gets a failed record, unless its result was written before t
   assert.equal(writeFailedResult({ outDir: dir, name: 'ioi', spec: r.spec, modelId: 'gpt2', message: 'again', startedAt: Date.now() }), join(dir, 'ioi-2.result.json'));
   assert.equal(JSON.parse(readFileSync(path, 'utf8')).message, r.message);
   // The view lists failure records like any run.
-  assert.deepEqual(new ResultStore().list(dir).map((e) => e.kind === 'result' && e.status), ['failed', 'failed']);
+  assert.deepEqual(new RunHistory().list(dir).map((e) => e.kind === 'result' && e.status), ['failed', 'failed']);
 });
 
 test('settings: defaults, bad values fall back, relative folders anchor at the workspace', () => {

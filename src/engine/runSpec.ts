@@ -5,13 +5,14 @@ import type { ProgressParams, RunOutcome, RunParams } from '../protocol/engineRp
 import { type PairTokens, type PatchResult, RESULT_FORMAT, type RunStatus } from '../protocol/result';
 import type { PatchSpec, ResolvedPair, ResolvedSpec } from '../protocol/spec';
 import type { LoadedModel, ModelCache } from './modelLoader';
-import { parseSpecText, resolveSpec } from './patching/specFile';
+import { parseSpecText } from '../spec/parseSpec';
+import { resolveSpec } from './patching/resolveSpec';
 import { type PatchingOutcome, runPatching } from './patching/runPatching';
 import { writeSweepPngs } from './render/heatmapPng';
-import { claimResultPath, writeResultFile } from './resultFile';
-import { isUserError, UserError } from './userError';
+import { claimResultPath, writeResultFile } from '../common/resultFile';
+import { isUserError, UserError } from '../common/userError';
 
-export interface JobContext {
+export interface RunContext {
   readonly models: ModelCache;
   readonly signal?: AbortSignal;
   readonly progress?: (p: Omit<ProgressParams, 'runId'>) => void;
@@ -43,7 +44,7 @@ function pairTokens(m: LoadedModel, p: ResolvedPair): PairTokens {
  * One run from a spec to a result file: read and check the spec, load the model, run the baselines and
  * sweeps, write the result (done, cancelled with the sweeps that finished, or failed), then PNGs.
  */
-export async function runJob(params: RunParams, ctx: JobContext): Promise<RunOutcome> {
+export async function runSpec(params: RunParams, ctx: RunContext): Promise<RunOutcome> {
   const started = Date.now();
   const specFile = resolve(params.specFile);
   const { spec, text } = readSpec({ ...params, specFile });

@@ -1,0 +1,302 @@
+/**
+ * Checking a parsed `.patch.json` value against schemas/patch.schema.json (ajv) and the rules the
+ * schema cannot state well, with ajv's errors rewritten as one message that names the field, the
+ * problem and the fix, pointing at the most relevant place in the text.
+ */
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import schemaJson from '../../schemas/patch.schema.json';
+import { INDUCTION_METRICS, LOGIT_DIFF_METRICS, type PatchSpec, TARGET_METRICS } from '../protocol/spec';
+import { locate, locateMany, type NodePos, pathKey } from './jsonc';
+import { errorAt, formatPath, type PathSeg, quote, type TextInfo } from './specError';
+
+let validators: { first: ValidateFunction; all: ValidateFunction } | undefined;
+
+function getValidators(): { first: ValidateFunction; all: ValidateFunction } {
+  if (!validators) {
+    const make = (allErrors: boolean) => {
+      const ajv = new Ajv({ allErrors, verbose: true, strictTypes: false });
+      // VS Code's editor-only schema keywords: known, so strict mode still catches real typos.
+      ajv.addVocabulary(['defaultSnippets', 'markdownDescription', 'enumDescriptions', 'markdownEnumDescriptions', 'allowComments', 'allowTrailingCommas']);
+      return ajv.compile(schemaJson as object);
+    };
+    validators = { first: make(false), all: make(true) };
+  }
+  return validators;
+}
+
+/** Whether `value` has more than `limit` nodes (counted without recursion, stopping at the limit). */
+function hasMoreNodes(value: unknown, limit: number): boolean {
+  const stack: unknown[] = [value];
+  let n = 0;
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (++n > limit) return true;
+    if (Array.isArray(v)) for (const x of v) stack.push(x);
+    else if (v !== null && typeof v === 'object') for (const x of Object.values(v)) stack.push(x);
+  }
+  return false;
+}
+
+// Collecting every error is what lets the message be the most relevant one, but it costs seconds on
+// a file with a million bad ids; above this size the first error found is reported.
+const ALL_ERRORS_MAX_NODES = 100_000;
+
+function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = prev[j]!;
+      prev[j] = Math.min(up + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = up;
+    }
+  }
+  return prev[b.length]!;
+}
+
+function closest(word: string, allowed: readonly string[]): string | undefined {
+  const w = word.toLowerCase();
+  const limit = Math.max(2, Math.floor(word.length / 3));
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const a of allowed) {
+    // The distance is at least the difference in length: skipping those keeps a megabyte-long
+    // misspelling from costing seconds of edit-distance work per allowed name.
+    if (Math.abs(w.length - a.length) > limit) continue;
+    const d = editDistance(w, a.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = a;
+    }
+  }
+  return best !== undefined && bestD <= limit ? best : undefined;
+}
+
+function didYouMean(word: unknown, allowed: readonly string[]): string {
+  const c = typeof word === 'string' ? closest(word, allowed) : undefined;
+  return c ? `did you mean ${quote(c)}? (allowed: ${allowed.join(', ')})` : `use one of: ${allowed.join(', ')}`;
+}
+
+function pointerToPath(pointer: string, data: unknown): PathSeg[] {
+  if (pointer === '') return [];
+  const path: PathSeg[] = [];
+  let node = data;
+  for (const raw of pointer.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    const seg: PathSeg = Array.isArray(node) && /^\d+$/.test(key) ? Number(key) : key;
+    path.push(seg);
+    node = node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined;
+  }
+  return path;
+}
+
+function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'string') return `the string ${quote(v, 30)}`;
+  if (typeof v === 'object') return 'an object';
+  return `${typeof v === 'number' ? 'the number' : ''} ${String(v)}`.trim();
+}
+
+const TYPE_HINTS: Record<string, string> = {
+  clean: 'write the prompt as "text" (for token ids use clean_ids)',
+  corrupted: 'write the prompt as "text" (for token ids use corrupted_ids)',
+  clean_ids: 'write token ids as a list of integers, e.g. [50256, 464, 3290]',
+  corrupted_ids: 'write token ids as a list of integers, e.g. [50256, 464, 3290]',
+  answer: 'write the answer as text, e.g. " Alice" (or use answer_id for a token id)',
+  wrong: 'write the wrong answer as text, e.g. " Bob" (or use wrong_id for a token id)',
+  answer_id: 'write a token id, e.g. 14862 (or use answer for text)',
+  wrong_id: 'write a token id, e.g. 5811 (or use wrong for text)',
+  sweeps: 'write a list of sweep names, e.g. ["resid_pre", "attn_head_out_all_pos"]',
+  pairs: 'write a list of pairs: [{"clean": "…", "corrupted": "…", "answer": "…", "wrong": "…"}]',
+  induction: 'write an object: {"seed": 0, "corrupted": "AB"}',
+  targets: 'write a list like [{"pos": 5, "token_id": 123}]',
+  token_range: 'write [lo, hi], e.g. [100, 10000]',
+  prepend_bos: 'write true or false',
+};
+
+const TYPE_NAMES: Record<string, string> = {
+  string: 'a string in double quotes',
+  integer: 'a whole number',
+  number: 'a number',
+  boolean: 'true or false',
+  array: 'a list [ … ]',
+  object: 'an object { … }',
+};
+
+/** One direct (non-composite) ajv error as a message; `at` says where it points. */
+function ajvMessage(err: ErrorObject, data: unknown): { path: PathSeg[]; useKey: boolean; message: string } {
+  const path = pointerToPath(err.instancePath, data);
+  const where = formatPath(path);
+  const last = path[path.length - 1];
+  const field = typeof last === 'string' ? last : typeof path[path.length - 2] === 'string' ? (path[path.length - 2] as string) : '';
+  const p = err.params as Record<string, unknown>;
+  switch (err.keyword) {
+    case 'additionalProperties': {
+      const key = String(p.additionalProperty);
+      const allowed = Object.keys(((err.parentSchema as { properties?: object } | undefined)?.properties ?? {}) as object);
+      const what = path.length === 0 ? `top-level key ${quote(key)}` : `key ${quote(key)} in ${where}`;
+      return { path: [...path, key], useKey: true, message: `unknown ${what}; ${didYouMean(key, allowed)}` };
+    }
+    case 'enum': {
+      const allowed = (p.allowedValues as unknown[]).map(String);
+      const noun =
+        path[0] === 'sweeps' && path.length === 2 ? 'sweep' : where === 'metric' ? 'metric' : where === 'induction.corrupted' ? 'corruption pattern' : 'value';
+      return { path, useKey: false, message: `unknown ${noun} ${typeof err.data === 'string' ? quote(err.data) : describeValue(err.data)} at ${where}; ${didYouMean(err.data, allowed)}` };
+    }
+    case 'type': {
+      const want = String(p.type);
+      const isInt = want === 'integer' && typeof err.data === 'number';
+      const hint = TYPE_HINTS[field] ?? (isInt ? 'write a whole number' : `write ${TYPE_NAMES[want] ?? want}`);
+      return { path, useKey: false, message: `${where} must be ${TYPE_NAMES[want] ?? want}, not ${describeValue(err.data)}; ${hint}` };
+    }
+    case 'required': {
+      const missing = String(p.missingProperty);
+      const example: Record<string, string> = {
+        metric: `"metric": one of ${(schemaJson.properties.metric.enum as string[]).join(', ')}`,
+        sweeps: '"sweeps": ["resid_pre"]',
+        seed: '"seed": 0',
+        corrupted: '"corrupted": "AB" (or BA, BB, BC)',
+        pos: '"pos": 5',
+        token_id: '"token_id": 123',
+      };
+      const owner = path.length === 0 ? 'the spec' : where;
+      return { path, useKey: false, message: `${owner} is missing ${quote(missing)}; add ${example[missing] ?? `"${missing}": …`}` };
+    }
+    case 'dependencies': {
+      const has = String(p.property);
+      const missing = String(p.missingProperty);
+      const form = has.endsWith('_ids') ? 'token-id prompts' : 'text prompts';
+      return { path: [...path, has], useKey: true, message: `${where} has ${quote(has)} but no ${quote(missing)}; ${form} come in pairs — add ${quote(missing)} (the ${missing.startsWith('clean') ? 'clean' : 'corrupted'} prompt)` };
+    }
+    case 'minItems': {
+      const what: Record<string, string> = {
+        sweeps: 'list at least one sweep, e.g. ["resid_pre"]',
+        pairs: 'add at least one pair {"clean": …, "corrupted": …}',
+        targets: 'add a target {"pos": …, "token_id": …} or remove "targets"',
+        token_range: 'write [lo, hi], e.g. [100, 10000]',
+      };
+      const min = Number(p.limit);
+      return { path, useKey: false, message: `${where} ${min <= 1 ? 'is empty' : `needs ${min} items`}; ${what[field] ?? 'add the missing items'}` };
+    }
+    case 'maxItems':
+      return { path, useKey: false, message: `${where} has too many items (at most ${String(p.limit)}); ${field === 'token_range' ? 'write [lo, hi]' : 'remove the extra items'}` };
+    case 'uniqueItems': {
+      const i = Math.min(Number(p.i), Number(p.j));
+      const j = Math.max(Number(p.i), Number(p.j));
+      const dup = Array.isArray(err.data) ? err.data[j] : undefined;
+      return { path: [...path, j], useKey: false, message: `${where} lists ${typeof dup === 'string' ? quote(dup) : 'a value'} twice (${where}[${i}] and ${where}[${j}]); remove one` };
+    }
+    case 'minimum':
+    case 'maximum': {
+      const bound = `${err.keyword === 'minimum' ? '≥' : '≤'} ${String(p.limit)}`;
+      const isId = field.endsWith('_id') || field.endsWith('_ids') || field === 'token_range';
+      const hint = err.keyword === 'minimum' && isId ? 'token ids start at 0' : err.keyword === 'minimum' && field === 'pos' ? 'positions start at 0 (BOS included)' : `use a value ${bound}`;
+      return { path, useKey: false, message: `${where} is ${String(err.data)}, but it must be ${bound}; ${hint}` };
+    }
+    case 'minLength':
+      return { path, useKey: false, message: `${where} is an empty string; ${field === 'clean' || field === 'corrupted' ? 'write the prompt' : field === 'answer' || field === 'wrong' ? 'write one token of text, e.g. " Alice"' : 'write a value or remove the key'}` };
+    default:
+      return { path, useKey: false, message: `${where} ${err.message ?? 'is not valid'}` };
+  }
+}
+
+const LATE = new Set(['required', 'dependencies']);
+const COMPOSITE = /\/(oneOf|anyOf|allOf|not|if|then|else)(\/|$)/;
+function isComposite(err: ErrorObject): boolean {
+  return COMPOSITE.test(err.schemaPath) || ['oneOf', 'anyOf', 'allOf', 'not', 'if'].includes(err.keyword);
+}
+
+/**
+ * The rules the schema states with oneOf/not/if (which give poor messages), stated again as code so
+ * that each broken one gets its own message. Also the rules a schema cannot state (lo < hi).
+ */
+function checkRules(spec: PatchSpec, fail: (path: PathSeg[], useKey: boolean, message: string) => never): void {
+  if (spec.pairs !== undefined && spec.induction !== undefined) {
+    fail(['induction'], true, 'the spec has both "pairs" and "induction"; a spec uses one of them — remove the other');
+  }
+  if (spec.pairs === undefined && spec.induction === undefined) {
+    fail([], false, 'the spec has no prompts; add "pairs": [{"clean": …, "corrupted": …, "answer": …, "wrong": …}] or an "induction" block');
+  }
+  const metric = spec.metric;
+  if (spec.induction !== undefined) {
+    if (!INDUCTION_METRICS.includes(metric)) {
+      fail(['metric'], false, `metric ${quote(metric)} needs answer and wrong tokens, which an induction spec does not have; use answer_logprob (the demo's metric), answer_prob or kl_divergence`);
+    }
+    const range = spec.induction.token_range;
+    if (range !== undefined && !(range[0] < range[1])) {
+      fail(['induction', 'token_range'], false, `induction.token_range is [${range[0]}, ${range[1]}]; it must be [lo, hi] with lo < hi, e.g. [100, 10000]`);
+    }
+  }
+  (spec.pairs ?? []).forEach((pair, i) => {
+    const at = `pairs[${i}]`;
+    const hasText = pair.clean !== undefined || pair.corrupted !== undefined;
+    const hasIds = pair.clean_ids !== undefined || pair.corrupted_ids !== undefined;
+    if (hasText && hasIds) fail(['pairs', i, 'clean_ids'], true, `${at} gives both text (clean, corrupted) and token ids (clean_ids, corrupted_ids); keep one form`);
+    if (!hasText && !hasIds) fail(['pairs', i], false, `${at} has no prompts; give "clean" and "corrupted" (text) or "clean_ids" and "corrupted_ids" (token ids)`);
+    if (pair.answer !== undefined && pair.answer_id !== undefined) fail(['pairs', i, 'answer_id'], true, `${at} gives both answer and answer_id; keep one`);
+    if (pair.wrong !== undefined && pair.wrong_id !== undefined) fail(['pairs', i, 'wrong_id'], true, `${at} gives both wrong and wrong_id; keep one`);
+    const hasAnswer = pair.answer !== undefined || pair.answer_id !== undefined;
+    const hasWrong = pair.wrong !== undefined || pair.wrong_id !== undefined;
+    if (hasAnswer && pair.targets !== undefined) {
+      fail(['pairs', i, 'targets'], true, `${at} gives both an answer and targets; keep one (an answer is scored at the last token, targets at their positions)`);
+    }
+    if (LOGIT_DIFF_METRICS.includes(metric)) {
+      if (!hasAnswer) fail(['pairs', i], false, `${at} has no answer; metric ${metric} needs "answer" (the clean prompt's next token, e.g. " Alice") and "wrong" (e.g. " Bob")`);
+      if (!hasWrong) fail(['pairs', i], false, `${at} has no wrong answer; metric ${metric} needs "wrong" (the competing token, usually the corrupted prompt's answer, e.g. " Bob")`);
+      if (pair.targets !== undefined) fail(['pairs', i, 'targets'], true, `${at}.targets: metric ${metric} does not read targets; remove them, or use answer_logprob or answer_prob`);
+    }
+    if (TARGET_METRICS.includes(metric) && !hasAnswer && pair.targets === undefined) {
+      fail(['pairs', i], false, `${at} has no answer; metric ${metric} needs "answer" (scored at the last token, e.g. " Alice") or "targets": [{"pos": …, "token_id": …}]`);
+    }
+  });
+}
+
+/**
+ * Checks a parsed value against the schema and the rules, throwing one SpecError for the most
+ * relevant problem: the first (in document order) of the direct errors, else the broken rule.
+ */
+export function validateSpecValue(value: unknown, file: string, info: TextInfo | undefined): PatchSpec {
+  const fail = (path: PathSeg[], useKey: boolean, message: string): never => {
+    const node = info ? locate(info, path) : undefined;
+    const start = node ? (useKey ? (node.keyStart ?? node.start) : node.start) : undefined;
+    throw errorAt(file, info, start, node?.end, message);
+  };
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    fail([], false, `the spec must be a JSON object { … }, not ${describeValue(value)}; see the "PatchLens: New Patch File" template`);
+  }
+  const { first, all } = getValidators();
+  let ok = first(value);
+  let errors = first.errors ?? [];
+  if (!ok && !hasMoreNodes(value, ALL_ERRORS_MAX_NODES)) {
+    ok = all(value);
+    errors = all.errors ?? [];
+  }
+  if (!ok) {
+    // Capped: a file with thousands of bad ids needs one message, not a ranking of all of them.
+    const direct = errors.filter((e) => !isComposite(e)).slice(0, 200);
+    if (direct.length > 0) {
+      const messages = direct.map((e) => ajvMessage(e, value));
+      const where = info ? locateMany(info, messages.map((m) => m.path)) : new Map<string, NodePos>();
+      const ranked = messages.map((m, k) => {
+        const node = where.get(pathKey(m.path));
+        return { m, late: LATE.has(direct[k]!.keyword) ? 1 : 0, start: node ? (m.useKey ? (node.keyStart ?? node.start) : node.start) : Infinity, k };
+      });
+      // Document order, so that fixing errors top to bottom works; a missing key points at its
+      // object's start, before everything inside, so it comes after the rest (a misspelt key shows
+      // up as both unknown and missing, and 'unknown key, did you mean' is the useful message).
+      ranked.sort((a, b) => a.late - b.late || a.start - b.start || a.k - b.k);
+      const best = ranked[0]!.m;
+      fail(best.path, best.useKey, best.message);
+    }
+  }
+  checkRules(value as PatchSpec, fail);
+  if (!ok && errors.length > 0) {
+    const e = errors[0]!;
+    const path = pointerToPath(e.instancePath, value);
+    fail(path, false, `${formatPath(path)} does not match the .patch.json schema (${e.message ?? e.keyword}); compare it with the template`);
+  }
+  return value as PatchSpec;
+}
+
