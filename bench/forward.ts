@@ -1,8 +1,8 @@
 // npm run bench:forward [-- --device cpu|webgpu|cuda]: forward-pass speed and memory of the engine on a
 // GPT-2-small-shaped random model, against the plain MatMul rate of the same machine and provider.
 import { HookedTransformer } from '../src/engine/hookedTransformer';
-import { modelParamCount } from '../src/engine/model/config';
-import { loadGpt2Checkpoint } from '../src/engine/model/gpt2Checkpoint';
+import { modelParamCount } from '../src/engine/model/weights';
+import { loadCheckpoint } from '../src/engine/model/checkpoint';
 import { Runtime } from '../src/engine/runtime';
 import { benchModelDir, matmulGflops, median, parseDevice, peakRssMiB, timeIt } from './common';
 
@@ -10,7 +10,7 @@ async function main(): Promise<void> {
   const device = parseDevice(process.argv);
   const dir = benchModelDir();
   const rssBefore = peakRssMiB();
-  const { config, weights } = loadGpt2Checkpoint(dir);
+  const { config, weights } = loadCheckpoint(dir);
   const runtime = await Runtime.create(device);
   const model = new HookedTransformer(config, weights, runtime);
   const weightMiB = (modelParamCount(config) * 4) / 2 ** 20;

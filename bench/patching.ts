@@ -4,7 +4,7 @@
 // and scaled to the whole sweep; both modes' values are compared on that sample.
 import { parseArgs } from 'node:util';
 import { HookedTransformer } from '../src/engine/hookedTransformer';
-import { loadGpt2Checkpoint } from '../src/engine/model/gpt2Checkpoint';
+import { loadCheckpoint } from '../src/engine/model/checkpoint';
 import { executeFast } from '../src/engine/patching/fastExecutor';
 import { executeNaive } from '../src/engine/patching/naiveExecutor';
 import { preparePatching } from '../src/engine/patching/runPatching';
@@ -37,7 +37,7 @@ function pairs(vocab: number): ResolvedPair[] {
 
 async function main(): Promise<void> {
   const dir = benchModelDir();
-  const { config, weights } = loadGpt2Checkpoint(dir);
+  const { config, weights } = loadCheckpoint(dir);
   const runtime = await Runtime.create(o.device as DeviceSetting);
   const model = new HookedTransformer(config, weights, runtime);
   const sweeps = o.sweeps!.split(',') as SweepName[];

@@ -1,10 +1,12 @@
 import * as ort from 'onnxruntime-node';
-import { BLOCK_WEIGHT_NAMES, type BlockVariant, buildBlockGraph, hookOutput, maskInput, patchInput, variantKey } from './graph/blockGraph';
-import { buildEmbedGraph, buildUnembedGraph } from './graph/edgeGraphs';
-import { allHookNames, type BlockHook, EMBED_HOOKS, hookMaskGraphDims, hookMaskShape, hookShape, parseHookName } from './hooks';
-import type { ModelConfig } from './model/config';
+import { type BlockVariant, buildBlockGraph } from './graph/blockGraph';
+import { buildEmbedGraph } from './graph/embedGraph';
+import { hookOutput, maskInput, patchInput, variantKey } from './graph/hookPoint';
+import { buildUnembedGraph } from './graph/unembedGraph';
+import { allHookNames, type BlockHook, hookMaskGraphDims, hookMaskShape, hookShape, parseHookName } from './hooks';
+import { isLocalLayer, type ModelConfig } from './model/config';
 import type { TextTokenizer } from './model/tokenizer';
-import type { BlockWeights, ModelWeights } from './model/weights';
+import { blockWeightShapes, type ModelWeights } from './model/weights';
 import type { Runtime } from './runtime';
 import { numel, type Tensor32 } from './tensor';
 import { UserError } from '../common/userError';
@@ -37,14 +39,16 @@ const f32 = (t: Tensor32): ort.Tensor => new ort.Tensor('float32', t.data, t.sha
 const toTensor32 = (t: ort.Tensor): Tensor32 => ({ shape: [...t.dims], data: t.data as Float32Array });
 
 /**
- * A GPT-2-family model whose every TransformerLens hook point can be read and overwritten. The model is
- * evaluated as embed -> block x L -> unembed sessions; weights are fed as inputs, so one compiled block
- * serves all layers and no weight is copied.
+ * A transformer of any family the architecture seam reads, whose every TransformerLens hook point can be
+ * read and overwritten. The model is evaluated as embed -> block x L -> unembed sessions; weights are fed
+ * as inputs, so one compiled block serves all layers and no weight is copied.
  */
 export class HookedTransformer {
   private readonly blockFeeds: Record<string, ort.Tensor>[];
   private readonly embedFeeds: Record<string, ort.Tensor>;
   private readonly unembedFeeds: Record<string, ort.Tensor>;
+  /** Rotary cos/sin tables cover positions [0, ropePositions); grown (and shared by all layers) on demand. */
+  private ropePositions = 0;
   /** Floating-point operations of the matrix products run so far (for benchmarks). */
   flops = 0;
   /** Graphs depend on the model's shapes, so sessions are shared only between models of one shape. */
@@ -57,11 +61,52 @@ export class HookedTransformer {
     readonly tokenizer?: TextTokenizer,
   ) {
     this.graphKey = JSON.stringify(cfg);
-    this.blockFeeds = weights.blocks.map((b: BlockWeights) =>
-      Object.fromEntries(BLOCK_WEIGHT_NAMES.map((n) => [n, f32(b[n])])),
-    );
-    this.embedFeeds = { wte: f32(weights.wte), wpe: f32(weights.wpe) };
-    this.unembedFeeds = { lnfW: f32(weights.lnfW), lnfB: f32(weights.lnfB), unembed: f32(weights.unembed) };
+    const names = blockWeightShapes(cfg).map(([n]) => n);
+    const wpe = weights.wpe ? f32(weights.wpe) : undefined;
+    this.blockFeeds = weights.blocks.map((b, l) => {
+      const feeds: Record<string, ort.Tensor> = Object.fromEntries(names.map((n) => [n, f32(b[n]!)]));
+      feeds.attn_scale = new ort.Tensor('float32', Float32Array.of(cfg.attnScale[l]!), []);
+      feeds.window = new ort.Tensor('int64', BigInt64Array.of(BigInt(cfg.window[l]!)), []);
+      if (cfg.positional === 'shortformer') feeds.wpe = wpe!;
+      return feeds;
+    });
+    this.embedFeeds = { wte: f32(weights.wte), ...(wpe && cfg.positional !== 'rotary' ? { wpe } : {}) };
+    this.unembedFeeds = {
+      lnfW: f32(weights.lnfW),
+      ...(weights.lnfB ? { lnfB: f32(weights.lnfB) } : {}),
+      unembed: f32(weights.unembed),
+      ...(weights.bU ? { bU: f32(weights.bU) } : {}),
+    };
+  }
+
+  /**
+   * Makes the rotary tables cover `positions`. Angles are computed in float64 (position · inverse
+   * frequency) and rounded once, so long prompts lose no precision to float32 angle arithmetic.
+   */
+  private ensureRope(positions: number): void {
+    const rot = this.cfg.rotary;
+    if (!rot || positions <= this.ropePositions) return;
+    const n = Math.min(this.cfg.nCtx, Math.max(64, 2 ** Math.ceil(Math.log2(positions))));
+    const table = (invFreq: readonly number[]) => {
+      const half = invFreq.length;
+      const cos = new Float32Array(n * half);
+      const sin = new Float32Array(n * half);
+      for (let p = 0; p < n; p++) {
+        for (let i = 0; i < half; i++) {
+          cos[p * half + i] = Math.cos(p * invFreq[i]!);
+          sin[p * half + i] = Math.sin(p * invFreq[i]!);
+        }
+      }
+      return { cos: new ort.Tensor('float32', cos, [n, half]), sin: new ort.Tensor('float32', sin, [n, half]) };
+    };
+    const global = table(rot.invFreq);
+    const local = rot.localInvFreq ? table(rot.localInvFreq) : global;
+    this.blockFeeds.forEach((feeds, l) => {
+      const t = isLocalLayer(this.cfg, l) ? local : global;
+      feeds.rope_cos = t.cos;
+      feeds.rope_sin = t.sin;
+    });
+    this.ropePositions = n;
   }
 
   /** Checks token ids before they reach a graph, where a bad id would be an opaque runtime failure. */
@@ -99,6 +144,7 @@ export class HookedTransformer {
       for (const local of s.capture) cache.set(prefix + local, toTensor32(out[hookOutput(local)]!));
     };
 
+    this.ensureRope(P);
     const idData = new BigInt64Array(B * P);
     ids.forEach((row, r) => row.forEach((id, p) => (idData[r * P + p] = BigInt(id))));
     const embedHooks = scope('embed');
@@ -136,6 +182,7 @@ export class HookedTransformer {
     past: { k: Tensor32; v: Tensor32 } | undefined,
     patches: ReadonlyMap<BlockHook, { source: Tensor32; mask: Uint8Array; maskDims: number[] }>,
   ): Promise<Tensor32> {
+    this.ensureRope(resid.shape[1]! + (past?.k.shape[1] ?? 0));
     const patch = new Map<string, PatchFeed>();
     for (const [hook, p] of patches) patch.set(hook, { source: f32(p.source), mask: new ort.Tensor('bool', p.mask, p.maskDims) });
     const feeds: Record<string, ort.Tensor> = { ...this.blockFeeds[layer]!, resid_pre: f32(resid) };
@@ -172,10 +219,10 @@ export class HookedTransformer {
     const locate = (name: string): { scope: ScopeHooks; local: BlockHook } => {
       const ref = parseHookName(name, this.cfg);
       if (!ref) throw new Error(`unknown hook point '${name}'`);
-      const key = ref.kind === 'block' ? `block${ref.layer}` : (EMBED_HOOKS as readonly string[]).includes(ref.hook) ? 'embed' : 'unembed';
+      const key = ref.kind === 'block' ? `block${ref.layer}` : ref.graph;
       let scope = groups.get(key);
       if (!scope) groups.set(key, (scope = { capture: [], patch: new Map() }));
-      return { scope, local: ref.hook as BlockHook };
+      return { scope, local: ref.hook };
     };
     for (const name of capture) {
       const { scope, local } = locate(name);
@@ -209,12 +256,14 @@ export class HookedTransformer {
 
   /** Multiply-adds x2 of the matrix products a graph run performs (what benchmarks divide by time). */
   private graphFlops(kind: 'embed' | 'block' | 'unembed', feeds: Record<string, ort.Tensor>): number {
-    const { dModel: D, dMlp: M, dVocab: V } = this.cfg;
+    const { dModel: D, dMlp: M, dVocab: V, nHeads: H, nKvHeads: K, dHead: E } = this.cfg;
     if (kind === 'unembed') return 2 * (feeds.rows!.dims[0]! as number) * D * V;
     if (kind === 'embed') return 0;
     const [rows, pos] = feeds.resid_pre!.dims as number[];
     const keys = pos! + ((feeds.past_k?.dims[1] as number | undefined) ?? 0);
-    return 2 * rows! * pos! * (4 * D * D + 2 * D * M) + 4 * rows! * pos! * keys * D;
+    const mlp = this.cfg.attnOnly ? 0 : (this.cfg.gatedMlp ? 3 : 2) * D * M;
+    const perToken = D * (H + 2 * K) * E + H * E * D + mlp;
+    return 2 * rows! * pos! * perToken + 4 * rows! * pos! * keys * H * E;
   }
 }
 

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import type { DeviceSetting, EngineSettings } from '../protocol/engineRpc';
 import { HookedTransformer } from './hookedTransformer';
 import { builtinModelDir, isBuiltinModel } from './model/builtinModels';
-import { loadGpt2Checkpoint } from './model/gpt2Checkpoint';
+import { loadCheckpoint } from './model/checkpoint';
 import { resolveModelDir } from './model/hub';
 import { loadTokenizer } from './model/textTokenizer';
 import type { TextTokenizer } from './model/tokenizer';
@@ -32,14 +32,15 @@ export function cacheRoot(settings: EngineSettings): string {
   return resolve(settings.cacheDir ?? process.env.PATCHLENS_CACHE ?? join(homedir(), '.cache', 'patchlens'));
 }
 
-async function modelDir(req: ModelRequest): Promise<string> {
+/** The folder of the model a request names: built in (written on first use), local, or downloaded from the hub. */
+export async function modelDir(req: Omit<ModelRequest, 'log'>): Promise<string> {
   if (isBuiltinModel(req.source)) return builtinModelDir(req.source, cacheRoot(req.settings));
   return resolveModelDir(req.source, {
     baseDir: req.baseDir,
     cacheDir: join(cacheRoot(req.settings), 'hub'),
     ...(req.settings.hubEndpoint ? { endpoint: req.settings.hubEndpoint } : {}),
-    onProgress: req.onDownload,
-    signal: req.signal,
+    ...(req.onDownload ? { onProgress: req.onDownload } : {}),
+    ...(req.signal ? { signal: req.signal } : {}),
   });
 }
 
@@ -57,7 +58,7 @@ export class ModelCache {
     if (this.current?.key === key) return this.current.loaded;
     await this.release();
     const loaded = (async (): Promise<LoadedModel> => {
-      const { config, weights } = loadGpt2Checkpoint(dir);
+      const { config, weights } = loadCheckpoint(dir);
       const tokenizer = await loadTokenizer(dir, config);
       const runtime = await Runtime.create(device, req.log);
       return { id: req.source, dir, model: new HookedTransformer(config, weights, runtime, tokenizer), tokenizer };

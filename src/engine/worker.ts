@@ -5,8 +5,7 @@
  * stdout carries nothing but JSON-RPC frames: one stray line would desynchronise the client's reader,
  * so console output is sent to stderr (which the extension copies into its output channel).
  */
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import {
   createMessageConnection,
   ErrorCodes,
@@ -18,7 +17,6 @@ import {
 import {
   CancelNotification,
   CANCELLED_CODE,
-  type EngineSettings,
   type EngineStatus,
   LogNotification,
   ProgressNotification,
@@ -30,14 +28,12 @@ import {
   USER_ERROR_CODE,
 } from '../protocol/engineRpc';
 import { runSpec } from './runSpec';
-import { builtinModelDir, isBuiltinModel } from './model/builtinModels';
-import { parseGpt2Config } from './model/config';
-import { resolveModelDir } from './model/hub';
+import { readCheckpointConfig } from './model/checkpoint';
 import { loadTokenizer } from './model/textTokenizer';
 import type { TextTokenizer } from './model/tokenizer';
-import { cacheRoot, ModelCache } from './modelLoader';
+import { ModelCache, modelDir } from './modelLoader';
 import { SpecError } from '../spec/specError';
-import { isUserError, UserError } from '../common/userError';
+import { isUserError } from '../common/userError';
 
 const toStderr = (...args: unknown[]) => process.stderr.write(`${args.map((a) => (typeof a === 'string' ? a : String(a))).join(' ')}\n`);
 console.log = toStderr;
@@ -61,16 +57,7 @@ class TokenizerCache {
   get(dir: string): Promise<TextTokenizer> {
     let t = this.byDir.get(dir);
     if (!t) {
-      t = (async () => {
-        const configPath = join(dir, 'config.json');
-        let json: unknown;
-        try {
-          json = JSON.parse(readFileSync(configPath, 'utf8'));
-        } catch (e) {
-          throw new UserError(`cannot read ${configPath} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); a model folder needs config.json`);
-        }
-        return loadTokenizer(dir, parseGpt2Config(json, configPath));
-      })();
+      t = loadTokenizer(dir, readCheckpointConfig(dir).config);
       // A failed load (a typo in a folder name) must not stick.
       t.catch(() => this.byDir.delete(dir));
       this.byDir.set(dir, t);
@@ -79,15 +66,6 @@ class TokenizerCache {
     }
     return t;
   }
-}
-
-async function modelDirFor(source: string, baseDir: string | undefined, settings: EngineSettings): Promise<string> {
-  if (isBuiltinModel(source)) return builtinModelDir(source, cacheRoot(settings));
-  return resolveModelDir(source, {
-    ...(baseDir !== undefined ? { baseDir } : {}),
-    cacheDir: join(cacheRoot(settings), 'hub'),
-    ...(settings.hubEndpoint ? { endpoint: settings.hubEndpoint } : {}),
-  });
 }
 
 export function serveEngine(connection: MessageConnection): { models: ModelCache } {
@@ -130,7 +108,7 @@ export function serveEngine(connection: MessageConnection): { models: ModelCache
 
   connection.onRequest(TokenizeRequest, async (params: TokenizeParams): Promise<TokenizeResult> => {
     try {
-      const dir = await modelDirFor(params.model, params.baseDir, params);
+      const dir = await modelDir({ source: params.model, ...(params.baseDir !== undefined ? { baseDir: params.baseDir } : {}), settings: params });
       const loaded = await models.peek();
       const tok = loaded && resolve(loaded.dir) === resolve(dir) ? loaded.tokenizer : await tokenizers.get(dir);
       return {

@@ -84,7 +84,7 @@ function buildFacet(
       let flat = 0;
       for (let k = 0; k < index.length; k++) flat += index[k] * st[k];
       // A result file that is short of values shows the gap as NaN (grey) rather than reading garbage.
-      vr.push(flat < sweep.values.length ? sweep.values[flat] : NaN);
+      vr.push(flat < sweep.values.length ? (sweep.values[flat] ?? NaN) : NaN);
       cr.push({ index });
     }
     values.push(vr);
@@ -230,10 +230,10 @@ export function facetColumns(sweep: SweepResult, facetCount: number): number {
 }
 
 /** Half-width of the colour scale: max |v| over finite values, or `fixed`; never 0, so colours stay defined. */
-export function symmetricRange(values: number[], fixed?: number): number {
+export function symmetricRange(values: readonly (number | null)[], fixed?: number): number {
   if (fixed !== undefined && Number.isFinite(fixed) && fixed !== 0) return Math.abs(fixed);
   let m = 0;
-  for (const v of values) if (Number.isFinite(v) && Math.abs(v) > m) m = Math.abs(v);
+  for (const v of values) if (v !== null && Number.isFinite(v) && Math.abs(v) > m) m = Math.abs(v);
   return m > 0 ? m : 1;
 }
 

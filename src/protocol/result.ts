@@ -22,8 +22,12 @@ export interface SweepResult {
   readonly shape: number[];
   /** Index names in TransformerLens's order, e.g. ['layer', 'pos'] or ['component', 'layer', 'head']. */
   readonly axes: string[];
-  /** Row-major, last axis fastest. */
-  readonly values: number[];
+  /**
+   * Row-major, last axis fastest. null marks an index that does not exist in this model, not a
+   * measurement: the key/value rows of a stacked sweep on a grouped-query model (TransformerLens pads them
+   * with zeros to n_heads; PatchLens keeps its shape but never reports a 0 that was not measured).
+   */
+  readonly values: (number | null)[];
   /** Names of the stacked activations of the *_every sweeps (the 'component' axis). */
   readonly components?: string[];
 }
@@ -37,13 +41,20 @@ export interface ModelShape {
   readonly dMlp: number;
   readonly dVocab: number;
   readonly nCtx: number;
+  /** Key/value heads (grouped-query attention); absent in files written before it existed: nHeads. */
+  readonly nKvHeads?: number;
 }
 
 export interface ModelInfo {
   /** What the spec or the user named: a hub id, a folder, or a built-in model. */
   readonly id: string;
   readonly config: ModelShape;
+  /** The family that read the checkpoint ('gpt2', 'gpt_neox', 'llama', ...); absent in older files. */
+  readonly architecture?: string;
+  /** The compute dtype. */
   readonly dtype: 'float32';
+  /** The dtype of the checkpoint's stored weights ('F32', 'BF16', 'F16'), converted to float32 on load. */
+  readonly weightsDtype?: string;
   /** The execution provider that ran the model (cpu, webgpu, cuda, ...). */
   readonly provider: string;
   /** Weight processing applied before the run; PatchLens applies none unless asked. */

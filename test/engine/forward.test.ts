@@ -17,10 +17,10 @@ for (const o of CONFIGS) {
   const label = `${o.nLayers}L/${o.nHeads}H d${o.dModel} V${o.dVocab}`;
 
   test(`${label}: logits and every hook point equal the float64 reference (batch 3)`, async () => {
-    const { cfg, weights, model } = await randomModel(o);
+    const { cfg, ref: refModel, model } = await randomModel(o);
     const rnd = seededInts(o.seed);
     const ids = Array.from({ length: 3 }, () => Array.from({ length: 7 }, () => rnd(0, cfg.dVocab)));
-    const ref = referenceForward(cfg, weights, ids);
+    const ref = referenceForward(refModel, ids);
     const got = await model.runWithCache(ids);
     assert.deepEqual(got.logits.shape, ref.logits.shape);
     assert.ok(maxAbsDiff(got.logits.data, ref.logits.data) <= TOL, `logits differ by ${maxAbsDiff(got.logits.data, ref.logits.data)}`);
@@ -36,7 +36,7 @@ for (const o of CONFIGS) {
   });
 
   test(`${label}: a patch through graph inputs equals a reference hook that overwrites the same cells`, async () => {
-    const { cfg, weights, model } = await randomModel(o);
+    const { cfg, ref: refModel, model } = await randomModel(o);
     const rnd = seededInts(o.seed + 100);
     const B = 2;
     const P = 6;
@@ -51,7 +51,7 @@ for (const o of CONFIGS) {
       const cellSize = numel(shape) / numel(maskShape);
       const patches = new Map<string, HookPatch>([[name, { source, mask }]]);
       const got = await model.forward(ids, { patches, capture: [name] });
-      const ref = referenceForward(cfg, weights, ids, (n, act) => {
+      const ref = referenceForward(refModel, ids, (n, act) => {
         if (n !== name) return;
         for (let c = 0; c < mask.length; c++) {
           if (mask[c]) for (let k = 0; k < cellSize; k++) act.data[c * cellSize + k] = source.data[c * cellSize + k]!;

@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
-import { loadGpt2Checkpoint } from '../../src/engine/model/gpt2Checkpoint';
+import { loadCheckpoint } from '../../src/engine/model/checkpoint';
 import { resolveModelDir, type HubOptions } from '../../src/engine/model/hub';
 import { UserError } from '../../src/common/userError';
 import { makeTmpDir, writeRandomGpt2Checkpoint } from '../helpers/checkpoint';
@@ -23,9 +23,9 @@ before(async () => {
     writeFileSync(join(root, repo, 'tokenizer.json'), JSON.stringify({ version: '1.0', fake: 'x'.repeat(3000) }));
     writeFileSync(join(root, repo, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'GPT2Tokenizer' }));
   }
-  mkdirSync(join(root, 'org/llama'), { recursive: true });
-  writeFileSync(join(root, 'org/llama/config.json'), JSON.stringify({ model_type: 'llama', architectures: ['LlamaForCausalLM'] }));
-  writeFileSync(join(root, 'org/llama/model.safetensors'), Buffer.alloc(4096));
+  mkdirSync(join(root, 'org/mamba'), { recursive: true });
+  writeFileSync(join(root, 'org/mamba/config.json'), JSON.stringify({ model_type: 'mamba', architectures: ['MambaForCausalLM'] }));
+  writeFileSync(join(root, 'org/mamba/model.safetensors'), Buffer.alloc(4096));
   modelBytes = readFileSync(join(root, 'org/tiny/model.safetensors'));
   hub = await startHubServer(root);
 });
@@ -73,7 +73,7 @@ test('downloads a model into the cache with progress, verified, loadable', async
   assert.ok(reqs.includes('200 /cdn/org/tiny/model.safetensors'), reqs.join(', '));
   const marker = JSON.parse(readFileSync(join(dir, '.complete'), 'utf8'));
   assert.equal(marker.files['model.safetensors'], modelBytes.length);
-  assert.equal(loadGpt2Checkpoint(dir).config.dVocab, 1500);
+  assert.equal(loadCheckpoint(dir).config.dVocab, 1500);
 });
 
 test('a complete cached model is reused with no network at all', async () => {
@@ -143,7 +143,7 @@ test('a transfer that keeps failing is a UserError, leaves no usable model, and 
   assert.ok(!existsSync(join(dir, 'model.safetensors')), 'no model file under its final name');
   assert.ok(!existsSync(join(dir, '.complete')));
   assert.equal(readFileSync(join(dir, 'model.safetensors.partial')).length, 200_000, '4 attempts x 50000 bytes appended');
-  assert.throws(() => loadGpt2Checkpoint(dir), UserError, 'the half-downloaded folder is not loadable');
+  assert.throws(() => loadCheckpoint(dir), UserError, 'the half-downloaded folder is not loadable');
 
   const start = hub.requests.length;
   await resolveModelDir('org/tiny', opts(cache));
@@ -194,10 +194,10 @@ test('an unknown model is a clear UserError', async () => {
   await expectUserError(resolveModelDir('../../no-such-model-dir', opts(cache)), "'../../no-such-model-dir'", 'neither an existing folder');
 });
 
-test('a non-GPT-2 model is refused before its weights are downloaded', async () => {
-  const cache = makeTmpDir('hub-llama');
+test('a model of an unsupported family is refused before its weights are downloaded', async () => {
+  const cache = makeTmpDir('hub-mamba');
   const start = hub.requests.length;
-  await expectUserError(resolveModelDir('org/llama', opts(cache)), "unknown architecture 'llama'");
+  await expectUserError(resolveModelDir('org/mamba', opts(cache)), "unknown architecture (model_type 'mamba')");
   assert.ok(!hub.requests.slice(start).some((r) => r.path.endsWith('model.safetensors')));
 });
 

@@ -148,7 +148,7 @@ test('the model is a GPT-2 checkpoint of the designed shape, with zero MLPs and 
   assert.ok(cfg.nCtx >= 1 + 2 * 20);
   assert.notEqual(weights.unembed, weights.wte);
   for (const b of weights.blocks) {
-    for (const t of [b.wIn, b.bIn, b.wOut, b.bOut]) assert.ok(t.data.every((x) => x === 0));
+    for (const t of [b.wIn!, b.bIn!, b.wOut!, b.bOut!]) assert.ok(t.data.every((x) => x === 0));
   }
 });
 
@@ -194,7 +194,7 @@ async function checkEvery(corrupted: InductionPattern): Promise<{ grid: Grid; ou
   }
   // attn_head_out_all_pos is the output facet of the same patches.
   assert.deepEqual(out.sweeps.attn_head_out_all_pos!.values, every.values.slice(0, C.nLayers * C.nHeads));
-  return { grid, outAllPos: out.sweeps.attn_head_out_all_pos!.values };
+  return { grid, outAllPos: out.sweeps.attn_head_out_all_pos!.values as number[] };
 }
 
 test("baselines on the notebook's setup: clean AA ≈ 0, AB ≈ −log(vocab)", async () => {

@@ -103,7 +103,7 @@ for (const mode of MODES) {
       const corrupted = pad(pairs.map((p) => p.corrupted), 6, m.cfg.bosTokenId);
       const metric = refMetric('logit_diff', pairs, { shape: [2, 6, m.cfg.dVocab], data: new Float64Array(0) });
       for (const name of SWEEP_NAMES) {
-        const ref = referenceSweep(m.cfg, m.weights, clean, corrupted, name as RefSweepName, metric);
+        const ref = referenceSweep(m.ref, clean, corrupted, name as RefSweepName, metric);
         const got = out.sweeps[name as SweepName]!;
         assert.deepEqual(got.shape, ref.shape, name);
         assert.deepEqual(sameAxes(got.axes, refSweepAxes(name as RefSweepName)), refSweepAxes(name as RefSweepName), name);
@@ -119,8 +119,8 @@ for (const mode of MODES) {
     const clean = pad(pairs.map((p) => p.clean), 7, m.cfg.bosTokenId);
     const corrupted = pad(pairs.map((p) => p.corrupted), 7, m.cfg.bosTokenId);
     const { referenceForward } = await import('../helpers/reference');
-    const cleanLogits = referenceForward(m.cfg, m.weights, clean).logits;
-    const corruptedLogits = referenceForward(m.cfg, m.weights, corrupted).logits;
+    const cleanLogits = referenceForward(m.ref, clean).logits;
+    const corruptedLogits = referenceForward(m.ref, corrupted).logits;
     for (const metricName of ['answer_logprob', 'answer_prob', 'kl_divergence'] as const) {
       const resolved: ResolvedSpec = { name: 't', model: undefined, metric: metricName, sweeps: ['resid_pre', 'attn_head_v_all_pos'], prependBos: false, pairs };
       const out = await runPatching(m.model, resolved, { mode });
@@ -128,7 +128,7 @@ for (const mode of MODES) {
       assert.ok(Math.abs(out.baselines.clean - metric(cleanLogits)) <= TOL, `${metricName} clean baseline`);
       assert.ok(Math.abs(out.baselines.corrupted - metric(corruptedLogits)) <= TOL, `${metricName} corrupted baseline`);
       for (const name of resolved.sweeps) {
-        const ref = referenceSweep(m.cfg, m.weights, clean, corrupted, name as RefSweepName, metric);
+        const ref = referenceSweep(m.ref, clean, corrupted, name as RefSweepName, metric);
         const d = maxAbsDiff(out.sweeps[name]!.values, ref.values);
         assert.ok(d <= TOL, `${metricName} ${name}: max abs diff ${d}`);
       }

@@ -7,9 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadGpt2Checkpoint } from '../../src/engine/model/gpt2Checkpoint';
+import { loadCheckpoint } from '../../src/engine/model/checkpoint';
 import { allHookNames, hookShape, parseHookName, type BlockHook, type GlobalHook } from '../../src/engine/hooks';
 import { erf, referenceForward, type RefActivation } from '../helpers/reference';
+import { loadReferenceModel } from '../helpers/referenceModels';
 import { REF_SWEEPS, refLogitDiff, referenceSweep, type SweepName } from '../helpers/referencePatching';
 
 const GOLDEN = join(__dirname, '..', 'fixtures', 'golden', 'gpt2-2l4h');
@@ -37,7 +38,8 @@ function flatten(v: unknown, out: number[] = []): number[] {
   return out;
 }
 
-const { config: cfg, weights } = loadGpt2Checkpoint(join(GOLDEN, 'model'));
+const { config: cfg, weights } = loadCheckpoint(join(GOLDEN, 'model'));
+const refModel = loadReferenceModel(join(GOLDEN, 'model'));
 const prompts = JSON.parse(readFileSync(join(GOLDEN, 'prompts.json'), 'utf8')) as {
   clean: number[][];
   corrupted: number[][];
@@ -89,8 +91,8 @@ test('the golden spec is the one these checks assume', () => {
 
 test('baselines match the golden clean and corrupted logit differences', () => {
   const g = goldenFile('resid_pre.json');
-  const clean = metric(referenceForward(cfg, weights, prompts.clean).logits);
-  const corrupted = metric(referenceForward(cfg, weights, prompts.corrupted).logits);
+  const clean = metric(referenceForward(refModel, prompts.clean).logits);
+  const corrupted = metric(referenceForward(refModel, prompts.corrupted).logits);
   assertClose([clean], [g.clean_logit_diff], 'clean_logit_diff');
   assertClose([corrupted], [g.corrupted_logit_diff], 'corrupted_logit_diff');
 });
@@ -99,7 +101,7 @@ const results = new Map<SweepName, ReturnType<typeof referenceSweep>>();
 function sweep(name: SweepName): ReturnType<typeof referenceSweep> {
   let r = results.get(name);
   if (!r) {
-    r = referenceSweep(cfg, weights, prompts.clean, prompts.corrupted, name, metric);
+    r = referenceSweep(refModel, prompts.clean, prompts.corrupted, name, metric);
     results.set(name, r);
   }
   return r;
@@ -144,7 +146,7 @@ test('the golden comparison is sensitive to index order (swapping two axes break
 test('every hook point fires once, in TransformerLens order, with its documented shape', () => {
   const B = prompts.clean.length;
   const seen: string[] = [];
-  const { cache } = referenceForward(cfg, weights, prompts.clean, (name, act) => {
+  const { cache } = referenceForward(refModel, prompts.clean, (name, act) => {
     seen.push(name);
     const ref = parseHookName(name, cfg);
     assert.ok(ref, `unknown hook ${name}`);
@@ -156,7 +158,7 @@ test('every hook point fires once, in TransformerLens order, with its documented
 });
 
 test('attention scores are -Infinity above the diagonal and the pattern is causal and sums to 1', () => {
-  const { cache } = referenceForward(cfg, weights, prompts.corrupted);
+  const { cache } = referenceForward(refModel, prompts.corrupted);
   for (let l = 0; l < cfg.nLayers; l++) {
     const scores = cache.get(`blocks.${l}.attn.hook_attn_scores`)!;
     const pattern = cache.get(`blocks.${l}.attn.hook_pattern`)!;
@@ -182,8 +184,8 @@ test('attention scores are -Infinity above the diagonal and the pattern is causa
 });
 
 test('a hook that changes nothing gives bit-identical logits and activations', () => {
-  const plain = referenceForward(cfg, weights, prompts.clean);
-  const hooked = referenceForward(cfg, weights, prompts.clean, (_name, act) => {
+  const plain = referenceForward(refModel, prompts.clean);
+  const hooked = referenceForward(refModel, prompts.clean, (_name, act) => {
     for (let i = 0; i < act.data.length; i++) act.data[i] = act.data[i] + 0;
   });
   assert.deepEqual(hooked.logits.data, plain.logits.data);
@@ -191,7 +193,7 @@ test('a hook that changes nothing gives bit-identical logits and activations', (
 });
 
 test('resid_post of layer l equals resid_pre of layer l+1, and block 0 starts from embed + pos_embed', () => {
-  const { cache } = referenceForward(cfg, weights, prompts.clean);
+  const { cache } = referenceForward(refModel, prompts.clean);
   const get = (n: string) => cache.get(n)!.data;
   for (let l = 0; l + 1 < cfg.nLayers; l++) {
     assert.deepEqual(get(`blocks.${l + 1}.hook_resid_pre`), get(`blocks.${l}.hook_resid_post`));
@@ -205,7 +207,7 @@ test('resid_post of layer l equals resid_pre of layer l+1, and block 0 starts fr
 });
 
 test('ln_final.hook_normalized is (x - mean) / scale, before the gain and bias', () => {
-  const { cache, logits } = referenceForward(cfg, weights, prompts.clean);
+  const { cache, logits } = referenceForward(refModel, prompts.clean);
   const n = cache.get('ln_final.hook_normalized')!;
   const D = cfg.dModel;
   const rows = n.data.length / D;
@@ -221,7 +223,7 @@ test('ln_final.hook_normalized is (x - mean) / scale, before the gain and bias',
   // The logits follow from the hooked value with the affine step applied afterwards.
   const V = cfg.dVocab;
   const w = weights.lnfW.data;
-  const b = weights.lnfB.data;
+  const b = weights.lnfB!.data;
   for (const [r, t] of [
     [0, 0],
     [rows - 1, V - 1],
@@ -234,9 +236,9 @@ test('ln_final.hook_normalized is (x - mean) / scale, before the gain and bias',
 });
 
 test('an edit in a hook reaches everything downstream and is what the cache holds', () => {
-  const plain = referenceForward(cfg, weights, prompts.clean);
+  const plain = referenceForward(refModel, prompts.clean);
   const target = 'blocks.1.attn.hook_pattern';
-  const edited = referenceForward(cfg, weights, prompts.clean, (name, act: RefActivation) => {
+  const edited = referenceForward(refModel, prompts.clean, (name, act: RefActivation) => {
     if (name === target) act.data.fill(0);
   });
   assert.ok(edited.cache.get(target)!.data.every((x) => x === 0));

@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ModelConfig } from '../../src/engine/model/config';
+import { gpt2Config } from './configs';
 import { writeGpt2TokenizerFiles } from '../../src/engine/model/gpt2Tokenizer';
 import { writeSafetensors } from '../../src/engine/model/safetensors';
 import type { Tensor32 } from '../../src/engine/tensor';
@@ -125,18 +126,5 @@ export function writeRandomGpt2Checkpoint(dir: string, o: RandomGpt2Options): Mo
   writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
   if (o.withTokenizer) writeGpt2TokenizerFiles(dir);
 
-  return {
-    architecture: 'gpt2',
-    nLayers: o.nLayers,
-    nHeads: o.nHeads,
-    dModel: D,
-    dHead: D / o.nHeads,
-    dMlp,
-    dVocab: o.dVocab,
-    nCtx: o.nCtx,
-    layerNormEps: 1e-5,
-    activation: 'gelu_new',
-    bosTokenId: eot,
-    eosTokenId: eot,
-  };
+  return gpt2Config({ nLayers: o.nLayers, nHeads: o.nHeads, dModel: D, dMlp, dVocab: o.dVocab, nCtx: o.nCtx });
 }

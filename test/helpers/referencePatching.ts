@@ -3,9 +3,7 @@
  * reference forward: one clean run with a cache, then one full corrupted forward per index, with a hook
  * that copies one slice of the clean activation into the corrupted one. The oracle for the fast engine.
  */
-import type { ModelConfig } from '../../src/engine/model/config';
-import type { ModelWeights } from '../../src/engine/model/weights';
-import { referenceForward, type RefActivation } from './reference';
+import { referenceForward, type RefActivation, type RefConfig, type RefModel } from './reference';
 
 export type SweepName =
   | 'resid_pre'
@@ -127,7 +125,12 @@ export function refSweepAxes(sweep: SweepName): string[] {
   return ['act', ...EVERY[sweep].axes];
 }
 
-export function refSweepShape(cfg: ModelConfig, nPos: number, sweep: SweepName): number[] {
+/** A sweep's head axis: key/value heads for the k and v sweeps (TransformerLens's patching since its GQA fix). */
+function headsOf(cfg: RefConfig, hook: string): number {
+  return hook === 'attn.hook_k' || hook === 'attn.hook_v' ? cfg.nKvHeads : cfg.nHeads;
+}
+
+export function refSweepShape(cfg: RefConfig, nPos: number, sweep: SweepName): number[] {
   const size = (a: string): number => {
     switch (a) {
       case 'act':
@@ -180,15 +183,15 @@ function copySlice(dst: RefActivation, src: RefActivation, fixed: Map<number, nu
 }
 
 function runSimple(
-  cfg: ModelConfig,
-  w: ModelWeights,
+  model: RefModel,
   cleanCache: Map<string, RefActivation>,
   corrupted: number[][],
   sweep: SimpleSweep,
   nPos: number,
   metric: (logits: RefActivation) => number,
 ): { shape: number[]; values: Float64Array; nForward: number } {
-  const shape = sweep.axes.map((a) => (a === 'layer' ? cfg.nLayers : a === 'head' ? cfg.nHeads : nPos));
+  const cfg = model.cfg;
+  const shape = sweep.axes.map((a) => (a === 'layer' ? cfg.nLayers : a === 'head' ? headsOf(cfg, sweep.hook) : nPos));
   const values = new Float64Array(shape.reduce((a, b) => a * b, 1));
   let nForward = 0;
   let flat = 0;
@@ -198,7 +201,7 @@ function runSimple(
     const clean = cleanCache.get(target);
     if (!clean) throw new Error(`reference patch: no clean activation for ${target}`);
     const fixed = new Map<number, number>(sweep.slice.map((axis, i) => [axis, index[i + 1]]));
-    const { logits } = referenceForward(cfg, w, corrupted, (name, act) => {
+    const { logits } = referenceForward(model, corrupted, (name, act) => {
       if (name === target) copySlice(act, clean, fixed);
     });
     nForward++;
@@ -212,8 +215,7 @@ function runSimple(
  * not the clean run that fills the cache.
  */
 export function referenceSweep(
-  cfg: ModelConfig,
-  w: ModelWeights,
+  model: RefModel,
   clean: number[][],
   corrupted: number[][],
   sweep: SweepName,
@@ -224,13 +226,12 @@ export function referenceSweep(
   if (clean.some((r) => r.length !== nPos) || corrupted.some((r) => r.length !== nPos)) {
     throw new Error('reference patch: every clean and corrupted prompt needs the same number of tokens');
   }
-  const cleanCache = referenceForward(cfg, w, clean).cache;
-  return sweepWithCache(cfg, w, cleanCache, corrupted, sweep, metric);
+  const cleanCache = referenceForward(model, clean).cache;
+  return sweepWithCache(model, cleanCache, corrupted, sweep, metric);
 }
 
 function sweepWithCache(
-  cfg: ModelConfig,
-  w: ModelWeights,
+  model: RefModel,
   cleanCache: Map<string, RefActivation>,
   corrupted: number[][],
   sweep: SweepName,
@@ -239,26 +240,32 @@ function sweepWithCache(
   const nPos = corrupted[0].length;
   const axes = refSweepAxes(sweep);
   const simple = SIMPLE[sweep];
-  if (simple) return { axes, ...runSimple(cfg, w, cleanCache, corrupted, simple, nPos, metric) };
+  if (simple) return { axes, ...runSimple(model, cleanCache, corrupted, simple, nPos, metric) };
 
   const every = EVERY[sweep];
   if (!every) throw new Error(`reference patch: unknown sweep ${sweep}`);
-  const shape = refSweepShape(cfg, nPos, sweep);
+  const shape = refSweepShape(model.cfg, nPos, sweep);
   const partShape = shape.slice(1);
   const partSize = partShape.reduce((a, b) => a * b, 1);
   const values = new Float64Array(shape.reduce((a, b) => a * b, 1));
   let nForward = 0;
   every.parts.forEach((part, p) => {
-    const r = sweepWithCache(cfg, w, cleanCache, corrupted, part.sweep, metric);
+    const r = sweepWithCache(model, cleanCache, corrupted, part.sweep, metric);
     nForward += r.nForward;
     const perm = part.permute ?? partShape.map((_, i) => i);
     const srcStrides = strides(r.shape);
     let flat = 0;
     for (const idx of indices(partShape)) {
       // Stacked axis i is the part's axis perm[i], so the part's own index has idx[i] at position perm[i].
+      // A key/value part of a grouped-query model has fewer heads: TransformerLens pads those rows with
+      // zeros; here they are NaN, "not a head", which the engine reports as null.
       let src = 0;
-      for (let i = 0; i < idx.length; i++) src += idx[i] * srcStrides[perm[i]];
-      values[p * partSize + flat++] = r.values[src];
+      let inside = true;
+      for (let i = 0; i < idx.length; i++) {
+        if (idx[i] >= r.shape[perm[i]]) inside = false;
+        src += idx[i] * srcStrides[perm[i]];
+      }
+      values[p * partSize + flat++] = inside ? r.values[src] : NaN;
     }
   });
   return { shape, axes, values, nForward };

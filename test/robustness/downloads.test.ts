@@ -11,7 +11,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
-import { loadGpt2Checkpoint } from '../../src/engine/model/gpt2Checkpoint';
+import { loadCheckpoint } from '../../src/engine/model/checkpoint';
 import { ModelCache } from '../../src/engine/modelLoader';
 import type { EngineSettings } from '../../src/protocol/engineRpc';
 import { makeTmpDir, writeRandomGpt2Checkpoint } from '../helpers/checkpoint';
@@ -63,7 +63,7 @@ async function assertNothingLoadable(cacheDir: string): Promise<void> {
   const dir = modelDir(cacheDir);
   assert.ok(!existsSync(join(dir, 'model.safetensors')), 'no model file under its final name');
   assert.ok(!existsSync(join(dir, '.complete')), 'no completion marker');
-  await expectUserError(Promise.resolve().then(() => loadGpt2Checkpoint(dir)), 'model.safetensors', 'does not exist');
+  await expectUserError(Promise.resolve().then(() => loadCheckpoint(dir)), 'model.safetensors', 'does not exist');
   await expectUserError(new ModelCache().get({ source: 'org/tiny', settings: settings(cacheDir, DOWN) }), 'unreachable');
 }
 

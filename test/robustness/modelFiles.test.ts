@@ -11,8 +11,10 @@ import { closeSync, ftruncateSync, openSync, readFileSync, rmSync, writeFileSync
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { formatBytes, modelParamCount, parseGpt2Config } from '../../src/engine/model/config';
-import { loadGpt2Checkpoint } from '../../src/engine/model/gpt2Checkpoint';
+import { parseModelConfig } from '../../src/engine/architectures/registry';
+import { formatBytes } from '../../src/engine/model/config';
+import { modelParamCount } from '../../src/engine/model/weights';
+import { loadCheckpoint } from '../../src/engine/model/checkpoint';
 import { readSafetensors } from '../../src/engine/model/safetensors';
 import { makeTmpDir, type RandomGpt2Options, writeRandomGpt2Checkpoint } from '../helpers/checkpoint';
 import { attempt, Failures, Rng, userErrorProblem } from './fuzz';
@@ -96,7 +98,7 @@ test('a config.json claiming 10^12 parameters is rejected by the config alone: n
   // Weights that would take 6 GiB to read, if anything tried (sparse: no disk used).
   sparseFile(ck.st, headerBytes({ 'wte.weight': { dtype: 'F32', shape: [1_610_612_736], data_offsets: [0, 6 * 2 ** 30] } }), 6 * 2 ** 30 + 4096);
   const absurd: [string, (c: Record<string, unknown>) => void, string[]][] = [
-    ['10^12 parameters, each field in bounds', (c) => Object.assign(c, { n_embd: 65536, n_head: 64, n_layer: 20, n_inner: null, vocab_size: 50257 }), ['GiB', 'n_embd 65536', 'n_layer 20']],
+    ['10^12 parameters, each field in bounds', (c) => Object.assign(c, { n_embd: 65536, n_head: 64, n_layer: 20, n_inner: null, vocab_size: 50257 }), ['GiB', 'd_model 65536', 'n_layers 20']],
     ['d_model 10^9', (c) => (c.n_embd = 1e9), ["'n_embd'", '1000000000']],
     ['n_layer 10^6', (c) => (c.n_layer = 1e6), ["'n_layer'", '1000000']],
     ['vocab 10^12', (c) => (c.vocab_size = 1e12), ["'vocab_size'", '1000000000000']],
@@ -109,7 +111,7 @@ test('a config.json claiming 10^12 parameters is rejected by the config alone: n
     for (const [, edit, parts] of absurd) {
       put(ck.config, fresh);
       editConfig(ck.config, edit);
-      userError(() => loadGpt2Checkpoint(ck.dir), ck.config, ...parts);
+      userError(() => loadCheckpoint(ck.dir), ck.config, ...parts);
     }
   });
   // Sparse gigabytes would be real ones to a copy tool that does not know about holes.
@@ -122,7 +124,7 @@ test('a truncated 900 MB safetensors file is rejected from its header, before th
   // The header promises 1 GiB of data; the file stops at 900 MB (the rest never arrived).
   const head = headerBytes({ 'wte.weight': { dtype: 'F32', shape: [268_435_456], data_offsets: [0, 2 ** 30] } });
   sparseFile(ck.st, head, 900 * MB);
-  const grown = memoryGrowth(() => userError(() => loadGpt2Checkpoint(ck.dir), ck.st, 'truncated'));
+  const grown = memoryGrowth(() => userError(() => loadCheckpoint(ck.dir), ck.st, 'truncated'));
   rmSync(ck.st);
   assert.ok(grown < 200 * MB, `RSS grew by ${(grown / MB).toFixed(0)} MB while rejecting a truncated file`);
 });
@@ -141,7 +143,7 @@ test('tensors larger than config.json describes are rejected before they are rea
     const head = headerBytes(header);
     sparseFile(ck.st, head, head.length + dataBytes);
     const grown = memoryGrowth(() => {
-      const r = attempt(() => loadGpt2Checkpoint(ck.dir));
+      const r = attempt(() => loadCheckpoint(ck.dir));
       assert.ok(!r.ok, `${what}: loaded`);
       assert.equal(userErrorProblem(r.error), undefined, `${what}: ${userErrorProblem(r.error)}`);
     });
@@ -152,23 +154,23 @@ test('tensors larger than config.json describes are rejected before they are rea
 
 test('a model larger than the memory limit: an error naming its size and the limit, before the weights are read', (t) => {
   const ck = checkpoint('mem-limit', SMALL);
-  const need = modelParamCount(parseGpt2Config(JSON.parse(readFileSync(ck.config, 'utf8')), ck.config)) * 4;
+  const need = modelParamCount({ ...parseModelConfig(JSON.parse(readFileSync(ck.config, 'utf8')), ck.config).config, weightsDtype: 'F32' }) * 4;
   // Garbage weights: if the loader read them first, the error would be about the file instead.
   put(ck.st, 'not a safetensors file at all');
   const saved = process.env.PATCHLENS_MAX_MODEL_BYTES;
   try {
     process.env.PATCHLENS_MAX_MODEL_BYTES = '100000';
-    const msg = userError(() => loadGpt2Checkpoint(ck.dir), 'PATCHLENS_MAX_MODEL_BYTES');
+    const msg = userError(() => loadCheckpoint(ck.dir), 'PATCHLENS_MAX_MODEL_BYTES');
     assert.ok(msg.includes(formatBytes(need)) && msg.includes('97.7 KiB'), msg);
     t.diagnostic(msg);
     for (const bad of ['abc', '-5', '0', 'Infinity']) {
       process.env.PATCHLENS_MAX_MODEL_BYTES = bad;
-      userError(() => loadGpt2Checkpoint(ck.dir), 'PATCHLENS_MAX_MODEL_BYTES', bad);
+      userError(() => loadCheckpoint(ck.dir), 'PATCHLENS_MAX_MODEL_BYTES', bad);
     }
     // Under a limit it fits: the same checkpoint loads.
     writeRandomGpt2Checkpoint(ck.dir, SMALL);
     process.env.PATCHLENS_MAX_MODEL_BYTES = String(need + 1);
-    assert.equal(loadGpt2Checkpoint(ck.dir).config.dModel, 64);
+    assert.equal(loadCheckpoint(ck.dir).config.dModel, 64);
   } finally {
     if (saved === undefined) delete process.env.PATCHLENS_MAX_MODEL_BYTES;
     else process.env.PATCHLENS_MAX_MODEL_BYTES = saved;
@@ -178,9 +180,9 @@ test('a model larger than the memory limit: an error naming its size and the lim
   const GiB = 2 ** 30;
   if (totalmem() < 60 * GiB) {
     editConfig(ck.config, (c) => Object.assign(c, { n_embd: 8192, n_head: 64, n_layer: 20, n_inner: null, vocab_size: 50257 }));
-    const size = modelParamCount(parseGpt2Config(JSON.parse(readFileSync(ck.config, 'utf8')), ck.config)) * 4;
+    const size = modelParamCount({ ...parseModelConfig(JSON.parse(readFileSync(ck.config, 'utf8')), ck.config).config, weightsDtype: 'F32' }) * 4;
     assert.ok(size > totalmem() && size < 64 * GiB);
-    const msg = userError(() => loadGpt2Checkpoint(ck.dir), `${(size / GiB).toFixed(1)} GiB`, `${(totalmem() / GiB).toFixed(1)} GiB`);
+    const msg = userError(() => loadCheckpoint(ck.dir), `${(size / GiB).toFixed(1)} GiB`, `${(totalmem() / GiB).toFixed(1)} GiB`);
     t.diagnostic(msg);
   } else t.diagnostic('skipped the default-limit case: this machine has 60 GiB of memory or more');
 });
@@ -201,7 +203,7 @@ test('safetensors truncated at every byte of its header and every 4 KB of its da
     put(ck.st, ck.bytes.subarray(0, cut));
     // Read both ways: all at once (files up to 1 GiB) and tensor by tensor (larger files).
     const loaders: [string, () => unknown][] = [
-      ['loader', () => loadGpt2Checkpoint(ck.dir)],
+      ['loader', () => loadCheckpoint(ck.dir)],
       ['per tensor', () => readSafetensors(ck.st, { wholeFileLimit: 0 })],
     ];
     for (const [how, load] of loaders) {
@@ -228,21 +230,21 @@ test('a header that claims more bytes than the file has', () => {
     const b = Buffer.from(ck.bytes);
     b.writeBigUInt64LE(claim, 0);
     put(ck.st, b);
-    userError(() => loadGpt2Checkpoint(ck.dir), ck.st, String(claim), String(size - 8), 'truncated');
+    userError(() => loadCheckpoint(ck.dir), ck.st, String(claim), String(size - 8), 'truncated');
   }
   // Shorter than the real header: the JSON is cut, whatever it holds.
   for (const claim of [0n, 1n, 2n, 17n]) {
     const b = Buffer.from(ck.bytes);
     b.writeBigUInt64LE(claim, 0);
     put(ck.st, b);
-    userError(() => loadGpt2Checkpoint(ck.dir), ck.st, 'not JSON');
+    userError(() => loadCheckpoint(ck.dir), ck.st, 'not JSON');
   }
   // A multi-line header whose JSON breaks: the message stays one line.
   put(ck.st, Buffer.concat([headerBytes({ a: 1 }).subarray(0, 8), Buffer.from('{\n"a":\nx\n}   ')]));
   const b = readFileSync(ck.st);
   b.writeBigUInt64LE(BigInt(b.length - 8), 0);
   put(ck.st, b);
-  userError(() => loadGpt2Checkpoint(ck.dir), ck.st, 'not JSON');
+  userError(() => loadCheckpoint(ck.dir), ck.st, 'not JSON');
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -294,7 +296,7 @@ test('safetensors headers with random lies (dtype, shape, offsets, names, bytes)
       what = edits.join(', ');
     }
     put(ck.st, file);
-    const r = attempt(() => loadGpt2Checkpoint(ck.dir));
+    const r = attempt(() => loadCheckpoint(ck.dir));
     if (r.ok) {
       loaded++;
       // Accepted: every weight has its config shape and as many values (what the graphs assume).
@@ -321,20 +323,20 @@ test('dtypes PatchLens cannot read, or whose byte count does not match, name the
     const h = JSON.parse(JSON.stringify(header)) as typeof header;
     h[name]!.dtype = dtype;
     put(ck.st, Buffer.concat([headerBytes(h), data]));
-    userError(() => loadGpt2Checkpoint(ck.dir), `'${name}'`, `'${dtype}'`, 'F32, F16, BF16 and F64');
+    userError(() => loadCheckpoint(ck.dir), `'${name}'`, `'${dtype}'`, 'F32, F16, BF16 and F64');
   }
   for (const dtype of [7, null, ['F32']]) {
     const h = JSON.parse(JSON.stringify(header)) as typeof header;
     h[name]!.dtype = dtype;
     put(ck.st, Buffer.concat([headerBytes(h), data]));
-    userError(() => loadGpt2Checkpoint(ck.dir), `'${name}'`, 'dtype');
+    userError(() => loadCheckpoint(ck.dir), `'${name}'`, 'dtype');
   }
   // Readable dtypes whose size disagrees with the bytes given: F32 data labelled F16 or F64.
   for (const dtype of ['F16', 'BF16', 'F64']) {
     const h = JSON.parse(JSON.stringify(header)) as typeof header;
     h[name]!.dtype = dtype;
     put(ck.st, Buffer.concat([headerBytes(h), data]));
-    userError(() => loadGpt2Checkpoint(ck.dir), `'${name}'`, dtype, 'bytes');
+    userError(() => loadCheckpoint(ck.dir), `'${name}'`, dtype, 'bytes');
   }
 });
 
@@ -353,7 +355,7 @@ test('weights whose shapes do not match config.json name the tensor and both sha
   for (const [what, edit, parts] of cases) {
     put(ck.config, fresh);
     editConfig(ck.config, edit);
-    const msg = userError(() => loadGpt2Checkpoint(ck.dir), ...parts);
+    const msg = userError(() => loadCheckpoint(ck.dir), ...parts);
     assert.ok(msg.includes(ck.config) || msg.includes(ck.st), `${what}: ${msg}`);
   }
   // A transposed matrix: right element count, wrong layout (a checkpoint exported as nn.Linear).
@@ -362,7 +364,7 @@ test('weights whose shapes do not match config.json name the tensor and both sha
   const header = JSON.parse(ck.bytes.toString('utf8', 8, 8 + headerLen)) as Record<string, { shape: number[] }>;
   header['h.1.mlp.c_fc.weight']!.shape = [256, 64];
   put(ck.st, Buffer.concat([headerBytes(header), ck.bytes.subarray(8 + headerLen)]));
-  userError(() => loadGpt2Checkpoint(ck.dir), "'h.1.mlp.c_fc.weight'", '[256, 64]', '[64, 256]');
+  userError(() => loadCheckpoint(ck.dir), "'h.1.mlp.c_fc.weight'", '[256, 64]', '[64, 256]');
 });
 
 test('config.json: wrong types, negative, non-integer, out-of-range and malformed values name the field', (t) => {
@@ -376,7 +378,7 @@ test('config.json: wrong types, negative, non-integer, out-of-range and malforme
     for (const value of VALUES) {
       f.cases++;
       put(ck.config, JSON.stringify({ ...fresh, [field]: value }));
-      const r = attempt(() => loadGpt2Checkpoint(ck.dir));
+      const r = attempt(() => loadCheckpoint(ck.dir));
       if (r.ok) {
         accepted++;
         continue;
@@ -405,7 +407,7 @@ test('config.json: wrong types, negative, non-integer, out-of-range and malforme
   for (const [what, text] of texts) {
     f.cases++;
     put(ck.config, text);
-    const r = attempt(() => loadGpt2Checkpoint(ck.dir));
+    const r = attempt(() => loadCheckpoint(ck.dir));
     if (r.ok) f.add('a broken config.json loaded', what);
     else {
       const p = userErrorProblem(r.error);

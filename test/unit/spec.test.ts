@@ -15,6 +15,7 @@ import {
   type PatchSpec,
   type TargetSpec,
 } from '../../src/protocol/spec';
+import { gpt2Config } from '../helpers/configs';
 import type { ModelConfig } from '../../src/engine/model/config';
 import type { EncodedText, TextTokenizer } from '../../src/engine/model/tokenizer';
 import { generateInduction, resolveSpec } from '../../src/engine/patching/resolveSpec';
@@ -59,20 +60,7 @@ class FakeTokenizer implements TextTokenizer {
   }
 }
 
-const CFG: ModelConfig = {
-  architecture: 'gpt2',
-  nLayers: 2,
-  nHeads: 4,
-  dModel: 32,
-  dHead: 8,
-  dMlp: 128,
-  dVocab: 1000,
-  nCtx: 64,
-  layerNormEps: 1e-5,
-  activation: 'gelu_new',
-  bosTokenId: 999,
-  eosTokenId: 999,
-};
+const CFG: ModelConfig = gpt2Config({ nLayers: 2, nHeads: 4, dModel: 32, dVocab: 1000, nCtx: 64 });
 
 const BASE = { metric: 'logit_diff', sweeps: ['resid_pre'] };
 const PAIR = { clean: 'When Alice met Bob , Bob thanked', corrupted: 'When Alice met Bob , Alice thanked', answer: ' Alice', wrong: ' Bob' };

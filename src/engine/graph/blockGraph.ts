@@ -1,135 +1,150 @@
-import type { BlockHook } from '../hooks';
+import { blockHooks, type BlockHook } from '../hooks';
 import type { ModelConfig } from '../model/config';
-import type { BlockWeights } from '../model/weights';
+import { blockWeightShapes, type BlockWeightName } from '../model/weights';
 import { GraphBuilder } from './graphBuilder';
-import { type Dim, DataType } from './onnxProto';
+import { hookPoint, type HookVariant } from './hookPoint';
+import { activation, linear, norm, rotary } from './layers';
+import { DataType } from './onnxProto';
 
 /**
- * Which hooks a block graph returns and which it accepts patches for. With `withPast`, the graph
- * computes only a suffix of the positions: the keys and values of the prefix come in as inputs
- * (`past_k`, `past_v`, [batch, past, head, d_head]) and the causal mask is offset by the prefix length.
+ * Which hooks a block graph returns and which it accepts patches for. With `withPast`, the graph computes
+ * only a suffix of the positions: the keys and values of the prefix come in as inputs (`past_k`, `past_v`,
+ * [batch, past, kv_heads, d_head], as hook_k / hook_v hold them: before q/k norms and rotary, which the
+ * graph applies to prefix and suffix alike) and positions are offset by the prefix length.
  */
-export interface BlockVariant {
+export interface BlockVariant extends HookVariant {
   readonly capture: readonly BlockHook[];
   readonly patch: readonly BlockHook[];
   readonly withPast: boolean;
 }
 
-export const BLOCK_WEIGHT_NAMES = [
-  'ln1W', 'ln1B', 'wQkv', 'bQkv', 'wO', 'bO', 'ln2W', 'ln2B', 'wIn', 'bIn', 'wOut', 'bOut',
-] as const satisfies readonly (keyof BlockWeights)[];
-
-export const patchInput = (hook: string): string => `patch:${hook}`;
-export const maskInput = (hook: string): string => `mask:${hook}`;
-export const hookOutput = (hook: string): string => `hook:${hook}`;
-
-export function variantKey(kind: string, v: { capture: readonly string[]; patch: readonly string[]; withPast?: boolean }): string {
-  return `${kind}|c=${[...v.capture].sort().join(',')}|p=${[...v.patch].sort().join(',')}|past=${v.withPast ? 1 : 0}`;
+/**
+ * Per-layer inputs besides the weights: the attention divisor, the sliding window (0: none), and the
+ * rotary tables of the layer's base, or the learned position table for shortformer attention.
+ */
+export function blockExtraInputs(cfg: ModelConfig): string[] {
+  const names = ['attn_scale', 'window'];
+  if (cfg.positional === 'rotary') names.push('rope_cos', 'rope_sin');
+  if (cfg.positional === 'shortformer') names.push('wpe');
+  return names;
 }
 
 /**
- * Adds a hook point: a patch replaces the value where the mask is true (Where is exact, unlike a
- * blend), and a capture returns the value as seen downstream, after any patch.
+ * One transformer block as TransformerLens computes it, for every family the config describes (norm
+ * placement, parallel or sequential MLP, gated or plain MLP, grouped-query attention, rotary or learned
+ * positions, soft-capping, sliding windows, q/k norms). One graph serves every layer: weights are inputs.
  */
-export function hookPoint(
-  g: GraphBuilder,
-  v: { capture: readonly string[]; patch: readonly string[] },
-  hook: string,
-  value: string,
-  shape: readonly Dim[],
-  maskShape: readonly Dim[],
-): string {
-  let out = value;
-  if (v.patch.includes(hook)) {
-    const src = g.input(patchInput(hook), DataType.FLOAT, shape);
-    const mask = g.input(maskInput(hook), DataType.BOOL, maskShape);
-    out = g.op('Where', [mask, src, out]);
-  }
-  if (v.capture.includes(hook)) g.output(hookOutput(hook), out, DataType.FLOAT, shape);
-  return out;
-}
-
-/** The GPT-2 block as TransformerLens computes it. One graph serves every layer: weights are inputs. */
 export function buildBlockGraph(cfg: ModelConfig, v: BlockVariant): Uint8Array {
   const g = new GraphBuilder();
-  const { dModel: D, nHeads: H, dHead: dh, dMlp: M } = cfg;
+  const hooks = blockHooks(cfg);
+  const { dModel: D, nHeads: H, nKvHeads: K, dHead: E } = cfg;
+  const w = {} as Record<BlockWeightName, string>;
+  for (const [name, shape] of blockWeightShapes(cfg)) w[name] = g.input(name, DataType.FLOAT, shape);
+  const hp = (hook: BlockHook, value: string) => hookPoint(g, v, hook, hooks.get(hook)!, value);
+  const nrm = (name: string, x: string, gain: string, bias?: string) =>
+    norm(g, v, name, { scale: hooks.get(`${name}.hook_scale`)!, normalized: hooks.get(`${name}.hook_normalized`)! }, x, cfg.normEps, gain, bias);
   const B = 'batch';
   const P = 'pos';
-  const K = v.withPast ? 'keys' : P;
-  const w = Object.fromEntries(
-    BLOCK_WEIGHT_NAMES.map((n) => {
-      const shape: Record<(typeof BLOCK_WEIGHT_NAMES)[number], number[]> = {
-        ln1W: [D], ln1B: [D], wQkv: [D, 3 * D], bQkv: [3 * D], wO: [D, D], bO: [D],
-        ln2W: [D], ln2B: [D], wIn: [D, M], bIn: [M], wOut: [M, D], bOut: [D],
-      };
-      return [n, g.input(n, DataType.FLOAT, shape[n])];
-    }),
-  ) as Record<(typeof BLOCK_WEIGHT_NAMES)[number], string>;
-  const hp = (hook: BlockHook, value: string, shape: readonly Dim[], maskShape: readonly Dim[]) =>
-    hookPoint(g, v, hook, value, shape, maskShape);
-  const residShape = [B, P, D];
-  const residMask = [B, P, 1];
-  const headShape = [B, P, H, dh];
-  const headMask = [B, P, H, 1];
-  const attnShape = [B, H, P, K];
 
-  const residPre = hp('hook_resid_pre', g.input('resid_pre', DataType.FLOAT, residShape), residShape, residMask);
-  const ln1 = g.op('LayerNormalization', [residPre, w.ln1W, w.ln1B], { axis: -1, epsilon: cfg.layerNormEps });
-  const qkv = g.op('Add', [g.op('MatMul', [ln1, w.wQkv]), w.bQkv]);
-  const [q, k, vv] = g.opN('Split', [qkv], 3, { axis: -1, num_outputs: 3 });
-  const toHeads = g.constInt64([0, 0, H, dh]);
-  const hq = hp('attn.hook_q', g.op('Reshape', [q!, toHeads]), headShape, headMask);
-  let hk = hp('attn.hook_k', g.op('Reshape', [k!, toHeads]), headShape, headMask);
-  let hv = hp('attn.hook_v', g.op('Reshape', [vv!, toHeads]), headShape, headMask);
-  if (v.withPast) {
-    hk = g.op('Concat', [g.input('past_k', DataType.FLOAT, [B, 'past', H, dh]), hk], { axis: 1 });
-    hv = g.op('Concat', [g.input('past_v', DataType.FLOAT, [B, 'past', H, dh]), hv], { axis: 1 });
-  }
-  const qT = g.op('Transpose', [hq], { perm: [0, 2, 1, 3] });
-  const kT = g.op('Transpose', [hk], { perm: [0, 2, 3, 1] });
-  const scale = g.constFloat([1 / Math.sqrt(dh)], []);
-  const rawScores = g.op('Mul', [g.op('MatMul', [qT, kT]), scale]);
+  const residPre = hp('hook_resid_pre', g.input('resid_pre', DataType.FLOAT, [B, P, D]));
+  const attnIn = cfg.normPlacement === 'post' ? residPre : nrm('ln1', residPre, w.ln1W, w.ln1B);
 
-  // Causal mask: query i (absolute position past + i) sees keys 0..past+i.
+  // Positions: the suffix's queries sit at past .. past + pos - 1, the keys at 0 .. past + pos - 1.
   const zero = g.constInt64([0], []);
   const one = g.constInt64([1], []);
-  const nQ = g.op('Gather', [g.op('Shape', [residPre]), g.constInt64([1], [])], { axis: 0 });
-  const nK = g.op('Gather', [g.op('Shape', [hk]), g.constInt64([1], [])], { axis: 0 });
-  const past = g.op('Sub', [nK, nQ]);
-  const qPos = g.op('Unsqueeze', [g.op('Range', [past, nK, one]), g.constInt64([1])]);
-  const kPos = g.op('Unsqueeze', [g.op('Range', [zero, nK, one]), g.constInt64([0])]);
-  const causal = g.op('GreaterOrEqual', [qPos, kPos]);
-  const masked = g.op('Where', [causal, rawScores, g.constFloat([-Infinity], [])]);
-  const scores = hp('attn.hook_attn_scores', masked, attnShape, attnShape);
-  const pattern = hp('attn.hook_pattern', g.op('Softmax', [scores], { axis: -1 }), attnShape, attnShape);
-  const vT = g.op('Transpose', [hv], { perm: [0, 2, 1, 3] });
-  const zT = g.op('MatMul', [pattern, vT]);
-  const z = hp('attn.hook_z', g.op('Transpose', [zT], { perm: [0, 2, 1, 3] }), headShape, headMask);
-  const zFlat = g.op('Reshape', [z, g.constInt64([0, 0, D])]);
-  const attnOut = hp('hook_attn_out', g.op('Add', [g.op('MatMul', [zFlat, w.wO]), w.bO]), residShape, residMask);
-  const residMid = hp('hook_resid_mid', g.op('Add', [residPre, attnOut]), residShape, residMask);
-  const ln2 = g.op('LayerNormalization', [residMid, w.ln2W, w.ln2B], { axis: -1, epsilon: cfg.layerNormEps });
-  const mlpShape = [B, P, M];
-  const pre = hp('mlp.hook_pre', g.op('Add', [g.op('MatMul', [ln2, w.wIn]), w.bIn]), mlpShape, residMask);
-  const post = hp('mlp.hook_post', activation(g, cfg, pre), mlpShape, residMask);
-  const mlpOut = hp('hook_mlp_out', g.op('Add', [g.op('MatMul', [post, w.wOut]), w.bOut]), residShape, residMask);
-  const residPost = hp('hook_resid_post', g.op('Add', [residMid, mlpOut]), residShape, residMask);
-  g.output('resid_post', residPost, DataType.FLOAT, residShape);
-  if (v.withPast) {
-    // The suffix's own keys and values, so a caller can extend the prefix cache.
-    g.output('present_k', hk, DataType.FLOAT, [B, K, H, dh]);
-    g.output('present_v', hv, DataType.FLOAT, [B, K, H, dh]);
-  }
-  return g.build('block');
-}
+  const dim = (t: string, axis: number) => g.op('Gather', [g.op('Shape', [t]), g.constInt64([axis], [])], { axis: 0 });
+  const nQ = dim(residPre, 1);
+  const pastLen = v.withPast ? dim(g.input('past_k', DataType.FLOAT, [B, 'past', K, E]), 1) : zero;
+  const nKeys = g.op('Add', [pastLen, nQ]);
+  const qPositions = g.op('Range', [pastLen, nKeys, one]);
+  const kPositions = g.op('Range', [zero, nKeys, one]);
 
-function activation(g: GraphBuilder, cfg: ModelConfig, x: string): string {
-  switch (cfg.activation) {
-    case 'gelu_new':
-      return g.op('Gelu', [x], { approximate: 'tanh' });
-    case 'gelu':
-      return g.op('Gelu', [x], { approximate: 'none' });
-    case 'relu':
-      return g.op('Relu', [x]);
+  const toHeads = (x: string, n: number) => g.op('Reshape', [x, g.constInt64([0, 0, n, E])]);
+  // One product with the fused q|k|v weights; splitting the weights instead would copy them every run.
+  const split = (x: string) => g.opN('Split', [linear(g, x, w.wQkv, w.bQkv), g.constInt64([H * E, K * E, K * E])], 3, { axis: -1 });
+  let [qFlat, kFlat, vFlat] = split(attnIn);
+  if (cfg.positional === 'shortformer') {
+    // TransformerLens's shortformer: positions enter the query and key inputs only, never the residual stream.
+    const wpe = g.input('wpe', DataType.FLOAT, [cfg.nCtx, D]);
+    [qFlat, kFlat] = split(g.op('Add', [attnIn, g.op('Gather', [wpe, qPositions], { axis: 0 })]));
   }
+  let q = hp('attn.hook_q', toHeads(qFlat!, H));
+  let k = hp('attn.hook_k', toHeads(kFlat!, K));
+  let val = hp('attn.hook_v', toHeads(vFlat!, K));
+  if (v.withPast) {
+    k = g.op('Concat', ['past_k', k], { axis: 1 });
+    val = g.op('Concat', [g.input('past_v', DataType.FLOAT, [B, 'past', K, E]), val], { axis: 1 });
+  }
+  if (cfg.qkNorm === 'head') {
+    q = nrm('attn.q_norm', q, w.qNormW!);
+    k = nrm('attn.k_norm', k, w.kNormW!);
+  } else if (cfg.qkNorm === 'full') {
+    const flat = (x: string, n: number) => g.op('Reshape', [x, g.constInt64([0, 0, n * E])]);
+    q = toHeads(nrm('attn.q_norm', flat(q, H), w.qNormW!), H);
+    k = toHeads(nrm('attn.k_norm', flat(k, K), w.kNormW!), K);
+  }
+  if (cfg.positional === 'rotary') {
+    const cos = g.input('rope_cos', DataType.FLOAT, ['rope_positions', cfg.rotary!.dim / 2]);
+    const sin = g.input('rope_sin', DataType.FLOAT, ['rope_positions', cfg.rotary!.dim / 2]);
+    q = hp('attn.hook_rot_q', rotary(g, cfg, q, qPositions, cos, sin));
+    k = hp('attn.hook_rot_k', rotary(g, cfg, k, kPositions, cos, sin));
+  }
+  if (K !== H) {
+    // Grouped-query attention: query head h reads key/value head h / (H / K) (torch's repeat_interleave).
+    const repeat = (x: string) =>
+      g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.constInt64([3])]), g.constInt64([1, 1, 1, H / K, 1])]), g.constInt64([0, 0, H, E])]);
+    k = repeat(k);
+    val = repeat(val);
+  }
+
+  const qT = g.op('Transpose', [q], { perm: [0, 2, 1, 3] });
+  const kT = g.op('Transpose', [k], { perm: [0, 2, 3, 1] });
+  let scores = g.op('Div', [g.op('MatMul', [qT, kT]), g.input('attn_scale', DataType.FLOAT, [])]);
+  if (cfg.attnSoftcap) {
+    const cap = g.constFloat([cfg.attnSoftcap], []);
+    scores = g.op('Mul', [g.op('Tanh', [g.op('Div', [scores, cap])]), cap]);
+  }
+  // Causal mask, narrowed to the sliding window on local layers: query q sees keys q - window < k <= q.
+  const qCol = g.op('Unsqueeze', [qPositions, g.constInt64([1])]);
+  const kRow = g.op('Unsqueeze', [kPositions, g.constInt64([0])]);
+  const window = g.input('window', DataType.INT64, []);
+  const inWindow = g.op('Or', [g.op('Equal', [window, zero]), g.op('Less', [g.op('Sub', [qCol, kRow]), window])]);
+  const visible = g.op('And', [g.op('GreaterOrEqual', [qCol, kRow]), inWindow]);
+  scores = hp('attn.hook_attn_scores', g.op('Where', [visible, scores, g.constFloat([-Infinity], [])]));
+  const pattern = hp('attn.hook_pattern', g.op('Softmax', [scores], { axis: -1 }));
+  const zT = g.op('MatMul', [pattern, g.op('Transpose', [val], { perm: [0, 2, 1, 3] })]);
+  const z = hp('attn.hook_z', g.op('Transpose', [zT], { perm: [0, 2, 1, 3] }));
+  let attnOut = linear(g, g.op('Reshape', [z, g.constInt64([0, 0, H * E])]), w.wO, w.bO);
+  if (cfg.normPlacement === 'pre_post') attnOut = nrm('ln1_post', attnOut, w.ln1PostW!, w.ln1PostB);
+  attnOut = hp('hook_attn_out', attnOut);
+  const attnContribution = cfg.normPlacement === 'post' ? nrm('ln1', attnOut, w.ln1W, w.ln1B) : attnOut;
+
+  let residPost: string;
+  if (cfg.attnOnly) {
+    residPost = g.op('Add', [residPre, attnContribution]);
+  } else {
+    const mlpIn = cfg.parallelAttnMlp ? residPre : hp('hook_resid_mid', g.op('Add', [residPre, attnContribution]));
+    const x = cfg.normPlacement === 'post' ? mlpIn : nrm('ln2', mlpIn, w.ln2W!, w.ln2B);
+    let post: string;
+    if (cfg.gatedMlp) {
+      const pre = hp('mlp.hook_pre', linear(g, x, w.wGate!));
+      const lin = hp('mlp.hook_pre_linear', linear(g, x, w.wIn!));
+      post = hp('mlp.hook_post', g.op('Add', [g.op('Mul', [activation(g, cfg.activation, pre), lin]), w.bIn!]));
+    } else {
+      const pre = hp('mlp.hook_pre', linear(g, x, w.wIn!, w.bIn));
+      if (cfg.activation === 'solu_ln') {
+        const mid = hp('mlp.hook_mid', activation(g, cfg.activation, pre));
+        post = hp('mlp.hook_post', nrm('mlp.ln', mid, w.mlpLnW!, w.mlpLnB));
+      } else post = hp('mlp.hook_post', activation(g, cfg.activation, pre));
+    }
+    let mlpOut = linear(g, post, w.wOut!, w.bOut);
+    if (cfg.normPlacement === 'pre_post') mlpOut = nrm('ln2_post', mlpOut, w.ln2PostW!, w.ln2PostB);
+    mlpOut = hp('hook_mlp_out', mlpOut);
+    const mlpContribution = cfg.normPlacement === 'post' ? nrm('ln2', mlpOut, w.ln2W!, w.ln2B) : mlpOut;
+    residPost = cfg.parallelAttnMlp
+      ? g.op('Add', [g.op('Add', [residPre, attnContribution]), mlpContribution])
+      : g.op('Add', [mlpIn, mlpContribution]);
+  }
+  g.output('resid_post', hp('hook_resid_post', residPost), DataType.FLOAT, [B, P, D]);
+  return g.build('block');
 }

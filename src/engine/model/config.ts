@@ -2,26 +2,73 @@ import { totalmem } from 'node:os';
 import type { ModelShape } from '../../protocol/result';
 import { UserError } from '../../common/userError';
 
-/** Everything the engine needs to know of a model's architecture, in TransformerLens's names. */
+/**
+ * A decoder-only transformer as the engine computes it, in TransformerLens's terms (HookedTransformerConfig):
+ * every model family is translated into this one description by its architecture (src/engine/architectures),
+ * and the graphs, the hook table, the FLOP counts and the memory estimates read nothing else. A family whose
+ * computation these fields cannot describe adds a field here, to the graphs and to the test reference.
+ */
 export interface ModelConfig extends ModelShape {
-  readonly architecture: 'gpt2';
-  readonly layerNormEps: number;
-  readonly activation: 'gelu_new' | 'gelu' | 'relu';
+  /** The registry id of the family that read the checkpoint ('gpt2', 'gpt_neox', 'llama', ...). */
+  readonly architecture: string;
+  /** Key/value heads: fewer than nHeads with grouped-query attention (query head h reads h / (nHeads / nKvHeads)). */
+  readonly nKvHeads: number;
+  readonly norm: 'layernorm' | 'rmsnorm';
+  readonly normEps: number;
+  /**
+   * Where each sublayer's norms sit: 'pre' (ln1 before attention, ln2 before the MLP), 'pre_post' (Gemma 2/3:
+   * also ln1_post / ln2_post on each sublayer's output, before hook_attn_out / hook_mlp_out), 'post' (OLMo 2:
+   * no input norms; ln1 / ln2 normalise the sublayer outputs after hook_attn_out / hook_mlp_out).
+   */
+  readonly normPlacement: 'pre' | 'pre_post' | 'post';
+  /** 'learned' adds W_pos to the residual stream; 'shortformer' adds it to the query and key inputs only. */
+  readonly positional: 'learned' | 'shortformer' | 'rotary';
+  readonly rotary?: RotaryConfig;
+  /** GPT-NeoX's parallel residual: attention and MLP both read resid_pre (no hook_resid_mid). */
+  readonly parallelAttnMlp: boolean;
+  /** No MLP at all (TransformerLens's attn-only models): no resid_mid, ln2, MLP hooks or hook_mlp_out. */
+  readonly attnOnly: boolean;
+  /** SwiGLU/GeGLU: post = act(x·W_gate) * (x·W_in) + b_in, with hook_pre on the gate and hook_pre_linear. */
+  readonly gatedMlp: boolean;
+  readonly activation: Activation;
+  /** Attention scores are divided by attnScale[layer] (√d_head unless the family says otherwise). */
+  readonly attnScale: readonly number[];
+  /** Gemma 2: scores become cap·tanh(scores/cap) before the mask (and before hook_attn_scores). */
+  readonly attnSoftcap?: number;
+  /** Gemma 2: logits become cap·tanh(logits/cap) after the unembedding. */
+  readonly finalSoftcap?: number;
+  /** Gemma: token embeddings are multiplied by this (√d_model rounded to float32) before hook_embed. */
+  readonly embedScale?: number;
+  /** RMSNorm of queries and keys after hook_q / hook_k: per head over d_head (Qwen3, Gemma 3) or over all heads (OLMo 2). */
+  readonly qkNorm?: 'head' | 'full';
+  /** Per layer, the sliding window of a local layer (a query at q sees keys q−w < k ≤ q), or 0 for a global layer. */
+  readonly window: readonly number[];
+  /** The unembedding is the token embedding (the memory check counts it once). */
+  readonly tiedEmbeddings: boolean;
+  /** The unembedding has a bias b_U (TransformerLens-native checkpoints). */
+  readonly unembedBias: boolean;
   readonly bosTokenId: number;
   readonly eosTokenId: number;
+  /** Whether text prompts get BOS prepended unless the spec says otherwise (TransformerLens's default_prepend_bos). */
+  readonly defaultPrependBos: boolean;
+  /** The dtype the checkpoint stores its weights in ('F32', 'F16', 'BF16', ...); the engine computes in float32. */
+  readonly weightsDtype: string;
 }
 
-// Bounds far above any real GPT-2-family model; they exist so a corrupt or hostile config.json is
-// rejected with a message instead of an allocation that takes the machine down.
-const MAX_D_MODEL = 65536;
-const MAX_LAYERS = 512;
-const MAX_HEADS = 65536;
-const MAX_VOCAB = 10_000_000;
-const MAX_CTX = 1 << 20;
-const MAX_D_MLP = 1 << 20;
-const MAX_WEIGHT_BYTES = 64 * 2 ** 30;
+export type Activation = 'gelu_new' | 'gelu' | 'relu' | 'silu' | 'solu_ln';
 
-const GPT2_ARCHITECTURES = new Set(['GPT2LMHeadModel', 'GPT2Model']);
+/**
+ * Rotary embeddings in the rotate-half convention (GPT-NeoX, Llama, HF): dims i and i + dim/2 of the first
+ * `dim` dims of each head turn together by position · invFreq[i]. Frequencies are computed by the family in
+ * float64 (scaling included), so every family's rope variant is data here.
+ */
+export interface RotaryConfig {
+  readonly dim: number;
+  /** dim/2 inverse frequencies of the global layers. */
+  readonly invFreq: readonly number[];
+  /** Gemma 3's local layers use their own base. */
+  readonly localInvFreq?: readonly number[];
+}
 
 /** Bytes as a person reads them: 1.5 GiB, 320.0 MiB, 97.7 KiB. */
 export function formatBytes(n: number): string {
@@ -48,102 +95,7 @@ export function modelMemoryLimit(): { bytes: number; what: string } {
   return { bytes, what: `this machine's memory (${formatBytes(bytes)})` };
 }
 
-/** Number of float parameters in a GPT-2-shaped model (tied unembedding counted once). */
-export function modelParamCount(cfg: ModelConfig): number {
-  const d = cfg.dModel;
-  const perBlock =
-    2 * d + // ln_1
-    d * 3 * d + 3 * d + // c_attn
-    d * d + d + // attn c_proj
-    2 * d + // ln_2
-    d * cfg.dMlp + cfg.dMlp + // c_fc
-    cfg.dMlp * d + d; // mlp c_proj
-  return cfg.dVocab * d + cfg.nCtx * d + cfg.nLayers * perBlock + 2 * d;
-}
-
-/** Maps a Hugging Face GPT-2 `config.json` (already parsed) to a ModelConfig, validating every field. */
-export function parseGpt2Config(json: unknown, file: string): ModelConfig {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new UserError(`${file} is not a JSON object; a model config.json must be an object like Hugging Face's`);
-  }
-  const j = json as Record<string, unknown>;
-  const archs = Array.isArray(j.architectures) ? j.architectures.filter((a): a is string => typeof a === 'string') : [];
-  if (j.model_type !== 'gpt2' && !archs.some((a) => GPT2_ARCHITECTURES.has(a))) {
-    const name = typeof j.model_type === 'string' ? j.model_type : (archs[0] ?? String(j.model_type ?? 'none'));
-    throw new UserError(`unknown architecture '${name}' in ${file}; PatchLens supports GPT-2-family checkpoints (model_type gpt2)`);
-  }
-
-  const int = (key: string, max: number, fallbackKey?: string): number => {
-    let v = j[key];
-    let used = key;
-    if ((v === undefined || v === null) && fallbackKey !== undefined) {
-      v = j[fallbackKey];
-      used = fallbackKey;
-    }
-    if (v === undefined || v === null) throw new UserError(`${file} has no '${key}'; a GPT-2 config.json needs it (a positive integer)`);
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
-      throw new UserError(`'${used}' in ${file} is ${JSON.stringify(v)}; it must be a positive integer`);
-    }
-    if (v > max) throw new UserError(`'${used}' in ${file} is ${v}, above the limit ${max}; the config is corrupt or not a GPT-2 model`);
-    return v;
-  };
-
-  const dModel = int('n_embd', MAX_D_MODEL);
-  const nHeads = int('n_head', MAX_HEADS);
-  const nLayers = int('n_layer', MAX_LAYERS);
-  const dVocab = int('vocab_size', MAX_VOCAB);
-  const nCtx = int('n_positions', MAX_CTX, 'n_ctx');
-  const dMlp = j.n_inner === undefined || j.n_inner === null ? 4 * dModel : int('n_inner', MAX_D_MLP);
-  if (dModel % nHeads !== 0) {
-    throw new UserError(`'n_embd' (${dModel}) in ${file} is not divisible by 'n_head' (${nHeads}); fix the config`);
-  }
-
-  let layerNormEps = 1e-5;
-  if (j.layer_norm_epsilon !== undefined && j.layer_norm_epsilon !== null) {
-    const e = j.layer_norm_epsilon;
-    if (typeof e !== 'number' || !Number.isFinite(e) || e < 0 || e >= 1) {
-      throw new UserError(`'layer_norm_epsilon' in ${file} is ${JSON.stringify(e)}; it must be a small non-negative number like 1e-5`);
-    }
-    layerNormEps = e;
-  }
-
-  const act = j.activation_function ?? 'gelu_new';
-  let activation: ModelConfig['activation'];
-  if (act === 'gelu_new' || act === 'gelu_pytorch_tanh') activation = 'gelu_new';
-  else if (act === 'gelu' || act === 'relu') activation = act;
-  else {
-    throw new UserError(`'activation_function' in ${file} is ${JSON.stringify(act)}; PatchLens supports gelu_new, gelu_pytorch_tanh, gelu and relu`);
-  }
-
-  const tokenId = (key: string): number => {
-    const v = j[key];
-    // GPT-2 checkpoints put <|endoftext|> last in the vocabulary; that is the default HF itself uses.
-    if (v === undefined || v === null) return dVocab - 1;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= dVocab) {
-      throw new UserError(`'${key}' in ${file} is ${JSON.stringify(v)}; it must be a token id in [0, ${dVocab})`);
-    }
-    return v;
-  };
-
-  const cfg: ModelConfig = {
-    architecture: 'gpt2',
-    nLayers,
-    nHeads,
-    dModel,
-    dHead: dModel / nHeads,
-    dMlp,
-    dVocab,
-    nCtx,
-    layerNormEps,
-    activation,
-    bosTokenId: tokenId('bos_token_id'),
-    eosTokenId: tokenId('eos_token_id'),
-  };
-  const bytes = modelParamCount(cfg) * 4;
-  if (bytes > MAX_WEIGHT_BYTES) {
-    throw new UserError(
-      `${file} describes a model of ${(bytes / 2 ** 30).toFixed(1)} GiB of float32 weights (n_embd ${dModel}, n_layer ${nLayers}, vocab_size ${dVocab}), above PatchLens's 64 GiB limit; use a smaller model`,
-    );
-  }
-  return cfg;
+/** Whether layer `layer` uses the local (Gemma 3) rope base. */
+export function isLocalLayer(cfg: ModelConfig, layer: number): boolean {
+  return cfg.window[layer]! > 0;
 }

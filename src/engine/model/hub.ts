@@ -4,7 +4,7 @@ import { open, writeFile, rename } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { UserError } from '../../common/userError';
-import { parseGpt2Config } from './config';
+import { parseModelConfig } from '../architectures/registry';
 
 export interface HubOptions {
   /** Default: $HF_ENDPOINT, else https://huggingface.co. */
@@ -125,7 +125,7 @@ function checkConfig(path: string, source: string): void {
     rmSync(path, { force: true });
     throw new UserError(`the config.json of model '${source}' from the hub is not JSON; check the model id`);
   }
-  parseGpt2Config(json, path);
+  parseModelConfig(json, path);
 }
 
 function isComplete(dir: string, repo: string, revision: string): boolean {

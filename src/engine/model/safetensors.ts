@@ -139,35 +139,61 @@ function readFully(fd: number, into: Buffer, position: number): void {
  * (files up to 1 GiB; larger ones get one buffer per tensor). `opts.skip` names tensors not to read
  * (their dtype is then not checked either), such as buffers a loader has no use for.
  */
+function openForRead(path: string): number {
+  try {
+    return openSync(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UserError(`safetensors file ${path} does not exist; check the path`);
+    throw new UserError(`cannot read ${path} (${code ?? (e as Error).message}); check the file and its permissions`);
+  }
+}
+
+function readHeader(fd: number, path: string, skip?: (name: string) => boolean): { entries: Map<string, HeaderEntry>; dataStart: number; fileSize: number } {
+  const fileSize = fstatSync(fd).size;
+  const readPrefix = (n: number): Buffer => {
+    const b = Buffer.alloc(n);
+    readFully(fd, b, 0);
+    return b;
+  };
+  return { ...parseHeader(path, fileSize, readPrefix, skip), fileSize };
+}
+
+export type TensorHeader = ReadonlyMap<string, { readonly dtype: string; readonly shape: readonly number[] }>;
+
+/** Every tensor's name, dtype and shape, checked, without reading any data (sharded checkpoints check all shards first). */
+export function readSafetensorsHeader(path: string): TensorHeader {
+  const fd = openForRead(path);
+  try {
+    return readHeader(fd, path).entries;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Reads the tensors of a .safetensors file as float32. F32 data aliases the file buffer when aligned
+ * (files up to 1 GiB; larger ones get one buffer per tensor). `opts.skip` names tensors not to read
+ * (their dtype is then not checked either), such as buffers a loader has no use for.
+ */
 export function readSafetensors(
   path: string,
   opts: {
     skip?: (name: string) => boolean;
     wholeFileLimit?: number;
     /** Sees every tensor's dtype and shape before any data is read; throws to refuse the file. */
-    checkHeader?: (entries: ReadonlyMap<string, { readonly dtype: string; readonly shape: readonly number[] }>) => void;
+    checkHeader?: (entries: TensorHeader) => void;
   } = {},
 ): Map<string, Tensor32> {
-  let fd: number;
+  const fd = openForRead(path);
   try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError(`safetensors file ${path} does not exist; check the path`);
-    throw new UserError(`cannot read ${path} (${code ?? (e as Error).message}); check the file and its permissions`);
-  }
-  try {
-    const fileSize = fstatSync(fd).size;
-    const whole = fileSize <= (opts.wholeFileLimit ?? WHOLE_FILE_LIMIT);
     // The header is read and checked on its own first: a truncated or lying file is refused before
     // its data costs any memory.
-    const readPrefix = (n: number): Buffer => {
-      const b = Buffer.alloc(n);
-      readFully(fd, b, 0);
-      return b;
-    };
-    const { entries, dataStart } = parseHeader(path, fileSize, readPrefix, opts.skip);
+    const { entries, dataStart, fileSize } = readHeader(fd, path, opts.skip);
     opts.checkHeader?.(entries);
+    // Only the tensors wanted are read: a whole-file buffer pays off when most of the file is wanted.
+    const wanted = [...entries.values()].reduce((a, e) => a + e.end - e.begin, 0);
+    const whole = fileSize <= (opts.wholeFileLimit ?? WHOLE_FILE_LIMIT) && wanted * 2 >= fileSize - dataStart;
     let file: Buffer | undefined;
     if (whole) {
       file = Buffer.allocUnsafeSlow(fileSize);
@@ -179,7 +205,7 @@ export function readSafetensors(
       let data: Float32Array;
       if (whole) data = convert(file!, dataStart + e.begin, count, e.dtype);
       else {
-        // Allocating the tensor's own float32 storage and reading straight into it avoids a copy.
+        // Allocating the tensor's own storage and reading straight into it avoids a copy.
         const own = Buffer.allocUnsafeSlow(e.end - e.begin);
         readFully(fd, own, dataStart + e.begin);
         data = convert(own, 0, count, e.dtype);
@@ -192,8 +218,48 @@ export function readSafetensors(
   }
 }
 
-/** Writes float32 tensors (sorted by name, as the HF library does) atomically: temp file, then rename. */
-export function writeSafetensors(path: string, tensors: Record<string, Tensor32>, metadata?: Record<string, string>): void {
+/** Dtypes a checkpoint may be written in; half-precision values are rounded to the nearest (BF16: ties to even). */
+export type StoredDtype = 'F32' | 'F16' | 'BF16';
+
+const scratch = new DataView(new ArrayBuffer(4));
+
+function toBf16(v: number): number {
+  scratch.setFloat32(0, v, true);
+  const bits = scratch.getUint32(0, true);
+  if (Number.isNaN(v)) return 0x7fc0;
+  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+function toF16(v: number): number {
+  if (Number.isNaN(v)) return 0x7e00;
+  const sign = v < 0 || Object.is(v, -0) ? 0x8000 : 0;
+  const a = Math.abs(v);
+  if (a >= 65520) return sign | 0x7c00;
+  if (a < 2 ** -14) return sign | Math.round(a * 2 ** 24); // subnormal
+  let exp = Math.floor(Math.log2(a));
+  let frac = Math.round((a / 2 ** exp - 1) * 1024);
+  if (frac === 1024) {
+    frac = 0;
+    exp++;
+  }
+  return sign | ((exp + 15) << 10) | frac;
+}
+
+function encode(d: Float32Array, dtype: StoredDtype): Buffer {
+  // Float32Array is little-endian on every platform Node supports.
+  if (dtype === 'F32') return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+  const out = Buffer.allocUnsafe(2 * d.length);
+  const conv = dtype === 'BF16' ? toBf16 : toF16;
+  for (let i = 0; i < d.length; i++) out.writeUInt16LE(conv(d[i]!), 2 * i);
+  return out;
+}
+
+/**
+ * Writes tensors (sorted by name, as the HF library does) atomically: temp file, then rename. `dtype`
+ * stores them in half precision, as many hub checkpoints are.
+ */
+export function writeSafetensors(path: string, tensors: Record<string, Tensor32>, metadata?: Record<string, string>, dtype: StoredDtype = 'F32'): void {
+  const bytesPer = dtype === 'F32' ? 4 : 2;
   const names = Object.keys(tensors).sort();
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
@@ -202,8 +268,8 @@ export function writeSafetensors(path: string, tensors: Record<string, Tensor32>
     const t = tensors[name]!;
     const n = numel(t.shape);
     if (t.data.length !== n) throw new Error(`tensor '${name}' has ${t.data.length} values, shape [${t.shape}] needs ${n}`);
-    header[name] = { dtype: 'F32', shape: [...t.shape], data_offsets: [offset, offset + 4 * n] };
-    offset += 4 * n;
+    header[name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + bytesPer * n] };
+    offset += bytesPer * n;
   }
   let json = JSON.stringify(header);
   // Padding keeps the data section 8-byte aligned so readers can view F32/F64 data without copying.
@@ -219,10 +285,8 @@ export function writeSafetensors(path: string, tensors: Record<string, Tensor32>
     writeSync(fd, len);
     writeSync(fd, headerBuf);
     for (const name of names) {
-      const d = tensors[name]!.data;
-      // Written per tensor from its own bytes: no whole-file buffer. Float32Array is little-endian on
-      // every platform Node supports.
-      const bytes = Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+      // Written per tensor: no whole-file buffer.
+      const bytes = encode(tensors[name]!.data, dtype);
       let done = 0;
       while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
     }

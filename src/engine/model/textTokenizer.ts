@@ -92,7 +92,10 @@ function isByteLevel(json: unknown): boolean {
  * pure-JS tokenizer library that @huggingface/transformers itself uses, without its 160 MB of runtimes).
  * GPT-2-shaped models without one get GPT-2's own tokenizer.
  */
-export async function loadTokenizer(dir: string, cfg: ModelConfig): Promise<TextTokenizer> {
+/** What a tokenizer needs of the model's config. */
+export type TokenizerModelInfo = Pick<ModelConfig, 'architecture' | 'dVocab' | 'bosTokenId'>;
+
+export async function loadTokenizer(dir: string, cfg: TokenizerModelInfo): Promise<TextTokenizer> {
   const tokPath = join(dir, 'tokenizer.json');
   let tokenizerJson: unknown;
   let tokenizerConfig: Record<string, unknown>;
@@ -126,7 +129,7 @@ class HfTextTokenizer implements TextTokenizer {
 
   constructor(
     private readonly tok: Tokenizer,
-    cfg: ModelConfig,
+    cfg: TokenizerModelInfo,
     byteLevel: boolean,
     private readonly added: Map<number, string>,
     private readonly file: string,
@@ -213,7 +216,7 @@ class IdOnlyTokenizer implements TextTokenizer {
   readonly bosTokenId: number;
 
   constructor(
-    cfg: ModelConfig,
+    cfg: TokenizerModelInfo,
     private readonly missing: string,
   ) {
     this.vocabSize = cfg.dVocab;

@@ -1,13 +1,11 @@
 import { throwIfCancelled } from '../cancel';
-import { type BlockHook, blockHookName, hookMaskGraphDims, hookMaskShape, layoutOf } from '../hooks';
+import { type BlockHook, blockHookName, hookMaskGraphDims, hookMaskShape } from '../hooks';
 import { numel, type Tensor32 } from '../tensor';
 import { concatRows, sliceAxis, tileRows } from '../tensorOps';
 import { bytesPerRow } from './memory';
 import { forEachSlotCell, markSlot } from './patchMask';
 import type { ExecuteOptions, PatchProblem } from './problem';
 import { type PatchSlot, slotStart } from './sweeps';
-
-const isAttnHook = (h: BlockHook) => layoutOf(h) === 'attn';
 
 /**
  * Exact patching with less work than one forward per slot. In a causal model a patch in block l whose
@@ -115,8 +113,8 @@ async function runChunk(
       if (!patch) {
         const clean = problem.cleanCache.get(blockHookName(l, slot.hook))!;
         // Attention hooks index [row, head, dest, src]: the suffix is a range of dest rows.
-        const source = tileRows(sliceAxis(clean, isAttnHook(slot.hook) ? 2 : 1, p), active + joining);
-        const maskDims = isAttnHook(slot.hook) ? [rows, cfg.nHeads, S, nPos] : hookMaskGraphDims(cfg, slot.hook, rows, S);
+        const source = tileRows(sliceAxis(clean, slot.layout === 'attn' ? 2 : 1, p), active + joining);
+        const maskDims = slot.layout === 'attn' ? [rows, cfg.nHeads, S, nPos] : hookMaskGraphDims(cfg, slot.hook, rows, S);
         patch = { source, mask: new Uint8Array(numel(maskDims)), maskDims };
         patches.set(slot.hook, patch);
       }

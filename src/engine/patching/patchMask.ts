@@ -1,12 +1,11 @@
-import { type BlockHook, layoutOf } from '../hooks';
 import type { PatchSlot } from './sweeps';
 
 /**
  * Which activation index each mask axis (after the batch row) stands for, per hook layout: residual-like
  * masks are [row, pos], head vectors [row, pos, head], attention [row, head, dest, src].
  */
-function selectorFor(hook: BlockHook, s: PatchSlot): (number | undefined)[] {
-  switch (layoutOf(hook)) {
+function selectorFor(s: PatchSlot): (number | undefined)[] {
+  switch (s.layout) {
     case 'head':
       return [s.pos, s.head];
     case 'attn':
@@ -18,7 +17,7 @@ function selectorFor(hook: BlockHook, s: PatchSlot): (number | undefined)[] {
 
 /** Calls `visit` with the flat index of each of the slot's cells in batch rows [rowStart, rowEnd) of a mask of shape `dims`. */
 export function forEachSlotCell(dims: readonly number[], slot: PatchSlot, rowStart: number, rowEnd: number, visit: (cell: number) => void): void {
-  const fixed = selectorFor(slot.hook, slot);
+  const fixed = selectorFor(slot);
   const inner = dims.slice(1);
   const rowSize = inner.reduce((a, b) => a * b, 1);
   const strides = inner.map((_, i) => inner.slice(i + 1).reduce((a, b) => a * b, 1));

@@ -110,7 +110,7 @@ export async function runPatching(model: HookedTransformer, spec: ResolvedSpec, 
         onProgress: (done) => opts.onProgress?.({ done: before + done, total, sweep: plan.name }),
       });
       todo.forEach((s, i) => known.set(slotKey(s), raw[i]!));
-      const values = Array.from(plan.valueSlot, (i) => metric.normalize(known.get(slotKey(plan.slots[i]!))!, baselines));
+      const values = Array.from(plan.valueSlot, (i) => (i < 0 ? null : metric.normalize(known.get(slotKey(plan.slots[i]!))!, baselines)));
       sweeps[plan.name] = { shape: plan.shape, axes: plan.axes, values, ...(plan.components ? { components: plan.components } : {}) };
     }
   } catch (e) {

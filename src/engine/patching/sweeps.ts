@@ -1,6 +1,7 @@
 import type { SweepName } from '../../protocol/spec';
-import type { BlockHook } from '../hooks';
+import { type BlockHook, blockHooks, type HookLayout, hookInfo } from '../hooks';
 import type { ModelConfig } from '../model/config';
+import { UserError } from '../../common/userError';
 
 /**
  * The sweep catalogue: TransformerLens's get_act_patch_* functions as data. A simple sweep patches one
@@ -8,6 +9,9 @@ import type { ModelConfig } from '../model/config';
  * The *_every sweeps stack simple sweeps on a leading 'component' axis.
  */
 export type IndexAxis = 'layer' | 'pos' | 'head' | 'dest_pos' | 'src_pos';
+
+/** What the result calls an index axis: a k/v sweep's head axis counts key/value heads on a grouped-query model. */
+type AxisName = IndexAxis | 'kv_head' | 'component';
 
 interface SimpleSweep {
   readonly hook: BlockHook;
@@ -80,6 +84,8 @@ const STACKED: Partial<Record<SweepName, StackedSweep>> = {
 export interface PatchSlot {
   readonly layer: number;
   readonly hook: BlockHook;
+  /** The hook's layout, which says which of the indices below select the cells. */
+  readonly layout: HookLayout;
   readonly pos?: number;
   readonly head?: number;
   readonly dest?: number;
@@ -91,13 +97,14 @@ export function slotStart(s: PatchSlot): number {
   return s.pos ?? s.dest ?? 0;
 }
 
-function axisSize(axis: IndexAxis, cfg: ModelConfig, nPos: number): number {
-  return axis === 'layer' ? cfg.nLayers : axis === 'head' ? cfg.nHeads : nPos;
+function axisSize(axis: IndexAxis, cfg: ModelConfig, nPos: number, hook: BlockHook): number {
+  return axis === 'layer' ? cfg.nLayers : axis === 'head' ? hookInfo(cfg, hook).heads : nPos;
 }
 
 /** The slots of a simple sweep in TransformerLens's index order (last axis fastest). */
 function simpleSlots(def: SimpleSweep, cfg: ModelConfig, nPos: number): PatchSlot[] {
-  const sizes = def.axes.map((a) => axisSize(a, cfg, nPos));
+  const sizes = def.axes.map((a) => axisSize(a, cfg, nPos, def.hook));
+  const layout = hookInfo(cfg, def.hook).layout;
   const slots: PatchSlot[] = [];
   const idx = new Array<number>(sizes.length).fill(0);
   const total = sizes.reduce((a, b) => a * b, 1);
@@ -111,7 +118,7 @@ function simpleSlots(def: SimpleSweep, cfg: ModelConfig, nPos: number): PatchSlo
       const i = def.axes.indexOf(axis);
       return i < 0 ? undefined : idx[i];
     };
-    const slot: { -readonly [K in keyof PatchSlot]: PatchSlot[K] } = { layer: idx[0]!, hook: def.hook };
+    const slot: { -readonly [K in keyof PatchSlot]: PatchSlot[K] } = { layer: idx[0]!, hook: def.hook, layout };
     if (at('pos') !== undefined) slot.pos = at('pos');
     if (at('head') !== undefined) slot.head = at('head');
     if (at('dest_pos') !== undefined) slot.dest = at('dest_pos');
@@ -121,26 +128,45 @@ function simpleSlots(def: SimpleSweep, cfg: ModelConfig, nPos: number): PatchSlo
   return slots;
 }
 
+/** Why a model lacks a hook a sweep patches (TransformerLens fails on these sweeps with a KeyError). */
+function missingHookReason(cfg: ModelConfig, hook: BlockHook): string {
+  if (cfg.attnOnly) return 'it is attention-only, with no MLP';
+  if (hook === 'hook_resid_mid' && cfg.parallelAttnMlp) return 'its attention and MLP run in parallel on resid_pre, so there is no residual stream between them';
+  return 'its architecture has no such hook point';
+}
+
+/** Refuses, before any work, a sweep that patches a hook this model does not have. */
+export function checkSweepHooks(name: SweepName, cfg: ModelConfig): void {
+  const parts = SIMPLE[name] ? [SIMPLE[name]!] : (STACKED[name]?.parts ?? []).map((p) => SIMPLE[p.sweep]!);
+  for (const part of parts) {
+    if (!blockHooks(cfg).has(part.hook)) {
+      throw new UserError(`sweep '${name}' patches blocks.L.${part.hook}, which this ${cfg.architecture} model does not have: ${missingHookReason(cfg, part.hook)}; remove '${name}' from "sweeps"`);
+    }
+  }
+}
+
 export interface SweepPlan {
   readonly name: SweepName;
   readonly shape: number[];
-  readonly axes: string[];
+  readonly axes: AxisName[];
   readonly components?: string[];
   /** Every distinct slot to evaluate, each once. */
   readonly slots: PatchSlot[];
-  /** For each output value (row-major over shape), the index into `slots` it reads. */
+  /** For each output value (row-major over shape), the index into `slots` it reads, or -1 for an index the model lacks. */
   readonly valueSlot: Int32Array;
 }
 
 /** Shapes, axes and slots of a sweep for a model and a prompt length. */
 export function planSweep(name: SweepName, cfg: ModelConfig, nPos: number): SweepPlan {
+  checkSweepHooks(name, cfg);
   const simple = SIMPLE[name];
   if (simple) {
     const slots = simpleSlots(simple, cfg, nPos);
+    const kvHeads = hookInfo(cfg, simple.hook).heads !== cfg.nHeads;
     return {
       name,
-      shape: simple.axes.map((a) => axisSize(a, cfg, nPos)),
-      axes: [...simple.axes],
+      shape: simple.axes.map((a) => axisSize(a, cfg, nPos, simple.hook)),
+      axes: simple.axes.map((a) => (a === 'head' && kvHeads ? 'kv_head' : a)),
       slots,
       valueSlot: Int32Array.from(slots, (_, i) => i),
     };
@@ -149,13 +175,16 @@ export function planSweep(name: SweepName, cfg: ModelConfig, nPos: number): Swee
   if (!stacked) throw new Error(`no sweep named ${name}`);
   const slots: PatchSlot[] = [];
   const valueSlot: number[] = [];
-  const partShape = stacked.axes.map((a) => axisSize(a, cfg, nPos));
+  // The stacked shape is TransformerLens's: query heads. A k/v part of a grouped-query model has fewer
+  // heads; its missing rows are marked absent, where TransformerLens pads with zeros.
+  const partShape = stacked.axes.map((a) => (a === 'head' ? cfg.nHeads : axisSize(a, cfg, nPos, 'hook_resid_pre')));
   for (const part of stacked.parts) {
     const sub = planSweep(part.sweep, cfg, nPos);
     const base = slots.length;
     slots.push(...sub.slots);
     const order = part.renameAxes ? transposeOrder(sub.shape, part.renameAxes, stacked.axes) : [...sub.valueSlot];
-    valueSlot.push(...order.map((i) => base + i));
+    const own = part.renameAxes ? stacked.axes.map((a) => sub.shape[part.renameAxes!.indexOf(a)]!) : sub.shape;
+    valueSlot.push(...padHeads(order.map((i) => base + i), own, partShape));
   }
   return {
     name,
@@ -165,6 +194,27 @@ export function planSweep(name: SweepName, cfg: ModelConfig, nPos: number): Swee
     slots,
     valueSlot: Int32Array.from(valueSlot),
   };
+}
+
+/** Lays a part's values (row-major over `shape`) into the stacked part shape, -1 where the part has no index. */
+function padHeads(values: number[], shape: readonly number[], full: readonly number[]): number[] {
+  if (shape.every((d, i) => d === full[i])) return values;
+  const out: number[] = [];
+  const strides = shape.map((_, i) => shape.slice(i + 1).reduce((a, b) => a * b, 1));
+  const total = full.reduce((a, b) => a * b, 1);
+  for (let n = 0; n < total; n++) {
+    let rest = n;
+    let src = 0;
+    let inside = true;
+    for (let a = full.length - 1; a >= 0; a--) {
+      const i = rest % full[a]!;
+      rest = Math.floor(rest / full[a]!);
+      if (i >= shape[a]!) inside = false;
+      src += i * strides[a]!;
+    }
+    out.push(inside ? values[src]! : -1);
+  }
+  return out;
 }
 
 /**
