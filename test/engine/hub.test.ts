@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadCheckpoint } from '../../src/engine/model/checkpoint';
+import { readSafetensors, writeSafetensors } from '../../src/engine/model/safetensors';
 import { resolveModelDir, type HubOptions } from '../../src/engine/model/hub';
 import { UserError } from '../../src/common/userError';
 import { makeTmpDir, writeRandomGpt2Checkpoint } from '../helpers/checkpoint';
@@ -27,6 +28,19 @@ before(async () => {
   writeFileSync(join(root, 'org/mamba/config.json'), JSON.stringify({ model_type: 'mamba', architectures: ['MambaForCausalLM'] }));
   writeFileSync(join(root, 'org/mamba/model.safetensors'), Buffer.alloc(4096));
   modelBytes = readFileSync(join(root, 'org/tiny/model.safetensors'));
+  // A sharded repo: the same tensors in two files and an index, as save_pretrained writes large models.
+  writeRandomGpt2Checkpoint(join(root, 'org/sharded'), ck);
+  const all = readSafetensors(join(root, 'org/sharded/model.safetensors'));
+  rmSync(join(root, 'org/sharded/model.safetensors'));
+  const names = [...all.keys()].sort();
+  const shards = [names.slice(0, 10), names.slice(10)];
+  const weightMap: Record<string, string> = {};
+  shards.forEach((part, i) => {
+    const file = `model-0000${i + 1}-of-00002.safetensors`;
+    writeSafetensors(join(root, 'org/sharded', file), Object.fromEntries(part.map((n) => [n, all.get(n)!])), undefined, 'BF16');
+    for (const n of part) weightMap[n] = file;
+  });
+  writeFileSync(join(root, 'org/sharded/model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
   hub = await startHubServer(root);
 });
 
@@ -74,6 +88,22 @@ test('downloads a model into the cache with progress, verified, loadable', async
   const marker = JSON.parse(readFileSync(join(dir, '.complete'), 'utf8'));
   assert.equal(marker.files['model.safetensors'], modelBytes.length);
   assert.equal(loadCheckpoint(dir).config.dVocab, 1500);
+});
+
+test('a sharded repo: the index, then every shard it names; the model loads from the shards, its dtype recorded', async () => {
+  const cache = makeTmpDir('hub-sharded');
+  const start = hub.requests.length;
+  const dir = await resolveModelDir('org/sharded', opts(cache));
+  assert.deepEqual(files(dir), ['.complete', 'config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json']);
+  const reqs = hub.requests.slice(start).map((r) => `${r.status} ${r.path}`);
+  assert.ok(reqs.includes('404 /org/sharded/resolve/main/model.safetensors'), reqs.join(', '));
+  const { config, weights } = loadCheckpoint(dir);
+  assert.equal(config.weightsDtype, 'BF16');
+  assert.equal(weights.blocks.length, 2);
+  // A second call is served from the cache.
+  const again = hub.requests.length;
+  assert.equal(await resolveModelDir('org/sharded', opts(cache)), dir);
+  assert.equal(hub.requests.length, again);
 });
 
 test('a complete cached model is reused with no network at all', async () => {

@@ -25,6 +25,10 @@ export interface Architecture {
    * 'pth': a PyTorch state dict (TransformerLens-native checkpoints), read without executing pickle code.
    */
   readonly weightFormat: 'safetensors' | 'pth';
+  /** Short names people type for the family's hub repos ('gpt2' -> 'openai-community/gpt2'). */
+  readonly aliases?: Readonly<Record<string, string>>;
+  /** A hub repo that holds the tokenizer when the model's own repo does not (TransformerLens-native models). */
+  tokenizerRepo?(config: Readonly<Record<string, unknown>>): string | undefined;
   /** Prefixes some exports put before every tensor name ('transformer.', 'model.'); stripped on load. */
   readonly namePrefixes: readonly string[];
   /** Every tensor the family reads, by its name in the checkpoint, with the shape the config implies. */

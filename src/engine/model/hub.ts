@@ -4,7 +4,8 @@ import { open, writeFile, rename } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { UserError } from '../../common/userError';
-import { parseModelConfig } from '../architectures/registry';
+import type { Architecture } from '../architectures/architecture';
+import { ARCHITECTURES, parseModelConfig } from '../architectures/registry';
 
 export interface HubOptions {
   /** Default: $HF_ENDPOINT, else https://huggingface.co. */
@@ -18,22 +19,12 @@ export interface HubOptions {
   fetchImpl?: typeof fetch;
 }
 
-/** Short names people type, mapped to where those checkpoints live on the hub now. */
-const ALIASES: Record<string, string> = {
-  gpt2: 'openai-community/gpt2',
-  'gpt2-medium': 'openai-community/gpt2-medium',
-  'gpt2-large': 'openai-community/gpt2-large',
-  'gpt2-xl': 'openai-community/gpt2-xl',
-  distilgpt2: 'distilbert/distilgpt2',
-};
+/** Short names people type (each family lists its own), mapped to where those checkpoints live on the hub now. */
+const ALIASES: Record<string, string> = Object.assign({}, ...ARCHITECTURES.map((a) => a.aliases ?? {}));
 
-const FILES: readonly { name: string; required: boolean }[] = [
-  { name: 'config.json', required: true },
-  { name: 'tokenizer_config.json', required: false },
-  { name: 'tokenizer.json', required: false },
-  // Last: the config is checked before gigabytes of weights are fetched for a model that can't run.
-  { name: 'model.safetensors', required: true },
-];
+/** The files a tokenizer needs; optional, since a model without them still takes prompts as token ids. */
+const TOKENIZER_FILES = ['tokenizer_config.json', 'tokenizer.json'];
+const SAFETENSORS_INDEX = 'model.safetensors.index.json';
 
 const MARKER = '.complete';
 const MAX_RETRIES = 3;
@@ -97,19 +88,23 @@ export async function resolveModelDir(source: string, opts: HubOptions & { baseD
     token: process.env.HF_TOKEN ?? process.env.HUGGING_FACE_HUB_TOKEN,
   };
   const sizes: Record<string, number> = {};
-  for (const f of FILES) {
+  const fetchFile = async (fromRepo: string, name: string, required: boolean): Promise<boolean> => {
     ctx.signal?.throwIfAborted();
-    const dest = join(dir, f.name);
-    const url = `${endpoint}/${repo}/resolve/${encodeURIComponent(revision)}/${f.name}`;
+    const dest = join(dir, name);
+    const url = `${endpoint}/${fromRepo}/resolve/${encodeURIComponent(fromRepo === repo ? revision : 'main')}/${name}`;
     // A file under its final name was verified before it was renamed, so an earlier run that stopped
     // between files doesn't fetch it again.
-    if (!existsSync(dest)) {
-      const got = await downloadFile(ctx, url, f.name, dest, f.required);
-      if (!got) continue;
-    }
-    sizes[f.name] = statSync(dest).size;
-    if (f.name === 'config.json') checkConfig(dest, source);
-  }
+    if (!existsSync(dest) && !(await downloadFile(ctx, url, name, dest, required))) return false;
+    sizes[name] = statSync(dest).size;
+    return true;
+  };
+  // The config first: its family says which files follow, and a model that can't run is refused before
+  // gigabytes of weights are fetched.
+  await fetchFile(repo, 'config.json', true);
+  const { architecture, json } = checkConfig(join(dir, 'config.json'), source);
+  const tokenizerRepo = architecture.tokenizerRepo?.(json) ?? repo;
+  for (const name of TOKENIZER_FILES) await fetchFile(tokenizerRepo, name, false);
+  for (const name of await weightFiles(architecture, fetchFile, repo, dir)) await fetchFile(repo, name, true);
   const marker: Marker = { repo, revision, files: sizes };
   const tmp = join(dir, `${MARKER}.tmp-${process.pid}`);
   await writeFile(tmp, JSON.stringify(marker, null, 2));
@@ -117,7 +112,7 @@ export async function resolveModelDir(source: string, opts: HubOptions & { baseD
   return dir;
 }
 
-function checkConfig(path: string, source: string): void {
+function checkConfig(path: string, source: string): { architecture: Architecture; json: Record<string, unknown> } {
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(path, 'utf8'));
@@ -125,7 +120,35 @@ function checkConfig(path: string, source: string): void {
     rmSync(path, { force: true });
     throw new UserError(`the config.json of model '${source}' from the hub is not JSON; check the model id`);
   }
-  parseModelConfig(json, path);
+  return { architecture: parseModelConfig(json, path).architecture, json: json as Record<string, unknown> };
+}
+
+/**
+ * The weight files still to fetch: a TransformerLens state dict, model.safetensors, or (when the repo has
+ * no single file) the index and the shards it names.
+ */
+async function weightFiles(
+  architecture: Architecture,
+  fetchFile: (repo: string, name: string, required: boolean) => Promise<boolean>,
+  repo: string,
+  dir: string,
+): Promise<string[]> {
+  if (architecture.weightFormat === 'pth') return ['model_final.pth'];
+  if (await fetchFile(repo, 'model.safetensors', false)) return [];
+  await fetchFile(repo, SAFETENSORS_INDEX, true);
+  let map: unknown;
+  try {
+    map = (JSON.parse(readFileSync(join(dir, SAFETENSORS_INDEX), 'utf8')) as { weight_map?: unknown }).weight_map;
+  } catch {
+    map = undefined;
+  }
+  const shards = typeof map === 'object' && map !== null ? [...new Set(Object.values(map))] : [];
+  // Shard names come from the hub: only plain *.safetensors names in the repo's own folder are fetched.
+  if (shards.length === 0 || !shards.every((s) => typeof s === 'string' && NAME_PART.test(s) && s.endsWith('.safetensors'))) {
+    rmSync(join(dir, SAFETENSORS_INDEX), { force: true });
+    throw new UserError(`the ${SAFETENSORS_INDEX} of ${repo} has no usable weight_map (plain *.safetensors shard names); check the model id`);
+  }
+  return (shards as string[]).sort();
 }
 
 function isComplete(dir: string, repo: string, revision: string): boolean {
@@ -138,7 +161,8 @@ function isComplete(dir: string, repo: string, revision: string): boolean {
     return false;
   }
   if (m.repo !== repo || m.revision !== revision || typeof m.files !== 'object' || m.files === null) return false;
-  if (!('config.json' in m.files) || !('model.safetensors' in m.files)) return false;
+  const weights = Object.keys(m.files).some((n) => n === 'model.safetensors' || n === SAFETENSORS_INDEX || n.endsWith('.pth'));
+  if (!('config.json' in m.files) || !weights) return false;
   for (const [name, size] of Object.entries(m.files)) {
     const p = join(dir, name);
     // A file that changed size since it was verified is not trusted: it is fetched again.

@@ -76,6 +76,13 @@ export const gpt2: Architecture = {
       defaultPrependBos: true,
     };
   },
+  aliases: {
+    gpt2: 'openai-community/gpt2',
+    'gpt2-medium': 'openai-community/gpt2-medium',
+    'gpt2-large': 'openai-community/gpt2-large',
+    'gpt2-xl': 'openai-community/gpt2-xl',
+    distilgpt2: 'distilbert/distilgpt2',
+  },
   weightFormat: 'safetensors',
   // Some exports of GPT2LMHeadModel prefix every name with 'transformer.', others don't.
   namePrefixes: ['transformer.'],
