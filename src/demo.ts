@@ -15,6 +15,7 @@ import { runSpec } from './engine/runSpec';
 import { ModelCache } from './engine/modelLoader';
 import { INDUCTION_2L } from './engine/model/builtin/induction2l';
 import { isUserError, UserError } from './common/userError';
+import { errorMessage } from './common/errorReason';
 
 const USAGE = `usage: npm run demo [-- --model ID] [-- --device D]
 
@@ -204,7 +205,7 @@ async function main(argv: string[]): Promise<number> {
       options: { model: { type: 'string' }, device: { type: 'string', default: 'cpu' }, help: { type: 'boolean', short: 'h', default: false } },
     });
   } catch (e) {
-    throw new UserError(`${(e as Error).message}; run 'npm run demo -- --help' for the options`);
+    throw new UserError(`${errorMessage(e)}; run 'npm run demo -- --help' for the options`);
   }
   const o = parsed.values;
   if (o.help) {

@@ -7,6 +7,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync
 import { basename, join } from 'node:path';
 import { type PatchResult, RESULT_FORMAT, type RunStatus } from '../protocol/result';
 import { jsonErrorReason, oneLine, UserError } from './userError';
+import { errnoCode, errnoReason } from './errorReason';
 
 export const RESULT_SUFFIX = '.result.json';
 
@@ -31,7 +32,7 @@ export function claimResultPath(dir: string, name: string): string {
       closeSync(openSync(path, 'wx'));
       return path;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if (errnoCode(e) !== 'EEXIST') throw e;
     }
   }
 }
@@ -72,7 +73,7 @@ export function readResultFile(path: string): PatchResult {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new UserError(`cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new UserError(`cannot read ${path} (${errnoReason(e)})`);
   }
   let value: unknown;
   try {

@@ -1,3 +1,5 @@
+import { errorMessage } from './errorReason';
+
 /**
  * An error the user caused and can fix (bad spec, missing file, prompt too long...). Its message is
  * one line that says what is wrong, where, and how to fix it; front ends print it as is, without a
@@ -18,5 +20,5 @@ export function oneLine(text: string): string {
 
 /** JSON.parse's reason without the piece of the file V8 quotes, which may span lines. */
 export function jsonErrorReason(e: unknown): string {
-  return oneLine((e as Error).message.replace(/, ".*"(\.\.\.)? is not valid JSON$/s, ''));
+  return oneLine(errorMessage(e).replace(/, ".*"(\.\.\.)? is not valid JSON$/s, ''));
 }

@@ -11,6 +11,7 @@ import { type PatchingOutcome, runPatching } from './patching/runPatching';
 import { writeSweepPngs } from './render/heatmapPng';
 import { claimResultPath, writeResultFile } from '../common/resultFile';
 import { isUserError, UserError } from '../common/userError';
+import { errnoReason, errorMessage } from '../common/errorReason';
 
 export interface RunContext {
   readonly models: ModelCache;
@@ -26,7 +27,7 @@ function readSpec(params: RunParams): { spec: PatchSpec; text?: string } {
     try {
       text = readFileSync(params.specFile, 'utf8');
     } catch (e) {
-      throw new UserError(`cannot read the spec ${params.specFile}: ${(e as NodeJS.ErrnoException).code ?? String(e)}; check the path`);
+      throw new UserError(`cannot read the spec ${params.specFile}: ${errnoReason(e)}; check the path`);
     }
   }
   return { spec: parseSpecText(text, params.specFile), text };
@@ -109,7 +110,7 @@ export async function runSpec(params: RunParams, ctx: RunContext): Promise<RunOu
     });
   } catch (e) {
     // A user error (equal baselines of a normalized metric, say) is reported, not recorded as a run.
-    if (!isUserError(e)) finish('failed', { sweeps: {} }, `internal error: ${e instanceof Error ? e.message : String(e)}`);
+    if (!isUserError(e)) finish('failed', { sweeps: {} }, `internal error: ${errorMessage(e)}`);
     throw e;
   }
   const message = outcome.status === 'cancelled' ? `cancelled after ${Object.keys(outcome.sweeps).length} of ${resolved.sweeps.length} sweeps` : undefined;

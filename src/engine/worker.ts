@@ -34,6 +34,7 @@ import type { TextTokenizer } from './model/tokenizer';
 import { ModelCache, modelDir } from './modelLoader';
 import { SpecError } from '../spec/specError';
 import { isUserError } from '../common/userError';
+import { errorDetail, errorMessage } from '../common/errorReason';
 
 const toStderr = (...args: unknown[]) => process.stderr.write(`${args.map((a) => (typeof a === 'string' ? a : String(a))).join(' ')}\n`);
 console.log = toStderr;
@@ -46,8 +47,7 @@ export function toResponseError(e: unknown): ResponseError<void> {
   if (e instanceof SpecError && e.location) return new ResponseError(USER_ERROR_CODE, e.message, { location: e.location }) as ResponseError<void>;
   if (isUserError(e)) return new ResponseError(USER_ERROR_CODE, e.message);
   if (e instanceof ResponseError) return e;
-  const err = e instanceof Error ? e : new Error(String(e));
-  return new ResponseError(ErrorCodes.InternalError, `internal error: ${err.message}`, undefined);
+  return new ResponseError(ErrorCodes.InternalError, `internal error: ${errorMessage(e)}`, undefined);
 }
 
 /** Tokenizers by model folder, so the answer boxes of the selection flow stay quick without loading weights. */
@@ -90,7 +90,7 @@ export function serveEngine(connection: MessageConnection): { models: ModelCache
     } catch (e) {
       // A cancel during the model download or load ends the request without a result file.
       if (controller.signal.aborted && !isUserError(e)) throw new ResponseError(CANCELLED_CODE, 'cancelled before the run started');
-      if (!isUserError(e)) log(`run ${params.runId} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      if (!isUserError(e)) log(`run ${params.runId} failed: ${errorDetail(e)}`);
       throw toResponseError(e);
     } finally {
       cancel.dispose();

@@ -19,6 +19,7 @@ import type { RunDispatcher } from './runDispatcher';
 import type { RunsNode } from './runsView';
 import { engineSettings, type PatchLensSettings, resultsFolderFor } from './settings';
 import { askAnswer, askModel, type VscodeRunUi } from './ui';
+import { errnoReason, errorDetail, errorMessage } from '../common/errorReason';
 
 export interface Services {
   readonly context: vscode.ExtensionContext;
@@ -68,7 +69,7 @@ function reportSpecError(s: Services, e: unknown): void {
   if (e instanceof SpecError && e.location && existsSync(e.location.file)) {
     void s.ui.markSpecError(e.location.file, e.location.offset, e.location.end, e.message);
   }
-  void vscode.window.showErrorMessage(`PatchLens: ${e instanceof Error ? e.message : String(e)}`);
+  void vscode.window.showErrorMessage(`PatchLens: ${errorMessage(e)}`);
 }
 
 async function pickSpecFile(): Promise<vscode.Uri | undefined> {
@@ -95,7 +96,7 @@ export async function runPatchFile(s: Services, uri?: vscode.Uri): Promise<void>
   try {
     text = open ? open.getText() : readFileSync(specFile, 'utf8');
   } catch (e) {
-    void vscode.window.showErrorMessage(`PatchLens: cannot read ${specFile} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    void vscode.window.showErrorMessage(`PatchLens: cannot read ${specFile} (${errnoReason(e)})`);
     return;
   }
   let spec: PatchSpec;
@@ -140,7 +141,7 @@ export async function patchSelection(s: Services): Promise<void> {
   try {
     req = readSelection(text, doc.offsetAt(sel.start), doc.offsetAt(sel.end));
   } catch (e) {
-    void vscode.window.showErrorMessage(`PatchLens: ${e instanceof Error ? e.message : String(e)}`);
+    void vscode.window.showErrorMessage(`PatchLens: ${errorMessage(e)}`);
     return;
   }
   const root = workspaceRoot(doc.uri);
@@ -322,7 +323,7 @@ export async function revealSpec(node: unknown): Promise<void> {
   try {
     result = readResultFile(path);
   } catch (e) {
-    void vscode.window.showErrorMessage(`PatchLens: ${(e as Error).message}`);
+    void vscode.window.showErrorMessage(`PatchLens: ${errorMessage(e)}`);
     return;
   }
   if (!result.source) {
@@ -344,7 +345,7 @@ export async function revealSpec(node: unknown): Promise<void> {
       }
     }
   } catch (e) {
-    void vscode.window.showErrorMessage(`PatchLens: cannot open ${result.source} (${(e as Error).message})`);
+    void vscode.window.showErrorMessage(`PatchLens: cannot open ${result.source} (${errorMessage(e)})`);
   }
 }
 
@@ -356,7 +357,7 @@ export async function deleteRun(s: Services, node: unknown): Promise<void> {
   try {
     unlinkSync(path);
   } catch (e) {
-    void vscode.window.showErrorMessage(`PatchLens: cannot delete ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    void vscode.window.showErrorMessage(`PatchLens: cannot delete ${path} (${errnoReason(e)})`);
   }
   s.panels.closeFor(path);
   s.refreshRuns();
@@ -395,8 +396,8 @@ export function registerCommands(s: Services): vscode.Disposable {
       try {
         return await fn(...args);
       } catch (e) {
-        s.log.error(`${id} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-        void vscode.window.showErrorMessage(`PatchLens: ${e instanceof Error ? e.message : String(e)}`);
+        s.log.error(`${id} failed: ${errorDetail(e)}`);
+        void vscode.window.showErrorMessage(`PatchLens: ${errorMessage(e)}`);
         return undefined;
       }
     });

@@ -13,6 +13,7 @@ import { readResultFile, safeFileStem } from '../common/resultFile';
 import { positionAtOffset, sweepCsv, tokenRangesAt, validateWebviewState } from './panelModel';
 import { type PanelHost, ResultPanel } from './resultPanel';
 import { makeNonce, webviewHtml } from './webviewHtml';
+import { errnoReason, errorDetail, errorMessage } from '../common/errorReason';
 
 export const RESULTS_VIEW_TYPE = 'patchlens.results';
 
@@ -72,7 +73,7 @@ export class PanelRegistry implements vscode.WebviewPanelSerializer, PanelHost {
     try {
       result = readResultFile(resultPath);
     } catch (e) {
-      void vscode.window.showErrorMessage(`PatchLens: ${(e as Error).message}`);
+      void vscode.window.showErrorMessage(`PatchLens: ${errorMessage(e)}`);
       return;
     }
     const existing = [...this.panels].find((p) => p.resultPath === resultPath);
@@ -95,8 +96,8 @@ export class PanelRegistry implements vscode.WebviewPanelSerializer, PanelHost {
     } catch (e) {
       // The result file is written; only its display failed, so the run itself is not lost.
       panel.dispose();
-      this.log(`cannot show ${resultPath}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-      void vscode.window.showErrorMessage(`PatchLens: cannot show the heatmaps (${(e as Error).message}); the result is saved in ${basename(resultPath)}.`);
+      this.log(`cannot show ${resultPath}: ${errorDetail(e)}`);
+      void vscode.window.showErrorMessage(`PatchLens: cannot show the heatmaps (${errorMessage(e)}); the result is saved in ${basename(resultPath)}.`);
     }
   }
 
@@ -106,7 +107,7 @@ export class PanelRegistry implements vscode.WebviewPanelSerializer, PanelHost {
     try {
       if (s) result = readResultFile(s.resultPath);
     } catch (e) {
-      this.log(`cannot restore a results panel: ${(e as Error).message}`);
+      this.log(`cannot restore a results panel: ${errorMessage(e)}`);
     }
     if (!s || !result) {
       // The result file was deleted or moved since: a blank panel would only confuse.
@@ -167,7 +168,7 @@ export class PanelRegistry implements vscode.WebviewPanelSerializer, PanelHost {
         const column = p.panel.viewColumn === vscode.ViewColumn.One ? vscode.ViewColumn.Two : vscode.ViewColumn.One;
         editor = await vscode.window.showTextDocument(doc, { viewColumn: column, preserveFocus: true, preview: true });
       } catch (e) {
-        this.log(`cannot open the prompts' source ${source}: ${(e as Error).message}`);
+        this.log(`cannot open the prompts' source ${source}: ${errorMessage(e)}`);
         return;
       }
     }
@@ -206,7 +207,7 @@ export class PanelRegistry implements vscode.WebviewPanelSerializer, PanelHost {
       writeFileSync(target.fsPath, bytes);
       void vscode.window.showInformationMessage(`PatchLens: exported ${basename(target.fsPath)}`);
     } catch (e) {
-      void vscode.window.showErrorMessage(`PatchLens: cannot write ${target.fsPath} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      void vscode.window.showErrorMessage(`PatchLens: cannot write ${target.fsPath} (${errnoReason(e)})`);
     }
   }
 
@@ -229,7 +230,7 @@ export class PanelRegistry implements vscode.WebviewPanelSerializer, PanelHost {
         const { png, sweep: shown } = await p.requestPng();
         await this.saveExport(p, `${shown}.png`, png);
       } catch (e) {
-        void vscode.window.showErrorMessage(`PatchLens: PNG export failed: ${(e as Error).message}`);
+        void vscode.window.showErrorMessage(`PatchLens: PNG export failed: ${errorMessage(e)}`);
       }
     }
   }

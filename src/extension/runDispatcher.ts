@@ -9,6 +9,7 @@ import type { PatchSpec } from '../protocol/spec';
 import { EngineCancelledError, EngineCrashedError, EngineUserError } from './engineClient';
 import { findResultSince, writeFailedResult } from './runHistory';
 import { type QueueEntry, RunQueue } from './runQueue';
+import { errorDetail, errorMessage } from '../common/errorReason';
 
 /** What the run manager needs of the engine (EngineClient, or a fake in tests). */
 export interface EngineLike {
@@ -103,7 +104,7 @@ export class RunDispatcher {
               startedAt,
             });
           } catch (w) {
-            this.log(`cannot write the failure record of ${runId}: ${(w as Error).message}`);
+            this.log(`cannot write the failure record of ${runId}: ${errorMessage(w)}`);
           }
         }
         end = { kind: 'crashed', resultPath, error: e };
@@ -114,8 +115,8 @@ export class RunDispatcher {
         this.ui.info(`PatchLens: ${input.label} was cancelled before it started computing; nothing was written.`);
         return { kind: 'cancelled' };
       } else {
-        const message = e instanceof Error ? e.message : String(e);
-        this.log(`run ${runId} failed: ${e instanceof Error ? (e.stack ?? message) : message}`);
+        const message = errorMessage(e);
+        this.log(`run ${runId} failed: ${errorDetail(e)}`);
         this.ui.error(`PatchLens: the run failed (${message}); see the PatchLens output for details.`);
         return { kind: 'error', message };
       }

@@ -9,6 +9,7 @@ import { type PatchResult, RESULT_FORMAT, type RunStatus } from '../protocol/res
 import type { PatchSpec } from '../protocol/spec';
 import { claimResultPath, readResultFile, RESULT_SUFFIX, safeFileStem, writeResultFile } from '../common/resultFile';
 import pkg from '../../package.json';
+import { errorMessage } from '../common/errorReason';
 
 export interface RunSummary {
   readonly kind: 'result';
@@ -77,7 +78,7 @@ export class RunHistory {
         try {
           entry = summarize(path, readResultFile(path));
         } catch (e) {
-          entry = { kind: 'unreadable', path, reason: e instanceof Error ? e.message : String(e) };
+          entry = { kind: 'unreadable', path, reason: errorMessage(e) };
         }
         this.cache.set(path, { stamp, entry });
       }

@@ -9,6 +9,7 @@ import type { ProgressParams, TokenizeResult } from '../protocol/engineRpc';
 import { BUILTIN_MODELS } from '../common/builtinModelNames';
 import { describeTokens } from './promptSources';
 import type { RunUi } from './runDispatcher';
+import { errorMessage } from '../common/errorReason';
 
 const PHASE_WORDS: Record<ProgressParams['phase'], string> = {
   download: 'downloading',
@@ -203,7 +204,7 @@ export async function askAnswer(opts: {
         (e: unknown) => {
           if (current === mine) {
             box.busy = false;
-            box.validationMessage = { message: `cannot tokenize: ${(e as Error).message}`, severity: vscode.InputBoxValidationSeverity.Error };
+            box.validationMessage = { message: `cannot tokenize: ${errorMessage(e)}`, severity: vscode.InputBoxValidationSeverity.Error };
           }
           return false;
         },

@@ -5,12 +5,13 @@
  *   node --import tsx downloadWorker.ts SOURCE ENDPOINT CACHE_DIR
  */
 import { resolveModelDir } from '../../src/engine/model/hub';
+import { errorMessage } from '../../src/common/errorReason';
 
 const [source, endpoint, cacheDir] = process.argv.slice(2);
 resolveModelDir(source!, { endpoint: endpoint!, cacheDir: cacheDir! }).then(
   (dir) => console.log(dir),
   (e: unknown) => {
-    console.error(e instanceof Error ? e.message : String(e));
+    console.error(errorMessage(e));
     process.exit(1);
   },
 );
