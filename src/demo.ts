@@ -166,7 +166,7 @@ function indexHtml(title: string, intro: string, reading: string, runs: Done[], 
       escapeHtml(corruption),
       `metric: ${escapeHtml(result.metric)}`,
       b ? `baselines: clean ${fmt(b.clean)}, corrupted ${fmt(b.corrupted)}` : '',
-      `model: ${escapeHtml(result.model.id)} (${escapeHtml(result.model.provider)})`,
+      `model: ${escapeHtml(result.model.id)} (${escapeHtml(result.model.provider ?? 'provider unknown')})`,
     ].filter(Boolean);
     const figures = pngs.map((p) => {
       // <name>.<sweep>.png; sweep names have no dots.

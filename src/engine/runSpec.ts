@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import pkg from '../../package.json';
 import type { ProgressParams, RunOutcome, RunParams } from '../protocol/engineRpc';
-import { type PairTokens, type PatchResult, RESULT_FORMAT, type RunStatus } from '../protocol/result';
+import { type ModelInfo, type PairTokens, type PatchResult, RESULT_FORMAT, type RunStatus } from '../protocol/result';
 import type { PatchSpec, ResolvedPair, ResolvedSpec } from '../protocol/spec';
 import type { LoadedModel, ModelCache } from './modelLoader';
 import { parseSpecText } from '../spec/parseSpec';
@@ -18,6 +18,8 @@ export interface RunContext {
   readonly signal?: AbortSignal;
   readonly progress?: (p: Omit<ProgressParams, 'runId'>) => void;
   readonly log?: (message: string) => void;
+  /** The model, as the result will record it, once it is loaded. */
+  readonly modelLoaded?: (model: ModelInfo) => void;
 }
 
 function readSpec(params: RunParams): { spec: PatchSpec; text?: string } {
@@ -60,6 +62,15 @@ export async function runSpec(params: RunParams, ctx: RunContext): Promise<RunOu
     log: ctx.log,
     onDownload: (d) => ctx.progress?.({ phase: 'download', message: `downloading ${d.file}`, done: d.received, ...(d.total !== undefined ? { total: d.total } : {}) }),
   });
+  const cfg = loaded.model.cfg;
+  const model: ModelInfo = {
+    id: loaded.id,
+    config: { nLayers: cfg.nLayers, nHeads: cfg.nHeads, dModel: cfg.dModel, dHead: cfg.dHead, dMlp: cfg.dMlp, dVocab: cfg.dVocab, nCtx: cfg.nCtx },
+    dtype: 'float32',
+    provider: loaded.model.runtime.provider,
+    weightProcessing: 'none',
+  };
+  ctx.modelLoaded?.(model);
   const resolved: ResolvedSpec = resolveSpec(spec, loaded.tokenizer, loaded.model.cfg, {
     file: specFile,
     ...(text !== undefined ? { text } : {}),
@@ -67,20 +78,13 @@ export async function runSpec(params: RunParams, ctx: RunContext): Promise<RunOu
   });
   const outDir = params.outDir ? resolve(params.outDir) : join(dirname(specFile), '.patchlens', 'runs');
   const mode = params.mode ?? 'fast';
-  const cfg = loaded.model.cfg;
   const base = {
     format: RESULT_FORMAT,
     name: resolved.name,
     createdAt: new Date(started).toISOString(),
     spec,
     source: params.selection?.document ?? specFile,
-    model: {
-      id: loaded.id,
-      config: { nLayers: cfg.nLayers, nHeads: cfg.nHeads, dModel: cfg.dModel, dHead: cfg.dHead, dMlp: cfg.dMlp, dVocab: cfg.dVocab, nCtx: cfg.nCtx },
-      dtype: 'float32',
-      provider: loaded.model.runtime.provider,
-      weightProcessing: 'none',
-    },
+    model,
     metric: resolved.metric,
     tokens: resolved.pairs.map((p) => pairTokens(loaded, p)),
   } as const;

@@ -19,6 +19,7 @@ import {
   CANCELLED_CODE,
   type EngineStatus,
   LogNotification,
+  ModelLoadedNotification,
   ProgressNotification,
   RunRequest,
   type TokenizeParams,
@@ -86,6 +87,7 @@ export function serveEngine(connection: MessageConnection): { models: ModelCache
         signal: controller.signal,
         log,
         progress: (p) => void connection.sendNotification(ProgressNotification, { runId: params.runId, ...p }),
+        modelLoaded: (model) => void connection.sendNotification(ModelLoadedNotification, { runId: params.runId, model }),
       });
     } catch (e) {
       // A cancel during the model download or load ends the request without a result file.

@@ -17,6 +17,7 @@ import {
   CANCELLED_CODE,
   type EngineStatus,
   LogNotification,
+  ModelLoadedNotification,
   type ProgressParams,
   ProgressNotification,
   type RunOutcome,
@@ -28,6 +29,7 @@ import {
   TokenizeRequest,
   USER_ERROR_CODE,
 } from '../protocol/engineRpc';
+import type { ModelInfo } from '../protocol/result';
 
 /** The engine process ended while a request was in flight. */
 export class EngineCrashedError extends Error {
@@ -99,6 +101,7 @@ export function fromResponseError(e: unknown): unknown {
 export class EngineClient {
   private engine: Engine | undefined;
   private readonly progressListeners = new Map<string, (p: ProgressParams) => void>();
+  private readonly modelListeners = new Map<string, (m: ModelInfo) => void>();
   private disposed = false;
 
   constructor(private readonly opts: EngineClientOptions) {}
@@ -122,6 +125,7 @@ export class EngineClient {
     createInterface({ input: proc.stderr! }).on('line', (l) => o.log(`[engine] ${l}`));
     connection.onNotification(LogNotification, ({ message }) => o.log(message));
     connection.onNotification(ProgressNotification, (p) => this.progressListeners.get(p.runId)?.(p));
+    connection.onNotification(ModelLoadedNotification, ({ runId, model }) => this.modelListeners.get(runId)?.(model));
     // Writes to a dead engine's stdin fail asynchronously; the exit handler reports the crash.
     proc.stdin!.on('error', () => {});
     connection.onError(([e]) => o.log(`engine connection: ${e.message}`));
@@ -165,12 +169,15 @@ export class EngineClient {
     }
   }
 
-  async run(params: RunParams, onProgress?: (p: ProgressParams) => void): Promise<RunOutcome> {
+  /** Runs a spec; `onModel` hears the model once the engine has loaded it (for the record of a run the engine dies in). */
+  async run(params: RunParams, onProgress?: (p: ProgressParams) => void, onModel?: (m: ModelInfo) => void): Promise<RunOutcome> {
     if (onProgress) this.progressListeners.set(params.runId, onProgress);
+    if (onModel) this.modelListeners.set(params.runId, onModel);
     try {
       return await this.call((c) => c.sendRequest(RunRequest, params));
     } finally {
       this.progressListeners.delete(params.runId);
+      this.modelListeners.delete(params.runId);
     }
   }
 

@@ -5,6 +5,7 @@
  */
 import { basename } from 'node:path';
 import type { EngineStatus, ProgressParams, RunOutcome, RunParams } from '../protocol/engineRpc';
+import type { ModelInfo } from '../protocol/result';
 import type { PatchSpec } from '../protocol/spec';
 import { EngineCancelledError, EngineCrashedError, EngineUserError } from './engineClient';
 import { findResultSince, writeFailedResult } from './runHistory';
@@ -13,7 +14,7 @@ import { errorDetail, errorMessage } from '../common/errorReason';
 
 /** What the run manager needs of the engine (EngineClient, or a fake in tests). */
 export interface EngineLike {
-  run(params: RunParams, onProgress?: (p: ProgressParams) => void): Promise<RunOutcome>;
+  run(params: RunParams, onProgress?: (p: ProgressParams) => void, onModel?: (m: ModelInfo) => void): Promise<RunOutcome>;
   cancel(runId: string): void;
   status(): Promise<EngineStatus | undefined>;
   readonly pid: number | undefined;
@@ -82,11 +83,12 @@ export class RunDispatcher {
     const params: RunParams = { ...input.params, runId };
     this.log(`run ${runId}: ${input.label}`);
     let end: RunEnd;
+    let model: ModelInfo | undefined;
     try {
       const outcome = await this.ui.withProgress(
         `PatchLens: ${input.label}`,
         () => this.queue.cancel(runId),
-        (report) => this.engine.run(params, report),
+        (report) => this.engine.run(params, report, (m) => (model = m)),
       );
       end = { kind: 'finished', outcome };
     } catch (e) {
@@ -100,6 +102,7 @@ export class RunDispatcher {
               spec: input.spec,
               ...(input.source !== undefined ? { source: input.source } : {}),
               modelId: input.modelId,
+              ...(model !== undefined ? { model } : {}),
               message: `${e.message} during the run; the engine restarts with the next run`,
               startedAt,
             });

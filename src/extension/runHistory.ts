@@ -5,7 +5,7 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { type PatchResult, RESULT_FORMAT, type RunStatus } from '../protocol/result';
+import { type ModelInfo, type PatchResult, RESULT_FORMAT, type RunStatus } from '../protocol/result';
 import type { PatchSpec } from '../protocol/spec';
 import { claimResultPath, readResultFile, RESULT_SUFFIX, safeFileStem, writeResultFile } from '../common/resultFile';
 import pkg from '../../package.json';
@@ -123,13 +123,16 @@ export interface FailedRun {
   readonly spec: PatchSpec;
   readonly source?: string;
   readonly modelId: string;
+  /** The model as the engine reported it once loaded; absent when the engine died before that. */
+  readonly model?: ModelInfo;
   readonly message: string;
   readonly startedAt: number;
 }
 
 /**
- * Records a run the engine could not finish (it crashed or was killed). Model details are unknown to
- * the host, so the config is zeros and the provider 'none': the record says what ran and why it failed.
+ * Records a run the engine could not finish (it crashed or was killed): what ran and why it failed,
+ * with the model the engine reported, or only its name (no config, no provider) when the engine died
+ * before it had loaded it.
  */
 export function writeFailedResult(f: FailedRun): string {
   const result: PatchResult = {
@@ -140,13 +143,7 @@ export function writeFailedResult(f: FailedRun): string {
     createdAt: new Date(f.startedAt).toISOString(),
     spec: f.spec,
     ...(f.source !== undefined ? { source: f.source } : {}),
-    model: {
-      id: f.modelId,
-      config: { nLayers: 0, nHeads: 0, dModel: 0, dHead: 0, dMlp: 0, dVocab: 0, nCtx: 0 },
-      dtype: 'float32',
-      provider: 'none',
-      weightProcessing: 'none',
-    },
+    model: f.model ?? { id: f.modelId, dtype: 'float32', weightProcessing: 'none' },
     engine: { version: pkg.version, mode: 'fast', seconds: (Date.now() - f.startedAt) / 1000 },
     metric: f.spec.metric,
     tokens: [],

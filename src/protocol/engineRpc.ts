@@ -1,5 +1,5 @@
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
-import type { RunStatus } from './result';
+import type { ModelInfo, RunStatus } from './result';
 import type { PatchSpec, SourceText } from './spec';
 
 /** The engine's JSON-RPC surface, spoken over the engine child process's stdio. */
@@ -68,6 +68,12 @@ export interface ProgressParams {
   readonly total?: number;
 }
 
+/** Sent once a run's model is loaded, so that a run whose engine dies later still records its model. */
+export interface ModelLoadedParams {
+  readonly runId: string;
+  readonly model: ModelInfo;
+}
+
 export interface TokenizeParams extends EngineSettings {
   readonly model: string;
   readonly baseDir?: string;
@@ -92,4 +98,5 @@ export const TokenizeRequest = new RequestType<TokenizeParams, TokenizeResult, v
 export const StatusRequest = new RequestType<void, EngineStatus, void>('patchlens/status');
 export const CancelNotification = new NotificationType<{ runId: string }>('patchlens/cancel');
 export const ProgressNotification = new NotificationType<ProgressParams>('patchlens/progress');
+export const ModelLoadedNotification = new NotificationType<ModelLoadedParams>('patchlens/modelLoaded');
 export const LogNotification = new NotificationType<{ message: string }>('patchlens/log');

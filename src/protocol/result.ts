@@ -45,10 +45,14 @@ export interface ModelShape {
   readonly nKvHeads?: number;
 }
 
+/**
+ * The model a run used. `config` and `provider` are absent when they are not known: the record of a
+ * run whose engine stopped before it had loaded the model (the engine reports them once it has).
+ */
 export interface ModelInfo {
   /** What the spec or the user named: a hub id, a folder, or a built-in model. */
   readonly id: string;
-  readonly config: ModelShape;
+  readonly config?: ModelShape;
   /** The family that read the checkpoint ('gpt2', 'gpt_neox', 'llama', ...); absent in older files. */
   readonly architecture?: string;
   /** The compute dtype. */
@@ -56,7 +60,7 @@ export interface ModelInfo {
   /** The dtype of the checkpoint's stored weights ('F32', 'BF16', 'F16'), converted to float32 on load. */
   readonly weightsDtype?: string;
   /** The execution provider that ran the model (cpu, webgpu, cuda, ...). */
-  readonly provider: string;
+  readonly provider?: string;
   /** Weight processing applied before the run; PatchLens applies none unless asked. */
   readonly weightProcessing: 'none';
 }

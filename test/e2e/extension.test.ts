@@ -150,6 +150,7 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     const frame = await panelFor('induction-AB');
     const nPos = result.tokens[0]!.clean.ids.length;
     assert.equal(nPos, 41);
+    assert.ok(result.model.config, 'a finished run records its model config');
     const { nLayers, nHeads } = result.model.config;
     // resid_pre is [layer, pos]; the panel starts on the spec's first sweep.
     await waitFor('the resid_pre cells', async () => ((await cellCount(frame)) === nLayers * nPos ? true : undefined), 20_000);

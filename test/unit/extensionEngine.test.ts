@@ -168,6 +168,14 @@ test('an engine killed during a run: the run is recorded as failed, and the next
   const failed = JSON.parse(readFileSync(failedPath, 'utf8')) as PatchResult;
   assert.equal(failed.status, 'failed');
   assert.match(failed.message!, /SIGKILL/);
+  // Killed after its model was loaded: the record has the model as the engine reported it.
+  assert.deepEqual(failed.model, {
+    id: './big',
+    config: { nLayers: 4, nHeads: 4, dModel: 64, dHead: 16, dMlp: 256, dVocab: 50257, nCtx: 64 },
+    dtype: 'float32',
+    provider: 'cpu',
+    weightProcessing: 'none',
+  });
   assert.ok(events.some((e) => e.startsWith('error:') && /engine stopped/.test(e)));
   const next = await second.result;
   assert.equal(next?.kind, 'finished');

@@ -77,6 +77,8 @@ test('a crashed run gets a failed record, unless its result was written before t
   assert.equal(r.status, 'failed');
   assert.equal(r.message, 'the engine process was killed (SIGKILL) during the run');
   assert.deepEqual(r.sweeps, {});
+  // The engine died before it loaded the model: its config and provider are unknown, not zeros.
+  assert.deepEqual(r.model, { id: 'gpt2', dtype: 'float32', weightProcessing: 'none' });
   assert.equal(findResultSince(dir, 'ioi', since), path);
   // An older run of the same name does not count.
   assert.equal(findResultSince(dir, 'ioi', since + 60_000), undefined);
