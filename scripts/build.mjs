@@ -27,7 +27,29 @@ const builds = [
 ].filter((b) => Object.keys(b.entryPoints).length > 0);
 
 if (watch) {
-  for (const b of builds) await (await esbuild.context(b)).watch();
+  // `npm run watch` (VS Code's build task, .vscode/tasks.json): one 'started'/'finished' pair around
+  // each rebuild of any bundle, and each problem on one `file:line:col: severity: text` line, which is
+  // what the task's problem matcher reads.
+  let active = 0;
+  const report = {
+    name: 'watch-report',
+    setup(build) {
+      build.onStart(() => {
+        if (active++ === 0) console.log('[watch] build started');
+      });
+      build.onEnd((result) => {
+        for (const [severity, messages] of [['error', result.errors], ['warning', result.warnings]]) {
+          for (const m of messages) {
+            const l = m.location;
+            console.log(l ? `${l.file}:${l.line}:${l.column + 1}: ${severity}: ${m.text}` : `${severity}: ${m.text}`);
+          }
+        }
+        if (--active === 0) console.log('[watch] build finished');
+      });
+    },
+  };
+  const contexts = await Promise.all(builds.map((b) => esbuild.context({ ...b, logLevel: 'silent', plugins: [report] })));
+  await Promise.all(contexts.map((c) => c.watch()));
 } else {
   await Promise.all(builds.map((b) => esbuild.build(b)));
 }

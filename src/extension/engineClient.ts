@@ -74,6 +74,18 @@ export interface EngineClientOptions {
   readonly onStateChange?: () => void;
 }
 
+/**
+ * Node's inspector flag for the engine process when PATCHLENS_ENGINE_INSPECT names a port (or
+ * host:port), so that a debugger can attach to the engine (.vscode/launch.json, "Attach to the
+ * engine"); undefined when the value is neither.
+ */
+export function engineInspectArgv(value: string): string[] | undefined {
+  const v = value.trim();
+  if (/^\d{1,5}$/.test(v)) return [`--inspect=127.0.0.1:${v}`];
+  if (/^[\w.-]+:\d{1,5}$/.test(v)) return [`--inspect=${v}`];
+  return undefined;
+}
+
 interface Engine {
   readonly proc: ChildProcess;
   readonly connection: MessageConnection;

@@ -2,7 +2,7 @@
 import { dirname, isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
 import { registerCommands, type Services, watchSpecDiagnostics } from './commands';
-import { EngineClient } from './engineClient';
+import { EngineClient, engineInspectArgv } from './engineClient';
 import { PanelRegistry } from './panelRegistry';
 import { RunHistory } from './runHistory';
 import { RunDispatcher } from './runDispatcher';
@@ -30,8 +30,12 @@ export function activate(context: vscode.ExtensionContext): void {
   let runsView: RunsView | undefined;
   const refreshRuns = () => runsView?.refresh();
   let runs: RunDispatcher | undefined;
+  const inspect = process.env.PATCHLENS_ENGINE_INSPECT;
+  const execArgv = inspect ? engineInspectArgv(inspect) : [];
+  if (!execArgv) log.warn(`PATCHLENS_ENGINE_INSPECT=${inspect} is not a port or host:port; the engine starts without the inspector`);
   engine = new EngineClient({
     workerPath: context.asAbsolutePath(join('dist', 'engine', 'worker.js')),
+    ...(execArgv?.length ? { execArgv } : {}),
     log: (l) => log.info(l),
     onStateChange: refreshRuns,
     onUnexpectedExit: (e) => {

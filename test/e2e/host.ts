@@ -1,7 +1,8 @@
 /**
  * A real VS Code host for the end-to-end tests: code-server (installed into .e2e/ by
- * scripts/e2e-setup.sh) with the built .vsix installed into a throw-away profile, driven through
- * Debian's Chromium by playwright-core. Everything the host writes stays under one run folder.
+ * scripts/e2e-setup.sh) with the built .vsix installed into a throw-away profile, or with the source
+ * tree as its extension development path (what F5 does), driven through Debian's Chromium by
+ * playwright-core. Everything the host writes stays under one run folder.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -59,8 +60,12 @@ export interface Host {
   close(): Promise<void>;
 }
 
-/** Starts code-server on `workspace` with `vsix` installed and opens it in Chromium. */
-export async function startHost(opts: { vsix: string; workspace: string; runDir: string; userSettings?: Record<string, unknown> }): Promise<Host> {
+/**
+ * Starts code-server on `workspace` and opens it in Chromium, with `vsix` installed, or with the
+ * extension loaded from `developmentPath` (VS Code's --extensionDevelopmentPath, which code-server
+ * takes from the page's `payload` parameter).
+ */
+export async function startHost(opts: { vsix?: string; developmentPath?: string; workspace: string; runDir: string; userSettings?: Record<string, unknown> }): Promise<Host> {
   const run = opts.runDir;
   for (const d of ['data/User', 'ext', 'home', 'tmp']) mkdirSync(join(run, d), { recursive: true });
   const userSettings = join(run, 'data', 'User', 'settings.json');
@@ -80,10 +85,18 @@ export async function startHost(opts: { vsix: string; workspace: string; runDir:
   );
   const env = { ...process.env, XDG_CONFIG_HOME: join(run, 'home'), XDG_DATA_HOME: join(run, 'home'), XDG_CACHE_HOME: join(run, 'home'), XDG_RUNTIME_DIR: join(run, 'tmp'), TMPDIR: join(run, 'tmp') };
   const cs = [CODE_SERVER, '--extensions-dir', join(run, 'ext'), '--user-data-dir', join(run, 'data')];
-  step('installing the .vsix into the host');
-  execFileSync(process.execPath, [...cs, '--install-extension', opts.vsix], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-  const extName = readdirSync(join(run, 'ext')).find((n) => n.startsWith('patchlens.patchlens-'));
-  if (!extName) throw new Error(`the .vsix did not install (extensions: ${readdirSync(join(run, 'ext')).join(', ')})`);
+  let extensionDir: string;
+  if (opts.vsix !== undefined) {
+    step('installing the .vsix into the host');
+    execFileSync(process.execPath, [...cs, '--install-extension', opts.vsix], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    const extName = readdirSync(join(run, 'ext')).find((n) => n.startsWith('patchlens.patchlens-'));
+    if (!extName) throw new Error(`the .vsix did not install (extensions: ${readdirSync(join(run, 'ext')).join(', ')})`);
+    extensionDir = join(run, 'ext', extName);
+  } else if (opts.developmentPath !== undefined) {
+    extensionDir = opts.developmentPath;
+  } else {
+    throw new Error('startHost needs a vsix or a developmentPath');
+  }
 
   const port = await freePort();
   const log = join(run, 'code-server.log');
@@ -119,7 +132,8 @@ export async function startHost(opts: { vsix: string; workspace: string; runDir:
     if (m.type() === 'error') consoleErrors.push(m.text());
   });
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
-  await page.goto(`${base}/?folder=${encodeURIComponent(opts.workspace)}`, { timeout: 60_000 });
+  const payload = opts.developmentPath === undefined ? '' : `&payload=${encodeURIComponent(JSON.stringify([['extensionDevelopmentPath', `vscode-remote://127.0.0.1:${port}${opts.developmentPath}`]]))}`;
+  await page.goto(`${base}/?folder=${encodeURIComponent(opts.workspace)}${payload}`, { timeout: 60_000 });
   await page.locator('.monaco-workbench .part.statusbar').waitFor({ timeout: 60_000 });
   // Menus and commands exist once the extension host has scanned the extension: its activity-bar
   // entry is the visible sign.
@@ -131,7 +145,7 @@ export async function startHost(opts: { vsix: string; workspace: string; runDir:
     runDir: run,
     workspace: opts.workspace,
     userSettings,
-    extensionDir: join(run, 'ext', extName),
+    extensionDir,
     consoleErrors,
     async close() {
       await browser.close().catch(() => {});

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { ProgressParams } from '../../src/protocol/engineRpc';
 import type { PatchResult } from '../../src/protocol/result';
-import { EngineClient, EngineCrashedError, EngineUserError } from '../../src/extension/engineClient';
+import { EngineClient, EngineCrashedError, engineInspectArgv, EngineUserError } from '../../src/extension/engineClient';
 import { readSelection, selectionSource } from '../../src/extension/promptSources';
 import { RunDispatcher, type RunUi } from '../../src/extension/runDispatcher';
 import { makeTmpDir, writeRandomGpt2Checkpoint } from '../helpers/checkpoint';
@@ -188,4 +188,19 @@ test('an engine that cannot start is one error per request, and the next request
   await assert.rejects(broken.tokenize({ model: './model', baseDir: dir, texts: ['a'] }), EngineCrashedError);
   assert.equal(broken.pid, undefined);
   await broken.dispose();
+});
+
+test('PATCHLENS_ENGINE_INSPECT starts the engine with the inspector on that port, for a debugger to attach', async () => {
+  assert.deepEqual(engineInspectArgv('9230'), ['--inspect=127.0.0.1:9230']);
+  assert.deepEqual(engineInspectArgv(' 0.0.0.0:9230 '), ['--inspect=0.0.0.0:9230']);
+  assert.equal(engineInspectArgv('yes'), undefined);
+  assert.equal(engineInspectArgv('--inspect-brk'), undefined);
+  const lines: string[] = [];
+  const debuggable = new EngineClient({ workerPath: WORKER, execArgv: ['--import', 'tsx', ...engineInspectArgv('0')!], cwd: REPO, log: (l) => lines.push(l) });
+  try {
+    await debuggable.tokenize({ model: './model', baseDir: dir, texts: ['x'] });
+    assert.ok(lines.some((l) => /^\[engine\] Debugger listening on ws:\/\/127\.0\.0\.1:\d+\//.test(l)), lines.join('\n'));
+  } finally {
+    await debuggable.dispose();
+  }
 });
