@@ -13,7 +13,7 @@
 // The canvas binary of a target other than this machine's is installed by npm only on request:
 //   npm install --no-save --os=darwin --cpu=arm64 @napi-rs/canvas
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';

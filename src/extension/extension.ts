@@ -27,9 +27,9 @@ export function activate(context: vscode.ExtensionContext): void {
     return [...new Set([...fromWorkspace, ...extraFolders])];
   };
 
-  let runsView: RunsView | undefined;
-  const refreshRuns = () => runsView?.refresh();
-  let runs: RunDispatcher | undefined;
+  // The engine client and the UI call back into the runs view and the dispatcher created after them;
+  // none of those calls comes before activation ends.
+  const refreshRuns = () => runsView.refresh();
   const inspect = process.env.PATCHLENS_ENGINE_INSPECT;
   const execArgv = inspect ? engineInspectArgv(inspect) : [];
   if (!execArgv) log.warn(`PATCHLENS_ENGINE_INSPECT=${inspect} is not a port or host:port; the engine starts without the inspector`);
@@ -40,7 +40,7 @@ export function activate(context: vscode.ExtensionContext): void {
     onStateChange: refreshRuns,
     onUnexpectedExit: (e) => {
       // During a run the run reports the crash itself (with its failure record).
-      if (!runs?.queue.running()) void vscode.window.showWarningMessage(`PatchLens: ${e.message}; it restarts with the next run.`);
+      if (!runs.queue.running()) void vscode.window.showWarningMessage(`PatchLens: ${e.message}; it restarts with the next run.`);
     },
   });
   const client = engine;
@@ -49,11 +49,11 @@ export function activate(context: vscode.ExtensionContext): void {
     refreshRuns();
     if (show) panels.show(path, true);
   });
-  runs = new RunDispatcher(client, ui, (l) => log.info(l));
-  runsView = new RunsView({
+  const runs = new RunDispatcher(client, ui, (l) => log.info(l));
+  const runsView = new RunsView({
     history,
     folders: resultFolders,
-    queue: () => runs!.entries(),
+    queue: () => runs.entries(),
     engine: async () => {
       const status = await Promise.race([client.status().catch(() => undefined), new Promise<undefined>((r) => setTimeout(() => r(undefined), 1500))]);
       return { pid: client.pid, status };

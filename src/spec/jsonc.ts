@@ -151,7 +151,13 @@ class JsoncReader {
     const first = obj.seen!.get(name);
     if (first !== undefined) {
       const { line } = lineColumn(this.text, first);
-      throw errorAt(this.file, this.info, offset, offset + length, `duplicate key ${quote(name)} ${this.path.length === 0 ? 'at the top level' : `in ${formatPath(this.path)}`} (first on line ${line}); remove one of them`);
+      throw errorAt(
+        this.file,
+        this.info,
+        offset,
+        offset + length,
+        `duplicate key ${quote(name)} ${this.path.length === 0 ? 'at the top level' : `in ${formatPath(this.path)}`} (first on line ${line}); remove one of them`,
+      );
     }
     obj.seen!.set(name, offset);
     obj.key = name;
@@ -193,7 +199,8 @@ class JsoncReader {
       case 'colon':
         return this.fail(at, `expected ':' after the property name ${quote(container!.key!)}, found ${this.describe(at)}`, 'write "name": value');
       case 'after':
-        if (container === undefined) return this.fail(at, `unexpected ${this.describe(at)} after the end of the JSON value`, 'a spec is one JSON object; remove what follows its closing }');
+        if (container === undefined)
+          return this.fail(at, `unexpected ${this.describe(at)} after the end of the JSON value`, 'a spec is one JSON object; remove what follows its closing }');
         if (Array.isArray(container.value)) {
           if (c === undefined) return this.fail(at, 'unexpected end of file inside a list', 'add the closing ]');
           return this.fail(at, `expected ',' or ']' in a list, found ${this.describe(at)}`, 'a comma is probably missing between two items');
@@ -220,8 +227,9 @@ class JsoncReader {
       }
       return this.fail(at, `unexpected word ${quote(w)}`, 'text must be in double quotes; JSON values are numbers, "strings", true, false, null, lists and objects');
     }
-    if (c === "'") return this.fail(at, 'strings need double quotes, not single quotes', "write \"text\" instead of 'text'");
-    if (c === ',' || c === ']' || c === '}' || c === ':') return this.fail(at, `unexpected ${quote(c)} where a value should be`, 'a value is missing, or there is one comma too many');
+    if (c === "'") return this.fail(at, 'strings need double quotes, not single quotes', 'write "text" instead of \'text\'');
+    if (c === ',' || c === ']' || c === '}' || c === ':')
+      return this.fail(at, `unexpected ${quote(c)} where a value should be`, 'a value is missing, or there is one comma too many');
     return this.fail(at, `unexpected ${this.describe(at)}`, 'check the punctuation just before it');
   }
 

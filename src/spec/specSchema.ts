@@ -141,9 +141,12 @@ function ajvMessage(err: ErrorObject, data: unknown): { path: PathSeg[]; useKey:
     }
     case 'enum': {
       const allowed = (p.allowedValues as unknown[]).map(String);
-      const noun =
-        path[0] === 'sweeps' && path.length === 2 ? 'sweep' : where === 'metric' ? 'metric' : where === 'induction.corrupted' ? 'corruption pattern' : 'value';
-      return { path, useKey: false, message: `unknown ${noun} ${typeof err.data === 'string' ? quote(err.data) : describeValue(err.data)} at ${where}; ${didYouMean(err.data, allowed)}` };
+      const noun = path[0] === 'sweeps' && path.length === 2 ? 'sweep' : where === 'metric' ? 'metric' : where === 'induction.corrupted' ? 'corruption pattern' : 'value';
+      return {
+        path,
+        useKey: false,
+        message: `unknown ${noun} ${typeof err.data === 'string' ? quote(err.data) : describeValue(err.data)} at ${where}; ${didYouMean(err.data, allowed)}`,
+      };
     }
     case 'type': {
       const want = String(p.type);
@@ -168,7 +171,11 @@ function ajvMessage(err: ErrorObject, data: unknown): { path: PathSeg[]; useKey:
       const has = String(p.property);
       const missing = String(p.missingProperty);
       const form = has.endsWith('_ids') ? 'token-id prompts' : 'text prompts';
-      return { path: [...path, has], useKey: true, message: `${where} has ${quote(has)} but no ${quote(missing)}; ${form} come in pairs — add ${quote(missing)} (the ${missing.startsWith('clean') ? 'clean' : 'corrupted'} prompt)` };
+      return {
+        path: [...path, has],
+        useKey: true,
+        message: `${where} has ${quote(has)} but no ${quote(missing)}; ${form} come in pairs — add ${quote(missing)} (the ${missing.startsWith('clean') ? 'clean' : 'corrupted'} prompt)`,
+      };
     }
     case 'minItems': {
       const what: Record<string, string> = {
@@ -186,17 +193,26 @@ function ajvMessage(err: ErrorObject, data: unknown): { path: PathSeg[]; useKey:
       const i = Math.min(Number(p.i), Number(p.j));
       const j = Math.max(Number(p.i), Number(p.j));
       const dup = Array.isArray(err.data) ? err.data[j] : undefined;
-      return { path: [...path, j], useKey: false, message: `${where} lists ${typeof dup === 'string' ? quote(dup) : 'a value'} twice (${where}[${i}] and ${where}[${j}]); remove one` };
+      return {
+        path: [...path, j],
+        useKey: false,
+        message: `${where} lists ${typeof dup === 'string' ? quote(dup) : 'a value'} twice (${where}[${i}] and ${where}[${j}]); remove one`,
+      };
     }
     case 'minimum':
     case 'maximum': {
       const bound = `${err.keyword === 'minimum' ? '≥' : '≤'} ${String(p.limit)}`;
       const isId = field.endsWith('_id') || field.endsWith('_ids') || field === 'token_range';
-      const hint = err.keyword === 'minimum' && isId ? 'token ids start at 0' : err.keyword === 'minimum' && field === 'pos' ? 'positions start at 0 (BOS included)' : `use a value ${bound}`;
+      const hint =
+        err.keyword === 'minimum' && isId ? 'token ids start at 0' : err.keyword === 'minimum' && field === 'pos' ? 'positions start at 0 (BOS included)' : `use a value ${bound}`;
       return { path, useKey: false, message: `${where} is ${String(err.data)}, but it must be ${bound}; ${hint}` };
     }
     case 'minLength':
-      return { path, useKey: false, message: `${where} is an empty string; ${field === 'clean' || field === 'corrupted' ? 'write the prompt' : field === 'answer' || field === 'wrong' ? 'write one token of text, e.g. " Alice"' : 'write a value or remove the key'}` };
+      return {
+        path,
+        useKey: false,
+        message: `${where} is an empty string; ${field === 'clean' || field === 'corrupted' ? 'write the prompt' : field === 'answer' || field === 'wrong' ? 'write one token of text, e.g. " Alice"' : 'write a value or remove the key'}`,
+      };
     default:
       return { path, useKey: false, message: `${where} ${err.message ?? 'is not valid'}` };
   }
@@ -222,7 +238,11 @@ function checkRules(spec: PatchSpec, fail: (path: PathSeg[], useKey: boolean, me
   const metric = spec.metric;
   if (spec.induction !== undefined) {
     if (!INDUCTION_METRICS.includes(metric)) {
-      fail(['metric'], false, `metric ${quote(metric)} needs answer and wrong tokens, which an induction spec does not have; use answer_logprob (the demo's metric), answer_prob or kl_divergence`);
+      fail(
+        ['metric'],
+        false,
+        `metric ${quote(metric)} needs answer and wrong tokens, which an induction spec does not have; use answer_logprob (the demo's metric), answer_prob or kl_divergence`,
+      );
     }
     const range = spec.induction.token_range;
     if (range !== undefined && !(range[0] < range[1])) {
@@ -244,8 +264,10 @@ function checkRules(spec: PatchSpec, fail: (path: PathSeg[], useKey: boolean, me
     }
     if (LOGIT_DIFF_METRICS.includes(metric)) {
       if (!hasAnswer) fail(['pairs', i], false, `${at} has no answer; metric ${metric} needs "answer" (the clean prompt's next token, e.g. " Alice") and "wrong" (e.g. " Bob")`);
-      if (!hasWrong) fail(['pairs', i], false, `${at} has no wrong answer; metric ${metric} needs "wrong" (the competing token, usually the corrupted prompt's answer, e.g. " Bob")`);
-      if (pair.targets !== undefined) fail(['pairs', i, 'targets'], true, `${at}.targets: metric ${metric} does not read targets; remove them, or use answer_logprob or answer_prob`);
+      if (!hasWrong)
+        fail(['pairs', i], false, `${at} has no wrong answer; metric ${metric} needs "wrong" (the competing token, usually the corrupted prompt's answer, e.g. " Bob")`);
+      if (pair.targets !== undefined)
+        fail(['pairs', i, 'targets'], true, `${at}.targets: metric ${metric} does not read targets; remove them, or use answer_logprob or answer_prob`);
     }
     if (TARGET_METRICS.includes(metric) && !hasAnswer && pair.targets === undefined) {
       fail(['pairs', i], false, `${at} has no answer; metric ${metric} needs "answer" (scored at the last token, e.g. " Alice") or "targets": [{"pos": …, "token_id": …}]`);
@@ -278,7 +300,12 @@ export function validateSpecValue(value: unknown, file: string, info: TextInfo |
     const direct = errors.filter((e) => !isComposite(e)).slice(0, 200);
     if (direct.length > 0) {
       const messages = direct.map((e) => ajvMessage(e, value));
-      const where = info ? locateMany(info, messages.map((m) => m.path)) : new Map<string, NodePos>();
+      const where = info
+        ? locateMany(
+            info,
+            messages.map((m) => m.path),
+          )
+        : new Map<string, NodePos>();
       const ranked = messages.map((m, k) => {
         const node = where.get(pathKey(m.path));
         return { m, late: LATE.has(direct[k]!.keyword) ? 1 : 0, start: node ? (m.useKey ? (node.keyStart ?? node.start) : node.start) : Infinity, k };
@@ -299,4 +326,3 @@ export function validateSpecValue(value: unknown, file: string, info: TextInfo |
   }
   return value as PatchSpec;
 }
-

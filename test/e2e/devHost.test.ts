@@ -61,8 +61,17 @@ describe('F5: PatchLens from source in a development host', { skip, timeout: 5 *
     const dir = makeTmpDir('e2e-dev');
     const ws = join(dir, 'examples');
     cpSync(join(REPO, 'examples'), ws, { recursive: true });
-    host = await startHost({ developmentPath: REPO, workspace: ws, runDir: join(dir, 'host'), userSettings: { 'patchlens.device': 'cpu', 'patchlens.cacheDir': join(dir, 'model-cache') } });
-    assert.deepEqual(readdirSync(join(dir, 'host', 'ext')).filter((n) => n.startsWith('patchlens')), [], 'nothing was installed: the extension comes from the tree');
+    host = await startHost({
+      developmentPath: REPO,
+      workspace: ws,
+      runDir: join(dir, 'host'),
+      userSettings: { 'patchlens.device': 'cpu', 'patchlens.cacheDir': join(dir, 'model-cache') },
+    });
+    assert.deepEqual(
+      readdirSync(join(dir, 'host', 'ext')).filter((n) => n.startsWith('patchlens')),
+      [],
+      'nothing was installed: the extension comes from the tree',
+    );
 
     const since = Date.now();
     await runCommand(host.page, 'PatchLens: Run Patch File');
@@ -88,6 +97,5 @@ describe('F5: PatchLens from source in a development host', { skip, timeout: 5 *
     );
     assert.equal(result.status, 'done');
     assert.equal(result.model.id, 'induction-2l');
-
   });
 });

@@ -67,7 +67,7 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
   /** The result of run `name` written after `since`, once it exists. */
   function resultAfter(name: string, since: number, timeoutMs = 90_000): Promise<{ path: string; result: PatchResult }> {
     return waitFor(`a result of ${name}`, () => {
-      let files: string[] = [];
+      let files: string[];
       try {
         files = readdirSync(runs).filter((f) => f.endsWith('.result.json'));
       } catch {

@@ -69,7 +69,8 @@ function importViolations(files: readonly { path: string; text: string }[]): str
       if (spec.startsWith('.')) {
         const target = posix.normalize(posix.join(posix.dirname(f.path), spec));
         const to = areaOf(target);
-        if (to === undefined || !rule.mayImport.includes(to)) found.push(`${f.path}: imports ${target} (${to ?? 'outside the source folders'}), but ${area} may import only ${rule.mayImport.join(', ')}`);
+        if (to === undefined || !rule.mayImport.includes(to))
+          found.push(`${f.path}: imports ${target} (${to ?? 'outside the source folders'}), but ${area} may import only ${rule.mayImport.join(', ')}`);
       } else if (spec === 'vscode') {
         if (!rule.vscode) found.push(`${f.path}: imports vscode, which only src/extension may`);
       } else if (isNodeBuiltin(spec) && rule.browserSafe) {
@@ -93,7 +94,10 @@ test('the source tree keeps the import rules', () => {
   const files = [...sourceFiles('src'), ...sourceFiles('webview')];
   assert.ok(files.length > 50, `only ${files.length} files found`);
   for (const a of ['protocol', 'presentation', 'common', 'spec', 'engine', 'extension', 'webview']) {
-    assert.ok(files.some((f) => areaOf(f.path) === a), `no file in ${a}: the rules no longer match the layout`);
+    assert.ok(
+      files.some((f) => areaOf(f.path) === a),
+      `no file in ${a}: the rules no longer match the layout`,
+    );
   }
   assert.deepEqual(importViolations(files), []);
 });
@@ -117,7 +121,10 @@ test('the check finds each kind of violating import', () => {
   }
   // What the rules allow stays allowed.
   const allowed = [
-    { path: 'webview/ok.ts', text: "import { shortValue } from '../src/presentation/resultText';\nimport type { PatchResult } from '../src/protocol/result';\nimport { Chart } from 'chart.js';" },
+    {
+      path: 'webview/ok.ts',
+      text: "import { shortValue } from '../src/presentation/resultText';\nimport type { PatchResult } from '../src/protocol/result';\nimport { Chart } from 'chart.js';",
+    },
     { path: 'src/extension/ok.ts', text: "import * as vscode from 'vscode';\nimport { parseSpecText } from '../spec/parseSpec';\nimport { readFileSync } from 'node:fs';" },
     { path: 'src/engine/ok.ts', text: "import { parseSpecText } from '../spec/parseSpec';\nimport pkg from '../../package.json';" },
   ];

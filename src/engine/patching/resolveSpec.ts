@@ -47,11 +47,7 @@ const ANSWER_PROBE_CHARS = 256;
 function defaultName(file: string): string {
   const base = basename(file);
   const lower = base.toLowerCase();
-  const stem = lower.endsWith(SPEC_FILE_SUFFIX)
-    ? base.slice(0, -SPEC_FILE_SUFFIX.length)
-    : lower.endsWith('.json')
-      ? base.slice(0, -'.json'.length)
-      : base;
+  const stem = lower.endsWith(SPEC_FILE_SUFFIX) ? base.slice(0, -SPEC_FILE_SUFFIX.length) : lower.endsWith('.json') ? base.slice(0, -'.json'.length) : base;
   return stem === '' ? 'patch' : stem;
 }
 
@@ -151,7 +147,10 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
     if (text.length > probe) {
       const head = tok.encode(text.slice(0, probe)).ids.length + (prependBos ? 1 : 0);
       if (head > cfg.nCtx) {
-        fail(['pairs', i, which], `pairs[${i}].${which} is ${text.length} characters, and its first ${probe} alone are ${head} tokens${prependBos ? ' (with BOS)' : ''}, but the model's context is ${cfg.nCtx} (n_ctx); shorten the prompt`);
+        fail(
+          ['pairs', i, which],
+          `pairs[${i}].${which} is ${text.length} characters, and its first ${probe} alone are ${head} tokens${prependBos ? ' (with BOS)' : ''}, but the model's context is ${cfg.nCtx} (n_ctx); shorten the prompt`,
+        );
       }
     }
     const enc = tok.encode(text);
@@ -229,7 +228,10 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
       const n = out.clean.length;
       out.targets = pair.targets.map((t, j) => {
         if (t.pos >= n) {
-          fail(['pairs', i, 'targets'], `pairs[${i}].targets[${j}].pos is ${t.pos}, but the sequence has ${n} tokens${prependBos && textForm ? ' (BOS included)' : ''}, so positions go 0…${n - 1}; the logits at pos predict the token after it`);
+          fail(
+            ['pairs', i, 'targets'],
+            `pairs[${i}].targets[${j}].pos is ${t.pos}, but the sequence has ${n} tokens${prependBos && textForm ? ' (BOS included)' : ''}, so positions go 0…${n - 1}; the logits at pos predict the token after it`,
+          );
         }
         checkId(['pairs', i, 'targets'], t.token_id, `pairs[${i}].targets[${j}].token_id`);
         return { pos: t.pos, token: t.token_id };
@@ -245,7 +247,11 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
     if (hi > vocab) fail(['induction', 'token_range'], `induction.token_range [${lo}, ${hi}] goes past the model's vocabulary of ${vocab} tokens; use hi ≤ ${vocab}`);
     const length = ind.length ?? INDUCTION_DEFAULTS.length;
     const total = 2 * length + (prependBos ? 1 : 0);
-    if (total > cfg.nCtx) fail(['induction', 'length'], `induction.length ${length} gives ${total} tokens, but the model's context is ${cfg.nCtx} (n_ctx); use length ≤ ${Math.floor((cfg.nCtx - (prependBos ? 1 : 0)) / 2)}`);
+    if (total > cfg.nCtx)
+      fail(
+        ['induction', 'length'],
+        `induction.length ${length} gives ${total} tokens, but the model's context is ${cfg.nCtx} (n_ctx); use length ≤ ${Math.floor((cfg.nCtx - (prependBos ? 1 : 0)) / 2)}`,
+      );
     pairs = generateInduction(ind, prependBos ? bos : undefined);
   } else {
     pairs = (spec.pairs ?? []).map((pair, i) => resolvePair(pair, i));
