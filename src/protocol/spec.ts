@@ -5,7 +5,7 @@
  * keeps the two in step.
  */
 
-/** TransformerLens's `get_act_patch_*` sweeps (DESIGN.md, Sweeps). */
+/** TransformerLens's `get_act_patch_*` sweeps (README, Sweeps; adding one: docs/ARCHITECTURE.md). */
 export const SWEEP_NAMES = [
   'resid_pre',
   'resid_mid',

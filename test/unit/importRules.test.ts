@@ -1,5 +1,5 @@
 /**
- * The layout's rules (README, Layout), checked on the real source tree: three processes that
+ * The layout's rules (docs/ARCHITECTURE.md, Folders), checked on the real source tree: three processes that
  * share only what may cross between them. Imports are read with TypeScript's own pre-processor
  * (static, type-only, re-exports, dynamic import() and require()), not with a regular expression.
  */
