@@ -96,8 +96,8 @@ function halfToFloatTable(): Float32Array {
   return (f16Table = t);
 }
 
-/** Converts `count` values of `dtype` at `buf[at...]` to float32; F32 may return a view of `buf`. */
-function convert(buf: Buffer, at: number, count: number, dtype: string): Float32Array {
+/** Converts `count` values of `dtype` (F32, F16, BF16, F64) at `buf[at...]` to float32; F32 may return a view of `buf`. */
+export function toFloat32(buf: Buffer, at: number, count: number, dtype: string): Float32Array {
   if (dtype === 'F32') {
     const off = buf.byteOffset + at;
     // Zero-copy when aligned: GPT-2 small is 500 MB, a second copy would double peak memory.
@@ -124,7 +124,7 @@ function convert(buf: Buffer, at: number, count: number, dtype: string): Float32
 // size each tensor is read into its own memory instead, which is still one copy of the weights.
 const WHOLE_FILE_LIMIT = 1 << 30;
 
-function readFully(fd: number, into: Buffer, position: number): void {
+export function readFully(fd: number, into: Buffer, position: number): void {
   let done = 0;
   while (done < into.length) {
     // Bounded chunks: a single readSync call can't move more than 2 GiB.
@@ -203,12 +203,12 @@ export function readSafetensors(
     for (const [name, e] of entries) {
       const count = numel(e.shape);
       let data: Float32Array;
-      if (whole) data = convert(file!, dataStart + e.begin, count, e.dtype);
+      if (whole) data = toFloat32(file!, dataStart + e.begin, count, e.dtype);
       else {
         // Allocating the tensor's own storage and reading straight into it avoids a copy.
         const own = Buffer.allocUnsafeSlow(e.end - e.begin);
         readFully(fd, own, dataStart + e.begin);
-        data = convert(own, 0, count, e.dtype);
+        data = toFloat32(own, 0, count, e.dtype);
       }
       out.set(name, { shape: [...e.shape], data });
     }
