@@ -4,24 +4,17 @@
  * tests check that each checkpoint layout lands on the right flags; these check each flag itself, with
  * random weights built directly in the engine's layout and converted here to the reference's per-head form.
  */
-import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HookedTransformer } from '../../src/engine/hookedTransformer';
-import { allHookNames } from '../../src/engine/hooks';
 import type { ModelConfig } from '../../src/engine/model/config';
 import { blockWeightShapes, type BlockWeights, type ModelWeights } from '../../src/engine/model/weights';
-import { runPatching } from '../../src/engine/patching/runPatching';
 import { uniform } from '../../src/engine/random';
 import { Runtime } from '../../src/engine/runtime';
 import type { Tensor32 } from '../../src/engine/tensor';
-import { SWEEP_NAMES, type ResolvedPair, type SweepName } from '../../src/protocol/spec';
 import { gpt2Config } from '../helpers/configs';
-import { maxAbsDiff, seededInts } from '../helpers/models';
-import { referenceForward, type RefBlock, type RefModel } from '../helpers/reference';
+import { type RefBlock, type RefModel } from '../helpers/reference';
+import { expectForwardMatches, expectSweepsMatch } from '../helpers/referenceChecks';
 import { splitHeadColumns, transpose } from '../helpers/referenceModels';
-import { referenceSweep, refLogitDiff, type SweepName as RefSweepName } from '../helpers/referencePatching';
-
-const TOL = 1e-4;
 
 const invFreq = (dim: number, base: number) => Array.from({ length: dim / 2 }, (_, i) => base ** (-(2 * i) / dim));
 
@@ -132,41 +125,12 @@ CASES.forEach(([label, cfg], i) => {
   test(`${label}: logits and every hook point equal the float64 reference`, async () => {
     const w = randomWeights(cfg, 100 + i);
     const model = new HookedTransformer(cfg, w, await (runtime ??= Runtime.create('cpu')));
-    const rnd = seededInts(7 + i);
-    const ids = Array.from({ length: 2 }, () => Array.from({ length: 7 }, () => rnd(0, cfg.dVocab)));
-    const got = await model.runWithCache(ids);
-    const ref = referenceForward(toReference(cfg, w), ids);
-    assert.ok(maxAbsDiff(got.logits.data, ref.logits.data) <= TOL, `logits differ by ${maxAbsDiff(got.logits.data, ref.logits.data)}`);
-    const names = allHookNames(cfg);
-    assert.deepEqual([...got.cache.keys()].sort(), [...ref.cache.keys()].sort(), 'the engine has exactly the reference\'s hook points');
-    for (const name of names) {
-      const a = got.cache.get(name)!;
-      const r = ref.cache.get(name)!;
-      assert.deepEqual(a.shape, r.shape, name);
-      assert.ok(maxAbsDiff(a.data, r.data) <= TOL, `${name} differs by ${maxAbsDiff(a.data, r.data)}`);
-    }
+    await expectForwardMatches(model, toReference(cfg, w), cfg, 7 + i);
   });
 
   test(`${label}: every sweep the model has, fast and naive, equals the reference's naive loop`, async () => {
     const w = randomWeights(cfg, 200 + i);
     const model = new HookedTransformer(cfg, w, await (runtime ??= Runtime.create('cpu')));
-    const ref = toReference(cfg, w);
-    const rnd = seededInts(30 + i);
-    const P = 6;
-    const pairs: ResolvedPair[] = [0, 1].map(() => {
-      const clean = Array.from({ length: P }, () => rnd(0, cfg.dVocab));
-      return { clean, corrupted: clean.map((t, k) => (k % 2 ? rnd(0, cfg.dVocab) : t)), answer: rnd(0, cfg.dVocab), wrong: rnd(0, cfg.dVocab) };
-    });
-    const hasMlp = (s: SweepName) => !cfg.attnOnly || !/resid_mid|mlp_out|block_every/.test(s);
-    const sweeps = SWEEP_NAMES.filter(hasMlp).filter((s) => !(cfg.parallelAttnMlp && s === 'resid_mid'));
-    const metric = refLogitDiff([P - 1, P - 1], pairs.map((p) => [p.answer!, p.wrong!]));
-    const want = new Map(sweeps.map((name) => [name, referenceSweep(ref, pairs.map((p) => p.clean), pairs.map((p) => p.corrupted), name as RefSweepName, metric)]));
-    for (const mode of ['fast', 'naive'] as const) {
-      const out = await runPatching(model, { name: 't', model: undefined, metric: 'logit_diff', sweeps, prependBos: false, pairs }, { mode, memoryBudgetMiB: 0.02 });
-      for (const name of sweeps) {
-        const d = maxAbsDiff(out.sweeps[name]!.values, want.get(name)!.values);
-        assert.ok(d <= TOL, `${mode} ${name}: max abs diff ${d}`);
-      }
-    }
+    await expectSweepsMatch(model, toReference(cfg, w), cfg, 30 + i);
   });
 });

@@ -7,37 +7,19 @@ import { runPatching } from '../../src/engine/patching/runPatching';
 import type { PatchingMode } from '../../src/protocol/engineRpc';
 import { referenceSweep, refLogitDiff, refSweepAxes, type SweepName as RefSweepName } from '../helpers/referencePatching';
 import { type RefActivation } from '../helpers/reference';
-import { loadTestModel, maxAbsDiff, randomModel, seededInts, type TestModel } from '../helpers/models';
+import { expectGoldenMatches, loadGolden, sameAxes } from '../helpers/golden';
+import { maxAbsDiff, randomModel, seededInts, type TestModel } from '../helpers/models';
 
-const GOLDEN = join(__dirname, '../fixtures/golden/gpt2-2l4h');
 const TOL = 1e-4;
 const MODES: PatchingMode[] = ['naive', 'fast'];
 
-/** Our 'component' axis is what the golden files and TransformerLens's hints call the stacked axis. */
-const sameAxes = (ours: string[], theirs: string[]) => ours.map((a) => (a === 'component' ? theirs[0] : a));
-
 for (const mode of MODES) {
   test(`${mode}: every sweep on the golden checkpoint equals the TransformerLens-checked values`, async () => {
-    const { model } = await loadTestModel(join(GOLDEN, 'model'));
-    const spec = JSON.parse(readFileSync(join(GOLDEN, 'golden.patch.json'), 'utf8'));
-    const pairs: ResolvedPair[] = spec.pairs.map((p: Record<string, unknown>) => ({
-      clean: p.clean_ids, corrupted: p.corrupted_ids, answer: p.answer_id, wrong: p.wrong_id,
-    }));
-    const resolved: ResolvedSpec = { name: 'golden', model: 'model', metric: 'logit_diff', sweeps: [...SWEEP_NAMES], prependBos: false, pairs };
-    const out = await runPatching(model, resolved, { mode });
-    assert.equal(out.status, 'done');
-    for (const name of SWEEP_NAMES) {
-      const expected = JSON.parse(readFileSync(join(GOLDEN, 'expected', `${name}.json`), 'utf8'));
-      const got = out.sweeps[name]!;
-      assert.deepEqual(got.shape, expected.shape, name);
-      assert.deepEqual(sameAxes(got.axes, expected.axes), expected.axes, name);
-      const d = maxAbsDiff(got.values, (expected.values as unknown[]).flat(4) as number[]);
-      assert.ok(d <= TOL, `${name}: max abs diff ${d}`);
-      assert.ok(Math.abs(out.baselines.clean - expected.clean_logit_diff) <= TOL);
-      assert.ok(Math.abs(out.baselines.corrupted - expected.corrupted_logit_diff) <= TOL);
-    }
-    const norm = JSON.parse(readFileSync(join(GOLDEN, 'expected', 'resid_pre.normalized_logit_diff.json'), 'utf8'));
-    const n = await runPatching(model, { ...resolved, metric: 'normalized_logit_diff', sweeps: ['resid_pre'] }, { mode });
+    await expectGoldenMatches('gpt2-2l4h', mode);
+    const { dir, model, spec } = await loadGolden('gpt2-2l4h');
+    assert.equal(spec.sweeps.length, SWEEP_NAMES.length, 'GPT-2 has every sweep');
+    const norm = JSON.parse(readFileSync(join(dir, 'expected', 'resid_pre.normalized_logit_diff.json'), 'utf8'));
+    const n = await runPatching(model.model, { ...spec, metric: 'normalized_logit_diff', sweeps: ['resid_pre'] }, { mode });
     assert.ok(maxAbsDiff(n.sweeps.resid_pre!.values, (norm.values as number[][]).flat()) <= TOL);
   });
 }

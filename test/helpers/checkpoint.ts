@@ -17,7 +17,7 @@ export function makeTmpDir(prefix: string): string {
 }
 
 /** Standard normal samples (Box-Muller) from a seeded PRNG, so checkpoints are reproducible. */
-function normalSource(seed: number): () => number {
+export function normalSource(seed: number): () => number {
   const u = uniform(seed);
   let spare: number | undefined;
   return () => {

@@ -2,11 +2,12 @@
  * Reads a checkpoint folder into the float64 reference's TransformerLens form, one adapter per family,
  * each written from that family's Hugging Face modelling code (which tensor is which, how heads are laid
  * out, what the config keys mean) and not from the engine's loaders: the engine's layout conversion is
- * part of what the reference checks. Only the file formats (safetensors) are read with the engine's
+ * part of what the reference checks. Only the file formats (safetensors, .pth) are read with the engine's
  * readers, which have tests of their own.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readPthStateDict } from '../../src/engine/model/pth';
 import { readSafetensors } from '../../src/engine/model/safetensors';
 import type { RefConfig, RefModel } from './reference';
 
@@ -147,8 +148,161 @@ const gpt2: ReferenceFamily = {
   },
 };
 
+/**
+ * Hugging Face GPTNeoXForCausalLM (modeling_gpt_neox.py). GPTNeoXAttention views query_key_value's output
+ * as [.., heads, 3·head_size] and takes q, k, v as the three head_size slices of each head, so row
+ * h·3E + j·E + e of the [3D, D] weight is head h's q (j = 0), k (1) or v (2) dim e. Rotary: the first
+ * rotary_ndims = int(head_size · rotary_pct) dims, inv_freq = base^(-2i/rotary_ndims). GPTNeoXLayer adds
+ * attention and MLP (each on its own LayerNorm of the input) to the input when use_parallel_residual,
+ * else runs them one after the other. nn.Linear weights are [out, in]; embed_out is untied by default, and
+ * a tied model unembeds with embed_in.
+ */
+const gptNeox: ReferenceFamily = {
+  recognizes: (c) => c.model_type === 'gpt_neox',
+  load(c, dir) {
+    const D = c.hidden_size as number;
+    const H = c.num_attention_heads as number;
+    const E = D / H;
+    const M = c.intermediate_size as number;
+    const V = c.vocab_size as number;
+    const L = c.num_hidden_layers as number;
+    const rotaryNdims = Math.floor(E * ((c.rotary_pct as number | undefined) ?? 0.25));
+    const base = (c.rotary_emb_base as number | undefined) ?? 10000;
+    // GPTNeoXLinearScalingRotaryEmbedding divides the positions by rope_scaling.factor.
+    const scaling = c.rope_scaling as { type?: string; factor?: number } | null | undefined;
+    const factor = scaling?.type === 'linear' ? scaling.factor! : 1;
+    const invFreq = Array.from({ length: rotaryNdims / 2 }, (_, i) => 1 / base ** ((2 * i) / rotaryNdims) / factor);
+    const acts: Record<string, RefConfig['act']> = { gelu: 'gelu', gelu_new: 'gelu_new', gelu_fast: 'gelu_new', relu: 'relu' };
+    const cfg = baseConfig({
+      nLayers: L,
+      nHeads: H,
+      dModel: D,
+      dMlp: M,
+      dVocab: V,
+      nCtx: c.max_position_embeddings as number,
+      eps: (c.layer_norm_eps as number | undefined) ?? 1e-5,
+      act: acts[(c.hidden_act as string | undefined) ?? 'gelu']!,
+      positional: 'rotary',
+      rotaryDim: rotaryNdims,
+      rotaryInvFreq: new Array<number[]>(L).fill(invFreq),
+      parallel: (c.use_parallel_residual as boolean | undefined) ?? true,
+    });
+    const t = rawTensors(dir, ['gpt_neox.']);
+    const g = (n: string) => f64(t.get(n), n);
+    // attention_bias: false has no attention biases; HF's _init_weights zeroes a missing one anyway.
+    const orZeros = (n: string, len: number) => (t.has(n) ? g(n) : new Float64Array(len));
+    const blocks = Array.from({ length: L }, (_, l) => {
+      const p = `layers.${l}.`;
+      const qkv = g(`${p}attention.query_key_value.weight`); // [3D, D]
+      const qkvB = orZeros(`${p}attention.query_key_value.bias`, 3 * D);
+      const part = (j: number) => {
+        const W = new Float64Array(H * D * E);
+        const b = new Float64Array(H * E);
+        for (let h = 0; h < H; h++) {
+          for (let e = 0; e < E; e++) {
+            const row = h * 3 * E + j * E + e;
+            for (let d = 0; d < D; d++) W[(h * D + d) * E + e] = qkv[row * D + d]!;
+            b[h * E + e] = qkvB[row]!;
+          }
+        }
+        return { W, b };
+      };
+      const [q, k, v] = [part(0), part(1), part(2)];
+      return {
+        ln1W: g(`${p}input_layernorm.weight`),
+        ln1B: g(`${p}input_layernorm.bias`),
+        W_Q: q.W,
+        b_Q: q.b,
+        W_K: k.W,
+        b_K: k.b,
+        W_V: v.W,
+        b_V: v.b,
+        // dense maps the merged heads (h·E + e) to D: W_O[h, e, d] = dense.weight[d, h·E + e].
+        W_O: transpose(g(`${p}attention.dense.weight`), D, D),
+        b_O: orZeros(`${p}attention.dense.bias`, D),
+        ln2W: g(`${p}post_attention_layernorm.weight`),
+        ln2B: g(`${p}post_attention_layernorm.bias`),
+        W_in: transpose(g(`${p}mlp.dense_h_to_4h.weight`), M, D),
+        b_in: g(`${p}mlp.dense_h_to_4h.bias`),
+        W_out: transpose(g(`${p}mlp.dense_4h_to_h.weight`), D, M),
+        b_out: g(`${p}mlp.dense_4h_to_h.bias`),
+      };
+    });
+    const unembed = c.tie_word_embeddings ? g('embed_in.weight') : g('embed_out.weight');
+    return {
+      cfg,
+      W_E: g('embed_in.weight'),
+      embedScale: 1,
+      blocks,
+      lnfW: g('final_layer_norm.weight'),
+      lnfB: g('final_layer_norm.bias'),
+      W_U: transpose(unembed, V, D),
+      b_U: new Float64Array(V),
+    };
+  },
+};
+
+/**
+ * TransformerLens-native checkpoints (NeelNanda/*): config.json in HookedTransformerConfig's terms and a
+ * *final.pth state dict whose parameters already have TransformerLens's names and shapes, which are the
+ * reference's own: W_Q [H, D, E], b_Q [H, E], W_O [H, E, D], W_U [D, V], SoLU's mlp.ln. Shortformer
+ * positions when shortformer_pos (or positional_embedding_type 'shortformer').
+ */
+const transformerLens: ReferenceFamily = {
+  recognizes: (c) => 'd_model' in c && 'attn_only' in c,
+  load(c, dir) {
+    const pth = readdirSync(dir).find((n) => n.endsWith('final.pth'));
+    if (!pth) throw new Error(`reference: no *final.pth in ${dir}`);
+    // Buffers such as the bool attention masks are not parameters.
+    const dict = readPthStateDict(join(dir, pth));
+    const sd = dict.read((n) => dict.header.get(n)!.dtype !== 'BOOL');
+    const g = (n: string) => f64(sd.get(n), n);
+    const L = c.n_layers as number;
+    const attnOnly = c.attn_only as boolean;
+    const shortformer = c.positional_embedding_type === 'shortformer' || c.shortformer_pos === true;
+    const cfg = baseConfig({
+      nLayers: L,
+      nHeads: c.n_heads as number,
+      dHead: c.d_head as number,
+      dModel: c.d_model as number,
+      dMlp: c.d_mlp as number,
+      dVocab: c.d_vocab as number,
+      nCtx: c.n_ctx as number,
+      eps: (c.ln_eps as number | undefined) ?? 1e-5,
+      act: attnOnly ? 'gelu' : (c.act_fn as RefConfig['act']),
+      positional: shortformer ? 'shortformer' : 'standard',
+      attnOnly,
+    });
+    const blocks = Array.from({ length: L }, (_, l) => {
+      const b = (n: string) => g(`blocks.${l}.${n}`);
+      return {
+        ln1W: b('ln1.w'), ln1B: b('ln1.b'),
+        W_Q: b('attn.W_Q'), b_Q: b('attn.b_Q'), W_K: b('attn.W_K'), b_K: b('attn.b_K'), W_V: b('attn.W_V'), b_V: b('attn.b_V'),
+        W_O: b('attn.W_O'), b_O: b('attn.b_O'),
+        ...(attnOnly
+          ? {}
+          : {
+              ln2W: b('ln2.w'), ln2B: b('ln2.b'), W_in: b('mlp.W_in'), b_in: b('mlp.b_in'), W_out: b('mlp.W_out'), b_out: b('mlp.b_out'),
+              ...(c.act_fn === 'solu_ln' ? { mlpLnW: b('mlp.ln.w'), mlpLnB: b('mlp.ln.b') } : {}),
+            }),
+      };
+    });
+    return {
+      cfg,
+      W_E: g('embed.W_E'),
+      embedScale: 1,
+      W_pos: g('pos_embed.W_pos'),
+      blocks,
+      lnfW: g('ln_final.w'),
+      lnfB: g('ln_final.b'),
+      W_U: g('unembed.W_U'),
+      b_U: g('unembed.b_U'),
+    };
+  },
+};
+
 /** Every family the reference reads; a new family adds its adapter here. */
-const FAMILIES: readonly ReferenceFamily[] = [gpt2];
+const FAMILIES: readonly ReferenceFamily[] = [gpt2, gptNeox, transformerLens];
 
 const loaded = new Map<string, RefModel>();
 

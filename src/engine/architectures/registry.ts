@@ -4,9 +4,11 @@ import { modelParamCount } from '../model/weights';
 import { UserError } from '../../common/userError';
 import type { Architecture } from './architecture';
 import { gpt2 } from './gpt2';
+import { gptNeox } from './gptNeox';
+import { transformerLens } from './transformerLens';
 
 /** Every family PatchLens reads, in the order a config.json is offered to them. */
-export const ARCHITECTURES: readonly Architecture[] = [gpt2];
+export const ARCHITECTURES: readonly Architecture[] = [gpt2, gptNeox, transformerLens];
 
 const describeConfig = (c: Readonly<Record<string, unknown>>): string => {
   if (typeof c.model_type === 'string') return `model_type '${c.model_type}'`;

@@ -114,7 +114,7 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
     const node = path.length === 3 && path[0] === 'pairs' ? nodes.get(`${path[1]}/${path[2]}`) : info ? locateNearest(info, path) : undefined;
     throw errorAt(file, info, node ? (useKey ? (node.keyStart ?? node.start) : node.start) : undefined, node?.end, message);
   };
-  const prependBos = spec.prepend_bos ?? true;
+  const prependBos = spec.prepend_bos ?? cfg.defaultPrependBos;
   const vocab = cfg.dVocab;
   const bos = cfg.bosTokenId;
 

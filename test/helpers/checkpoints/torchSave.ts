@@ -171,10 +171,11 @@ export function torchZip(files: readonly { readonly name: string; readonly data:
 }
 
 export type SavedDtype = 'F32' | 'F16' | 'BF16' | 'F64';
-const STORAGE_TYPE: Record<SavedDtype, string> = { F32: 'FloatStorage', F16: 'HalfStorage', BF16: 'BFloat16Storage', F64: 'DoubleStorage' };
+const STORAGE_TYPE: Record<SavedDtype | 'BOOL', string> = { F32: 'FloatStorage', F16: 'HalfStorage', BF16: 'BFloat16Storage', F64: 'DoubleStorage', BOOL: 'BoolStorage' };
 
-function storageBytes(data: Float32Array, dtype: SavedDtype): Buffer {
+function storageBytes(data: Float32Array, dtype: SavedDtype | 'BOOL'): Buffer {
   const n = data.length;
+  if (dtype === 'BOOL') return Buffer.from(Array.from(data, (v) => (v ? 1 : 0)));
   if (dtype === 'F32') return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   if (dtype === 'F64') {
     const b = Buffer.alloc(8 * n);
@@ -204,15 +205,16 @@ function storageBytes(data: Float32Array, dtype: SavedDtype): Buffer {
 
 /**
  * torch.save(state_dict, path) for contiguous tensors, one storage each, keys '0', '1', ... in order, as
- * torch writes them; `root` is the archive's folder (torch names it after the file).
+ * torch writes them; `root` is the archive's folder (torch names it after the file). `bool` names the
+ * tensors stored as torch.bool (masks), whatever `dtype` the others have.
  */
-export function torchSave(path: string, tensors: Record<string, Tensor32>, opts: { dtype?: SavedDtype; root?: string } = {}): void {
-  const dtype = opts.dtype ?? 'F32';
+export function torchSave(path: string, tensors: Record<string, Tensor32>, opts: { dtype?: SavedDtype; root?: string; bool?: (name: string) => boolean } = {}): void {
   const root = opts.root ?? 'archive';
   const names = Object.keys(tensors);
-  const pkl = pickleStateDict(names.map((n, i) => [n, { storage: String(i), storageType: STORAGE_TYPE[dtype], numel: tensors[n]!.data.length, shape: tensors[n]!.shape }]));
+  const dtype = (n: string) => (opts.bool?.(n) ? 'BOOL' : (opts.dtype ?? 'F32'));
+  const pkl = pickleStateDict(names.map((n, i) => [n, { storage: String(i), storageType: STORAGE_TYPE[dtype(n)], numel: tensors[n]!.data.length, shape: tensors[n]!.shape }]));
   const files = [{ name: `${root}/data.pkl`, data: pkl }];
-  names.forEach((n, i) => files.push({ name: `${root}/data/${i}`, data: storageBytes(tensors[n]!.data, dtype) }));
+  names.forEach((n, i) => files.push({ name: `${root}/data/${i}`, data: storageBytes(tensors[n]!.data, dtype(n)) }));
   files.push({ name: `${root}/version`, data: Buffer.from('3\n') }, { name: `${root}/byteorder`, data: Buffer.from('little') });
   writeFileSync(path, torchZip(files));
 }
