@@ -1,63 +1,118 @@
-// Writes a random-weight GPT-2 checkpoint in Hugging Face format, for tests, demos and benchmarks:
-//   npx tsx scripts/make-checkpoint.ts OUT_DIR --layers 2 --heads 4 --d-model 32 --vocab 1000 --ctx 64 --seed 1 [--d-mlp N] [--scale S] [--tokenizer]
+// Writes a random-weight checkpoint in a family's exact hub layout, for tests, demos and benchmarks:
+//   npx tsx scripts/make-checkpoint.ts OUT_DIR [--arch gpt2|gpt_neox|transformer_lens] --layers 2 --heads 4 --d-model 32 --vocab 1000 --ctx 64 --seed 1 ...
+import { parseArgs } from 'node:util';
 import { writeRandomGpt2Checkpoint } from '../test/helpers/checkpoint';
+import { writeRandomNeoxCheckpoint } from '../test/helpers/checkpoints/neox';
+import { writeRandomTlCheckpoint } from '../test/helpers/checkpoints/transformerLens';
 
-const USAGE =
-  'usage: npx tsx scripts/make-checkpoint.ts OUT_DIR [--layers N] [--heads N] [--d-model N] [--d-mlp N] [--vocab N] [--ctx N] [--seed N] [--scale S] [--tokenizer]';
+const USAGE = `usage: npx tsx scripts/make-checkpoint.ts OUT_DIR [--arch A] [--layers N] [--heads N] [--d-model N] [--d-mlp N] [--vocab N] [--ctx N] [--seed N] [--scale S]
+  --arch gpt2              Hugging Face GPT-2 (default); --tokenizer adds GPT-2's tokenizer (needs --vocab 50257)
+  --arch gpt_neox          Hugging Face GPT-NeoX / Pythia; --rotary-pct P (default 0.25), --sequential, --tied
+  --arch transformer_lens  TransformerLens-native (config.json + model_final.pth); --attn-only, --act solu_ln|gelu|gelu_new|relu, --shortformer`;
+
+const INTS = ['layers', 'heads', 'd-model', 'd-mlp', 'vocab', 'ctx', 'seed'] as const;
+const ARCHS = ['gpt2', 'gpt_neox', 'transformer_lens'] as const;
+const ACTS = ['solu_ln', 'gelu', 'gelu_new', 'relu'] as const;
+// Which options only some families take.
+const ONLY: Record<string, (typeof ARCHS)[number]> = { tokenizer: 'gpt2', 'rotary-pct': 'gpt_neox', sequential: 'gpt_neox', tied: 'gpt_neox', 'attn-only': 'transformer_lens', act: 'transformer_lens', shortformer: 'transformer_lens' };
 
 function main(argv: string[]): number {
-  const opts = { layers: 2, heads: 4, 'd-model': 32, 'd-mlp': NaN, vocab: 1000, ctx: 64, seed: 1, scale: 0.2 };
-  let out: string | undefined;
-  let tokenizer = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--tokenizer') tokenizer = true;
-    else if (a === '--help' || a === '-h') {
-      console.log(USAGE);
-      return 0;
-    } else if (a.startsWith('--')) {
-      const key = a.slice(2);
-      if (!(key in opts)) {
-        console.error(`unknown option ${a}\n${USAGE}`);
-        return 2;
-      }
-      const v = Number(argv[++i]);
-      const isInt = key !== 'scale';
-      if (!Number.isFinite(v) || (isInt && (!Number.isInteger(v) || v < (key === 'seed' ? 0 : 1))) || (!isInt && v <= 0)) {
-        console.error(`${a} needs a ${isInt ? 'positive integer' : 'positive number'}, got '${argv[i] ?? ''}'`);
-        return 2;
-      }
-      opts[key as keyof typeof opts] = v;
-    } else if (out === undefined) out = a;
-    else {
-      console.error(`unexpected argument '${a}'\n${USAGE}`);
-      return 2;
-    }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        ...Object.fromEntries(INTS.map((k) => [k, { type: 'string' }])),
+        arch: { type: 'string', default: 'gpt2' },
+        scale: { type: 'string' },
+        'rotary-pct': { type: 'string' },
+        act: { type: 'string' },
+        tokenizer: { type: 'boolean' },
+        sequential: { type: 'boolean' },
+        tied: { type: 'boolean' },
+        'attn-only': { type: 'boolean' },
+        shortformer: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    console.error(`${(e as Error).message}\n${USAGE}`);
+    return 2;
   }
-  if (out === undefined) {
+  const v = parsed.values as Record<string, string | boolean | undefined>;
+  if (v.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (parsed.positionals.length !== 1) {
     console.error(USAGE);
     return 2;
   }
-  if (opts['d-model'] % opts.heads !== 0) {
-    console.error(`--d-model ${opts['d-model']} must be divisible by --heads ${opts.heads}`);
+  const out = parsed.positionals[0]!;
+  const arch = v.arch as string;
+  if (!(ARCHS as readonly string[]).includes(arch)) {
+    console.error(`--arch ${arch} is not one of ${ARCHS.join(', ')}`);
     return 2;
   }
-  if (tokenizer && opts.vocab !== 50257) {
-    console.error(`--tokenizer writes GPT-2's tokenizer, which needs --vocab 50257 (got ${opts.vocab})`);
+  for (const [opt, only] of Object.entries(ONLY)) {
+    if (v[opt] !== undefined && only !== arch) {
+      console.error(`--${opt} is for --arch ${only}, not ${arch}`);
+      return 2;
+    }
+  }
+  const n: Record<string, number> = { layers: 2, heads: 4, 'd-model': 32, vocab: 1000, ctx: 64, seed: 1 };
+  for (const k of INTS) {
+    if (v[k] === undefined) continue;
+    const x = Number(v[k]);
+    if (!Number.isInteger(x) || x < (k === 'seed' ? 0 : 1)) {
+      console.error(`--${k} needs a positive integer, got '${v[k]}'`);
+      return 2;
+    }
+    n[k] = x;
+  }
+  const fraction = (k: string, max: number): number | undefined => {
+    if (v[k] === undefined) return undefined;
+    const x = Number(v[k]);
+    if (!(x > 0 && x <= max)) throw new Error(`--${k} needs a number in (0, ${max}], got '${v[k]}'`);
+    return x;
+  };
+  let scale: number | undefined;
+  let rotaryPct: number | undefined;
+  try {
+    scale = fraction('scale', Infinity);
+    rotaryPct = fraction('rotary-pct', 1);
+  } catch (e) {
+    console.error((e as Error).message);
     return 2;
   }
-  const cfg = writeRandomGpt2Checkpoint(out, {
-    nLayers: opts.layers,
-    nHeads: opts.heads,
-    dModel: opts['d-model'],
-    dMlp: Number.isNaN(opts['d-mlp']) ? undefined : opts['d-mlp'],
-    dVocab: opts.vocab,
-    nCtx: opts.ctx,
-    seed: opts.seed,
-    scale: opts.scale,
-    withTokenizer: tokenizer,
-  });
-  console.log(`wrote ${out}: ${cfg.nLayers} layers, ${cfg.nHeads} heads, d_model ${cfg.dModel}, d_mlp ${cfg.dMlp}, vocab ${cfg.dVocab}, n_ctx ${cfg.nCtx}`);
+  if (n['d-model']! % n.heads! !== 0) {
+    console.error(`--d-model ${n['d-model']} must be divisible by --heads ${n.heads}`);
+    return 2;
+  }
+  const shape = { nLayers: n.layers!, nHeads: n.heads!, dModel: n['d-model']!, dMlp: n['d-mlp'], dVocab: n.vocab!, nCtx: n.ctx!, seed: n.seed!, scale };
+  if (arch === 'gpt2') {
+    if (v.tokenizer && shape.dVocab !== 50257) {
+      console.error(`--tokenizer writes GPT-2's tokenizer, which needs --vocab 50257 (got ${shape.dVocab})`);
+      return 2;
+    }
+    writeRandomGpt2Checkpoint(out, { ...shape, withTokenizer: v.tokenizer === true });
+  } else if (arch === 'gpt_neox') {
+    const dim = Math.floor((shape.dModel / shape.nHeads) * (rotaryPct ?? 0.25));
+    if (dim < 2 || dim % 2 !== 0) {
+      console.error(`--rotary-pct ${rotaryPct ?? 0.25} gives ${dim} rotary dims of d_head ${shape.dModel / shape.nHeads}; choose one that gives an even number, at least 2`);
+      return 2;
+    }
+    writeRandomNeoxCheckpoint(out, { ...shape, rotaryPct, parallel: !v.sequential, tied: v.tied === true });
+  } else {
+    const act = v.act as string | undefined;
+    if (act !== undefined && !(ACTS as readonly string[]).includes(act)) {
+      console.error(`--act ${act} is not one of ${ACTS.join(', ')}`);
+      return 2;
+    }
+    writeRandomTlCheckpoint(out, { ...shape, attnOnly: v['attn-only'] === true, actFn: act as (typeof ACTS)[number] | undefined, shortformer: v.shortformer === true });
+  }
+  console.log(`wrote ${out}: a random ${arch} checkpoint, ${shape.nLayers} layers, ${shape.nHeads} heads, d_model ${shape.dModel}, vocab ${shape.dVocab}, n_ctx ${shape.nCtx}`);
   return 0;
 }
 

@@ -1,9 +1,10 @@
 /**
  * `npm run demo`: the TransformerLens activation-patching notebook's experiments, offline, on the
  * built-in induction-2l model (whose circuit is known by construction), written as heatmap PNGs and an
- * index.html into ./patchlens-demo. `--model gpt2` (or another GPT-2-family hub id or folder) runs the
- * notebook's speaker experiment on that model instead, into ./patchlens-demo/<model>/ so that it leaves
- * the induction pages alone; it needs the hub, a cached copy or a local checkpoint.
+ * index.html into ./patchlens-demo. `--model attn-only-2l` (or another attention-only model) runs the same
+ * induction experiments on it, as the notebook does; `--model gpt2` (or another hub id or folder) runs the
+ * notebook's speaker experiment. Either goes into ./patchlens-demo/<model>/ so that it leaves the built-in
+ * model's pages alone, and needs the hub, a cached copy or a local checkpoint.
  */
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, isAbsolute, join, relative, resolve } from 'node:path';
@@ -12,8 +13,10 @@ import { DEVICE_SETTINGS, type DeviceSetting, type ProgressParams } from './prot
 import type { PatchResult } from './protocol/result';
 import type { PatchSpec, SweepName } from './protocol/spec';
 import { runSpec } from './engine/runSpec';
-import { ModelCache } from './engine/modelLoader';
+import { ModelCache, modelDir } from './engine/modelLoader';
 import { INDUCTION_2L } from './engine/model/builtin/induction2l';
+import { readCheckpointConfig } from './engine/model/checkpoint';
+import { modelHasSweep } from './engine/patching/sweeps';
 import { isUserError, UserError } from './common/userError';
 import { errorMessage } from './common/errorReason';
 
@@ -22,9 +25,10 @@ const USAGE = `usage: npm run demo [-- --model ID] [-- --device D]
 Runs the activation-patching notebook's experiments and writes heatmap PNGs and index.html.
   (no options)     the induction experiments on the built-in induction-2l model (offline),
                    into ./patchlens-demo
-  --model ID       the speaker experiment on a GPT-2-family model: a hub id such as gpt2, or a
-                   checkpoint folder (needs the Hugging Face hub unless the model is cached or
-                   local), into ./patchlens-demo/ID
+  --model ID       a hub id (attn-only-2l, gpt2, EleutherAI/pythia-160m, ...) or a checkpoint folder
+                   (needs the Hugging Face hub unless the model is cached or local), into
+                   ./patchlens-demo/ID: the induction experiments on an attention-only model, the
+                   speaker experiment on any other
   --device D       ${DEVICE_SETTINGS.join('|')} (default cpu; auto tries the GPU providers)`;
 
 const BUILTIN = 'induction-2l';
@@ -45,51 +49,53 @@ const { prevTokenHead: PREV, inductionHead: IND } = INDUCTION_2L;
 const PREV_NAME = `L${PREV.layer}H${PREV.head}`;
 const IND_NAME = `L${IND.layer}H${IND.head}`;
 
-const INDUCTION_EXPERIMENTS: Experiment[] = [
-  {
-    file: 'induction-demo.patch.json',
-    title: 'Induction, clean AA vs corrupted AB: every sweep',
-    story:
-      `Clean: BOS + 20 random tokens A + the same 20 again. Corrupted (AB): the second half is 20 other random tokens, so ` +
-      `there is nothing to copy. The model's induction head ${IND_NAME} attends from each token of the second half to the ` +
-      `position after that token's first occurrence and copies what it finds; the previous-token head ${PREV_NAME} tells ` +
-      `it which position that is. Patching ${IND_NAME}'s output restores the clean log-prob; in AB the first half is ` +
-      `unchanged, so ${PREV_NAME} (which only matters for the first half's keys) shows no effect here (see BA and BB). ` +
-      `The corrupted baseline is -11.1 rather than -log(50257) = -10.8 because one row of B happens to repeat a token ` +
-      `twice in a row (positions 32 and 33): there the induction head copies from the repeat and is confidently wrong.`,
-  },
-  {
-    file: 'induction-AB.patch.json',
-    title: 'Corrupted baseline AB (second half new)',
-    story: `The first half is intact, so the clean query, pattern or output of ${IND_NAME} each restore the clean behaviour; clean keys and values do not (the corrupted query finds no match).`,
-    sweeps: ['attn_head_all_pos_every'],
-  },
-  {
-    file: 'induction-BA.patch.json',
-    title: 'Corrupted baseline BA (first half new)',
-    story:
-      `The first half differs, so keys and values both differ from the clean run: only ${IND_NAME}'s output restores. ` +
-      `Clean keys or a clean pattern make it attend to the right positions but copy the corrupted tokens there, which is ` +
-      `worse than nothing (confidently wrong); patching ${PREV_NAME} does the same through the keys.`,
-    sweeps: ['attn_head_all_pos_every'],
-  },
-  {
-    file: 'induction-BB.patch.json',
-    title: 'Corrupted baseline BB (a different sequence, repeated)',
-    story:
-      `Still an induction pattern, with other tokens: the corrupted run confidently predicts the wrong sequence. ` +
-      `${IND_NAME}'s attention pattern is the same as in the clean run, so clean values (and the output) restore; a clean ` +
-      `pattern changes nothing, and clean queries or keys alone break the match (the head falls back to BOS, log-prob ` +
-      `about -10.8), as does patching ${PREV_NAME}.`,
-    sweeps: ['attn_head_all_pos_every'],
-  },
-  {
-    file: 'induction-BC.patch.json',
-    title: 'Corrupted baseline BC (all random)',
-    story: `Everything is corrupted: the head needs clean queries, keys and values together, so only its output restores. A clean pattern alone copies the corrupted tokens (worse).`,
-    sweeps: ['attn_head_all_pos_every'],
-  },
+const INDUCTION_TITLES = [
+  'Induction, clean AA vs corrupted AB: every sweep',
+  'Corrupted baseline AB (second half new)',
+  'Corrupted baseline BA (first half new)',
+  'Corrupted baseline BB (a different sequence, repeated)',
+  'Corrupted baseline BC (all random)',
 ];
+
+/** The notebook's induction experiments; on the built-in model the stories name its constructed heads. */
+function inductionExperiments(builtin: boolean): Experiment[] {
+  const stories = builtin
+    ? [
+        `Clean: BOS + 20 random tokens A + the same 20 again. Corrupted (AB): the second half is 20 other random tokens, so ` +
+          `there is nothing to copy. The model's induction head ${IND_NAME} attends from each token of the second half to the ` +
+          `position after that token's first occurrence and copies what it finds; the previous-token head ${PREV_NAME} tells ` +
+          `it which position that is. Patching ${IND_NAME}'s output restores the clean log-prob; in AB the first half is ` +
+          `unchanged, so ${PREV_NAME} (which only matters for the first half's keys) shows no effect here (see BA and BB). ` +
+          `The corrupted baseline is -11.1 rather than -log(50257) = -10.8 because one row of B happens to repeat a token ` +
+          `twice in a row (positions 32 and 33): there the induction head copies from the repeat and is confidently wrong.`,
+        `The first half is intact, so the clean query, pattern or output of ${IND_NAME} each restore the clean behaviour; clean keys and values do not (the corrupted query finds no match).`,
+        `The first half differs, so keys and values both differ from the clean run: only ${IND_NAME}'s output restores. ` +
+          `Clean keys or a clean pattern make it attend to the right positions but copy the corrupted tokens there, which is ` +
+          `worse than nothing (confidently wrong); patching ${PREV_NAME} does the same through the keys.`,
+        `Still an induction pattern, with other tokens: the corrupted run confidently predicts the wrong sequence. ` +
+          `${IND_NAME}'s attention pattern is the same as in the clean run, so clean values (and the output) restore; a clean ` +
+          `pattern changes nothing, and clean queries or keys alone break the match (the head falls back to BOS, log-prob ` +
+          `about -10.8), as does patching ${PREV_NAME}.`,
+        `Everything is corrupted: the head needs clean queries, keys and values together, so only its output restores. A clean pattern alone copies the corrupted tokens (worse).`,
+      ]
+    : [
+        `Clean: BOS + 20 random tokens A + the same 20 again. Corrupted (AB): the second half is 20 other random tokens, so ` +
+          `there is nothing to copy. A model with induction heads predicts the repeated half from the first; the heads whose ` +
+          `clean output restores the clean log-prob are its induction heads, and the positions where the residual stream ` +
+          `carries the behaviour show how it flows from the first half to the second.`,
+        'The first half is intact, so an induction head\'s clean query, pattern or output each restore the clean behaviour; its clean keys and values do not.',
+        'The first half differs, so keys and values differ from the clean run: an induction head\'s output restores; previous-token heads show up through the keys they feed.',
+        'Still an induction pattern, with other tokens: an induction head attends where it did in the clean run, so its clean values or output restore and a clean pattern changes little.',
+        'Everything is corrupted: an induction head needs clean queries, keys and values together, so only its output restores.',
+      ];
+  const files = ['induction-demo', 'induction-AB', 'induction-BA', 'induction-BB', 'induction-BC'];
+  return files.map((f, i) => ({
+    file: `${f}.patch.json`,
+    title: INDUCTION_TITLES[i]!,
+    story: stories[i]!,
+    ...(i > 0 ? { sweeps: ['attn_head_all_pos_every'] as SweepName[] } : {}),
+  }));
+}
 
 const SPEAKER: Experiment = {
   file: 'speaker.patch.json',
@@ -217,7 +223,13 @@ async function main(argv: string[]): Promise<number> {
   }
   const model = o.model ?? BUILTIN;
   const builtin = model === BUILTIN;
-  const experiments = builtin ? INDUCTION_EXPERIMENTS : [SPEAKER];
+  // The model first (downloaded if need be): its config says which experiments it can run.
+  const dir = await modelDir({ source: model, settings: {} });
+  const { config } = readCheckpointConfig(dir);
+  const cfg = { ...config, weightsDtype: 'F32' };
+  // The notebook runs its induction experiments on attn-only-2l, an attention-only model.
+  const induction = builtin || config.attnOnly;
+  const experiments = induction ? inductionExperiments(builtin) : [SPEAKER];
   // A hub id names its own folder (openai-community/gpt2 → openai-community_gpt2), a local folder by its last part.
   const local = isAbsolute(model) || model.startsWith('.');
   const folder = (local ? basename(resolve(model)) : model).replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[_.]+/, '') || 'model';
@@ -232,12 +244,14 @@ async function main(argv: string[]): Promise<number> {
       const specFile = join(EXAMPLES, exp.file);
       const spec = JSON.parse(readFileSync(specFile, 'utf8')) as PatchSpec;
       const label = spec.name ?? exp.file;
-      process.stderr.write(`${label}: ${(exp.sweeps ?? spec.sweeps).join(', ')}\n`);
+      // Sweeps of hooks the model lacks (block_every on an attention-only model) are left out.
+      const sweeps = (exp.sweeps ?? spec.sweeps).filter((s) => modelHasSweep(s, cfg));
+      process.stderr.write(`${label}: ${sweeps.join(', ')}\n`);
       const outcome = await runSpec(
         {
           runId: label,
           specFile,
-          ...(exp.sweeps ? { specText: JSON.stringify({ ...spec, sweeps: exp.sweeps }, null, 2) } : {}),
+          ...(sweeps.length !== spec.sweeps.length || exp.sweeps ? { specText: JSON.stringify({ ...spec, sweeps }, null, 2) } : {}),
           model,
           outDir,
           png: true,
@@ -252,14 +266,14 @@ async function main(argv: string[]): Promise<number> {
     await models.release();
   }
 
-  const title = builtin ? 'PatchLens demo: induction on induction-2l' : `PatchLens demo: speaker on ${model}`;
+  const title = `PatchLens demo: ${induction ? 'induction' : 'speaker'} on ${model}`;
   const intro = builtin
     ? `induction-2l is a 2-layer attention-only model whose weights are constructed, not trained: a previous-token head ${PREV_NAME} ` +
       `and an induction head ${IND_NAME}, plus distractor heads with small random weights (src/engine/model/builtin/induction2l.ts). ` +
       `These are the induction experiments of TransformerLens's "Activation Patching in TransformerLens" notebook, run on it.`
-    : `The speaker experiment of TransformerLens's "Activation Patching in TransformerLens" notebook on ${model}.`;
+    : `The ${induction ? 'induction experiments' : 'speaker experiment'} of TransformerLens's "Activation Patching in TransformerLens" notebook on ${model}.`;
   // The colour scale is centred on 0, which for a log-prob is the clean run, not "no effect".
-  const reading = builtin
+  const reading = induction
     ? 'The metric is a log-probability, so every value is at most 0: white (about 0) means the clean behaviour is restored, ' +
       'the corrupted baseline\'s shade of blue means the patch changed nothing, and a darker blue than that means the patch ' +
       'made the prediction worse (confidently wrong).'

@@ -135,13 +135,22 @@ function missingHookReason(cfg: ModelConfig, hook: BlockHook): string {
   return 'its architecture has no such hook point';
 }
 
+/** The hook a sweep patches that this model does not have, if any. */
+function missingHook(name: SweepName, cfg: ModelConfig): BlockHook | undefined {
+  const parts = SIMPLE[name] ? [SIMPLE[name]!] : (STACKED[name]?.parts ?? []).map((p) => SIMPLE[p.sweep]!);
+  return parts.find((part) => !blockHooks(cfg).has(part.hook))?.hook;
+}
+
+/** Whether the model has every hook the sweep patches. */
+export function modelHasSweep(name: SweepName, cfg: ModelConfig): boolean {
+  return missingHook(name, cfg) === undefined;
+}
+
 /** Refuses, before any work, a sweep that patches a hook this model does not have. */
 export function checkSweepHooks(name: SweepName, cfg: ModelConfig): void {
-  const parts = SIMPLE[name] ? [SIMPLE[name]!] : (STACKED[name]?.parts ?? []).map((p) => SIMPLE[p.sweep]!);
-  for (const part of parts) {
-    if (!blockHooks(cfg).has(part.hook)) {
-      throw new UserError(`sweep '${name}' patches blocks.L.${part.hook}, which this ${cfg.architecture} model does not have: ${missingHookReason(cfg, part.hook)}; remove '${name}' from "sweeps"`);
-    }
+  const hook = missingHook(name, cfg);
+  if (hook !== undefined) {
+    throw new UserError(`sweep '${name}' patches blocks.L.${hook}, which this ${cfg.architecture} model does not have: ${missingHookReason(cfg, hook)}; remove '${name}' from "sweeps"`);
   }
 }
 

@@ -95,3 +95,45 @@ export function writeRandomTlCheckpoint(dir: string, o: RandomTlOptions): void {
   tensors['unembed.b_U'] = bias(o.dVocab);
   torchSave(join(dir, 'model_final.pth'), tensors, { dtype: o.dtype, root: 'model_final', bool: (n) => n.endsWith('.attn.mask') });
 }
+
+/** GPT-2's byte-level alphabet: the printable character that stands for each byte in a byte-level BPE vocabulary. */
+function byteLevelAlphabet(): string[] {
+  const printable = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  let extra = 0;
+  return Array.from({ length: 256 }, (_, b) => String.fromCharCode(printable(b) ? b : 256 + extra++));
+}
+
+/**
+ * A GPT-NeoX-style tokenizer repo (as NeelNanda/gpt-neox-tokenizer-digits is one): byte-level BPE with
+ * <|endoftext|> at id 0 (its BOS and EOS) and <|padding|> at 1, then the 256 byte tokens and a few merges.
+ * Returns its vocabulary size.
+ */
+export function writeNeoxStyleTokenizer(dir: string): number {
+  mkdirSync(dir, { recursive: true });
+  const vocab: Record<string, number> = { '<|endoftext|>': 0, '<|padding|>': 1 };
+  for (const ch of byteLevelAlphabet()) vocab[ch] = Object.keys(vocab).length;
+  const merges: string[] = [];
+  for (const word of ['Ġt', 'Ġth', 'Ġthe', 'he', 'ĠA', 'ĠAl', 'ĠAli', 'ĠAlic', 'ĠAlice']) {
+    const left = word.length === 2 ? word[0]! : word.slice(0, -1);
+    merges.push(`${left} ${word.slice(-1)}`);
+    vocab[word] = Object.keys(vocab).length;
+  }
+  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const json = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [special(0, '<|endoftext|>'), special(1, '<|padding|>')],
+    normalizer: { type: 'NFC' },
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    post_processor: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, vocab, merges },
+  };
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
+  writeFileSync(
+    join(dir, 'tokenizer_config.json'),
+    JSON.stringify({ add_prefix_space: false, bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', unk_token: '<|endoftext|>', tokenizer_class: 'GPTNeoXTokenizer' }, null, 2),
+  );
+  return Object.keys(vocab).length;
+}
