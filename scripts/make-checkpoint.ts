@@ -14,7 +14,15 @@ const INTS = ['layers', 'heads', 'd-model', 'd-mlp', 'vocab', 'ctx', 'seed'] as 
 const ARCHS = ['gpt2', 'gpt_neox', 'transformer_lens'] as const;
 const ACTS = ['solu_ln', 'gelu', 'gelu_new', 'relu'] as const;
 // Which options only some families take.
-const ONLY: Record<string, (typeof ARCHS)[number]> = { tokenizer: 'gpt2', 'rotary-pct': 'gpt_neox', sequential: 'gpt_neox', tied: 'gpt_neox', 'attn-only': 'transformer_lens', act: 'transformer_lens', shortformer: 'transformer_lens' };
+const ONLY: Record<string, (typeof ARCHS)[number]> = {
+  tokenizer: 'gpt2',
+  'rotary-pct': 'gpt_neox',
+  sequential: 'gpt_neox',
+  tied: 'gpt_neox',
+  'attn-only': 'transformer_lens',
+  act: 'transformer_lens',
+  shortformer: 'transformer_lens',
+};
 
 function main(argv: string[]): number {
   let parsed;

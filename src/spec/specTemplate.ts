@@ -16,7 +16,7 @@ export const NEW_SPEC_TEMPLATE = `// PatchLens activation-patching spec. Each ac
   // or a checkpoint folder (config.json + model.safetensors) relative to this file.
   "model": "gpt2",
 
-  // Prepend the BOS token to text prompts, as TransformerLens does (default true).
+  // Prepend the BOS token to text prompts (default: the model's, as TransformerLens: true, false for Pythia).
   // Prompts given as token ids (clean_ids / corrupted_ids) are always used as given.
   "prepend_bos": true,
 

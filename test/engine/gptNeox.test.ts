@@ -22,10 +22,26 @@ import { expectForwardMatches, expectSweepsMatch, sweepsOf } from '../helpers/re
 
 /** EleutherAI/pythia-160m's config.json. */
 const PYTHIA_160M = {
-  architectures: ['GPTNeoXForCausalLM'], bos_token_id: 0, eos_token_id: 0, hidden_act: 'gelu', hidden_size: 768, initializer_range: 0.02,
-  intermediate_size: 3072, layer_norm_eps: 1e-5, max_position_embeddings: 2048, model_type: 'gpt_neox', num_attention_heads: 12,
-  num_hidden_layers: 12, rotary_emb_base: 10000, rotary_pct: 0.25, tie_word_embeddings: false, torch_dtype: 'float16',
-  transformers_version: '4.24.0', use_cache: true, use_parallel_residual: true, vocab_size: 50304,
+  architectures: ['GPTNeoXForCausalLM'],
+  bos_token_id: 0,
+  eos_token_id: 0,
+  hidden_act: 'gelu',
+  hidden_size: 768,
+  initializer_range: 0.02,
+  intermediate_size: 3072,
+  layer_norm_eps: 1e-5,
+  max_position_embeddings: 2048,
+  model_type: 'gpt_neox',
+  num_attention_heads: 12,
+  num_hidden_layers: 12,
+  rotary_emb_base: 10000,
+  rotary_pct: 0.25,
+  tie_word_embeddings: false,
+  torch_dtype: 'float16',
+  transformers_version: '4.24.0',
+  use_cache: true,
+  use_parallel_residual: true,
+  vocab_size: 50304,
 };
 
 function expectUserError(fn: () => unknown, ...parts: string[]): void {
@@ -45,7 +61,16 @@ test("Pythia's config: partial rotary, parallel residual, exact GELU, untied, no
   assert.equal(config.rotary!.invFreq.length, 8);
   assert.equal(config.rotary!.invFreq[1], 10000 ** (-2 / 16));
   assert.deepEqual(
-    { parallel: config.parallelAttnMlp, act: config.activation, tied: config.tiedEmbeddings, bos: config.bosTokenId, prepend: config.defaultPrependBos, scale: config.attnScale[0], H: config.nHeads, E: config.dHead },
+    {
+      parallel: config.parallelAttnMlp,
+      act: config.activation,
+      tied: config.tiedEmbeddings,
+      bos: config.bosTokenId,
+      prepend: config.defaultPrependBos,
+      scale: config.attnScale[0],
+      H: config.nHeads,
+      E: config.dHead,
+    },
     { parallel: true, act: 'gelu', tied: false, bos: 0, prepend: false, scale: 8, H: 12, E: 64 },
   );
   // Hugging Face reports 162,322,944 parameters for pythia-160m (embed_in and embed_out both counted).
@@ -116,7 +141,18 @@ test('resid_mid on a parallel model is refused in one line before any work (the 
   const m = await loadTestModel(dir);
   let progressed = false;
   await assert.rejects(
-    runPatching(m.model, { name: 't', model: undefined, metric: 'logit_diff', sweeps: ['resid_pre', 'resid_mid'], prependBos: false, pairs: [{ clean: [1, 2, 3], corrupted: [1, 4, 3], answer: 5, wrong: 6 }] }, { onProgress: () => (progressed = true) }),
+    runPatching(
+      m.model,
+      {
+        name: 't',
+        model: undefined,
+        metric: 'logit_diff',
+        sweeps: ['resid_pre', 'resid_mid'],
+        prependBos: false,
+        pairs: [{ clean: [1, 2, 3], corrupted: [1, 4, 3], answer: 5, wrong: 6 }],
+      },
+      { onProgress: () => (progressed = true) },
+    ),
     (e: unknown) => e instanceof UserError && !e.message.includes('\n') && /sweep 'resid_mid'.*gpt_neox.*parallel on resid_pre.*remove 'resid_mid'/.test(e.message),
   );
   assert.equal(progressed, false, 'refused before any forward');
@@ -128,7 +164,13 @@ test('text prompts get no BOS unless the spec asks (TransformerLens: default_pre
   const { config } = loadCheckpoint(dir);
   const tok = await loadTokenizer(dir, config);
   const induction = { seed: 0, token_range: [10, 100] as [number, number], length: 5, batch: 1, corrupted: 'AB' as const };
-  const spec = (prepend?: boolean) => ({ model: 'm', metric: 'answer_logprob' as const, sweeps: ['resid_pre' as const], induction, ...(prepend === undefined ? {} : { prepend_bos: prepend }) });
+  const spec = (prepend?: boolean) => ({
+    model: 'm',
+    metric: 'answer_logprob' as const,
+    sweeps: ['resid_pre' as const],
+    induction,
+    ...(prepend === undefined ? {} : { prepend_bos: prepend }),
+  });
   const first = (prepend?: boolean) => resolveSpec(spec(prepend), tok, config, { file: 'x.patch.json' });
   assert.equal(first().prependBos, false);
   assert.equal(first().pairs[0]!.clean.length, 10);

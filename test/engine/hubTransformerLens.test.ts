@@ -90,7 +90,13 @@ test("the notebook's induction experiment runs on attn-only-2l from the hub and 
     };
     // The per-head sweep the induction story is read from (the float64 reference is slow on 4 × 41 tokens
     // and a 10,000-token vocabulary; every sweep's agreement is tested on smaller models elsewhere).
-    const want = referenceSweep(m.ref, resolved.pairs.map((p) => p.clean), resolved.pairs.map((p) => p.corrupted), 'attn_head_out_all_pos', metric);
+    const want = referenceSweep(
+      m.ref,
+      resolved.pairs.map((p) => p.clean),
+      resolved.pairs.map((p) => p.corrupted),
+      'attn_head_out_all_pos',
+      metric,
+    );
     const d = maxAbsDiff(result.sweeps.attn_head_out_all_pos!.values, want.values);
     assert.ok(d <= 1e-4, `attn_head_out_all_pos: max abs diff ${d}`);
   } finally {

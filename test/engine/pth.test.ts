@@ -22,12 +22,26 @@ function randomTensor(shape: number[], seed: number): Tensor32 {
 
 test('a state dict saved by real torch: every name, dtype and shape, and values as Python reads the raw storages', () => {
   const dict = readPthStateDict(GOLDEN_PTH);
-  const shapes: Record<string, number[]> = { 'embed.W_E': [1000, 32], 'pos_embed.W_pos': [64, 32], 'ln_final.w': [32], 'ln_final.b': [32], 'unembed.W_U': [32, 1000], 'unembed.b_U': [1000] };
+  const shapes: Record<string, number[]> = {
+    'embed.W_E': [1000, 32],
+    'pos_embed.W_pos': [64, 32],
+    'ln_final.w': [32],
+    'ln_final.b': [32],
+    'unembed.W_U': [32, 1000],
+    'unembed.b_U': [1000],
+  };
   for (const l of [0, 1]) {
     Object.assign(shapes, {
-      [`blocks.${l}.ln1.w`]: [32], [`blocks.${l}.ln1.b`]: [32],
-      [`blocks.${l}.attn.W_Q`]: [4, 32, 8], [`blocks.${l}.attn.b_Q`]: [4, 8], [`blocks.${l}.attn.W_K`]: [4, 32, 8], [`blocks.${l}.attn.b_K`]: [4, 8],
-      [`blocks.${l}.attn.W_V`]: [4, 32, 8], [`blocks.${l}.attn.b_V`]: [4, 8], [`blocks.${l}.attn.W_O`]: [4, 8, 32], [`blocks.${l}.attn.b_O`]: [32],
+      [`blocks.${l}.ln1.w`]: [32],
+      [`blocks.${l}.ln1.b`]: [32],
+      [`blocks.${l}.attn.W_Q`]: [4, 32, 8],
+      [`blocks.${l}.attn.b_Q`]: [4, 8],
+      [`blocks.${l}.attn.W_K`]: [4, 32, 8],
+      [`blocks.${l}.attn.b_K`]: [4, 8],
+      [`blocks.${l}.attn.W_V`]: [4, 32, 8],
+      [`blocks.${l}.attn.b_V`]: [4, 8],
+      [`blocks.${l}.attn.W_O`]: [4, 8, 32],
+      [`blocks.${l}.attn.b_O`]: [32],
     });
   }
   assert.deepEqual(new Set(dict.header.keys()), new Set(Object.keys(shapes)));
@@ -53,7 +67,13 @@ test('float32, float16, bfloat16 and float64 storages read back as float32; only
     const path = join(dir, `${dtype}.pth`);
     torchSave(path, { a, b }, { dtype, root: dtype });
     const dict = readPthStateDict(path);
-    assert.deepEqual([...dict.header], [['a', { dtype, shape: [3, 5] }], ['b', { dtype, shape: [7] }]]);
+    assert.deepEqual(
+      [...dict.header],
+      [
+        ['a', { dtype, shape: [3, 5] }],
+        ['b', { dtype, shape: [7] }],
+      ],
+    );
     const got = dict.read((n) => n === 'a');
     assert.deepEqual([...got.keys()], ['a']);
     const tol = dtype === 'F16' ? 1e-3 : dtype === 'BF16' ? 8e-3 : 0;
@@ -77,18 +97,24 @@ test('views: shared storages, offsets, transposed strides and parameters read as
   p.str('step').int(1000);
   const pkl = p.op('u').stop().bytes();
   const path = join(dir, 'views.pth');
-  writeFileSync(path, torchZip([
-    { name: 'views/data.pkl', data: pkl },
-    { name: 'views/data/0', data: Buffer.from(store.buffer) },
-    { name: 'views/version', data: Buffer.from('3\n') },
-  ]));
+  writeFileSync(
+    path,
+    torchZip([
+      { name: 'views/data.pkl', data: pkl },
+      { name: 'views/data/0', data: Buffer.from(store.buffer) },
+      { name: 'views/version', data: Buffer.from('3\n') },
+    ]),
+  );
   const dict = readPthStateDict(path);
   assert.deepEqual([...dict.header.keys()], ['whole', 'tail', 'transposed', 'column', 'param'], 'the integer entry is not a tensor');
   const t = dict.read(() => true);
   const at = (i: number) => store[i]!;
   assert.deepEqual(Array.from(t.get('whole')!.data), Array.from(store));
   assert.deepEqual(Array.from(t.get('tail')!.data), Array.from(store.slice(12)));
-  assert.deepEqual(Array.from(t.get('transposed')!.data), Array.from({ length: 24 }, (_, k) => at((k % 4) * 6 + Math.floor(k / 4))));
+  assert.deepEqual(
+    Array.from(t.get('transposed')!.data),
+    Array.from({ length: 24 }, (_, k) => at((k % 4) * 6 + Math.floor(k / 4))),
+  );
   assert.deepEqual(Array.from(t.get('column')!.data), [at(2), at(8), at(14), at(20)]);
   assert.deepEqual(Array.from(t.get('param')!.data), [at(1), at(2), at(3), at(7), at(8), at(9)]);
   assert.deepEqual(t.get('transposed')!.shape, [6, 4]);
@@ -100,7 +126,23 @@ test('an OrderedDict state dict (model.state_dict()) and a plain dict read alike
   for (const plainDict of [false, true]) {
     const pkl = pickleStateDict([['w', { storage: '0', storageType: 'FloatStorage', numel: 4, shape: [2, 2] }]], { plainDict });
     const path = join(dir, `${plainDict}.pth`);
-    writeFileSync(path, torchZip([{ name: 'm/data.pkl', data: pkl }, { name: 'm/data/0', data: Buffer.from(w.data.buffer) }], { zip64Only: plainDict }));
-    assert.deepEqual(Array.from(readPthStateDict(path).read(() => true).get('w')!.data), Array.from(w.data));
+    writeFileSync(
+      path,
+      torchZip(
+        [
+          { name: 'm/data.pkl', data: pkl },
+          { name: 'm/data/0', data: Buffer.from(w.data.buffer) },
+        ],
+        { zip64Only: plainDict },
+      ),
+    );
+    assert.deepEqual(
+      Array.from(
+        readPthStateDict(path)
+          .read(() => true)
+          .get('w')!.data,
+      ),
+      Array.from(w.data),
+    );
   }
 });

@@ -35,7 +35,17 @@ test("a NeelNanda config: attention-only, LayerNorm, learned positions, unembedd
   assert.equal(architecture.weightFormat, 'pth');
   assert.equal(architecture.tokenizerRepo!(GOLDEN_CONFIG), 'NeelNanda/gpt-neox-tokenizer-digits');
   assert.deepEqual(
-    { attnOnly: config.attnOnly, pos: config.positional, norm: config.norm, bU: config.unembedBias, tied: config.tiedEmbeddings, prepend: config.defaultPrependBos, bos: config.bosTokenId, E: config.dHead, scale: config.attnScale },
+    {
+      attnOnly: config.attnOnly,
+      pos: config.positional,
+      norm: config.norm,
+      bU: config.unembedBias,
+      tied: config.tiedEmbeddings,
+      prepend: config.defaultPrependBos,
+      bos: config.bosTokenId,
+      E: config.dHead,
+      scale: config.attnScale,
+    },
     { attnOnly: true, pos: 'learned', norm: 'layernorm', bU: true, tied: false, prepend: true, bos: 0, E: 8, scale: [Math.sqrt(8), Math.sqrt(8)] },
   );
   const read = (over: Record<string, unknown>) => parseModelConfig({ ...GOLDEN_CONFIG, ...over }, 'x/config.json').config;
@@ -59,7 +69,10 @@ test("a NeelNanda config: attention-only, LayerNorm, learned positions, unembedd
 
 const CASES: [string, Omit<RandomTlOptions, 'seed'>][] = [
   ['attention-only, 2 layers (act_fn solu_ln, unused)', { nLayers: 2, nHeads: 4, dModel: 16, dVocab: 50, nCtx: 16, attnOnly: true }],
-  ['attention-only with shortformer positions, d_head 6 != d_model / n_heads', { nLayers: 2, nHeads: 4, dModel: 16, dHead: 6, dVocab: 50, nCtx: 16, attnOnly: true, shortformer: true }],
+  [
+    'attention-only with shortformer positions, d_head 6 != d_model / n_heads',
+    { nLayers: 2, nHeads: 4, dModel: 16, dHead: 6, dVocab: 50, nCtx: 16, attnOnly: true, shortformer: true },
+  ],
   ['SoLU MLPs with their LayerNorm', { nLayers: 2, nHeads: 2, dModel: 16, dMlp: 24, dVocab: 50, nCtx: 16, attnOnly: false, actFn: 'solu_ln' }],
   ['GELU MLPs, weights saved in float16', { nLayers: 1, nHeads: 4, dModel: 16, dMlp: 32, dVocab: 50, nCtx: 16, attnOnly: false, actFn: 'gelu', dtype: 'F16' }],
 ];
@@ -83,7 +96,18 @@ test('mlp_out, block_every and resid_mid on an attention-only model are refused 
   for (const sweep of ['mlp_out', 'block_every', 'resid_mid'] as SweepName[]) {
     let progressed = false;
     await assert.rejects(
-      runPatching(m.model, { name: 't', model: undefined, metric: 'logit_diff', sweeps: ['resid_pre', sweep], prependBos: false, pairs: [{ clean: [1, 2, 3], corrupted: [1, 4, 3], answer: 5, wrong: 6 }] }, { onProgress: () => (progressed = true) }),
+      runPatching(
+        m.model,
+        {
+          name: 't',
+          model: undefined,
+          metric: 'logit_diff',
+          sweeps: ['resid_pre', sweep],
+          prependBos: false,
+          pairs: [{ clean: [1, 2, 3], corrupted: [1, 4, 3], answer: 5, wrong: 6 }],
+        },
+        { onProgress: () => (progressed = true) },
+      ),
       (e: unknown) => e instanceof UserError && !e.message.includes('\n') && e.message.includes(`sweep '${sweep}'`) && e.message.includes('attention-only'),
     );
     assert.equal(progressed, false, `${sweep}: refused before any forward`);

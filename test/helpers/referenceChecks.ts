@@ -47,8 +47,22 @@ export async function expectSweepsMatch(model: HookedTransformer, ref: RefModel,
     return { clean, corrupted: clean.map((t, k) => (k % 2 ? rnd(0, cfg.dVocab) : t)), answer: rnd(0, cfg.dVocab), wrong: rnd(0, cfg.dVocab) };
   });
   const sweeps = sweepsOf(cfg);
-  const metric = refLogitDiff([P - 1, P - 1], pairs.map((p) => [p.answer!, p.wrong!]));
-  const want = new Map(sweeps.map((name) => [name, referenceSweep(ref, pairs.map((p) => p.clean), pairs.map((p) => p.corrupted), name as RefSweepName, metric)]));
+  const metric = refLogitDiff(
+    [P - 1, P - 1],
+    pairs.map((p) => [p.answer!, p.wrong!]),
+  );
+  const want = new Map(
+    sweeps.map((name) => [
+      name,
+      referenceSweep(
+        ref,
+        pairs.map((p) => p.clean),
+        pairs.map((p) => p.corrupted),
+        name as RefSweepName,
+        metric,
+      ),
+    ]),
+  );
   for (const mode of ['fast', 'naive'] as const) {
     // A small memory budget splits the fast executor's batches, as a large model's would be.
     const out = await runPatching(model, { name: 't', model: undefined, metric: 'logit_diff', sweeps, prependBos: false, pairs }, { mode, memoryBudgetMiB: 0.02 });

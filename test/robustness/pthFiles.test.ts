@@ -48,7 +48,15 @@ test('pickles that would run a command in Python are refused by name, and nothin
   p.str('evil').global('posix', 'system').mark().str(cmd).tuple().reduce().op('u').stop();
   refused(pth(p.bytes(), { '0': floats(6) }), 'posix.system');
   // Other callables, through GLOBAL and through protocol 4's STACK_GLOBAL.
-  for (const [module, name] of [['builtins', 'eval'], ['builtins', 'exec'], ['subprocess', 'Popen'], ['__builtin__', 'getattr'], ['torch', 'load'], ['numpy.core.multiarray', '_reconstruct'], ['torch._utils', '_rebuild_device_tensor_from_numpy']]) {
+  for (const [module, name] of [
+    ['builtins', 'eval'],
+    ['builtins', 'exec'],
+    ['subprocess', 'Popen'],
+    ['__builtin__', 'getattr'],
+    ['torch', 'load'],
+    ['numpy.core.multiarray', '_reconstruct'],
+    ['torch._utils', '_rebuild_device_tensor_from_numpy'],
+  ]) {
     refused(pth(new Pickler().proto(2).global(module!, name!).mark().str(cmd).tuple().reduce().stop().bytes()), `${module}.${name}`);
     const stackGlobal = new Pickler().proto(4).str(module!).str(name!).raw(0x93).mark().str(cmd).tuple().reduce().stop().bytes();
     refused(pth(stackGlobal), `${module}.${name}`);
@@ -64,7 +72,27 @@ test('pickles that would run a command in Python are refused by name, and nothin
   pickleTensor(build.str('w'), tensor()).op('}').op('b').op('u').stop();
   refused(pth(build.bytes(), { '0': floats(6) }), 'not a dict');
   refused(pth(new Pickler().proto(2).global('collections', 'OrderedDict').mark().str(cmd).tuple().reduce().stop().bytes()), 'OrderedDict built from arguments');
-  const fake = new Pickler().proto(2).op('}').mark().str('w').global('torch._utils', '_rebuild_tensor_v2').mark().str(cmd).int(0).mark().int(2).tuple().mark().int(1).tuple().bool(false).op('N').tuple().reduce().op('u').stop();
+  const fake = new Pickler()
+    .proto(2)
+    .op('}')
+    .mark()
+    .str('w')
+    .global('torch._utils', '_rebuild_tensor_v2')
+    .mark()
+    .str(cmd)
+    .int(0)
+    .mark()
+    .int(2)
+    .tuple()
+    .mark()
+    .int(1)
+    .tuple()
+    .bool(false)
+    .op('N')
+    .tuple()
+    .reduce()
+    .op('u')
+    .stop();
   refused(pth(fake.bytes()), 'not a storage');
   // A persistent id that is not a storage (torch's own loader would hand it to persistent_load).
   refused(pth(new Pickler().proto(2).mark().str('module').str(cmd).tuple().persid().stop().bytes()), 'not a torch storage');
@@ -87,12 +115,24 @@ test('storages that lie about their sizes and views that point outside them are 
   refused(pth(one(tensor({ stride: [3] })), { '0': floats(6) }), 'equally long');
   refused(pth(one(tensor({ storageType: 'LongStorage', numel: 6 })), { '0': Buffer.alloc(48) }), 'dtype I64');
   // The same storage described twice, with different sizes.
-  refused(pth(pickleStateDict([['a', tensor()], ['b', tensor({ numel: 3, shape: [3] })]]), { '0': floats(6) }), 'described twice');
+  refused(
+    pth(
+      pickleStateDict([
+        ['a', tensor()],
+        ['b', tensor({ numel: 3, shape: [3] })],
+      ]),
+      { '0': floats(6) },
+    ),
+    'described twice',
+  );
   // A huge tensor over a small storage with a zero stride would read one element many times: allowed by
   // torch (expand), but its size must still be the product of its shape, which the loader checks against
   // the config; here only that nothing is over-read.
   const expanded = readPthStateDict(pth(one(tensor({ shape: [2, 3], stride: [0, 1], numel: 3 })), { '0': floats(3) })).read(() => true);
-  assert.deepEqual(Array.from(expanded.get('blocks.0.attn.W_Q')!.data), [0, 0.1, 0.2, 0, 0.1, 0.2].map((v) => Math.fround(v)));
+  assert.deepEqual(
+    Array.from(expanded.get('blocks.0.attn.W_Q')!.data),
+    [0, 0.1, 0.2, 0, 0.1, 0.2].map((v) => Math.fround(v)),
+  );
 });
 
 test('damaged archives: truncated at every byte, compressed, encrypted, legacy format, big-endian, not a state dict', () => {

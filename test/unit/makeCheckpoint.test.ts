@@ -10,7 +10,10 @@ const run = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 
 
 test('scripts/make-checkpoint.ts writes each family in a layout the loader reads with the options given', () => {
   const neox = makeTmpDir('make-neox');
-  assert.equal(run([neox, '--arch', 'gpt_neox', '--layers', '1', '--heads', '2', '--d-model', '8', '--vocab', '30', '--ctx', '8', '--rotary-pct', '0.5', '--sequential']).status, 0);
+  assert.equal(
+    run([neox, '--arch', 'gpt_neox', '--layers', '1', '--heads', '2', '--d-model', '8', '--vocab', '30', '--ctx', '8', '--rotary-pct', '0.5', '--sequential']).status,
+    0,
+  );
   const n = loadCheckpoint(neox).config;
   assert.deepEqual([n.architecture, n.nLayers, n.rotary?.dim, n.parallelAttnMlp], ['gpt_neox', 1, 2, false]);
   const tl = makeTmpDir('make-tl');

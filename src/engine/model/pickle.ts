@@ -29,8 +29,21 @@ export interface UnpickleOptions {
 }
 
 const OPNAMES: Record<number, string> = {
-  0x69: 'INST', 0x6f: 'OBJ', 0x81: 'NEWOBJ', 0x92: 'NEWOBJ_EX', 0x82: 'EXT1', 0x83: 'EXT2', 0x84: 'EXT4', 0x50: 'PERSID',
-  0x49: 'INT', 0x4c: 'LONG', 0x53: 'STRING', 0x56: 'UNICODE', 0x46: 'FLOAT', 0x67: 'GET', 0x70: 'PUT',
+  0x69: 'INST',
+  0x6f: 'OBJ',
+  0x81: 'NEWOBJ',
+  0x92: 'NEWOBJ_EX',
+  0x82: 'EXT1',
+  0x83: 'EXT2',
+  0x84: 'EXT4',
+  0x50: 'PERSID',
+  0x49: 'INT',
+  0x4c: 'LONG',
+  0x53: 'STRING',
+  0x56: 'UNICODE',
+  0x46: 'FLOAT',
+  0x67: 'GET',
+  0x70: 'PUT',
 };
 
 const describeGlobal = (g: PickleGlobal) => `${g.module}.${g.name}`;
@@ -98,9 +111,10 @@ export function unpickle(data: Buffer, o: UnpickleOptions): unknown {
       case 0x95: // FRAME: a length prefix only
         need(8);
         break;
-      case 0x2e: { // STOP
+      case 0x2e: {
+        // STOP
         if (marks.length > 0 || stack.length !== 1) fail('the pickle stops with a malformed stack');
-        if (pos !== data.length) fail('data after the pickle\'s STOP');
+        if (pos !== data.length) fail("data after the pickle's STOP");
         return stack[0];
       }
       case 0x28: // MARK
@@ -118,7 +132,8 @@ export function unpickle(data: Buffer, o: UnpickleOptions): unknown {
       case 0x7d: // EMPTY_DICT
         stack.push(new PickleDict());
         break;
-      case 0x64: { // DICT
+      case 0x64: {
+        // DICT
         const d = new PickleDict();
         setItems(d, popMark());
         stack.push(d);
@@ -136,30 +151,35 @@ export function unpickle(data: Buffer, o: UnpickleOptions): unknown {
         break;
       case 0x85: // TUPLE1
       case 0x86: // TUPLE2
-      case 0x87: { // TUPLE3
+      case 0x87: {
+        // TUPLE3
         const n = op - 0x84;
         const items: unknown[] = [];
         for (let i = 0; i < n; i++) items.unshift(pop());
         stack.push(items);
         break;
       }
-      case 0x73: { // SETITEM
+      case 0x73: {
+        // SETITEM
         const v = pop();
         const k = pop();
         setItems(top(), [k, v]);
         break;
       }
-      case 0x75: { // SETITEMS
+      case 0x75: {
+        // SETITEMS
         const items = popMark();
         setItems(top(), items);
         break;
       }
-      case 0x61: { // APPEND
+      case 0x61: {
+        // APPEND
         const v = pop();
         append(top(), [v]);
         break;
       }
-      case 0x65: { // APPENDS
+      case 0x65: {
+        // APPENDS
         const items = popMark();
         append(top(), items);
         break;
@@ -172,7 +192,8 @@ export function unpickle(data: Buffer, o: UnpickleOptions): unknown {
         memo.set(memo.size, top());
         break;
       case 0x68: // BINGET
-      case 0x6a: { // LONG_BINGET
+      case 0x6a: {
+        // LONG_BINGET
         const i = memoIndex(op === 0x68 ? 1 : 4);
         if (!memo.has(i)) fail(`it refers to memo entry ${i}, which was never stored`);
         stack.push(memo.get(i));
@@ -187,7 +208,8 @@ export function unpickle(data: Buffer, o: UnpickleOptions): unknown {
       case 0x4d: // BININT2
         stack.push(data.readUInt16LE(need(2)));
         break;
-      case 0x8a: { // LONG1: little-endian two's complement
+      case 0x8a: {
+        // LONG1: little-endian two's complement
         const n = data[need(1)]!;
         const at = need(n);
         let v = 0n;
@@ -215,31 +237,36 @@ export function unpickle(data: Buffer, o: UnpickleOptions): unknown {
       case 0x8c: // SHORT_BINUNICODE
         stack.push(str(data[need(1)]!));
         break;
-      case 0x8d: { // BINUNICODE8
+      case 0x8d: {
+        // BINUNICODE8
         const n = data.readBigUInt64LE(need(8));
         if (n > BigInt(data.length - pos)) fail(`a string of ${n} bytes in a pickle of ${data.length}`);
         stack.push(str(Number(n)));
         break;
       }
-      case 0x55: { // SHORT_BINSTRING (a Python 2 str)
+      case 0x55: {
+        // SHORT_BINSTRING (a Python 2 str)
         const n = data[need(1)]!;
         const at = need(n);
         stack.push(data.toString('latin1', at, at + n));
         break;
       }
-      case 0x43: { // SHORT_BINBYTES
+      case 0x43: {
+        // SHORT_BINBYTES
         const n = data[need(1)]!;
         const at = need(n);
         stack.push(Buffer.from(data.subarray(at, at + n)));
         break;
       }
-      case 0x42: { // BINBYTES
+      case 0x42: {
+        // BINBYTES
         const n = data.readUInt32LE(need(4));
         const at = need(n);
         stack.push(Buffer.from(data.subarray(at, at + n)));
         break;
       }
-      case 0x63: { // GLOBAL: "module\nname\n"
+      case 0x63: {
+        // GLOBAL: "module\nname\n"
         const line = () => {
           const end = data.indexOf(0x0a, pos);
           if (end < 0 || end - pos > 256) fail('a GLOBAL whose name never ends');
@@ -251,7 +278,8 @@ export function unpickle(data: Buffer, o: UnpickleOptions): unknown {
         stack.push(global(module, line()));
         break;
       }
-      case 0x93: { // STACK_GLOBAL
+      case 0x93: {
+        // STACK_GLOBAL
         const name = pop();
         const module = pop();
         if (typeof module !== 'string' || typeof name !== 'string') fail('a STACK_GLOBAL whose module and name are not strings');
@@ -261,15 +289,18 @@ export function unpickle(data: Buffer, o: UnpickleOptions): unknown {
       case 0x51: // BINPERSID
         stack.push(o.persistentLoad(pop()));
         break;
-      case 0x52: { // REDUCE: callable(*args), only for the callables the caller allows
+      case 0x52: {
+        // REDUCE: callable(*args), only for the callables the caller allows
         const args = pop();
         const fn = pop();
-        if (!isGlobal(fn) || !fn.call) fail(`it calls ${isGlobal(fn) ? describeGlobal(fn) : 'something that is not an allowed function'}, which a state dict of tensors never needs`);
+        if (!isGlobal(fn) || !fn.call)
+          fail(`it calls ${isGlobal(fn) ? describeGlobal(fn) : 'something that is not an allowed function'}, which a state dict of tensors never needs`);
         if (!Array.isArray(args)) fail(`${describeGlobal(fn as PickleGlobal)} is called without an argument tuple`);
         stack.push((fn as PickleGlobal).call!(args as unknown[]));
         break;
       }
-      case 0x62: { // BUILD: only a dict's instance state (an OrderedDict's _metadata), which is ignored
+      case 0x62: {
+        // BUILD: only a dict's instance state (an OrderedDict's _metadata), which is ignored
         pop();
         if (!(top() instanceof PickleDict)) fail('it sets the state of an object that is not a dict');
         break;

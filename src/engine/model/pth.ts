@@ -178,7 +178,9 @@ function readTensorRefs(fd: number, path: string): Map<string, TensorRef> {
     // The highest element the view reaches must lie inside its storage.
     const last = t.offset + t.shape.reduce((a, d, i) => a + (d - 1) * t.stride[i]!, 0);
     if (n > 0 ? last >= t.storage.numel : t.offset > t.storage.numel) {
-      damaged(`tensor '${name}' ([${t.shape.join(', ')}], stride [${t.stride.join(', ')}], offset ${t.offset}) reaches element ${last} of storage '${t.storage.key}', which has ${t.storage.numel}`);
+      damaged(
+        `tensor '${name}' ([${t.shape.join(', ')}], stride [${t.stride.join(', ')}], offset ${t.offset}) reaches element ${last} of storage '${t.storage.key}', which has ${t.storage.numel}`,
+      );
     }
     out.set(name, t);
   }

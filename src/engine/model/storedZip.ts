@@ -96,7 +96,7 @@ export function readZipDirectory(fd: number, fileSize: number, fail: (what: stri
     if (next > cd.length) fail(`zip directory entry ${i} runs past the directory`);
     const name = cd.toString('utf8', p + 46, p + 46 + nameLen);
     // ZIP64 extra field: the 64-bit values, in this order, of exactly the fields saturated above.
-    for (let x = p + 46 + nameLen; x + 4 <= p + 46 + nameLen + extraLen; ) {
+    for (let x = p + 46 + nameLen; x + 4 <= p + 46 + nameLen + extraLen;) {
       const id = cd.readUInt16LE(x);
       const len = cd.readUInt16LE(x + 2);
       if (id === 0x0001) {

@@ -63,7 +63,7 @@ export const gptNeox: Architecture = {
       const type = typeof scaling === 'object' ? (s.rope_type ?? s.type) : undefined;
       const factor = s.factor;
       if ((type !== 'linear' && type !== 'dynamic') || typeof factor !== 'number' || !(factor >= 1)) {
-        f.fail('rope_scaling', "PatchLens supports null, or {\"type\": \"linear\" or \"dynamic\", \"factor\" >= 1}");
+        f.fail('rope_scaling', 'PatchLens supports null, or {"type": "linear" or "dynamic", "factor" >= 1}');
       }
       // Linear scaling divides positions by the factor; dynamic NTK scaling only changes the base for
       // sequences longer than max_position_embeddings, which is also the longest prompt PatchLens runs.
@@ -101,7 +101,9 @@ export const gptNeox: Architecture = {
     };
   },
   aliases: Object.fromEntries(
-    ['14m', '31m', '70m', '160m', '410m', '1b', '1.4b', '2.8b', '6.9b', '12b', '70m-deduped', '160m-deduped', '410m-deduped', '1b-deduped', '1.4b-deduped', '2.8b-deduped'].map((s) => [`pythia-${s}`, `EleutherAI/pythia-${s}`]),
+    ['14m', '31m', '70m', '160m', '410m', '1b', '1.4b', '2.8b', '6.9b', '12b', '70m-deduped', '160m-deduped', '410m-deduped', '1b-deduped', '1.4b-deduped', '2.8b-deduped'].map(
+      (s) => [`pythia-${s}`, `EleutherAI/pythia-${s}`],
+    ),
   ),
   weightFormat: 'safetensors',
   // GPTNeoXForCausalLM keeps the transformer under 'gpt_neox.' and embed_out at the top level.

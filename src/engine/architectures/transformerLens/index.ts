@@ -97,7 +97,9 @@ export const transformerLens: Architecture = {
     const name = c.tokenizer_name;
     if (name === undefined || name === null) return undefined;
     if (typeof name !== 'string' || !HUB_ID.test(name) || name.includes('..')) {
-      throw new UserError(`'tokenizer_name' in the model's config.json is ${JSON.stringify(name)?.slice(0, 80)}; it must be a hub repo id like 'NeelNanda/gpt-neox-tokenizer-digits'`);
+      throw new UserError(
+        `'tokenizer_name' in the model's config.json is ${JSON.stringify(name)?.slice(0, 80)}; it must be a hub repo id like 'NeelNanda/gpt-neox-tokenizer-digits'`,
+      );
     }
     return name;
   },
@@ -105,7 +107,10 @@ export const transformerLens: Architecture = {
   namePrefixes: [],
   tensors(cfg: ModelConfig): CheckpointTensors {
     const { dModel: D, dMlp: M, dVocab: V, nHeads: H, dHead: E } = cfg;
-    const required = new Map<string, number[]>([['embed.W_E', [V, D]], ['pos_embed.W_pos', [cfg.nCtx, D]]]);
+    const required = new Map<string, number[]>([
+      ['embed.W_E', [V, D]],
+      ['pos_embed.W_pos', [cfg.nCtx, D]],
+    ]);
     for (let l = 0; l < cfg.nLayers; l++) {
       const b = `blocks.${l}.`;
       required.set(`${b}ln1.w`, [D]);
@@ -150,7 +155,12 @@ export const transformerLens: Architecture = {
       const mlp = cfg.attnOnly
         ? {}
         : {
-            ln2W: w('ln2.w'), ln2B: w('ln2.b'), wIn: w('mlp.W_in'), bIn: w('mlp.b_in'), wOut: w('mlp.W_out'), bOut: w('mlp.b_out'),
+            ln2W: w('ln2.w'),
+            ln2B: w('ln2.b'),
+            wIn: w('mlp.W_in'),
+            bIn: w('mlp.b_in'),
+            wOut: w('mlp.W_out'),
+            bOut: w('mlp.b_out'),
             ...(cfg.activation === 'solu_ln' ? { mlpLnW: w('mlp.ln.w'), mlpLnB: w('mlp.ln.b') } : {}),
           };
       return {
