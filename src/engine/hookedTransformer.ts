@@ -174,13 +174,16 @@ export class HookedTransformer {
   /**
    * Runs block `layer` on a suffix of positions. `past` holds the keys and values ([rows, prefix, head,
    * d_head]) of the positions before the suffix, which the suffix attends to. Patch masks are given
-   * with their graph dims (attention masks are [rows, head, suffix, prefix + suffix]).
+   * with their graph dims (attention masks are [rows, head, suffix, prefix + suffix]). With `outRows`
+   * (flat row * suffix + s indices) the output is [1, outRows.length, d_model]: only those positions
+   * go through the output projection and the MLP, and patches of gatheredHooks are laid out over them.
    */
   async blockSuffix(
     layer: number,
     resid: Tensor32,
     past: { k: Tensor32; v: Tensor32 } | undefined,
     patches: ReadonlyMap<BlockHook, { source: Tensor32; mask: Uint8Array; maskDims: number[] }>,
+    outRows?: Int32Array,
   ): Promise<Tensor32> {
     this.ensureRope(resid.shape[1]! + (past?.k.shape[1] ?? 0));
     const patch = new Map<string, PatchFeed>();
@@ -190,8 +193,20 @@ export class HookedTransformer {
       feeds.past_k = f32(past.k);
       feeds.past_v = f32(past.v);
     }
-    const out = await this.runGraph('block', { capture: [], patch, withPast: past !== undefined }, feeds);
+    if (outRows) feeds.out_rows = new ort.Tensor('int64', BigInt64Array.from(outRows, (r) => BigInt(r)), [outRows.length]);
+    const out = await this.runGraph('block', { capture: [], patch, withPast: past !== undefined, gather: outRows !== undefined }, feeds);
     return toTensor32(out.resid_post!);
+  }
+
+  /**
+   * Chosen logits only: for each flat index in `rows`, the logits of the `perRow` tokens in `cols`
+   * (row-major [rows.length, perRow]). Soft-capping and the unembedding bias apply as in the full row.
+   */
+  async logitColumns(resid: Tensor32, rows: readonly number[], cols: Int32Array, perRow: number): Promise<Float32Array> {
+    const none = { capture: [], patch: new Map<string, PatchFeed>(), columns: true };
+    const colTensor = new ort.Tensor('int64', BigInt64Array.from(cols, (c) => BigInt(c)), [rows.length, perRow]);
+    const out = await this.runGraph('unembed', none, { ...this.unembedFeeds, resid: f32(resid), rows: rowsTensor(rows), cols: colTensor });
+    return out.logits!.data as Float32Array;
   }
 
   /**
@@ -239,8 +254,12 @@ export class HookedTransformer {
     return groups;
   }
 
-  private async runGraph(kind: 'embed' | 'block' | 'unembed', hooks: ScopeHooks & { withPast?: boolean }, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
-    const variant = { capture: hooks.capture, patch: [...hooks.patch.keys()], withPast: hooks.withPast ?? false };
+  private async runGraph(
+    kind: 'embed' | 'block' | 'unembed',
+    hooks: ScopeHooks & { withPast?: boolean; gather?: boolean; columns?: boolean },
+    feeds: Record<string, ort.Tensor>,
+  ): Promise<Record<string, ort.Tensor>> {
+    const variant = { capture: hooks.capture, patch: [...hooks.patch.keys()], withPast: hooks.withPast ?? false, gather: hooks.gather ?? false, columns: hooks.columns ?? false };
     const session = await this.runtime.session(`${this.graphKey}|${variantKey(kind, variant)}`, () => {
       if (kind === 'block') return buildBlockGraph(this.cfg, variant as BlockVariant);
       return kind === 'embed' ? buildEmbedGraph(this.cfg, variant) : buildUnembedGraph(this.cfg, variant);
@@ -257,13 +276,14 @@ export class HookedTransformer {
   /** Multiply-adds x2 of the matrix products a graph run performs (what benchmarks divide by time). */
   private graphFlops(kind: 'embed' | 'block' | 'unembed', feeds: Record<string, ort.Tensor>): number {
     const { dModel: D, dMlp: M, dVocab: V, nHeads: H, nKvHeads: K, dHead: E } = this.cfg;
-    if (kind === 'unembed') return 2 * (feeds.rows!.dims[0]! as number) * D * V;
+    if (kind === 'unembed') return 2 * (feeds.rows!.dims[0]! as number) * D * (feeds.cols ? (feeds.cols.dims[1] as number) : V);
     if (kind === 'embed') return 0;
     const [rows, pos] = feeds.resid_pre!.dims as number[];
+    const tokens = rows! * pos!;
+    const kept = feeds.out_rows ? (feeds.out_rows.dims[0] as number) : tokens;
     const keys = pos! + ((feeds.past_k?.dims[1] as number | undefined) ?? 0);
     const mlp = this.cfg.attnOnly ? 0 : (this.cfg.gatedMlp ? 3 : 2) * D * M;
-    const perToken = D * (H + 2 * K) * E + H * E * D + mlp;
-    return 2 * rows! * pos! * perToken + 4 * rows! * pos! * keys * H * E;
+    return 2 * tokens * D * (H + 2 * K) * E + 4 * tokens * keys * H * E + 2 * kept * (H * E * D + mlp);
   }
 }
 

@@ -16,6 +16,19 @@ export interface BlockVariant extends HookVariant {
   readonly capture: readonly BlockHook[];
   readonly patch: readonly BlockHook[];
   readonly withPast: boolean;
+  /**
+   * Compute the block's output only at some positions: attention runs for every position (its keys and
+   * values are everyone's), then the rows in `out_rows` (int64 [n], flat batch * pos indices) are kept
+   * for the output projection and the MLP, which are most of a block's work. The output, and every hook
+   * from hook_attn_out on (gatheredHooks), is then [1, n, ...].
+   */
+  readonly gather?: boolean;
+}
+
+/** The hooks a gathered block holds only at its kept rows: everything after attention's output, hook_z. */
+export function gatheredHooks(cfg: ModelConfig): ReadonlySet<BlockHook> {
+  const names = [...blockHooks(cfg).keys()];
+  return new Set(names.slice(names.indexOf('attn.hook_z') + 1));
 }
 
 /**
@@ -40,7 +53,8 @@ export function buildBlockGraph(cfg: ModelConfig, v: BlockVariant): Uint8Array {
   const { dModel: D, nHeads: H, nKvHeads: K, dHead: E } = cfg;
   const w = {} as Record<BlockWeightName, string>;
   for (const [name, shape] of blockWeightShapes(cfg)) w[name] = g.input(name, DataType.FLOAT, shape);
-  const hp = (hook: BlockHook, value: string) => hookPoint(g, v, hook, hooks.get(hook)!, value);
+  let gathered = false;
+  const hp = (hook: BlockHook, value: string) => hookPoint(g, v, hook, hooks.get(hook)!, value, gathered);
   const nrm = (name: string, x: string, gain: string, bias?: string) =>
     norm(g, v, name, { scale: hooks.get(`${name}.hook_scale`)!, normalized: hooks.get(`${name}.hook_normalized`)! }, x, cfg.normEps, gain, bias);
   const B = 'batch';
@@ -114,16 +128,26 @@ export function buildBlockGraph(cfg: ModelConfig, v: BlockVariant): Uint8Array {
   const pattern = hp('attn.hook_pattern', g.op('Softmax', [scores], { axis: -1 }));
   const zT = g.op('MatMul', [pattern, g.op('Transpose', [val], { perm: [0, 2, 1, 3] })]);
   const z = hp('attn.hook_z', g.op('Transpose', [zT], { perm: [0, 2, 1, 3] }));
-  let attnOut = linear(g, g.op('Reshape', [z, g.constInt64([0, 0, H * E])]), w.wO, w.bO);
+  let zFlat = g.op('Reshape', [z, g.constInt64([0, 0, H * E])]);
+  let residIn = residPre;
+  if (v.gather) {
+    const rows = g.input('out_rows', DataType.INT64, ['out']);
+    const keep = (x: string, width: number) =>
+      g.op('Unsqueeze', [g.op('Gather', [g.op('Reshape', [x, g.constInt64([-1, width])]), rows], { axis: 0 }), g.constInt64([0])]);
+    zFlat = keep(zFlat, H * E);
+    residIn = keep(residPre, D);
+    gathered = true;
+  }
+  let attnOut = linear(g, zFlat, w.wO, w.bO);
   if (cfg.normPlacement === 'pre_post') attnOut = nrm('ln1_post', attnOut, w.ln1PostW!, w.ln1PostB);
   attnOut = hp('hook_attn_out', attnOut);
   const attnContribution = cfg.normPlacement === 'post' ? nrm('ln1', attnOut, w.ln1W, w.ln1B) : attnOut;
 
   let residPost: string;
   if (cfg.attnOnly) {
-    residPost = g.op('Add', [residPre, attnContribution]);
+    residPost = g.op('Add', [residIn, attnContribution]);
   } else {
-    const mlpIn = cfg.parallelAttnMlp ? residPre : hp('hook_resid_mid', g.op('Add', [residPre, attnContribution]));
+    const mlpIn = cfg.parallelAttnMlp ? residIn : hp('hook_resid_mid', g.op('Add', [residIn, attnContribution]));
     const x = cfg.normPlacement === 'post' ? mlpIn : nrm('ln2', mlpIn, w.ln2W!, w.ln2B);
     let post: string;
     if (cfg.gatedMlp) {
@@ -142,9 +166,9 @@ export function buildBlockGraph(cfg: ModelConfig, v: BlockVariant): Uint8Array {
     mlpOut = hp('hook_mlp_out', mlpOut);
     const mlpContribution = cfg.normPlacement === 'post' ? nrm('ln2', mlpOut, w.ln2W!, w.ln2B) : mlpOut;
     residPost = cfg.parallelAttnMlp
-      ? g.op('Add', [g.op('Add', [residPre, attnContribution]), mlpContribution])
+      ? g.op('Add', [g.op('Add', [residIn, attnContribution]), mlpContribution])
       : g.op('Add', [mlpIn, mlpContribution]);
   }
-  g.output('resid_post', hp('hook_resid_post', residPost), DataType.FLOAT, [B, P, D]);
+  g.output('resid_post', hp('hook_resid_post', residPost), DataType.FLOAT, v.gather ? [1, 'out', D] : [B, P, D]);
   return g.build('block');
 }

@@ -9,6 +9,13 @@ import { UserError } from '../../common/userError';
 export class Metric {
   readonly positions: number[][];
   readonly rowsPerEval: number;
+  /**
+   * For metrics that read a few logits of each row rather than a distribution (the logit differences):
+   * the tokens of each evaluation row, `columnsPerRow` of them, row-major. An executor may then compute
+   * only those logits and call `rawColumns`.
+   */
+  readonly columns: Int32Array | undefined;
+  readonly columnsPerRow = 2;
   private cleanLogProbs: Float64Array[] | undefined;
 
   constructor(
@@ -21,6 +28,7 @@ export class Metric {
       return [p.clean.length - 1];
     });
     this.rowsPerEval = this.positions.reduce((a, p) => a + p.length, 0);
+    this.columns = name === 'logit_diff' || name === 'normalized_logit_diff' ? Int32Array.from(pairs.flatMap((p) => [p.answer!, p.wrong!])) : undefined;
   }
 
   /** kl_divergence compares against the clean run's distribution at the same positions. */
@@ -36,16 +44,25 @@ export class Metric {
    */
   raw(logits: Float32Array, offset = 0): number {
     const V = this.dVocab;
+    return this.average((pair, k, row) => this.positionValue(pair, k, logits, offset + row * V, row));
+  }
+
+  /** The same value from only the `columns` logits of each row ([rowsPerEval, columnsPerRow]). */
+  rawColumns(values: Float32Array, offset = 0): number {
+    if (!this.columns) throw new Error(`${this.name} needs whole rows of logits`);
+    const C = this.columnsPerRow;
+    // The logit differences read the answer's and the wrong token's logits: columns 0 and 1 of the row.
+    return this.average((_pair, _k, row) => values[offset + row * C]! - values[offset + row * C + 1]!);
+  }
+
+  /** Mean over pairs of the mean over each pair's positions. */
+  private average(value: (pair: ResolvedPair, k: number, row: number) => number): number {
     let total = 0;
     let row = 0;
     for (let i = 0; i < this.pairs.length; i++) {
-      const pair = this.pairs[i]!;
       const positions = this.positions[i]!;
       let pairTotal = 0;
-      for (let k = 0; k < positions.length; k++, row++) {
-        const base = offset + row * V;
-        pairTotal += this.positionValue(pair, k, logits, base, row);
-      }
+      for (let k = 0; k < positions.length; k++, row++) pairTotal += value(this.pairs[i]!, k, row);
       total += pairTotal / positions.length;
     }
     return total / this.pairs.length;
