@@ -112,9 +112,9 @@ function countRuns(model: HookedTransformer, log: RunLog, nPairs: number): () =>
     else assert.equal(ids.length, nPairs);
     return forward(ids, opts);
   };
-  model.blockSuffix = (layer: number, resid: Tensor32, past, patches) => {
+  model.blockSuffix = (layer: number, resid: Tensor32, ...rest) => {
     log.rows.push(resid.shape[0]!);
-    return blockSuffix(layer, resid, past, patches);
+    return blockSuffix(layer, resid, ...rest);
   };
   return () => {
     model.forward = forward;
