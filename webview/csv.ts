@@ -22,7 +22,9 @@ export function sweepCsv(sweep: SweepResult): string {
   const index = new Array<number>(shape.length).fill(0);
   for (let flat = 0; flat < n; flat++) {
     const cols = index.map((i, k) => (axes[k] === 'component' && sweep.components?.[i] !== undefined ? field(sweep.components[i]) : String(i)));
-    cols.push(exactValue(flat < values.length ? (values[flat] ?? NaN) : NaN));
+    // An index the model does not have (null) is an empty field, which pandas reads as NaN.
+    const v = flat < values.length ? values[flat] : NaN;
+    cols.push(v === null ? '' : exactValue(v ?? NaN));
     lines.push(cols.join(','));
     for (let k = shape.length - 1; k >= 0; k--) {
       if (++index[k] < shape[k]) break;

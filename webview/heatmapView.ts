@@ -1,40 +1,55 @@
 /**
- * The heatmaps of one sweep: one chart.js matrix chart per facet of `layoutSweep`, arranged in the same
- * grid as the PNG export (src/engine/render/heatmapPng.ts), with the shared axis labels only on the
- * outer facets. Chart.js's own event handling is off: the pointer is mapped to a cell here, from each
- * chart's plot area, so hovering and the tooltip follow exactly the cells that were drawn.
+ * The heatmaps of one sweep: one chart.js matrix chart per facet of `layoutSweep`, in a grid that uses
+ * the panel's width. Cells grow to fill it up to MAX_CELL and never shrink below MIN_CELL: a sweep too
+ * large for the panel scrolls instead, and facets wrap onto rows when they do not fit side by side.
+ * Chart.js's own event handling is off: the pointer is mapped to a cell here, from each chart's plot
+ * area, so hovering and the tooltip follow exactly the cells that were drawn.
  *
- * Each facet element carries data attributes (rows, cols, plot box, cells drawn, highlight drawn):
- * they describe what is on screen for tests and for anyone inspecting the panel.
+ * Each facet element carries data attributes (rows, cols, plot box, cells drawn, label steps, highlight
+ * and hovered cell drawn): they describe what is on screen for tests and for anyone inspecting the panel.
  */
 import { CategoryScale, Chart, LinearScale } from 'chart.js';
 import type { Plugin } from 'chart.js';
 import { MatrixController, MatrixElement } from 'chartjs-chart-matrix';
 import { AXIS_TITLE_H, facetChartConfig, facetSizes, type FacetSizes } from '../src/presentation/heatmapChart';
-import { facetColumns, layoutSweep } from '../src/presentation/heatmapLayout';
+import { type ColorScale, scaleColor } from '../src/presentation/colorScale';
+import { facetColumns, layoutSweep, type Placement, placeFacets } from '../src/presentation/heatmapLayout';
 import type { Facet } from '../src/presentation/heatmapLayout';
+import type { HeadGroups } from '../src/presentation/heads';
+import { tokenText } from '../src/presentation/resultText';
 import type { SweepResult } from '../src/protocol/result';
 import { h } from './dom';
 import type { Theme } from './theme';
 
 Chart.register(MatrixController, MatrixElement, CategoryScale, LinearScale);
 
-const MIN_CELL_W = 6;
-const MIN_CELL_H = 10;
-const MAX_CELL = 56;
+/** 11 px labels need 12 px cells; below that a sweep scrolls rather than shrinking. */
+export const MIN_CELL = 12;
+export const MAX_CELL = 48;
 /** Keep in step with .pl-facet-row's gap in media/panel.css. */
 const GAP_X = 12;
+/** The header, toolbar, legend and x labels around the cells, when fitting a sweep's height to the window. */
+const CHROME_H = 260;
 
 export interface HeatmapInput {
   readonly sweep: SweepResult;
   readonly tokens: readonly string[];
-  readonly range: number;
+  readonly heads: HeadGroups | undefined;
+  readonly scale: ColorScale;
   readonly theme: Theme;
   readonly highlight: number | null;
-  /** Width the facet grid may take, in CSS pixels; cells shrink to fit it, down to a legible minimum. */
+  /** Width the facet grid may take, in CSS pixels. */
   readonly width: number;
-  /** Height of the viewport: cells flatten so that a sweep fits it when they can stay legible. */
+  /** Height of the viewport: cells flatten (down to MIN_CELL) so that a sweep fits it when they can. */
   readonly viewportHeight: number;
+}
+
+/** The facets of a sweep and how they are laid out at a width. */
+export interface GridPlan {
+  readonly facets: Facet[];
+  readonly cols: number;
+  readonly places: Placement[];
+  readonly sizes: FacetSizes;
 }
 
 export interface HoveredCell {
@@ -49,6 +64,8 @@ export interface HeatmapEvents {
   /** The token position under the pointer (a position column, or a dest row's label), null elsewhere. */
   hoverPosition(pos: number | null): void;
   hoverCell(cell: HoveredCell | null): void;
+  /** An axis label under the pointer, in full (labels may be shortened, or drawn only every few cells). */
+  hoverLabel(label: { text: string; clientX: number; clientY: number } | null): void;
 }
 
 interface FacetView {
@@ -59,12 +76,10 @@ interface FacetView {
   hover: { row: number; col: number } | null;
 }
 
-type Metrics = FacetSizes;
-
 const clamp = (v: number, lo: number, hi: number): number => Math.max(lo, Math.min(hi, v));
 
 let scratch: CanvasRenderingContext2D | null = null;
-function textWidth(font: string, texts: readonly string[]): number {
+export function textWidth(font: string, texts: readonly string[]): number {
   scratch ??= document.createElement('canvas').getContext('2d');
   if (!scratch) return 8 * Math.max(0, ...texts.map((t) => t.length));
   scratch.font = font;
@@ -73,74 +88,81 @@ function textWidth(font: string, texts: readonly string[]): number {
   return Math.ceil(m);
 }
 
-function metricsFor(facet: Facet, theme: Theme, gridCols: number, gridRows: number, input: HeatmapInput): Metrics {
-  const cols = facet.colLabels.length;
-  const rows = facet.rowLabels.length;
+/**
+ * The grid at `width`: as many facets side by side as the sweep prefers while cells stay at least
+ * MIN_CELL wide, fewer (wrapping onto rows) otherwise; cells as wide as the width allows up to MAX_CELL,
+ * as tall as fits the viewport, never below MIN_CELL (then the panel scrolls).
+ */
+export function planGrid(sweep: SweepResult, tokens: readonly string[], heads: HeadGroups | undefined, theme: Theme, width: number, viewportHeight: number): GridPlan {
+  const facets = layoutSweep(sweep, { tokens: [...tokens], heads });
+  const n = Math.max(1, facets.length);
+  const ref = facets[0];
+  const cols0 = ref?.colLabels.length ?? 1;
+  const rows0 = ref?.rowLabels.length ?? 1;
   // The y labels' width depends on the font, which depends on the cell height: size for the larger font.
-  const rowW = textWidth(`11px ${theme.font}`, facet.rowLabels);
+  const rowW = textWidth(`11px ${theme.font}`, facets.flatMap((f) => f.rowLabels));
   const yAxisW = AXIS_TITLE_H + rowW + 8;
-  const avail = input.width - yAxisW - (gridCols - 1) * GAP_X;
-  const cellW = clamp(Math.floor(avail / (gridCols * cols)), MIN_CELL_W, MAX_CELL);
-  // Room for the header, toolbar and x labels above and below the cells.
-  const tallest = Math.max(320, input.viewportHeight - 220);
-  const cellH = clamp(Math.min(cellW, Math.floor(tallest / (gridRows * rows))), MIN_CELL_H, MAX_CELL);
-  return facetSizes(cellW, cellH, rowW, (px) => textWidth(`${px}px ${theme.font}`, facet.colLabels));
+  let cols = Math.min(n, facetColumns(sweep, n));
+  let places = placeFacets(facets, cols);
+  let cellW = MIN_CELL;
+  for (;;) {
+    const labelled = Math.max(1, ...Array.from({ length: Math.ceil(n / cols) }, (_, r) => places.filter((p) => p.row === r && p.showY).length));
+    cellW = Math.floor((width - labelled * yAxisW - (cols - 1) * GAP_X) / (cols * cols0));
+    if (cellW >= MIN_CELL || cols === 1) break;
+    cols--;
+    places = placeFacets(facets, cols);
+  }
+  cellW = clamp(cellW, MIN_CELL, MAX_CELL);
+  const gridRows = Math.ceil(n / cols);
+  const tallest = Math.max(320, viewportHeight - CHROME_H);
+  const cellH = clamp(Math.min(cellW, Math.floor(tallest / (gridRows * rows0))), MIN_CELL, MAX_CELL);
+  const colTexts = facets.flatMap((f) => f.colLabels);
+  return { facets, cols, places, sizes: facetSizes(cellW, cellH, rowW, (px) => textWidth(`${px}px ${theme.font}`, colTexts)) };
 }
-
 
 export class HeatmapView {
   /** The facet grid; the caller places it. */
   readonly element: HTMLElement;
   private views: FacetView[] = [];
-  private range = 1;
+  private scale: ColorScale | undefined;
   private highlight: number | null = null;
   private theme: Theme | undefined;
+  private tokens: readonly string[] = [];
   /** While exporting, the highlight and hover outlines are left out of the picture. */
   private bare = false;
 
   constructor(private readonly events: HeatmapEvents) {
     this.element = h('div', { className: 'pl-facets' });
-    this.element.addEventListener('mouseleave', () => {
-      this.events.hoverPosition(null);
-      this.events.hoverCell(null);
-    });
+    this.element.addEventListener('mouseleave', () => this.pointerGone());
     this.element.addEventListener('mousemove', (ev) => {
-      if (!(ev.target instanceof HTMLCanvasElement)) {
-        this.events.hoverPosition(null);
-        this.events.hoverCell(null);
-      }
+      if (!(ev.target instanceof HTMLCanvasElement)) this.pointerGone();
     });
   }
 
-  render(input: HeatmapInput): void {
+  render(input: HeatmapInput, plan: GridPlan): void {
     this.destroy();
-    this.range = input.range;
+    this.scale = input.scale;
     this.highlight = input.highlight;
     this.theme = input.theme;
-    const facets = layoutSweep(input.sweep, { tokens: [...input.tokens] });
+    this.tokens = input.tokens;
+    const { facets, cols, places, sizes: m } = plan;
     const root = this.element;
     root.dataset.facetCount = String(facets.length);
     root.dataset.cellCount = '0';
+    root.dataset.gridCols = String(cols);
     this.setHighlightAttr();
     if (facets.length === 0) return;
 
-    const gridCols = Math.min(facets.length, facetColumns(input.sweep, facets.length));
-    const gridRows = Math.ceil(facets.length / gridCols);
     const multi = facets.length > 1;
-    // All facets of a sweep share their labels (components and dest×src heads index the same axes).
-    const m = metricsFor(facets[0], input.theme, gridCols, gridRows, input);
-
     let row: HTMLElement | undefined;
     let cells = 0;
     for (let i = 0; i < facets.length; i++) {
-      const facet = facets[i];
-      if (i % gridCols === 0) {
+      const facet = facets[i]!;
+      const { showX, showY } = places[i]!;
+      if (i % cols === 0) {
         row = h('div', { className: 'pl-facet-row' });
         root.appendChild(row);
       }
-      const showY = i % gridCols === 0;
-      // The x labels go under a facet only when no facet sits below it.
-      const showX = i + gridCols >= facets.length;
       const canvas = h('canvas', { attrs: { role: 'img', 'aria-label': facet.title ? `heatmap ${facet.title}` : 'heatmap' } });
       const box = h('div', { className: 'pl-facet' });
       const title = multi ? h('div', { className: 'pl-facet-title', text: facet.title }) : undefined;
@@ -165,6 +187,10 @@ export class HeatmapView {
         posAxis: facet.posAxis ?? '',
         rowsArePositions: facet.rowsArePositions ? 'true' : 'false',
         drawnCells: String(drawn),
+        showX: String(showX),
+        showY: String(showY),
+        xStep: String(m.xStep),
+        yStep: String(m.yStep),
         plotLeft: String(a.left),
         plotTop: String(a.top),
         plotWidth: String(a.right - a.left),
@@ -193,10 +219,37 @@ export class HeatmapView {
     for (const v of this.views) v.chart?.draw();
   }
 
-  setRange(range: number): void {
-    this.range = range;
+  setScale(scale: ColorScale): void {
+    this.scale = scale;
     // 'none': no animation, and the scriptable colours are resolved again.
     for (const v of this.views) v.chart?.update('none');
+  }
+
+  /** Outlines one cell as hovering it does (a strongest-effects entry points at it); null clears. */
+  showCell(cell: { facet: number; row: number; col: number } | null, reveal = false): void {
+    this.views.forEach((v, i) => {
+      const want = cell && cell.facet === i ? { row: cell.row, col: cell.col } : null;
+      if (want?.row !== v.hover?.row || want?.col !== v.hover?.col) {
+        v.hover = want;
+        v.chart?.draw();
+      }
+    });
+    const v = cell ? this.views[cell.facet] : undefined;
+    if (reveal && v?.chart && cell) {
+      const a = v.chart.chartArea;
+      const cw = (a.right - a.left) / v.facet.colLabels.length;
+      const ch = (a.bottom - a.top) / v.facet.rowLabels.length;
+      const r = v.canvas.getBoundingClientRect();
+      const x = r.left + a.left + (cell.col + 0.5) * cw;
+      const y = r.top + a.top + (cell.row + 0.5) * ch;
+      // The page scrolls vertically, the plot horizontally: bring the cell into both.
+      const scroller = this.element.closest('.pl-plot');
+      if (scroller) {
+        const s = scroller.getBoundingClientRect();
+        if (x < s.left + 40 || x > s.right - 40) scroller.scrollLeft += x - (s.left + s.right) / 2;
+      }
+      if (y < 40 || y > window.innerHeight - 40) window.scrollBy({ top: y - window.innerHeight / 2 });
+    }
   }
 
   /** Runs `paint` with the charts drawn without highlight or hover, then restores them. */
@@ -217,11 +270,17 @@ export class HeatmapView {
     while (this.element.firstChild) this.element.removeChild(this.element.firstChild);
   }
 
+  private pointerGone(): void {
+    this.events.hoverPosition(null);
+    this.events.hoverCell(null);
+    this.events.hoverLabel(null);
+  }
+
   private setHighlightAttr(): void {
     this.element.dataset.highlight = this.highlight === null ? '' : String(this.highlight);
   }
 
-  private makeChart(view: FacetView, m: Metrics, showX: boolean, showY: boolean): Chart {
+  private makeChart(view: FacetView, m: FacetSizes, showX: boolean, showY: boolean): Chart {
     const { facet, canvas } = view;
     const theme = this.theme as Theme;
     const plotW = facet.colLabels.length * m.cellW;
@@ -231,8 +290,8 @@ export class HeatmapView {
     canvas.width = Math.max(1, yW + plotW);
     canvas.height = Math.max(1, plotH + xH);
     const overlay: Plugin = { id: 'plOverlay', afterDatasetsDraw: (chart) => this.drawOverlay(view, chart) };
-    const config = facetChartConfig(facet, m, theme, () => this.range, showX, showY);
-    config.plugins = [overlay];
+    const config = facetChartConfig(facet, m, theme, (v) => (this.scale ? scaleColor(this.scale, v) : null), showX, showY);
+    config.plugins = [...(config.plugins ?? []), overlay];
     return new Chart(canvas, config);
   }
 
@@ -269,13 +328,25 @@ export class HeatmapView {
         drawn.push('row');
       }
     }
-    if (view.hover && !this.bare) {
-      ctx.lineWidth = 1.5;
+    const hovered = view.hover && !this.bare ? view.hover : null;
+    if (hovered) {
+      ctx.lineWidth = 2;
       ctx.strokeStyle = theme.text;
-      ctx.strokeRect(a.left + view.hover.col * cw + 0.75, a.top + view.hover.row * ch + 0.75, cw - 1.5, ch - 1.5);
+      ctx.strokeRect(a.left + hovered.col * cw + 1, a.top + hovered.row * ch + 1, cw - 2, ch - 2);
     }
     ctx.restore();
     view.box.dataset.highlightDrawn = drawn.join(' ');
+    view.box.dataset.hoverCell = hovered ? `${hovered.row},${hovered.col}` : '';
+  }
+
+  /** A label in full: a position with its whole token, a blank KV label as what it is. */
+  private labelText(facet: Facet, axis: 'row' | 'col', i: number): string {
+    const name = axis === 'col' ? facet.colAxis : facet.rowAxis;
+    const isPos = axis === 'col' ? facet.posAxis === 'col' : facet.rowsArePositions || facet.posAxis === 'row';
+    const token = this.tokens[i];
+    if (isPos) return token === undefined ? `${name} ${i}` : `${name} ${i} (${tokenText(token)})`;
+    const label = (axis === 'col' ? facet.colLabels : facet.rowLabels)[i];
+    return label ? `${name} ${label}` : `${name} ${i}: no such head`;
   }
 
   private attachPointer(view: FacetView): void {
@@ -301,6 +372,7 @@ export class HeatmapView {
       let pos: number | null = null;
       if (inX && inY) {
         setHover({ row, col });
+        this.events.hoverLabel(null);
         this.events.hoverCell({ facet, row, col, clientX: ev.clientX, clientY: ev.clientY });
         if (facet.posAxis === 'col') pos = col;
         else if (facet.posAxis === 'row') pos = row;
@@ -308,14 +380,18 @@ export class HeatmapView {
         setHover(null);
         this.events.hoverCell(null);
         // The tick labels name the tokens, so pointing at a label means that token as well.
-        if (inX && y >= a.bottom && facet.posAxis === 'col') pos = col;
-        else if (inY && x < a.left && (facet.rowsArePositions || facet.posAxis === 'row')) pos = row;
+        const onX = inX && y >= a.bottom;
+        const onY = inY && x < a.left;
+        if (onX && facet.posAxis === 'col') pos = col;
+        else if (onY && (facet.rowsArePositions || facet.posAxis === 'row')) pos = row;
+        this.events.hoverLabel(onX || onY ? { text: this.labelText(facet, onX ? 'col' : 'row', onX ? col : row), clientX: ev.clientX, clientY: ev.clientY } : null);
       }
       this.events.hoverPosition(pos);
     });
     canvas.addEventListener('mouseleave', () => {
       setHover(null);
       this.events.hoverCell(null);
+      this.events.hoverLabel(null);
     });
   }
 }

@@ -1,20 +1,21 @@
-/**
- * The results panel: one run's sweeps as heatmaps, linked to the source text through the host.
- * Entry of the webview bundle (dist/webview/main.js; esbuild emits the stylesheet imported here as
- * dist/webview/main.css, so the panel needs nothing outside the built webview folder).
- */
 import '../media/panel.css';
-import { symmetricRange } from '../src/presentation/heatmapLayout';
-import type { SweepName } from '../src/protocol/spec';
-import { drawColorBar } from './colorBar';
+import { type ColorScale, fractionText, sweepScale } from '../src/presentation/colorScale';
+import { headGroups, type HeadGroups } from '../src/presentation/heads';
+import { describeCell, exactValue, notices, summaryParts } from '../src/presentation/resultText';
+import { topEffects } from '../src/presentation/topEffects';
+import type { PlotSpec, SweepName } from '../src/protocol/spec';
+import { plotProblem } from '../src/protocol/spec';
+import { colorBarCssWidth, drawColorBar } from './colorBar';
 import { sweepCsv } from './csv';
 import { clear, h } from './dom';
-import { describeCell, exactValue, notices, shortValue, summaryParts } from '../src/presentation/resultText';
-import { HeatmapView } from './heatmapView';
+import { EffectsList } from './effectsList';
+import type { Facet } from '../src/presentation/heatmapLayout';
+import { HeatmapView, planGrid } from './heatmapView';
 import type { HoveredCell } from './heatmapView';
 import { HoverSender } from './hover';
 import { parseHostMessage } from './messages';
 import type { ShownResult } from './messages';
+import { PlotControls } from './plotControls';
 import { composePng } from './pngExport';
 import { readTheme, watchTheme } from './theme';
 import { vscodeHost } from './vscodeApi';
@@ -24,6 +25,12 @@ const host = vscodeHost();
 let shown: ShownResult | undefined;
 let sweep: SweepName | undefined;
 let highlight: number | null = null;
+/** The colour scale chosen in the panel for the shown run; undefined: the spec's. */
+let choice: PlotSpec | undefined;
+let scale: ColorScale | undefined;
+let heads: HeadGroups | undefined;
+/** The facets drawn, which the strongest-effects list points into. */
+let facets: Facet[] = [];
 
 // ---- the page ----------------------------------------------------------------------------------
 const label = (text: string, ...controls: HTMLElement[]): HTMLElement => h('label', { className: 'pl-control' }, h('span', { text }), ...controls);
@@ -32,25 +39,25 @@ const titleEl = h('h1', { className: 'pl-title', text: 'PatchLens' });
 const metaEl = h('p', { className: 'pl-meta' });
 const noticesEl = h('div', { className: 'pl-notices', attrs: { role: 'status' } });
 const sweepSelect = h('select', { attrs: { id: 'pl-sweep' } });
-const rangeMode = h(
-  'select',
-  { attrs: { id: 'pl-range-mode', 'aria-label': 'Colour range mode' } },
-  h('option', { text: 'auto', attrs: { value: 'auto' } }),
-  h('option', { text: 'fixed', attrs: { value: 'fixed' } }),
-);
-const rangeInput = h('input', { attrs: { id: 'pl-range-value', type: 'number', min: '0', step: 'any', 'aria-label': 'Fixed colour range (±)' } });
+const plotControls = new PlotControls((plot) => {
+  choice = plot;
+  if (shown) host.post({ type: 'plotChoice', plot: plot ?? null });
+  if (!plot) plotControls.set(specPlot());
+  updateScale();
+});
 const exportPngButton = h('button', { text: 'Export PNG', attrs: { id: 'pl-export-png', type: 'button' } });
 const exportCsvButton = h('button', { text: 'Export CSV', attrs: { id: 'pl-export-csv', type: 'button' } });
 const toolbar = h(
   'div',
   { className: 'pl-toolbar' },
   label('Sweep', sweepSelect),
-  label('Colour range ±', rangeMode, rangeInput),
   h('span', { className: 'pl-spacer' }),
   exportPngButton,
   exportCsvButton,
+  plotControls.element,
 );
 const emptyEl = h('p', { className: 'pl-empty', text: 'Waiting for a result…' });
+const legendEl = h('div', { className: 'pl-legend', attrs: { id: 'pl-legend' } });
 const colorBar = h('canvas', { className: 'pl-colorbar', attrs: { role: 'img', 'aria-label': 'colour scale' } });
 const tooltip = h('div', { className: 'pl-tooltip', attrs: { id: 'pl-tooltip', role: 'tooltip' } });
 tooltip.hidden = true;
@@ -59,38 +66,38 @@ const hover = new HoverSender((pos) => host.post({ type: 'hoverPosition', pos })
 const view = new HeatmapView({
   hoverPosition: (pos) => hover.set(pos),
   hoverCell: showTooltip,
+  hoverLabel: (l) => (l ? placeTooltip(l.text, l.clientX, l.clientY) : showTooltip(null)),
+});
+const effects = new EffectsList({
+  show: (e, reveal) => {
+    view.showCell(e ? { facet: e.facet, row: e.row, col: e.col } : null, reveal);
+    hover.set(e ? e.pos : null);
+  },
 });
 const content = h('div', { className: 'pl-plot-content' }, view.element, colorBar);
 const plot = h('div', { className: 'pl-plot' }, content);
+const body = h('div', { className: 'pl-body' }, plot, effects.element);
 
 const app = document.getElementById('app') ?? document.body.appendChild(h('div', { attrs: { id: 'app' } }));
-app.append(h('header', { className: 'pl-header' }, titleEl, metaEl, noticesEl), toolbar, emptyEl, plot, tooltip);
+app.append(h('header', { className: 'pl-header' }, titleEl, metaEl, noticesEl), toolbar, emptyEl, legendEl, body, tooltip);
 setControlsEnabled(false);
 
 // ---- rendering ---------------------------------------------------------------------------------
 function setControlsEnabled(on: boolean): void {
-  for (const c of [sweepSelect, rangeMode, rangeInput, exportPngButton, exportCsvButton]) c.disabled = !on;
-  plot.hidden = !on;
+  for (const c of [sweepSelect, exportPngButton, exportCsvButton]) c.disabled = !on;
+  plotControls.setEnabled(on);
+  body.hidden = !on;
+  legendEl.hidden = !on;
 }
 
 function currentSweep(): ShownResult['result']['sweeps'][SweepName] {
   return shown && sweep ? shown.result.sweeps[sweep] : undefined;
 }
 
-/** The colour range: the typed number when fixed and valid, otherwise max |v| of the shown sweep. */
-function currentRange(): number {
-  const values = currentSweep()?.values ?? [];
-  const auto = symmetricRange(values);
-  rangeInput.placeholder = shortValue(auto);
-  if (rangeMode.value !== 'fixed') {
-    rangeInput.removeAttribute('aria-invalid');
-    return auto;
-  }
-  const fixed = Number(rangeInput.value);
-  const ok = rangeInput.value.trim() !== '' && Number.isFinite(fixed) && fixed > 0;
-  if (ok) rangeInput.removeAttribute('aria-invalid');
-  else rangeInput.setAttribute('aria-invalid', 'true');
-  return ok ? symmetricRange(values, fixed) : auto;
+/** The result's own plot settings, when they are usable (sweepScale says so when they are not). */
+function specPlot(): PlotSpec | undefined {
+  const p = shown?.result.spec?.plot;
+  return p !== undefined && !plotProblem(p) ? p : undefined;
 }
 
 function renderHeader(s: ShownResult): void {
@@ -111,8 +118,10 @@ function renderHeader(s: ShownResult): void {
   if (sweep) sweepSelect.value = sweep;
 }
 
-const COLOR_BAR_RESERVE = 90;
-let renderedWidth = -1;
+/** The strongest-effects list goes beside the heatmaps when that costs them nothing, else under them. */
+const EFFECTS_W = 320;
+const BODY_GAP = 24;
+let renderedSize = '';
 
 function renderSweep(): void {
   showTooltip(null);
@@ -127,27 +136,52 @@ function renderSweep(): void {
   emptyEl.hidden = true;
   setControlsEnabled(true);
   const theme = readTheme();
-  const range = currentRange();
-  renderedWidth = plot.clientWidth;
-  view.render({
-    sweep: data,
-    tokens: shown.tokens,
-    range,
-    theme,
-    highlight,
-    width: Math.max(200, renderedWidth - COLOR_BAR_RESERVE),
-    viewportHeight: window.innerHeight,
-  });
-  drawColorBar(colorBar, range, theme, Math.min(360, Math.max(80, view.plotHeight())));
-  colorBar.style.marginTop = `${Math.max(0, view.plotTopOffset() - 6)}px`;
+  scale = sweepScale(shown.result, data.values, choice);
+  const total = body.clientWidth;
+  renderedSize = `${total}x${window.innerHeight}`;
+  const barW = colorBarCssWidth(scale, theme);
+  const plan = (w: number) => planGrid(data, shown!.tokens, heads, theme, Math.max(120, w), window.innerHeight);
+  const alone = plan(total - barW);
+  const beside = plan(total - barW - EFFECTS_W - BODY_GAP);
+  const besideFits = beside.cols === alone.cols && beside.sizes.cellW >= alone.sizes.cellW && beside.sizes.cellH >= alone.sizes.cellH;
+  body.classList.toggle('pl-body-beside', besideFits);
+  const grid = besideFits ? beside : alone;
+  view.render({ sweep: data, tokens: shown.tokens, heads, scale, theme, highlight, width: total - barW, viewportHeight: window.innerHeight }, grid);
+  facets = grid.facets;
+  showScale();
   app.dataset.sweep = sweep ?? '';
 }
 
-function updateRange(): void {
-  if (!currentSweep()) return;
-  const range = currentRange();
-  view.setRange(range);
-  drawColorBar(colorBar, range, readTheme(), Math.min(360, Math.max(80, view.plotHeight())));
+/** The colour bar, the legend, the controls' placeholders and the strongest effects, for the current scale. */
+function showScale(): void {
+  const data = currentSweep();
+  if (!data || !shown || !scale) return;
+  drawColorBar(colorBar, scale, readTheme(), Math.min(360, Math.max(80, view.plotHeight())));
+  colorBar.style.marginTop = `${Math.max(0, view.plotTopOffset() - 6)}px`;
+  clear(legendEl);
+  legendEl.appendChild(h('p', { className: 'pl-legend-text', text: scale.legend }));
+  for (const n of scale.notes) legendEl.appendChild(h('p', { className: 'pl-notice', text: n }));
+  plotControls.showScale(scale);
+  effects.render(topEffects(data, facets, scale, shown.tokens, heads), scale);
+}
+
+function updateScale(): void {
+  const data = currentSweep();
+  if (!data || !shown) return;
+  scale = sweepScale(shown.result, data.values, choice);
+  view.setScale(scale);
+  showScale();
+}
+
+function placeTooltip(text: string, clientX: number, clientY: number): void {
+  tooltip.textContent = text;
+  tooltip.hidden = false;
+  // Beside the pointer, flipped to the other side near the window's right or bottom edge.
+  const r = tooltip.getBoundingClientRect();
+  const x = clientX + 14 + r.width > window.innerWidth ? clientX - 10 - r.width : clientX + 14;
+  const y = clientY + 16 + r.height > window.innerHeight ? clientY - 10 - r.height : clientY + 16;
+  tooltip.style.left = `${Math.max(0, x)}px`;
+  tooltip.style.top = `${Math.max(0, y)}px`;
 }
 
 function showTooltip(cell: HoveredCell | null): void {
@@ -156,14 +190,9 @@ function showTooltip(cell: HoveredCell | null): void {
     tooltip.hidden = true;
     return;
   }
-  tooltip.textContent = describeCell(data, shown.tokens, cell.facet.cells[cell.row][cell.col].index, cell.facet.values[cell.row][cell.col]);
-  tooltip.hidden = false;
-  // Beside the pointer, flipped to the other side near the window's right or bottom edge.
-  const r = tooltip.getBoundingClientRect();
-  const x = cell.clientX + 14 + r.width > window.innerWidth ? cell.clientX - 10 - r.width : cell.clientX + 14;
-  const y = cell.clientY + 16 + r.height > window.innerHeight ? cell.clientY - 10 - r.height : cell.clientY + 16;
-  tooltip.style.left = `${Math.max(0, x)}px`;
-  tooltip.style.top = `${Math.max(0, y)}px`;
+  const value = cell.facet.values[cell.row]![cell.col]!;
+  const fraction = value === null || !scale ? undefined : fractionText(scale, value);
+  placeTooltip(describeCell(data, shown.tokens, cell.facet.cells[cell.row]![cell.col]!.index, value, { heads, ...(fraction ? { fraction } : {}) }), cell.clientX, cell.clientY);
 }
 
 // ---- messages from the host --------------------------------------------------------------------
@@ -171,6 +200,9 @@ function onShowResult(s: ShownResult): void {
   const saved = host.getState();
   const previous = shown?.resultPath;
   shown = s;
+  heads = headGroups(s.result.model.config);
+  choice = s.plot;
+  plotControls.set(choice ?? specPlot());
   // A reloaded panel (or a result sent again) comes back to the sweep that was picked for this run.
   sweep = saved?.resultPath === s.resultPath && saved.sweep && s.sweeps.includes(saved.sweep) ? saved.sweep : s.sweeps[0];
   if (previous !== s.resultPath) highlight = null;
@@ -188,8 +220,9 @@ function exportPng(): void {
   }
   const s = shown;
   const name = sweep;
+  const lines = scale ? [scale.legend, ...scale.notes] : [];
   const dataUrl = view.withoutOverlays(() =>
-    composePng({ title: `${s.result.name} — ${name}`, subtitle: summaryParts(s.result).join('   ·   '), theme: readTheme(), content }),
+    composePng({ title: `${s.result.name} — ${name}`, subtitle: summaryParts(s.result).join('   ·   '), lines, theme: readTheme(), content }),
   );
   host.post({ type: 'exportPng', sweep: name, dataUrl });
 }
@@ -226,22 +259,19 @@ sweepSelect.addEventListener('change', () => {
   hover.set(null);
   renderSweep();
 });
-rangeMode.addEventListener('change', updateRange);
-rangeInput.addEventListener('input', () => {
-  // Typing a number means "use this number".
-  if (rangeInput.value.trim() !== '') rangeMode.value = 'fixed';
-  updateRange();
-});
 exportPngButton.addEventListener('click', exportPng);
 exportCsvButton.addEventListener('click', exportCsv);
 
+// A resized panel is laid out again: the width sets the cells and the facets per row, the height how flat they may be.
 let resizeTimer: ReturnType<typeof setTimeout> | undefined;
-new ResizeObserver(() => {
+const relayout = (): void => {
   clearTimeout(resizeTimer);
   resizeTimer = setTimeout(() => {
-    if (currentSweep() && plot.clientWidth !== renderedWidth) renderSweep();
+    if (currentSweep() && `${body.clientWidth}x${window.innerHeight}` !== renderedSize) renderSweep();
   }, 150);
-}).observe(plot);
+};
+new ResizeObserver(relayout).observe(body);
+window.addEventListener('resize', relayout);
 watchTheme(() => {
   if (currentSweep()) renderSweep();
 });

@@ -4,7 +4,7 @@
  * and the rest of the webview can rely on the types.
  */
 import type { PatchResult, RunStatus, SweepResult } from '../src/protocol/result';
-import type { SweepName } from '../src/protocol/spec';
+import { plotProblem, type PlotSpec, type SweepName } from '../src/protocol/spec';
 import type { HostToWebview, WebviewState } from '../src/protocol/webviewMessages';
 
 /** Beyond this a sweep would stall the panel; no sweep of a model that fits in memory comes near it. */
@@ -22,6 +22,8 @@ export interface ShownResult {
   readonly tokens: readonly string[];
   /** Parts of the result that were unreadable and are not shown, as sentences for the panel. */
   readonly problems: readonly string[];
+  /** The colour scale chosen for this run earlier (see HostToWebview), if any. */
+  readonly plot?: PlotSpec;
 }
 
 export type ParsedHostMessage =
@@ -38,8 +40,8 @@ function reject(what: string): undefined {
 }
 
 /**
- * A sweep as the panel needs it, or a reason. JSON has no NaN, so a result file stores one as null:
- * null becomes NaN again (drawn grey), anything else that is not a number makes the sweep unreadable.
+ * A sweep as the panel needs it, or a reason. null is an index the model does not have (drawn blank);
+ * anything else that is not a number makes the sweep unreadable.
  */
 export function parseSweep(x: unknown): SweepResult | string {
   if (!isObject(x)) return 'not an object';
@@ -49,11 +51,10 @@ export function parseSweep(x: unknown): SweepResult | string {
   const n = shape.reduce((a: number, b: number) => a * b, 1);
   if (n > MAX_SWEEP_CELLS) return `${n} cells is more than the panel draws (${MAX_SWEEP_CELLS})`;
   if (!Array.isArray(values) || values.length !== n) return `expected ${n} values`;
-  const out = new Array<number>(n);
+  const out = new Array<number | null>(n);
   for (let i = 0; i < n; i++) {
     const v = values[i];
-    if (typeof v === 'number') out[i] = v;
-    else if (v === null) out[i] = NaN;
+    if (typeof v === 'number' || v === null) out[i] = v;
     else return `value ${i} is not a number`;
   }
   if (components !== undefined && !isStringArray(components)) return 'components is not a list of names';
@@ -104,8 +105,14 @@ function parseShowResult(m: Record<string, unknown>): ParsedHostMessage | undefi
     sweeps[name as SweepName] = s;
     names.push(name as SweepName);
   }
+  let plot: PlotSpec | undefined;
+  if (m.plot !== undefined) {
+    const problem = plotProblem(m.plot);
+    if (problem) console.warn(`PatchLens webview: the remembered colour scale is ignored: ${problem.message}`);
+    else plot = m.plot as PlotSpec;
+  }
   const result = { ...(r as unknown as PatchResult), baselines, sweeps };
-  return { type: 'showResult', shown: { resultPath, result, sweeps: names, tokens, problems } };
+  return { type: 'showResult', shown: { resultPath, result, sweeps: names, tokens, problems, ...(plot ? { plot } : {}) } };
 }
 
 /** The message as the panel can use it, or undefined (with a console warning) when it is not one. */

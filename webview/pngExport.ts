@@ -14,20 +14,22 @@ const MAX_SIDE = 8000;
 export interface PngContent {
   readonly title: string;
   readonly subtitle: string;
+  /** Lines under the subtitle: how to read the colours, and anything clipped. */
+  readonly lines: readonly string[];
   readonly theme: Theme;
   /** The element holding the facets and the colour bar; everything inside it is drawn at its offset. */
   readonly content: HTMLElement;
 }
 
-export function composePng({ title, subtitle, theme, content }: PngContent): string {
+export function composePng({ title, subtitle, lines, theme, content }: PngContent): string {
   const origin = content.getBoundingClientRect();
   const measure = document.createElement('canvas').getContext('2d');
   if (!measure) throw new Error('no 2D canvas');
   measure.font = `bold ${TITLE_FONT}px ${theme.font}`;
   const titleW = measure.measureText(title).width;
   measure.font = `${SUBTITLE_FONT}px ${theme.font}`;
-  const subtitleW = measure.measureText(subtitle).width;
-  const headerH = TITLE_FONT + 8 + SUBTITLE_FONT + 14;
+  const subtitleW = Math.max(...[subtitle, ...lines].map((t) => measure.measureText(t).width));
+  const headerH = TITLE_FONT + 8 + SUBTITLE_FONT + 14 + lines.length * (SUBTITLE_FONT + 6);
   const cssW = Math.ceil(PAD * 2 + Math.max(origin.width, titleW, subtitleW));
   const cssH = Math.ceil(PAD * 2 + headerH + origin.height);
   const scale = Math.min(Math.max(1, window.devicePixelRatio || 1), MAX_SIDE / cssW, MAX_SIDE / cssH);
@@ -48,6 +50,7 @@ export function composePng({ title, subtitle, theme, content }: PngContent): str
   ctx.fillStyle = theme.muted;
   ctx.font = `${SUBTITLE_FONT}px ${theme.font}`;
   ctx.fillText(subtitle, PAD, PAD + TITLE_FONT + 8);
+  lines.forEach((line, i) => ctx.fillText(line, PAD, PAD + TITLE_FONT + 8 + (i + 1) * (SUBTITLE_FONT + 6)));
 
   const ox = PAD - origin.left;
   const oy = PAD + headerH - origin.top;

@@ -65,7 +65,8 @@ export async function runSpec(params: RunParams, ctx: RunContext): Promise<RunOu
   const cfg = loaded.model.cfg;
   const model: ModelInfo = {
     id: loaded.id,
-    config: { nLayers: cfg.nLayers, nHeads: cfg.nHeads, dModel: cfg.dModel, dHead: cfg.dHead, dMlp: cfg.dMlp, dVocab: cfg.dVocab, nCtx: cfg.nCtx },
+    // nKvHeads: the panel labels which query heads share a key/value head.
+    config: { nLayers: cfg.nLayers, nHeads: cfg.nHeads, nKvHeads: cfg.nKvHeads, dModel: cfg.dModel, dHead: cfg.dHead, dMlp: cfg.dMlp, dVocab: cfg.dVocab, nCtx: cfg.nCtx },
     dtype: 'float32',
     provider: loaded.model.runtime.provider,
     weightProcessing: 'none',

@@ -16,7 +16,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('PatchLens', { log: true });
   const settings = () => parseSettings((key) => vscode.workspace.getConfiguration('patchlens').get(key));
   const diagnostics = vscode.languages.createDiagnosticCollection('patchlens');
-  const panels = new PanelRegistry(context.extensionUri, (l) => log.info(l));
+  const panels = new PanelRegistry(context.extensionUri, (l) => log.info(l), context.workspaceState);
   const history = new RunHistory();
   const extraFolders = new Set<string>();
   const resultFolders = (): string[] => {

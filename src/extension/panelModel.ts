@@ -3,8 +3,9 @@
  * position to the characters of its token and back, and the CSV of a sweep. Pure.
  */
 import { layoutSweep } from '../presentation/heatmapLayout';
+import { headGroups } from '../presentation/heads';
 import type { PatchResult } from '../protocol/result';
-import { SWEEP_NAMES, type SweepName } from '../protocol/spec';
+import { plotProblem, type PlotSpec, SWEEP_NAMES, type SweepName } from '../protocol/spec';
 import type { WebviewState, WebviewToHost } from '../protocol/webviewMessages';
 
 /** Bounds on what the webview may send: a PNG of a big facet grid is a few MB, never hundreds. */
@@ -30,6 +31,15 @@ export function validateWebviewMessage(m: unknown): { ok: true; message: Webview
       return isPos(o.pos) ? { ok: true, message: { type: 'hoverPosition', pos: o.pos } } : { ok: false, reason: 'hoverPosition.pos is not a position or null' };
     case 'selectSweep':
       return isSweep(o.sweep) ? { ok: true, message: { type: 'selectSweep', sweep: o.sweep } } : { ok: false, reason: 'selectSweep.sweep is not a sweep name' };
+    case 'plotChoice': {
+      if (o.plot === null) return { ok: true, message: { type: 'plotChoice', plot: null } };
+      const problem = plotProblem(o.plot);
+      if (o.plot === undefined || problem) return { ok: false, reason: `plotChoice.plot is not plot settings${problem ? ` (${problem.message})` : ''}` };
+      const p = o.plot as PlotSpec;
+      // Rebuilt from the known keys only: what is stored comes from the webview, which shows untrusted text.
+      const plot: PlotSpec = { ...(p.center !== undefined ? { center: p.center } : {}), ...(p.zmin !== undefined ? { zmin: p.zmin } : {}), ...(p.zmax !== undefined ? { zmax: p.zmax } : {}) };
+      return { ok: true, message: { type: 'plotChoice', plot } };
+    }
     case 'exportPng':
       if (!isSweep(o.sweep)) return { ok: false, reason: 'exportPng.sweep is not a sweep name' };
       if (typeof o.dataUrl !== 'string' || !o.dataUrl.startsWith('data:image/png;base64,') || o.dataUrl.length > MAX_PNG_DATA_URL_CHARS) {
@@ -98,17 +108,18 @@ function csvField(s: string): string {
 
 /**
  * A sweep as CSV, laid out as its heatmap (the same facets, rows and column labels as the panel and
- * the PNG export): a facet column, a row-label column, then one column per heatmap column.
+ * the PNG export): a facet column, a row-label column, then one column per heatmap column. A cell the
+ * model does not have (null) is empty.
  */
 export function sweepCsv(result: PatchResult, sweep: SweepName): string {
   const s = result.sweeps[sweep];
   if (!s) throw new Error(`the result has no sweep ${sweep}`);
-  const facets = layoutSweep(s, { tokens: result.tokens[0]?.clean.strings ?? [] });
+  const facets = layoutSweep(s, { tokens: result.tokens[0]?.clean.strings ?? [], heads: headGroups(result.model?.config) });
   const lines: string[] = [];
   for (const f of facets) {
     lines.push(['facet', `${f.rowAxis}\\${f.colAxis}`, ...f.colLabels].map(csvField).join(','));
     f.values.forEach((row, r) => {
-      lines.push([f.title, f.rowLabels[r] ?? '', ...row.map((v) => (Number.isFinite(v) ? String(v) : 'NaN'))].map(csvField).join(','));
+      lines.push([f.title, f.rowLabels[r] ?? '', ...row.map((v) => (v === null ? '' : Number.isFinite(v) ? String(v) : 'NaN'))].map(csvField).join(','));
     });
   }
   return `${lines.join('\n')}\n`;

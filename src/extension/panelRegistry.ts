@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { PatchResult } from '../protocol/result';
-import type { SweepName } from '../protocol/spec';
+import { plotProblem, type PlotSpec, type SweepName } from '../protocol/spec';
 import { readResultFile, safeFileStem } from '../common/resultFile';
 import { positionAtOffset, sweepCsv, tokenRangesAt, validateWebviewState } from './panelModel';
 import { type PanelHost, ResultPanel } from './resultPanel';
@@ -16,6 +16,10 @@ import { makeNonce, webviewHtml } from './webviewHtml';
 import { errnoReason, errorDetail, errorMessage } from '../common/errorReason';
 
 export const RESULTS_VIEW_TYPE = 'patchlens.results';
+/** workspaceState key of the colour scales chosen per run: { [resultPath]: PlotSpec }. */
+const PLOT_CHOICES_KEY = 'patchlens.plotChoices';
+/** Runs whose choice is kept; the oldest choice goes first. */
+const MAX_PLOT_CHOICES = 500;
 
 /** How a document is named in result.source: its path on disk, or its URI when it has none. */
 export function documentKey(doc: vscode.TextDocument): string {
@@ -31,6 +35,7 @@ export class PanelRegistry implements vscode.WebviewPanelSerializer, PanelHost {
   constructor(
     readonly extensionUri: vscode.Uri,
     readonly log: (line: string) => void,
+    private readonly memory: vscode.Memento,
   ) {
     // fontWeight makes VS Code wrap exactly the decorated characters in their own span (an inline
     // decoration), on top of the background: the token stands out even in high-contrast themes.
@@ -79,7 +84,7 @@ export class PanelRegistry implements vscode.WebviewPanelSerializer, PanelHost {
     const existing = [...this.panels].find((p) => p.resultPath === resultPath);
     if (existing) {
       existing.result = result;
-      existing.post({ type: 'showResult', result, resultPath });
+      existing.showResult();
       existing.panel.reveal(undefined, preserveFocus);
       return;
     }
@@ -131,6 +136,20 @@ export class PanelRegistry implements vscode.WebviewPanelSerializer, PanelHost {
     this.panels.delete(p);
     if (this.lastActive === p) this.lastActive = [...this.panels].pop();
     if (this.panels.size === 0) this.clearDecoration();
+  }
+
+  rememberedPlot(resultPath: string): PlotSpec | undefined {
+    const plot = this.memory.get<Record<string, unknown>>(PLOT_CHOICES_KEY)?.[resultPath];
+    return plot !== undefined && !plotProblem(plot) ? (plot as PlotSpec) : undefined;
+  }
+
+  rememberPlot(resultPath: string, plot: PlotSpec | null): void {
+    const all = { ...(this.memory.get<Record<string, PlotSpec>>(PLOT_CHOICES_KEY) ?? {}) };
+    delete all[resultPath];
+    if (plot) all[resultPath] = plot;
+    const keys = Object.keys(all);
+    for (const k of keys.slice(0, Math.max(0, keys.length - MAX_PLOT_CHOICES))) delete all[k];
+    void this.memory.update(PLOT_CHOICES_KEY, all);
   }
 
   /** The panel an export command means: the active one, else the last one used. */

@@ -4,7 +4,7 @@
  */
 import * as vscode from 'vscode';
 import type { PatchResult } from '../protocol/result';
-import type { SweepName } from '../protocol/spec';
+import type { PlotSpec, SweepName } from '../protocol/spec';
 import type { HostToWebview } from '../protocol/webviewMessages';
 import { pngFromDataUrl, validateWebviewMessage } from './panelModel';
 
@@ -17,6 +17,9 @@ export interface PanelHost {
   decorate(p: ResultPanel, pos: number | null): Promise<void>;
   saveExport(p: ResultPanel, suffix: string, bytes: Buffer): Promise<void>;
   forget(p: ResultPanel): void;
+  /** The colour scale last chosen for a run, kept across panels and window reloads. */
+  rememberedPlot(resultPath: string): PlotSpec | undefined;
+  rememberPlot(resultPath: string, plot: PlotSpec | null): void;
 }
 
 export class ResultPanel {
@@ -47,6 +50,12 @@ export class ResultPanel {
     );
   }
 
+  /** Shows the panel's run (again, when its file was rewritten), with the colour scale chosen for it. */
+  showResult(): void {
+    const plot = this.host.rememberedPlot(this.resultPath);
+    this.post({ type: 'showResult', result: this.result, resultPath: this.resultPath, ...(plot ? { plot } : {}) });
+  }
+
   post(m: HostToWebview): void {
     if (!this.ready) {
       // Only the latest highlight matters; a backlog of them would replay the cursor's path.
@@ -70,10 +79,15 @@ export class ResultPanel {
     switch (m.type) {
       case 'ready': {
         this.ready = true;
-        void this.panel.webview.postMessage({ type: 'showResult', result: this.result, resultPath: this.resultPath } satisfies HostToWebview);
-        for (const p of this.pending.splice(0)) void this.panel.webview.postMessage(p);
+        // A showResult still queued is sent now, as this one: only the latest matters.
+        const queued = this.pending.splice(0).filter((p) => p.type !== 'showResult');
+        this.showResult();
+        for (const p of queued) void this.panel.webview.postMessage(p);
         break;
       }
+      case 'plotChoice':
+        this.host.rememberPlot(this.resultPath, m.plot);
+        break;
       case 'hoverPosition':
         void this.host.decorate(this, m.pos);
         break;

@@ -2,8 +2,9 @@
  * The chart.js matrix-chart configuration of one heatmap facet, shared by the webview and the PNG
  * export so both draw the same picture. Pure data: each caller creates the chart on its own canvas.
  */
-import type { ChartConfiguration, Scale } from 'chart.js';
-import { divergingColor, type Facet } from './heatmapLayout';
+import type { Chart, ChartConfiguration, Plugin, Scale } from 'chart.js';
+import type { Rgb } from './colorScale';
+import { type Facet, labelStep } from './heatmapLayout';
 
 /** Sizes that depend only on the labels and the cell size. */
 export interface FacetSizes {
@@ -14,6 +15,9 @@ export interface FacetSizes {
   readonly yAxisW: number;
   readonly xAxisH: number;
   readonly rotate: boolean;
+  /** Every xStep-th column label and yStep-th row label is drawn (1: all of them). */
+  readonly xStep: number;
+  readonly yStep: number;
 }
 
 export interface ChartColors {
@@ -25,29 +29,35 @@ export interface ChartColors {
 /** Height of an axis title line with its padding. */
 export const AXIS_TITLE_H = 11 + 8;
 
-// Below 12 px cells, 11 px labels overlap; 9 px stays legible and chart.js's autoSkip thins out the rest.
+// Below 12 px cells, 11 px labels overlap; 9 px stays legible and labelStep thins out the rest.
 export const fontFor = (cell: number): number => (cell >= 12 ? 11 : 9);
 
 export const rgb = (c: readonly [number, number, number]): string => `rgb(${c[0]},${c[1]},${c[2]})`;
+/** A cell without a colour (an index the model lacks) shows the background: blank. */
+export const cellFill = (c: Rgb | null): string => (c ? rgb(c) : 'rgba(0,0,0,0)');
 
 /** Axis sizes for cells of `cellW` x `cellH`, given the widest row label and a way to measure column labels. */
 export function facetSizes(cellW: number, cellH: number, rowLabelW: number, colLabelW: (fontPx: number) => number): FacetSizes {
   const xFont = fontFor(cellW);
   const colW = colLabelW(xFont);
   const rotate = colW + 6 > cellW;
+  const yFont = fontFor(cellH);
   return {
     cellW,
     cellH,
     xFont,
-    yFont: fontFor(cellH),
+    yFont,
     yAxisW: AXIS_TITLE_H + rowLabelW + 8,
     xAxisH: AXIS_TITLE_H + (rotate ? colW : xFont + 2) + 8,
     rotate,
+    // A label takes its font size plus a pixel across the axis (rotated x labels: their height).
+    xStep: rotate ? labelStep(cellW, xFont + 1) : 1,
+    yStep: labelStep(cellH, yFont + 1),
   };
 }
 
 /** x, y: label indices, already in chart.js's parsed form (see `parsing: false`). */
-export type Cell = { x: number; y: number; v: number };
+export type Cell = { x: number; y: number; v: number | null };
 
 export function facetData(facet: Facet): Cell[] {
   const data: Cell[] = [];
@@ -58,15 +68,53 @@ export function facetData(facet: Facet): Cell[] {
 }
 
 /**
+ * A hairline across each cell the model does not have (null): the cell stays blank, not a colour, and
+ * the line tells it apart from a white "no effect" cell. Reads the chart's data, so a chart refilled
+ * with another facet's cells (the PNG export reuses charts) marks that facet's.
+ */
+function blankCells(color: string): Plugin {
+  return {
+    id: 'plBlankCells',
+    afterDatasetsDraw: (chart: Chart) => {
+      const data = chart.data.datasets[0]?.data as Cell[] | undefined;
+      const x = chart.scales.x;
+      const y = chart.scales.y;
+      if (!data || !x || !y) return;
+      const a = chart.chartArea;
+      const cols = (x as unknown as { getLabels(): string[] }).getLabels().length;
+      const rows = (y as unknown as { getLabels(): string[] }).getLabels().length;
+      const cw = (a.right - a.left) / Math.max(1, cols);
+      const ch = (a.bottom - a.top) / Math.max(1, rows);
+      const ctx = chart.ctx;
+      ctx.save();
+      ctx.strokeStyle = color;
+      ctx.globalAlpha = 0.6;
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      for (const d of data) {
+        if (d.v !== null) continue;
+        const x0 = a.left + d.x * cw;
+        const y0 = a.top + d.y * ch;
+        ctx.moveTo(x0 + 2, y0 + ch - 2);
+        ctx.lineTo(x0 + cw - 2, y0 + 2);
+      }
+      ctx.stroke();
+      ctx.restore();
+    },
+  };
+}
+
+/**
  * The matrix chart of a facet. `showX`/`showY` say whether it carries the shared axis labels; the axis
  * boxes are set exactly (no overflow padding), so the plot area is cells x cell size, facets line up
- * in a grid and a cell's pixels follow from its index. `range` is read when cells are drawn.
+ * in a grid and a cell's pixels follow from its index. `color` is called when cells are drawn, so a
+ * new colour scale needs only an update.
  */
 export function facetChartConfig(
   facet: Facet,
   m: FacetSizes,
   colors: ChartColors,
-  range: () => number,
+  color: (v: number | null) => Rgb | null,
   showX: boolean,
   showY: boolean,
 ): ChartConfiguration {
@@ -83,6 +131,7 @@ export function facetChartConfig(
   };
   const config = {
     type: 'matrix',
+    plugins: [blankCells(colors.muted)],
     data: {
       datasets: [
         {
@@ -90,7 +139,7 @@ export function facetChartConfig(
           // Parsing category values looks each label up in the label list, quadratic in the cell count.
           parsing: false,
           borderWidth: 0,
-          backgroundColor: (c: { raw?: Cell }) => rgb(divergingColor(c.raw?.v ?? NaN, range())),
+          backgroundColor: (c: { raw?: Cell }) => cellFill(color(c.raw ? c.raw.v : NaN)),
           // Half a pixel of overlap hides the hairline seams antialiasing leaves between cells.
           width: () => m.cellW + 0.5,
           height: () => m.cellH + 0.5,
@@ -116,8 +165,9 @@ export function facetChartConfig(
             font: { size: m.xFont, family: colors.font },
             color: colors.text,
             padding: 4,
-            autoSkip: true,
-            autoSkipPadding: 2,
+            // The labels to draw are chosen here (an even subset), never dropped by chart.js unannounced.
+            autoSkip: false,
+            callback: (_v: unknown, i: number) => (i % m.xStep === 0 ? facet.colLabels[i] : ''),
             minRotation: m.rotate ? 90 : 0,
             maxRotation: m.rotate ? 90 : 0,
           },
@@ -133,7 +183,13 @@ export function facetChartConfig(
           display: showY,
           grid: { display: false, drawTicks: false },
           border: { display: false },
-          ticks: { font: { size: m.yFont, family: colors.font }, color: colors.text, padding: 4, autoSkip: true, autoSkipPadding: 2 },
+          ticks: {
+            font: { size: m.yFont, family: colors.font },
+            color: colors.text,
+            padding: 4,
+            autoSkip: false,
+            callback: (_v: unknown, i: number) => (i % m.yStep === 0 ? facet.rowLabels[i] : ''),
+          },
           title: { display: true, text: facet.rowAxis, font: titleFont, color: colors.muted, padding: { top: 0, bottom: 2 } },
           afterFit: fixY,
         },
@@ -141,16 +197,4 @@ export function facetChartConfig(
     },
   };
   return config as unknown as ChartConfiguration;
-}
-
-/** The colour bar's fill: +range at the top (as plotly draws it), −range at the bottom. */
-export function colorBarGradient<G extends { addColorStop(offset: number, color: string): void }>(
-  ctx: { createLinearGradient(x0: number, y0: number, x1: number, y1: number): G },
-  top: number,
-  height: number,
-  range: number,
-): G {
-  const grad = ctx.createLinearGradient(0, top, 0, top + height);
-  for (let k = 0; k <= 20; k++) grad.addColorStop(k / 20, rgb(divergingColor(range * (1 - (2 * k) / 20), range)));
-  return grad;
 }

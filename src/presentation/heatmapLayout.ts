@@ -10,9 +10,11 @@
  *   [L, H, dest, src] one facet per 'LxHy',         rows dest positions, cols src positions
  *   [component, ...]  one facet per component, each laid out as above.
  *
- * Position labels are `tok_i` as in the notebook, with whitespace made visible (see tokenLabel).
+ * Position labels are `tok_i` as in the notebook, with whitespace made visible (see tokenLabel). With
+ * grouped-query attention, query heads carry their KV group ('H5 (KV1)') and KV-head axes say 'KV1'.
  */
 import type { SweepResult } from '../protocol/result';
+import { type HeadGroups, isKvComponent, kvHeadLabel, queryHeadLabel } from './heads';
 import { tokenText } from './resultText';
 
 export interface FacetCell {
@@ -26,8 +28,8 @@ export interface Facet {
   readonly colAxis: string;
   readonly rowLabels: string[];
   readonly colLabels: string[];
-  /** [row][col] */
-  readonly values: number[][];
+  /** [row][col]; null where the model has no such index (drawn blank). */
+  readonly values: (number | null)[][];
   readonly cells: FacetCell[][];
   /** Which axis is token positions, so hovering it can light up a token; for dest×src facets, 'col' (src). */
   readonly posAxis: 'col' | 'row' | null;
@@ -38,6 +40,8 @@ export interface Facet {
 export interface LayoutLabels {
   /** Clean token strings of pair 0, one per position. */
   readonly tokens: string[];
+  /** Set for a grouped-query model (see headGroups). */
+  readonly heads?: HeadGroups;
 }
 
 const MAX_TOKEN_CHARS = 16;
@@ -56,10 +60,12 @@ export function tokenLabel(token: string | undefined, index: number): string {
 }
 
 const layerLabels = (n: number): string[] => Array.from({ length: n }, (_, i) => `L${i}`);
-const headLabels = (n: number): string[] => Array.from({ length: n }, (_, i) => `H${i}`);
 const posLabels = (n: number, tokens: string[]): string[] => Array.from({ length: n }, (_, i) => tokenLabel(tokens[i], i));
-const layerHeadLabels = (l: number, h: number): string[] =>
-  Array.from({ length: l * h }, (_, i) => `L${Math.floor(i / h)}H${i % h}`);
+/** 'H3', 'H3 (KV1)' or 'KV1' (an empty label for a stacked sweep's padding), by what the head axis counts. */
+type HeadName = (h: number) => string;
+const headLabels = (n: number, name: HeadName): string[] => Array.from({ length: n }, (_, i) => name(i));
+const layerHeadLabels = (l: number, h: number, name: HeadName): string[] =>
+  Array.from({ length: l * h }, (_, i) => (name(i % h) === '' ? '' : `L${Math.floor(i / h)}${name(i % h)}`));
 
 function strides(shape: number[]): number[] {
   const s = new Array<number>(shape.length).fill(1);
@@ -74,17 +80,18 @@ function buildFacet(
   at: (r: number, c: number) => number[],
 ): Facet {
   const st = strides(sweep.shape);
-  const values: number[][] = [];
+  const values: (number | null)[][] = [];
   const cells: FacetCell[][] = [];
   for (let r = 0; r < base.rowLabels.length; r++) {
-    const vr: number[] = [];
+    const vr: (number | null)[] = [];
     const cr: FacetCell[] = [];
     for (let c = 0; c < base.colLabels.length; c++) {
       const index = at(r, c);
       let flat = 0;
       for (let k = 0; k < index.length; k++) flat += index[k] * st[k];
       // A result file that is short of values shows the gap as NaN (grey) rather than reading garbage.
-      vr.push(flat < sweep.values.length ? (sweep.values[flat] ?? NaN) : NaN);
+      const v = flat < sweep.values.length ? sweep.values[flat] : undefined;
+      vr.push(v === undefined ? NaN : v);
       cr.push({ index });
     }
     values.push(vr);
@@ -100,9 +107,15 @@ function layoutAxes(
   shape: number[],
   prefix: number[],
   titlePrefix: string,
-  tokens: string[],
+  labels: LayoutLabels,
+  kvPadded: boolean,
 ): Facet[] {
-  const key = axes.join(',');
+  const tokens = labels.tokens;
+  // A k/v sweep of a grouped-query model counts KV heads; the stacked sweeps pad them to query heads.
+  const kv = kvPadded || axes.includes('kv_head');
+  const headName: HeadName = kv ? (h) => kvHeadLabel(h, kvPadded ? labels.heads : undefined) : (h) => queryHeadLabel(h, labels.heads);
+  const headAxis = kv ? 'kv_head' : 'head';
+  const key = axes.map((a) => (a === 'kv_head' ? 'head' : a)).join(',');
   const title = (t: string): string => (titlePrefix && t ? `${titlePrefix} ${t}` : titlePrefix || t);
   switch (key) {
     case 'layer,pos':
@@ -117,7 +130,7 @@ function layoutAxes(
       return [
         buildFacet(
           sweep,
-          { title: title(''), rowAxis: 'layer', colAxis: 'head', rowLabels: layerLabels(shape[0]), colLabels: headLabels(shape[1]), posAxis: null },
+          { title: title(''), rowAxis: 'layer', colAxis: headAxis, rowLabels: layerLabels(shape[0]), colLabels: headLabels(shape[1], headName), posAxis: null },
           (r, c) => [...prefix, r, c],
         ),
       ];
@@ -126,7 +139,7 @@ function layoutAxes(
       return [
         buildFacet(
           sweep,
-          { title: title(''), rowAxis: 'layer·head', colAxis: 'pos', rowLabels: layerHeadLabels(shape[0], h), colLabels: posLabels(shape[1], tokens), posAxis: 'col' },
+          { title: title(''), rowAxis: `layer·${headAxis}`, colAxis: 'pos', rowLabels: layerHeadLabels(shape[0], h, headName), colLabels: posLabels(shape[1], tokens), posAxis: 'col' },
           (r, c) => [...prefix, Math.floor(r / h), c, r % h],
         ),
       ];
@@ -136,7 +149,7 @@ function layoutAxes(
       return [
         buildFacet(
           sweep,
-          { title: title(''), rowAxis: 'layer·head', colAxis: 'dest_pos', rowLabels: layerHeadLabels(shape[0], h), colLabels: posLabels(shape[2], tokens), posAxis: 'col' },
+          { title: title(''), rowAxis: 'layer·head', colAxis: 'dest_pos', rowLabels: layerHeadLabels(shape[0], h, headName), colLabels: posLabels(shape[2], tokens), posAxis: 'col' },
           (r, c) => [...prefix, Math.floor(r / h), r % h, c],
         ),
       ];
@@ -149,7 +162,7 @@ function layoutAxes(
             buildFacet(
               sweep,
               {
-                title: title(`L${l}H${h}`),
+                title: title(`L${l}${headName(h)}`),
                 rowAxis: 'dest_pos',
                 colAxis: 'src_pos',
                 rowLabels: posLabels(shape[2], tokens),
@@ -165,7 +178,7 @@ function layoutAxes(
       return out;
     }
     default:
-      return [genericFacet(sweep, axes, shape, prefix, title(''), tokens)];
+      return [genericFacet(sweep, axes, shape, prefix, title(''), labels)];
   }
 }
 
@@ -173,9 +186,17 @@ function layoutAxes(
  * Shapes the catalogue does not know (a newer engine, a hand-edited file): rows are all leading axes
  * flattened row-major, columns the last axis, so nothing is hidden even if the picture is not ideal.
  */
-function genericFacet(sweep: SweepResult, axes: string[], shape: number[], prefix: number[], title: string, tokens: string[]): Facet {
+function genericFacet(sweep: SweepResult, axes: string[], shape: number[], prefix: number[], title: string, labels: LayoutLabels): Facet {
   const axisLabels = (name: string, n: number): string[] =>
-    name === 'layer' ? layerLabels(n) : name === 'head' ? headLabels(n) : /pos/.test(name) ? posLabels(n, tokens) : Array.from({ length: n }, (_, i) => `${i}`);
+    name === 'layer'
+      ? layerLabels(n)
+      : name === 'head'
+        ? headLabels(n, (h) => queryHeadLabel(h, labels.heads))
+        : name === 'kv_head'
+          ? headLabels(n, (h) => kvHeadLabel(h, undefined))
+          : /pos/.test(name)
+            ? posLabels(n, labels.tokens)
+            : Array.from({ length: n }, (_, i) => `${i}`);
   if (shape.length === 0) {
     return buildFacet(sweep, { title, rowAxis: '', colAxis: '', rowLabels: [''], colLabels: [''], posAxis: null }, () => [...prefix]);
   }
@@ -211,11 +232,12 @@ export function layoutSweep(sweep: SweepResult, labels: LayoutLabels): Facet[] {
     const out: Facet[] = [];
     for (let k = 0; k < n; k++) {
       const name = sweep.components?.[k] ?? `component ${k}`;
-      out.push(...layoutAxes(sweep, axes.slice(1), sweep.shape.slice(1), [k], name, labels.tokens));
+      const kvPadded = labels.heads !== undefined && isKvComponent(sweep.components?.[k]) && axes.includes('head');
+      out.push(...layoutAxes(sweep, axes.slice(1), sweep.shape.slice(1), [k], name, labels, kvPadded));
     }
     return out;
   }
-  return layoutAxes(sweep, axes, sweep.shape, [], '', labels.tokens);
+  return layoutAxes(sweep, axes, sweep.shape, [], '', labels, false);
 }
 
 /**
@@ -229,43 +251,33 @@ export function facetColumns(sweep: SweepResult, facetCount: number): number {
   return Math.max(1, facetCount);
 }
 
-/** Half-width of the colour scale: max |v| over finite values, or `fixed`; never 0, so colours stay defined. */
-export function symmetricRange(values: readonly (number | null)[], fixed?: number): number {
-  if (fixed !== undefined && Number.isFinite(fixed) && fixed !== 0) return Math.abs(fixed);
-  let m = 0;
-  for (const v of values) if (v !== null && Number.isFinite(v) && Math.abs(v) > m) m = Math.abs(v);
-  return m > 0 ? m : 1;
+export interface Placement {
+  readonly row: number;
+  readonly col: number;
+  /** Whether the facet carries its row labels: the first of its grid row, or its labels differ from its left neighbour's. */
+  readonly showY: boolean;
+  /** Whether it carries its column labels: nothing sits below it, or the facet below is labelled differently. */
+  readonly showX: boolean;
+}
+
+const sameLabels = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** Facets in a grid of `cols` columns, reading order; shared axis labels only where they stay true. */
+export function placeFacets(facets: readonly Facet[], cols: number): Placement[] {
+  return facets.map((f, i) => {
+    const below = facets[i + cols];
+    const left = i % cols === 0 ? undefined : facets[i - 1];
+    return {
+      row: Math.floor(i / cols),
+      col: i % cols,
+      showY: !left || !sameLabels(left.rowLabels, f.rowLabels),
+      showX: !below || !sameLabels(below.colLabels, f.colLabels),
+    };
+  });
 }
 
 /**
- * ColorBrewer RdBu reversed (plotly's RdBu_r): dark blue at −range, near-white at 0, dark red at +range.
- * The notebook's point is "red restores the clean behaviour", hence positive = red.
+ * Every `step`-th label is drawn when a label (`labelPx` along the axis) is longer than a cell: an even
+ * subset, starting at the first. Each label stays readable on hover.
  */
-const RDBU_R: [number, number, number][] = [
-  [5, 48, 97],
-  [33, 102, 172],
-  [67, 147, 195],
-  [146, 197, 222],
-  [209, 229, 240],
-  [247, 247, 247],
-  [253, 219, 199],
-  [244, 165, 130],
-  [214, 96, 77],
-  [178, 24, 43],
-  [103, 0, 31],
-];
-
-/** Grey sits outside the scale, so a missing value (NaN) is never read as a small effect. */
-export const NAN_COLOR: [number, number, number] = [150, 150, 150];
-
-export function divergingColor(v: number, range: number): [number, number, number] {
-  if (Number.isNaN(v)) return [...NAN_COLOR];
-  const r = range > 0 && Number.isFinite(range) ? range : 1;
-  const t = Math.max(-1, Math.min(1, v / r));
-  const x = ((t + 1) / 2) * (RDBU_R.length - 1);
-  const i = Math.min(RDBU_R.length - 2, Math.floor(x));
-  const f = x - i;
-  const a = RDBU_R[i];
-  const b = RDBU_R[i + 1];
-  return [0, 1, 2].map((k) => Math.round(a[k] + (b[k] - a[k]) * f)) as [number, number, number];
-}
+export const labelStep = (cellPx: number, labelPx: number): number => Math.max(1, Math.ceil(labelPx / Math.max(1e-9, cellPx)));

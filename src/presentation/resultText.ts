@@ -1,5 +1,6 @@
 /** Text the panel shows about values and cells. Pure, so the Node tests can check it directly. */
 import type { PatchResult, SweepResult } from '../protocol/result';
+import { type HeadGroups, isKvComponent, kvHeadOf, queryHeadsOf } from './heads';
 
 /**
  * A value in full: the shortest decimal that reads back as the same double (what the result file
@@ -47,19 +48,33 @@ export function tokenText(token: string): string {
 
 /**
  * One cell in words, axes in the sweep's own (TransformerLens) order:
- * `layer 3, pos 5 (␣Mary), head 2: 0.1234567`; a component is named rather than numbered.
+ * `layer 3, pos 5 (␣Mary), head 2: 0.1234567 (37% of clean)`; a component is named rather than
+ * numbered; with grouped-query attention a head names its KV group and a KV head its query heads.
+ * A null value is an index the model does not have.
  */
-export function describeCell(sweep: SweepResult, tokens: readonly string[], index: readonly number[], value: number): string {
+export function describeCell(
+  sweep: SweepResult,
+  tokens: readonly string[],
+  index: readonly number[],
+  value: number | null,
+  opts: { readonly heads?: HeadGroups; readonly fraction?: string } = {},
+): string {
+  const g = opts.heads;
+  const component = sweep.axes[0] === 'component' ? sweep.components?.[index[0] ?? -1] : undefined;
+  const kvPadded = g !== undefined && isKvComponent(component);
   const parts = sweep.axes.map((axis, k) => {
-    const i = index[k];
+    const i = index[k]!;
     if (axis === 'component') return sweep.components?.[i] ?? `component ${i}`;
     if (/pos/.test(axis)) {
       const t = tokens[i];
       return t === undefined ? `${axis} ${i}` : `${axis} ${i} (${tokenText(t)})`;
     }
+    if (axis === 'kv_head' || (axis === 'head' && kvPadded)) return g && i < g.nKvHeads ? `kv_head ${i} (read by ${queryHeadsOf(g, i)})` : `kv_head ${i}`;
+    if (axis === 'head' && g) return `head ${i} (KV${kvHeadOf(g, i)})`;
     return `${axis} ${i}`;
   });
-  return `${parts.join(', ')}: ${exactValue(value)}`;
+  if (value === null) return `${parts.join(', ')}: no such head${g ? ` (the model has ${g.nKvHeads} key/value heads)` : ''}`;
+  return `${parts.join(', ')}: ${exactValue(value)}${opts.fraction ? ` (${opts.fraction})` : ''}`;
 }
 
 /** The line under the title: model, metric, baselines, status; also the PNG's subtitle. */

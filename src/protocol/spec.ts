@@ -87,6 +87,51 @@ export interface InductionSpec {
   corrupted: InductionPattern;
 }
 
+/** Where the colour scale's neutral (white) value sits: a baseline, zero, or a number in the metric's units. */
+export type PlotCenter = 'corrupted' | 'zero' | number;
+/** An end of the colour scale: a number in the metric's units, a baseline, or 'auto' (the metric's default). */
+export type PlotEnd = number | 'clean' | 'corrupted' | 'auto';
+export const PLOT_CENTERS = ['corrupted', 'zero'] as const;
+export const PLOT_ENDS = ['clean', 'corrupted', 'auto'] as const;
+
+/**
+ * How the heatmaps are coloured, as the seed notebook sets it per plot (`zmin=-1, zmax=1` for the
+ * normalized logit difference; `zmax=` the clean baseline for the induction loss). Every field is
+ * optional; src/presentation/colorScale.ts has the defaults per metric.
+ */
+export interface PlotSpec {
+  center?: PlotCenter;
+  zmin?: PlotEnd;
+  zmax?: PlotEnd;
+}
+
+const isPlotCenter = (v: unknown): v is PlotCenter => (typeof v === 'number' && Number.isFinite(v)) || (PLOT_CENTERS as readonly unknown[]).includes(v);
+const isPlotEnd = (v: unknown): v is PlotEnd => (typeof v === 'number' && Number.isFinite(v)) || (PLOT_ENDS as readonly unknown[]).includes(v);
+const shown = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v.length > 30 ? `${v.slice(0, 29)}…` : v) : Array.isArray(v) ? 'a list' : v === null ? 'null' : typeof v === 'object' ? 'an object' : String(v));
+
+/**
+ * What is wrong with a `plot` value (the key it concerns and a sentence with the fix), or undefined
+ * when it is a PlotSpec. Shared by the spec check (which points at the key in the file) and the panel,
+ * which reads `plot` from result files that anyone may have edited.
+ */
+export function plotProblem(plot: unknown): { key?: keyof PlotSpec; message: string } | undefined {
+  if (plot === undefined) return undefined;
+  if (plot === null || typeof plot !== 'object' || Array.isArray(plot)) return { message: `plot must be an object such as {"zmin": -1, "zmax": 1}, not ${shown(plot)}` };
+  const p = plot as Record<string, unknown>;
+  const unknown = Object.keys(p).find((k) => !['center', 'zmin', 'zmax'].includes(k));
+  if (unknown !== undefined) return { message: `plot has an unknown key ${JSON.stringify(unknown)}; use center, zmin or zmax` };
+  if (p.center !== undefined && !isPlotCenter(p.center)) return { key: 'center', message: `plot.center is ${shown(p.center)}; use "corrupted", "zero" or a number` };
+  for (const key of ['zmin', 'zmax'] as const) {
+    if (p[key] !== undefined && !isPlotEnd(p[key])) return { key, message: `plot.${key} is ${shown(p[key])}; use a number, "clean", "corrupted" or "auto"` };
+  }
+  const { center, zmin, zmax } = p as PlotSpec;
+  if (typeof zmin === 'number' && typeof zmax === 'number' && !(zmin < zmax)) return { key: 'zmin', message: `plot.zmin (${zmin}) must be below plot.zmax (${zmax}); swap them` };
+  if (typeof zmin === 'string' && zmin !== 'auto' && zmin === zmax) return { key: 'zmax', message: `plot.zmin and plot.zmax are both "${zmin}", which leaves no range; set one of them to "auto" or to the other baseline` };
+  if (typeof center === 'number' && typeof zmin === 'number' && center < zmin) return { key: 'center', message: `plot.center (${center}) is below plot.zmin (${zmin}); the white value must lie within the scale: lower center or zmin` };
+  if (typeof center === 'number' && typeof zmax === 'number' && center > zmax) return { key: 'center', message: `plot.center (${center}) is above plot.zmax (${zmax}); the white value must lie within the scale: raise zmax or lower center` };
+  return undefined;
+}
+
 export interface PatchSpec {
   /** Lets editors find the schema; ignored otherwise. */
   $schema?: string;
@@ -102,6 +147,7 @@ export interface PatchSpec {
   pairs?: PairSpec[];
   induction?: InductionSpec;
   description?: string;
+  plot?: PlotSpec;
 }
 
 /**

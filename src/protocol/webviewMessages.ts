@@ -1,5 +1,5 @@
 import type { PatchResult } from './result';
-import type { SweepName } from './spec';
+import type { PlotSpec, SweepName } from './spec';
 
 /**
  * Messages between the extension host and the results webview. The webview sends `ready` first; the
@@ -9,8 +9,11 @@ import type { SweepName } from './spec';
 
 /** Host -> webview. */
 export type HostToWebview =
-  /** Show a run. `resultPath` identifies it for state restore. */
-  | { readonly type: 'showResult'; readonly result: PatchResult; readonly resultPath: string }
+  /**
+   * Show a run. `resultPath` identifies it for state restore; `plot` is the colour scale last chosen
+   * in a panel for this run (absent: the spec's `plot`, or the metric's defaults).
+   */
+  | { readonly type: 'showResult'; readonly result: PatchResult; readonly resultPath: string; readonly plot?: PlotSpec }
   /** The editor cursor sits on token `pos` of the shown run's prompts (null: none): highlight that column. */
   | { readonly type: 'highlightPosition'; readonly pos: number | null }
   /** Ask the webview to export the shown sweep as PNG (it replies with `exportPng`). */
@@ -23,6 +26,8 @@ export type WebviewToHost =
   | { readonly type: 'hoverPosition'; readonly pos: number | null }
   /** The user picked another sweep (kept so the panel restores to it). */
   | { readonly type: 'selectSweep'; readonly sweep: SweepName }
+  /** The colour scale chosen for this run, remembered for it; null: back to the spec's (forget the choice). */
+  | { readonly type: 'plotChoice'; readonly plot: PlotSpec | null }
   /** Export of the shown sweep: a PNG as a data: URL, or CSV text. */
   | { readonly type: 'exportPng'; readonly sweep: SweepName; readonly dataUrl: string }
   | { readonly type: 'exportCsv'; readonly sweep: SweepName; readonly csv: string };

@@ -5,7 +5,7 @@
  */
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import schemaJson from '../../schemas/patch.schema.json';
-import { INDUCTION_METRICS, LOGIT_DIFF_METRICS, type PatchSpec, TARGET_METRICS } from '../protocol/spec';
+import { INDUCTION_METRICS, LOGIT_DIFF_METRICS, type PatchSpec, plotProblem, TARGET_METRICS } from '../protocol/spec';
 import { locate, locateMany, type NodePos, pathKey } from './jsonc';
 import { errorAt, formatPath, type PathSeg, quote, type TextInfo } from './specError';
 
@@ -114,6 +114,7 @@ const TYPE_HINTS: Record<string, string> = {
   targets: 'write a list like [{"pos": 5, "token_id": 123}]',
   token_range: 'write [lo, hi], e.g. [100, 10000]',
   prepend_bos: 'write true or false',
+  plot: 'write an object such as {"zmin": -1, "zmax": 1} (or remove "plot")',
 };
 
 const TYPE_NAMES: Record<string, string> = {
@@ -273,6 +274,9 @@ function checkRules(spec: PatchSpec, fail: (path: PathSeg[], useKey: boolean, me
       fail(['pairs', i], false, `${at} has no answer; metric ${metric} needs "answer" (scored at the last token, e.g. " Alice") or "targets": [{"pos": …, "token_id": …}]`);
     }
   });
+  // The schema states plot's values with anyOf (number or keyword), whose errors say little.
+  const plot = plotProblem(spec.plot);
+  if (plot) fail(plot.key ? ['plot', plot.key] : ['plot'], false, plot.message);
 }
 
 /**

@@ -47,5 +47,10 @@ export const NEW_SPEC_TEMPLATE = `// PatchLens activation-patching spec. Each ac
       "wrong": " Bob",
     },
   ],
+
+  // Colours (optional): white at the corrupted baseline (no effect), full red at the clean one.
+  // center: "corrupted" | "zero" | a number; zmin, zmax: "auto" | "clean" | "corrupted" | a number.
+  // The notebook's normalized logit difference: {"zmin": -1, "zmax": 1}.
+  "plot": { "center": "corrupted", "zmin": "auto", "zmax": "auto" },
 }
 `;

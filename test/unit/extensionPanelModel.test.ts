@@ -32,6 +32,13 @@ test('webview messages: known types with well-typed fields pass, anything else i
   no({ type: 'exportPng', sweep: 'resid_pre', dataUrl: 'data:text/html;base64,AAAA' }, /PNG data/);
   no({ type: 'exportCsv', sweep: 'resid_pre', csv: 42 }, /csv/);
   no({ type: 'exportCsv', sweep: 'nope', csv: '' }, /sweep/);
+  // A colour-scale choice is kept for the run: only the three known settings, checked as the spec checks them.
+  assert.deepEqual(ok({ type: 'plotChoice', plot: { center: 'zero', zmin: -1, zmax: 'clean' } }), { type: 'plotChoice', plot: { center: 'zero', zmin: -1, zmax: 'clean' } });
+  assert.deepEqual(ok({ type: 'plotChoice', plot: null }), { type: 'plotChoice', plot: null });
+  no({ type: 'plotChoice', plot: { zmin: 2, zmax: 1 } }, /plot\.zmin \(2\) must be below plot\.zmax/);
+  no({ type: 'plotChoice', plot: { center: 'middle' } }, /plot\.center/);
+  no({ type: 'plotChoice', plot: { zmin: 0, __proto__: { polluted: true }, extra: 1 } }, /unknown key "extra"/);
+  no({ type: 'plotChoice' }, /plotChoice\.plot/);
 });
 
 test('restored webview state is checked too', () => {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { divergingColor, facetColumns, layoutSweep, symmetricRange, tokenLabel } from '../../src/presentation/heatmapLayout';
+import { facetColumns, labelStep, layoutSweep, placeFacets, tokenLabel } from '../../src/presentation/heatmapLayout';
+import { headGroups } from '../../src/presentation/heads';
 import type { Facet } from '../../src/presentation/heatmapLayout';
 import type { SweepResult } from '../../src/protocol/result';
 
@@ -33,7 +34,7 @@ function assertCellsConsistent(s: SweepResult, facets: Facet[]): void {
     }
   }
   // Each sweep value appears exactly once across the facets.
-  const seen = new Set<number>();
+  const seen = new Set<number | null>();
   for (const f of facets) for (const row of f.values) for (const v of row) seen.add(v);
   assert.equal(seen.size, s.values.length);
 }
@@ -171,27 +172,59 @@ test('short values read as NaN rather than out of bounds', () => {
   assert.ok(Number.isNaN(f[0].values[0][1]));
 });
 
-test('symmetricRange: max |v| over finite values, fixed wins, never 0', () => {
-  assert.equal(symmetricRange([0.5, -2, NaN, Infinity, 1]), 2);
-  assert.equal(symmetricRange([0.5, -2], 3), 3);
-  assert.equal(symmetricRange([0.5, -2], -3), 3);
-  assert.equal(symmetricRange([0, 0]), 1);
-  assert.equal(symmetricRange([]), 1);
-  assert.equal(symmetricRange([NaN]), 1);
-  assert.equal(symmetricRange([0.5], 0), 0.5);
+test('grouped-query heads: query heads name their KV group, k/v axes count KV heads, padding is null and unlabelled', () => {
+  // 4 query heads sharing 2 KV heads: H0, H1 read KV0; H2, H3 read KV1.
+  const heads = headGroups({ nHeads: 4, nKvHeads: 2 });
+  assert.deepEqual(heads, { nHeads: 4, nKvHeads: 2 });
+  assert.equal(headGroups({ nHeads: 4, nKvHeads: 4 }), undefined);
+  assert.equal(headGroups({ nHeads: 4 }), undefined);
+  assert.equal(headGroups({ nHeads: 4, nKvHeads: 3 }), undefined);
+
+  const q = layoutSweep(sweep([L, 4], ['layer', 'head']), { tokens: TOKENS, heads });
+  assert.deepEqual(q[0].colLabels, ['H0 (KV0)', 'H1 (KV0)', 'H2 (KV1)', 'H3 (KV1)']);
+  const k = layoutSweep(sweep([L, P, 2], ['layer', 'pos', 'kv_head']), { tokens: TOKENS, heads });
+  assert.deepEqual(k[0].rowLabels, ['L0KV0', 'L0KV1', 'L1KV0', 'L1KV1']);
+  assert.equal(k[0].rowAxis, 'layer·kv_head');
+  assertCellsConsistent(sweep([L, P, 2], ['layer', 'pos', 'kv_head']), k);
+
+  // The stacked sweep keeps TransformerLens's query-head shape; key/value rows past KV1 do not exist.
+  const comps = ['output', 'query', 'key', 'value', 'pattern'];
+  const s = sweep([5, L, 4], ['component', 'layer', 'head'], comps);
+  const values = s.values.map((v, i) => (Math.floor(i / (L * 4)) === 2 || Math.floor(i / (L * 4)) === 3) && i % 4 >= 2 ? null : v);
+  const f = layoutSweep({ ...s, values }, { tokens: TOKENS, heads });
+  assert.deepEqual(f[0].colLabels, ['H0 (KV0)', 'H1 (KV0)', 'H2 (KV1)', 'H3 (KV1)']);
+  assert.deepEqual(f[2].colLabels, ['KV0', 'KV1', '', '']);
+  assert.equal(f[2].colAxis, 'kv_head');
+  assert.deepEqual(f[3].values[1], [values[(3 * L + 1) * 4], values[(3 * L + 1) * 4 + 1], null, null]);
+  // Rows are layers in every facet: one set of row labels; columns are labelled under each facet.
+  assert.deepEqual(placeFacets(f, 5).map((p) => [p.showY, p.showX]), [[true, true], [false, true], [false, true], [false, true], [false, true]]);
+  // By position, rows are heads: the key facet labels its own rows (KV heads), and the pattern facet after the value one.
+  const byPos = layoutSweep(sweep([5, L, P, 4], ['component', 'layer', 'pos', 'head'], comps), { tokens: TOKENS, heads });
+  assert.deepEqual(byPos[2].rowLabels, ['L0KV0', 'L0KV1', '', '', 'L1KV0', 'L1KV1', '', '']);
+  assert.deepEqual(placeFacets(byPos, 5).map((p) => p.showY), [true, false, true, false, true]);
+  // Two per row: the x labels go under the last facet of each column (columns are positions in all of them).
+  assert.deepEqual(placeFacets(byPos, 2).map((p) => [p.showY, p.showX]), [[true, false], [false, false], [true, false], [false, true], [true, true]]);
+  // Without grouped-query heads the same sweep labels every facet alike.
+  const plain = layoutSweep(s, { tokens: TOKENS });
+  assert.deepEqual(plain[2].colLabels, ['H0', 'H1', 'H2', 'H3']);
 });
 
-test('divergingColor: white at 0, red at +range, blue at -range, clamped, NaN grey', () => {
-  const [r0, g0, b0] = divergingColor(0, 1);
-  assert.ok(r0 >= 240 && g0 >= 240 && b0 >= 240, `0 → ${[r0, g0, b0]}`);
-  const [rp, gp, bp] = divergingColor(2, 2);
-  assert.ok(rp > 90 && rp > 2 * gp && rp > 2 * bp, `+range → ${[rp, gp, bp]}`);
-  const [rn, gn, bn] = divergingColor(-2, 2);
-  assert.ok(bn > 90 && bn > 2 * rn && bn > gn, `−range → ${[rn, gn, bn]}`);
-  assert.deepEqual(divergingColor(100, 2), divergingColor(2, 2));
-  assert.deepEqual(divergingColor(-Infinity, 2), divergingColor(-2, 2));
-  const half = divergingColor(1, 2);
-  assert.ok(half[0] > half[2], 'half range is still red-leaning');
-  const [rg, gg, bg] = divergingColor(NaN, 1);
-  assert.ok(rg === gg && gg === bg && rg > 100 && rg < 200, `NaN → ${[rg, gg, bg]}`);
+test('placeFacets: wraps into rows; shared labels only on the outer facets', () => {
+  const s = sweep([3, L, P], ['component', 'layer', 'pos'], ['resid_pre', 'attn_out', 'mlp_out']);
+  const f = layoutSweep(s, { tokens: TOKENS });
+  assert.deepEqual(placeFacets(f, 3).map((p) => [p.row, p.col, p.showY, p.showX]), [[0, 0, true, true], [0, 1, false, true], [0, 2, false, true]]);
+  // Two per row: the first facet has one below it, the second none (the last row is short).
+  assert.deepEqual(placeFacets(f, 2).map((p) => [p.row, p.col, p.showY, p.showX]), [[0, 0, true, false], [0, 1, false, true], [1, 0, true, true]]);
+});
+
+test('labelStep: every label when it fits in a cell, else an even subset', () => {
+  assert.equal(labelStep(12, 12), 1);
+  assert.equal(labelStep(6, 10), 2);
+  assert.equal(labelStep(3, 10), 4);
+});
+
+test('null (an index the model lacks) stays null; NaN stays NaN', () => {
+  const f = layoutSweep({ shape: [1, 3], axes: ['layer', 'pos'], values: [1, null, NaN] }, { tokens: TOKENS });
+  assert.deepEqual(f[0].values[0].slice(0, 2), [1, null]);
+  assert.ok(Number.isNaN(f[0].values[0][2]));
 });

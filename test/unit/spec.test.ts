@@ -95,7 +95,7 @@ test('the schema enums equal SWEEP_NAMES, METRIC_NAMES and the induction pattern
 test('the schema properties are exactly the fields of PatchSpec, PairSpec, InductionSpec and TargetSpec', () => {
   // Record<keyof T, true> fails to compile when a field is added to the type and not here.
   const specKeys: Record<keyof PatchSpec, true> = {
-    $schema: true, name: true, model: true, prepend_bos: true, metric: true, sweeps: true, pairs: true, induction: true, description: true,
+    $schema: true, name: true, model: true, prepend_bos: true, metric: true, sweeps: true, pairs: true, induction: true, description: true, plot: true,
   };
   const pairKeys: Record<keyof PairSpec, true> = {
     clean: true, corrupted: true, clean_ids: true, corrupted_ids: true, answer: true, wrong: true, answer_id: true, wrong_id: true, targets: true,
@@ -263,6 +263,34 @@ test('schema errors name the JSON path and what is allowed', () => {
     assert.match(msg, re, text);
     assert.match(msg, /^s\.patch\.json:\d+:\d+: /, msg);
   }
+});
+
+test('plot: the seed notebook\'s settings parse; wrong values get one located message with the fix', () => {
+  assert.deepEqual(parseSpecText(spec({ pairs: [PAIR], plot: { zmin: -1, zmax: 1 } }), 's.patch.json').plot, { zmin: -1, zmax: 1 });
+  assert.deepEqual(parseSpecText(spec({ metric: 'answer_logprob', induction: { seed: 0, corrupted: 'AB' }, plot: { zmax: 'clean' } }), 's.patch.json').plot, { zmax: 'clean' });
+  assert.deepEqual(parseSpecText(spec({ pairs: [PAIR], plot: { center: 'zero', zmin: 'corrupted', zmax: 'auto' } }), 's.patch.json').plot, { center: 'zero', zmin: 'corrupted', zmax: 'auto' });
+  const cases: [object, RegExp, string][] = [
+    [{ center: 'middle' }, /plot\.center is "middle"; use "corrupted", "zero" or a number$/, '"middle"'],
+    [{ zmax: 'cleanest' }, /plot\.zmax is "cleanest"; use a number, "clean", "corrupted" or "auto"$/, '"cleanest"'],
+    [{ zmin: [1] }, /plot\.zmin is a list; use a number/, '[\n      1\n    ]'],
+    [{ zmin: 1, zmax: -1 }, /plot\.zmin \(1\) must be below plot\.zmax \(-1\); swap them$/, '1'],
+    [{ zmin: 'clean', zmax: 'clean' }, /plot\.zmin and plot\.zmax are both "clean", which leaves no range/, '"clean"'],
+    [{ center: 2, zmax: 1 }, /plot\.center \(2\) is above plot\.zmax \(1\); the white value must lie within the scale/, '2'],
+    [{ zmid: 0 }, /unknown key 'zmid' in plot; did you mean 'zmin'\?/, '"zmid": 0'],
+  ];
+  for (const [plot, re, at] of cases) {
+    const text = spec({ pairs: [PAIR], plot });
+    try {
+      parseSpecText(text, 's.patch.json');
+      assert.fail(`no error for ${JSON.stringify(plot)}`);
+    } catch (e) {
+      assert.ok(e instanceof SpecError, String(e));
+      assert.match(e.message, re);
+      assert.match(e.message, /^s\.patch\.json:\d+:\d+: /);
+      assert.equal(text.slice(e.location!.offset, e.location!.end), at, e.message);
+    }
+  }
+  assert.match(userError(() => parseSpecText(spec({ pairs: [PAIR], plot: 'red' }), 's.patch.json')), /plot must be an object .*\{"zmin": -1, "zmax": 1\}/);
 });
 
 test('the error location points at the offending node', () => {

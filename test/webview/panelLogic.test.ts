@@ -32,10 +32,10 @@ test('host messages: valid ones pass, anything else is undefined with one warnin
   }
 });
 
-test('showResult: sweeps in order, null values back to NaN, unreadable sweeps dropped and reported', () => {
+test('showResult: sweeps in order, null (an index the model lacks) kept, unreadable sweeps dropped and reported', () => {
   const result = makeResult({
     sweeps: {
-      resid_pre: { ...SWEEPS.resid_pre, values: SWEEPS.resid_pre.values.map((v) => (Number.isNaN(v) ? (null as unknown as number) : v)) },
+      resid_pre: { ...SWEEPS.resid_pre, values: SWEEPS.resid_pre.values.map((v) => (Number.isNaN(v) ? null : v)) },
       resid_mid: { shape: [2, 5], axes: ['layer'], values: [] },
       block_every: SWEEPS.block_every,
     },
@@ -45,7 +45,14 @@ test('showResult: sweeps in order, null values back to NaN, unreadable sweeps dr
   const m = r.value;
   assert.ok(m && m.type === 'showResult');
   assert.deepEqual(m.shown.sweeps, ['resid_pre', 'block_every']);
-  assert.ok(Number.isNaN(m.shown.result.sweeps.resid_pre?.values[7]));
+  assert.equal(m.shown.result.sweeps.resid_pre?.values[7], null);
+  assert.equal(m.shown.plot, undefined);
+  // A colour scale the host kept for the run comes along when it is one; otherwise it is ignored with a warning.
+  const kept = parseHostMessage({ type: 'showResult', resultPath: '/r.json', result: makeResult(), plot: { zmax: 'clean' } });
+  assert.ok(kept?.type === 'showResult' && kept.shown.plot?.zmax === 'clean');
+  const bad = quietly(() => parseHostMessage({ type: 'showResult', resultPath: '/r.json', result: makeResult(), plot: { zmax: 'max' } }));
+  assert.ok(bad.value?.type === 'showResult' && bad.value.shown.plot === undefined);
+  assert.equal(bad.warnings, 1);
   assert.deepEqual(m.shown.tokens, ['<|endoftext|>', 'When', ' Mary', ' and', ' John']);
   assert.equal(m.shown.problems.length, 1);
   assert.match(m.shown.problems[0], /resid_mid/);
@@ -67,8 +74,9 @@ test('saved state', () => {
 });
 
 test('CSV: long form, exact values, component names, quoting', () => {
-  const csv = sweepCsv({ shape: [2, 1, 2], axes: ['component', 'layer', 'pos'], values: [0.1 + 0.2, -1e-12, NaN, 5], components: ['a,b', 'c"d'] });
-  assert.equal(csv, 'component,layer,pos,value\n"a,b",0,0,0.30000000000000004\n"a,b",0,1,-1e-12\n"c""d",0,0,NaN\n"c""d",0,1,5\n');
+  const csv = sweepCsv({ shape: [2, 1, 2], axes: ['component', 'layer', 'pos'], values: [0.1 + 0.2, -1e-12, NaN, null], components: ['a,b', 'c"d'] });
+  // An index the model does not have is an empty field (pandas reads NaN), not a measured value.
+  assert.equal(csv, 'component,layer,pos,value\n"a,b",0,0,0.30000000000000004\n"a,b",0,1,-1e-12\n"c""d",0,0,NaN\n"c""d",0,1,\n');
 });
 
 test('cell descriptions and notices', () => {

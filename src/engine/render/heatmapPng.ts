@@ -11,12 +11,15 @@ import { BasicPlatform, CategoryScale, Chart, LinearScale } from 'chart.js';
 import { MatrixController, MatrixElement } from 'chartjs-chart-matrix';
 import { createCanvas, GlobalFonts } from '@napi-rs/canvas';
 import type { Canvas, SKRSContext2D } from '@napi-rs/canvas';
-import { facetColumns, layoutSweep, symmetricRange } from '../../presentation/heatmapLayout';
+import { facetColumns, layoutSweep, placeFacets } from '../../presentation/heatmapLayout';
 import type { Facet } from '../../presentation/heatmapLayout';
 import type { PatchResult, SweepResult } from '../../protocol/result';
 import type { SweepName } from '../../protocol/spec';
-import { shortValue, summaryParts } from '../../presentation/resultText';
-import { colorBarGradient, facetChartConfig, facetData, facetSizes, type FacetSizes, fontFor } from '../../presentation/heatmapChart';
+import { summaryParts } from '../../presentation/resultText';
+import { BAR_MARGIN, colorBarWidth, paintColorBar } from '../../presentation/colorBar';
+import { type ColorScale, scaleColor, sweepScale } from '../../presentation/colorScale';
+import { headGroups } from '../../presentation/heads';
+import { facetChartConfig, facetData, facetSizes, type FacetSizes, fontFor } from '../../presentation/heatmapChart';
 
 export interface RenderOptions {
   /** Upper bound on the image width in pixels (default 4000); cells shrink to fit. */
@@ -41,7 +44,7 @@ export interface SweepImage {
   readonly png: Buffer;
   readonly width: number;
   readonly height: number;
-  readonly range: number;
+  readonly scale: ColorScale;
   readonly facets: FacetGeometry[];
 }
 
@@ -56,7 +59,7 @@ const PAD = 14;
 const GAP_X = 12;
 const GAP_Y = 6;
 const COLORBAR_GAP = 18;
-const COLORBAR_W = 14;
+const LEGEND_FONT = 11;
 
 /**
  * Fonts: @napi-rs/canvas loads the system's fonts itself, but chart.js asks for Helvetica/Arial, which a
@@ -87,9 +90,10 @@ interface Theme {
   background: string;
   text: string;
   muted: string;
+  border: string;
 }
-const LIGHT: Theme = { background: '#ffffff', text: '#222222', muted: '#555555' };
-const DARK: Theme = { background: '#1e1e1e', text: '#dddddd', muted: '#aaaaaa' };
+const LIGHT: Theme = { background: '#ffffff', text: '#222222', muted: '#555555', border: '#888888' };
+const DARK: Theme = { background: '#1e1e1e', text: '#dddddd', muted: '#aaaaaa', border: '#888888' };
 
 
 
@@ -122,13 +126,13 @@ interface FacetChart {
  * shared axis labels. Built once per kind and refilled per facet: a dest×src sweep has L×H facets,
  * and constructing a chart each time costs far more than updating one.
  */
-function facetChart(facet: Facet, m: Metrics, range: number, theme: Theme, showX: boolean, showY: boolean): FacetChart {
+function facetChart(facet: Facet, m: Metrics, scale: ColorScale, theme: Theme, showX: boolean, showY: boolean): FacetChart {
   const plotW = facet.colLabels.length * m.cellW;
   const plotH = facet.rowLabels.length * m.cellH;
   const yW = showY ? m.yAxisW : 0;
   const xH = showX ? m.xAxisH : 0;
   const canvas = createCanvas(Math.max(1, yW + plotW), Math.max(1, plotH + xH));
-  const config = facetChartConfig(facet, m, { ...theme, font: FONT_FAMILY }, () => range, showX, showY);
+  const config = facetChartConfig(facet, m, { ...theme, font: FONT_FAMILY }, (v) => scaleColor(scale, v), showX, showY);
   // A canvas outside a browser: chart.js must not look for a DOM, and pixels are the canvas's own.
   config.platform = BasicPlatform;
   config.options = { ...config.options, devicePixelRatio: 1 };
@@ -142,10 +146,10 @@ export async function renderSweepImage(result: PatchResult, sweep: SweepName, op
   init();
   const data: SweepResult | undefined = result.sweeps[sweep];
   if (!data) throw new Error(`result '${result.name}' has no sweep '${sweep}'`);
-  const facets = layoutSweep(data, { tokens: result.tokens[0]?.clean.strings ?? [] });
+  const facets = layoutSweep(data, { tokens: result.tokens[0]?.clean.strings ?? [], heads: headGroups(result.model?.config) });
   if (facets.length === 0) throw new Error(`sweep '${sweep}' of result '${result.name}' is empty`);
   const theme = opts.dark ? DARK : LIGHT;
-  const range = symmetricRange(data.values);
+  const scale = sweepScale(result, data.values);
   const maxW = Math.max(200, Math.min(opts.width ?? MAX_SIDE, MAX_SIDE));
   const maxH = MAX_SIDE;
 
@@ -153,22 +157,29 @@ export async function renderSweepImage(result: PatchResult, sweep: SweepName, op
   const multi = facets.length > 1;
   const gridCols = Math.min(facets.length, facetColumns(data, facets.length));
   const gridRows = Math.ceil(facets.length / gridCols);
-  // All facets of a sweep share their labels (components and dest×src heads index the same axes).
+  const places = placeFacets(facets, gridCols);
+  // All facets of a sweep have as many rows and columns; their labels may differ (k/v heads).
   const ref = facets[0];
   const rows = ref.rowLabels.length;
   const cols = ref.colLabels.length;
+  const widest = facets.reduce((a, f) => (f.rowLabels.join('').length > a.rowLabels.join('').length ? f : a), ref);
 
   const title = `${result.name} — ${sweep}`;
   const subtitle = summaryParts(result).join('   ·   ');
-  const headerH = 16 + 8 + 12 + 14;
-  const colorbarLabelW = maxTextWidth(scratch, `11px ${FONT_FAMILY}`, [shortValue(range), shortValue(-range)]) + 8;
-  const colorbarW = COLORBAR_GAP + COLORBAR_W + colorbarLabelW;
+  const legend = [scale.legend, ...scale.notes];
+  const headerH = 16 + 8 + 12 + 6 + legend.length * (LEGEND_FONT + 5) + 8;
+  const barStyle = { text: theme.text, border: theme.border, font: FONT_FAMILY };
+  const colorbarW = COLORBAR_GAP + colorBarWidth(scratch, scale, barStyle);
 
-  const layoutFor = (cellW: number, cellH: number): { m: Metrics; width: number; height: number } => {
-    const m = metricsFor(scratch, ref, cellW, cellH, multi);
-    const width = PAD + m.yAxisW + gridCols * cols * cellW + (gridCols - 1) * GAP_X + colorbarW + PAD;
-    const height = PAD + headerH + gridRows * (m.facetTitleH + rows * cellH) + (gridRows - 1) * GAP_Y + m.xAxisH + PAD;
-    return { m, width, height };
+  // Each grid column is as wide as its widest label box plus the cells; each grid row as tall as its
+  // cells plus, where a facet carries column labels, those labels.
+  const layoutFor = (cellW: number, cellH: number) => {
+    const m = metricsFor(scratch, widest, cellW, cellH, multi);
+    const colYW = Array.from({ length: gridCols }, (_, c) => (places.some((p) => p.col === c && p.showY) ? m.yAxisW : 0));
+    const rowXH = Array.from({ length: gridRows }, (_, r) => (places.some((p) => p.row === r && p.showX) ? m.xAxisH : 0));
+    const gridW = colYW.reduce((a, w) => a + w + cols * cellW, 0) + (gridCols - 1) * GAP_X;
+    const gridH = rowXH.reduce((a, h) => a + m.facetTitleH + rows * cellH + h, 0) + (gridRows - 1) * GAP_Y;
+    return { m, colYW, rowXH, width: PAD + gridW + colorbarW + PAD, height: PAD + headerH + gridH + PAD };
   };
   // Cells start square and shrink on each side separately, so a tall [L·H, P] sweep keeps readable
   // columns instead of shrinking to a sliver; the label boxes depend on the cell size, hence the loop.
@@ -192,7 +203,9 @@ export async function renderSweepImage(result: PatchResult, sweep: SweepName, op
   const titleW = scratch.measureText(title).width;
   scratch.font = `12px ${FONT_FAMILY}`;
   const subtitleW = scratch.measureText(subtitle).width;
-  const width = Math.ceil(Math.max(lay.width, Math.min(maxW, PAD * 2 + Math.max(titleW, subtitleW))));
+  scratch.font = `${LEGEND_FONT}px ${FONT_FAMILY}`;
+  const legendW = Math.max(...legend.map((l) => scratch.measureText(l).width));
+  const width = Math.ceil(Math.max(lay.width, Math.min(maxW, PAD * 2 + Math.max(titleW, subtitleW, legendW))));
   const height = Math.ceil(lay.height);
 
   const canvas = createCanvas(width, height);
@@ -207,26 +220,33 @@ export async function renderSweepImage(result: PatchResult, sweep: SweepName, op
   ctx.fillStyle = theme.muted;
   ctx.font = `12px ${FONT_FAMILY}`;
   ctx.fillText(subtitle, PAD, PAD + 16 + 8);
+  ctx.font = `${LEGEND_FONT}px ${FONT_FAMILY}`;
+  legend.forEach((line, i) => ctx.fillText(line, PAD, PAD + 16 + 8 + 12 + 6 + i * (LEGEND_FONT + 5)));
 
   const plotW = cols * m.cellW;
   const plotH = rows * m.cellH;
-  const gridLeft = PAD + m.yAxisW;
-  const gridTop = PAD + headerH;
+  const colLeft: number[] = [];
+  for (let c = 0, x = PAD; c < gridCols; c++) {
+    colLeft.push(x + lay.colYW[c]!);
+    x += lay.colYW[c]! + plotW + GAP_X;
+  }
+  const rowTop: number[] = [];
+  for (let r = 0, y = PAD + headerH; r < gridRows; r++) {
+    rowTop.push(y + m.facetTitleH);
+    y += m.facetTitleH + plotH + lay.rowXH[r]! + GAP_Y;
+  }
   const geometry: FacetGeometry[] = [];
   const charts = new Map<string, FacetChart>();
   for (let i = 0; i < facets.length; i++) {
     const f = facets[i];
-    const gr = Math.floor(i / gridCols);
-    const gc = i % gridCols;
-    const showY = gc === 0;
-    // The x labels go under a facet only when no facet sits below it.
-    const showX = i + gridCols >= facets.length;
-    const plotLeft = gridLeft + gc * (plotW + GAP_X);
-    const plotTop = gridTop + gr * (m.facetTitleH + plotH + GAP_Y) + m.facetTitleH;
-    const key = `${showX}/${showY}`;
+    const { row, col, showX, showY } = places[i]!;
+    const plotLeft = colLeft[col]!;
+    const plotTop = rowTop[row]!;
+    // Charts are reused for facets drawn alike: same labels shown, same labels.
+    const key = `${showX}/${showY}/${f.rowLabels.join('\u0000')}/${f.colLabels.join('\u0000')}`;
     let fc = charts.get(key);
     if (!fc) {
-      fc = facetChart(f, m, range, theme, showX, showY);
+      fc = facetChart(f, m, scale, theme, showX, showY);
       charts.set(key, fc);
     } else {
       fc.chart.data.datasets[0].data = facetData(f) as never;
@@ -258,28 +278,13 @@ export async function renderSweepImage(result: PatchResult, sweep: SweepName, op
   // Destroying a chart clears its canvas, so only now that every facet has been copied.
   for (const fc of charts.values()) fc.chart.destroy();
 
-  // Colour bar: +range at the top, as plotly draws it, spanning the first facet row.
-  const barLeft = gridLeft + gridCols * plotW + (gridCols - 1) * GAP_X + COLORBAR_GAP;
-  const barTop = gridTop + m.facetTitleH;
-  const barH = Math.max(60, Math.min(plotH, 400));
-  ctx.fillStyle = colorBarGradient(ctx, barTop, barH, range);
-  ctx.fillRect(barLeft, barTop, COLORBAR_W, barH);
-  ctx.strokeStyle = theme.muted;
-  ctx.lineWidth = 1;
-  ctx.strokeRect(barLeft + 0.5, barTop + 0.5, COLORBAR_W - 1, barH - 1);
-  ctx.fillStyle = theme.text;
-  ctx.font = `11px ${FONT_FAMILY}`;
-  ctx.textAlign = 'left';
-  const tick = (y: number, text: string, baseline: 'top' | 'middle' | 'bottom'): void => {
-    ctx.textBaseline = baseline;
-    ctx.fillText(text, barLeft + COLORBAR_W + 4, y);
-    ctx.fillRect(barLeft + COLORBAR_W, Math.round(y) - (baseline === 'top' ? 0 : baseline === 'bottom' ? 1 : 0.5), 3, 1);
-  };
-  tick(barTop, shortValue(range), 'top');
-  tick(barTop + barH / 2, '0', 'middle');
-  tick(barTop + barH, shortValue(-range), 'bottom');
+  // Colour bar: zmax at the top, as plotly draws it, spanning the first facet row.
+  const barLeft = colLeft[gridCols - 1]! + plotW + COLORBAR_GAP;
+  const barTop = rowTop[0]! + BAR_MARGIN;
+  const barH = Math.max(80, Math.min(plotH, 400)) - 2 * BAR_MARGIN;
+  paintColorBar(ctx, scale, barLeft, barTop, barH, barStyle);
 
-  return { png: canvas.toBuffer('image/png'), width, height, range, facets: geometry };
+  return { png: canvas.toBuffer('image/png'), width, height, scale, facets: geometry };
 }
 
 export async function renderSweepPng(result: PatchResult, sweep: SweepName, opts?: RenderOptions): Promise<Buffer> {

@@ -1,0 +1,285 @@
+/**
+ * What a colour means: the one colour scale of a sweep, shared by the panel, the PNG export and the
+ * demo. A reader expects "no effect" to be white and "restores the clean behaviour" to be the
+ * strongest red, so the defaults follow the metric (the seed notebook set them per plot by hand):
+ *
+ *   normalized_logit_diff                   white at 0 (the corrupted baseline), ends ±max(1, max |v|)
+ *   logit_diff, answer_logprob, answer_prob white at the corrupted baseline, the clean baseline at the
+ *                                           red end; symmetric, widened to every value (never clipped)
+ *   kl_divergence                           sequential: red at 0 (the clean distribution), pale at the
+ *                                           corrupted run's KL or the largest value
+ *
+ * A spec's `plot` (or the panel's colour controls) moves the centre and the ends; values beyond a
+ * fixed end are drawn at the end's colour and counted, so clipping is never silent. Pure: no DOM, no Node.
+ */
+import { type MetricName, type PlotCenter, type PlotEnd, plotProblem, type PlotSpec } from '../protocol/spec';
+import { shortValue } from './resultText';
+
+export type Rgb = [number, number, number];
+
+export interface ScaleTick {
+  readonly value: number;
+  readonly label: string;
+  /** Baselines are named on the colour bar; ends and a centre that is not a baseline show their value. */
+  readonly kind: 'clean' | 'corrupted' | 'center' | 'end';
+}
+
+export interface ColorScale {
+  readonly kind: 'diverging' | 'sequential';
+  /** Bottom and top of the colour bar, in the metric's units; zmin < zmax. */
+  readonly zmin: number;
+  readonly zmax: number;
+  /** The value drawn white: the centre of a diverging scale, the pale end of a sequential one. */
+  readonly center: number;
+  /** The end on the clean baseline's side, drawn the strongest red. */
+  readonly redEnd: 'zmin' | 'zmax';
+  /** "No effect": the corrupted baseline when known, else the centre. Effects are measured from here. */
+  readonly neutral: number;
+  /** The baselines in the metric's units (1 and 0 for the normalized logit difference). */
+  readonly baselines?: { readonly clean: number; readonly corrupted: number };
+  readonly ticks: readonly ScaleTick[];
+  /** Values outside [zmin, zmax] (only fixed ends can leave any), drawn at the end's colour. */
+  readonly clipped: { readonly below: number; readonly above: number };
+  /** How to read the colours, in one or two sentences. */
+  readonly legend: string;
+  /** Settings that could not be applied, and clipped values, as sentences the reader must not miss. */
+  readonly notes: readonly string[];
+}
+
+export interface ScaleInput {
+  readonly metric: MetricName | string;
+  /** The result's raw baselines (un-normalized for normalized_logit_diff); absent when the run failed early. */
+  readonly baselines?: { readonly clean: number; readonly corrupted: number };
+  /** The sweep's values; null (an index the model lacks) and NaN take no part. */
+  readonly values: readonly (number | null)[];
+  readonly plot?: PlotSpec;
+}
+
+/**
+ * ColorBrewer RdBu reversed (plotly's RdBu_r): dark blue at t = −1, near-white at 0, dark red at +1.
+ * A sequential scale uses the red half.
+ */
+const RDBU_R: Rgb[] = [
+  [5, 48, 97],
+  [33, 102, 172],
+  [67, 147, 195],
+  [146, 197, 222],
+  [209, 229, 240],
+  [247, 247, 247],
+  [253, 219, 199],
+  [244, 165, 130],
+  [214, 96, 77],
+  [178, 24, 43],
+  [103, 0, 31],
+];
+
+/** Grey sits outside the scale, so a missing measurement (NaN) is never read as a small effect. */
+export const NAN_COLOR: Rgb = [150, 150, 150];
+
+/** The colour at t ∈ [−1, 1] (−1 blue end, 0 white, +1 red end). */
+export function rampColor(t: number): Rgb {
+  const x = ((Math.max(-1, Math.min(1, t)) + 1) / 2) * (RDBU_R.length - 1);
+  const i = Math.min(RDBU_R.length - 2, Math.floor(x));
+  const f = x - i;
+  const a = RDBU_R[i]!;
+  const b = RDBU_R[i + 1]!;
+  return [0, 1, 2].map((k) => Math.round(a[k]! + (b[k]! - a[k]!) * f)) as Rgb;
+}
+
+const redValue = (s: ColorScale): number => (s.redEnd === 'zmax' ? s.zmax : s.zmin);
+const blueValue = (s: ColorScale): number => (s.redEnd === 'zmax' ? s.zmin : s.zmax);
+
+/** Where `v` sits between white (0) and the red (+1) or blue (−1) end; clamped. */
+export function scalePosition(s: ColorScale, v: number): number {
+  const c = s.center;
+  const red = redValue(s) - c;
+  if (s.kind === 'sequential') return red === 0 ? 0 : Math.max(0, Math.min(1, (v - c) / red));
+  const d = v - c;
+  if (d === 0) return 0;
+  if (d * red > 0) return Math.min(1, d / red);
+  const blue = blueValue(s) - c;
+  // A centre at an end leaves that side no width: anything past it is at the end's colour.
+  if (blue === 0 || d * blue < 0) return d * red > 0 ? 1 : -1;
+  return -Math.min(1, d / blue);
+}
+
+/** The colour of a value: null (an index the model lacks) has none and is drawn blank. */
+export function scaleColor(s: ColorScale, v: number | null): Rgb | null {
+  if (v === null) return null;
+  if (Number.isNaN(v)) return [...NAN_COLOR];
+  return rampColor(scalePosition(s, v));
+}
+
+/** The fraction of the clean behaviour a value restores (1 = clean, 0 = no effect), when the baselines differ. */
+export function fractionOfClean(s: ColorScale, v: number): number | undefined {
+  const b = s.baselines;
+  if (!b || b.clean === b.corrupted || !Number.isFinite(v)) return undefined;
+  return (v - b.corrupted) / (b.clean - b.corrupted);
+}
+
+/** `92% of clean`, for tooltips and the strongest-effects list. */
+export function fractionText(s: ColorScale, v: number): string | undefined {
+  const f = fractionOfClean(s, v);
+  if (f === undefined) return undefined;
+  const pct = Math.abs(f) >= 10 ? f.toExponential(1).replace('e+', 'e') : String(Math.round(f * 100));
+  return Math.abs(f) >= 10 ? `${pct}× clean` : `${pct}% of clean`;
+}
+
+const finite = (x: number | undefined): x is number => x !== undefined && Number.isFinite(x);
+
+/** The baselines in the units the sweep's values are in. */
+function metricBaselines(metric: string, raw: ScaleInput['baselines']): ColorScale['baselines'] {
+  if (!raw || !finite(raw.clean) || !finite(raw.corrupted)) return undefined;
+  return metric === 'normalized_logit_diff' ? { clean: 1, corrupted: 0 } : { clean: raw.clean, corrupted: raw.corrupted };
+}
+
+const endName = (e: PlotEnd | PlotCenter): string => (typeof e === 'number' ? String(e) : `"${e}"`);
+
+export function colorScale(input: ScaleInput): ColorScale {
+  const { metric, plot = {} } = input;
+  const b = metricBaselines(metric, input.baselines);
+  const notes: string[] = [];
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of input.values) {
+    if (v === null || !Number.isFinite(v)) continue;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  const hasData = lo <= hi;
+
+  // A baseline keyword without baselines (a run that failed before computing them) falls back to auto.
+  const baselineValue = (key: string, which: 'clean' | 'corrupted'): number | undefined => {
+    if (b) return b[which];
+    notes.push(`plot.${key} is "${which}", but this run has no baselines; ${key === 'center' ? 'centred on 0' : 'automatic end used'}.`);
+    return undefined;
+  };
+  const endValue = (key: 'zmin' | 'zmax', e: PlotEnd | undefined): number | undefined =>
+    e === undefined || e === 'auto' ? undefined : typeof e === 'number' ? e : baselineValue(key, e);
+
+  let center: number | undefined;
+  const c = plot.center;
+  if (c === undefined) center = metric === 'kl_divergence' ? undefined : metric === 'normalized_logit_diff' ? 0 : (b?.corrupted ?? 0);
+  else if (c === 'zero') center = 0;
+  else if (c === 'corrupted') center = baselineValue('center', 'corrupted') ?? 0;
+  else center = c;
+  const kind: ColorScale['kind'] = center === undefined ? 'sequential' : 'diverging';
+
+  // Red lies towards the clean baseline; KL is lower when closer to clean, the other metrics higher.
+  const lowerIsClean = metric === 'kl_divergence';
+  const ref = center ?? b?.corrupted;
+  const dirFromBaselines = b && ref !== undefined && b.clean !== ref ? Math.sign(b.clean - ref) : b && b.clean !== b.corrupted ? Math.sign(b.clean - b.corrupted) : 0;
+  const redUp = dirFromBaselines !== 0 ? dirFromBaselines > 0 : !lowerIsClean;
+
+  let fixedMin = endValue('zmin', plot.zmin);
+  let fixedMax = endValue('zmax', plot.zmax);
+  const conflict = (why: string): void => {
+    notes.push(`${why}; automatic ends used.`);
+    fixedMin = undefined;
+    fixedMax = undefined;
+  };
+  if (fixedMin !== undefined && fixedMax !== undefined && !(fixedMin < fixedMax)) {
+    conflict(`plot.zmin (${endName(plot.zmin!)} = ${shortValue(fixedMin)}) is not below plot.zmax (${endName(plot.zmax!)} = ${shortValue(fixedMax)})`);
+  } else if (center !== undefined && fixedMin !== undefined && fixedMin > center) {
+    conflict(`plot.zmin (${endName(plot.zmin!)} = ${shortValue(fixedMin)}) is above the centre (${shortValue(center)})`);
+  } else if (center !== undefined && fixedMax !== undefined && fixedMax < center) {
+    conflict(`plot.zmax (${endName(plot.zmax!)} = ${shortValue(fixedMax)}) is below the centre (${shortValue(center)})`);
+  }
+
+  // Everything an automatic end must show: the values and both baselines.
+  const points = [...(hasData ? [lo, hi] : []), ...(b ? [b.clean, b.corrupted] : [])];
+  let zmin: number;
+  let zmax: number;
+  if (center !== undefined) {
+    // Symmetric about the centre, wide enough for every point; a fixed end sets its side, and the
+    // automatic side mirrors it unless a value lies further out.
+    const below = Math.max(0, ...points.map((x) => center! - x));
+    const above = Math.max(0, ...points.map((x) => x - center!));
+    const half = Math.max(below, above) || 1;
+    // Rounding in center ± half must not leave the point that set the width (a baseline) a hair outside.
+    zmin = fixedMin ?? Math.min(center - Math.max(fixedMax !== undefined ? fixedMax - center : half, below), ...points);
+    zmax = fixedMax ?? Math.max(center + Math.max(fixedMin !== undefined ? center - fixedMin : half, above), ...points);
+    if (zmin === zmax) {
+      zmin -= 1;
+      zmax += 1;
+    }
+  } else {
+    const pLo = Math.min(0, ...points);
+    const pHi = Math.max(...points, pLo);
+    zmin = fixedMin ?? (fixedMax === undefined || pLo < fixedMax ? pLo : fixedMax - 1);
+    zmax = fixedMax ?? (pHi > zmin ? pHi : zmin + 1);
+  }
+  const redEnd: ColorScale['redEnd'] = redUp ? 'zmax' : 'zmin';
+  const white = center ?? (redUp ? zmin : zmax);
+
+  let below = 0;
+  let above = 0;
+  for (const v of input.values) {
+    if (v === null || !Number.isFinite(v)) continue;
+    if (v < zmin) below++;
+    else if (v > zmax) above++;
+  }
+  if (below + above > 0) {
+    const parts = [below ? `${below} below ${shortValue(zmin)} (lowest ${shortValue(lo)})` : '', above ? `${above} above ${shortValue(zmax)} (highest ${shortValue(hi)})` : ''].filter(Boolean);
+    notes.push(`${below + above} cell${below + above === 1 ? '' : 's'} lie beyond the colour range: ${parts.join(', ')}; they are drawn at its end${below && above ? 's' : ''}.`);
+  }
+
+  const ticks: ScaleTick[] = [
+    { value: zmax, label: `${above ? '≥ ' : ''}${shortValue(zmax)}`, kind: 'end' },
+    { value: zmin, label: `${below ? '≤ ' : ''}${shortValue(zmin)}`, kind: 'end' },
+  ];
+  if (b) {
+    for (const which of ['clean', 'corrupted'] as const) {
+      const v = b[which];
+      if (v >= zmin && v <= zmax) ticks.push({ value: v, label: `${which} ${shortValue(v)}`, kind: which });
+    }
+  }
+  if (center !== undefined && center !== b?.corrupted) ticks.push({ value: center, label: shortValue(center), kind: 'center' });
+
+  return {
+    kind,
+    zmin,
+    zmax,
+    center: white,
+    redEnd,
+    neutral: b?.corrupted ?? white,
+    ...(b ? { baselines: b } : {}),
+    ticks,
+    clipped: { below, above },
+    legend: legendFor(kind, metric, center, b),
+    notes,
+  };
+}
+
+function legendFor(kind: ColorScale['kind'], metric: string, center: number | undefined, b: ColorScale['baselines']): string {
+  if (kind === 'sequential') {
+    const what = metric === 'kl_divergence' ? 'KL divergence from the clean run' : 'value';
+    return b
+      ? `Red: ${what} ${shortValue(b.clean)}, the clean behaviour restored; pale: the corrupted run's ${shortValue(b.corrupted)} or more, no effect.`
+      : `Red: ${what} 0; pale: the largest.`;
+  }
+  const white = center !== undefined && center === b?.corrupted ? 'the corrupted baseline: the patch changes nothing' : `${shortValue(center ?? 0)}`;
+  if (!b) return `White: ${white}; red above it, blue below.`;
+  return `White: ${white}. Red: towards the clean baseline (full red at ${shortValue(b.clean)}: the clean behaviour restored); blue: away from it.`;
+}
+
+/** Where the colour bar's labels go: value → offset from the bar's top, for a bar `height` tall. */
+export function tickOffset(s: ColorScale, value: number, height: number): number {
+  return ((s.zmax - value) / (s.zmax - s.zmin)) * height;
+}
+
+/**
+ * The scale of one sweep of a result: the spec's `plot` settings unless `override` (the panel's colour
+ * controls) replaces them. A result file is data anyone may edit: unusable settings are set aside and
+ * said so in the notes.
+ */
+export function sweepScale(
+  result: { readonly metric: string; readonly baselines?: ScaleInput['baselines']; readonly spec?: { readonly plot?: unknown } },
+  values: readonly (number | null)[],
+  override?: PlotSpec,
+): ColorScale {
+  const given = override ?? result.spec?.plot;
+  const problem = plotProblem(given);
+  const scale = colorScale({ metric: result.metric, ...(result.baselines ? { baselines: result.baselines } : {}), values, ...(problem ? {} : { plot: given as PlotSpec }) });
+  return problem ? { ...scale, notes: [`The plot settings are set aside (${problem.message}).`, ...scale.notes] } : scale;
+}
