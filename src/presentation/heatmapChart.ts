@@ -190,7 +190,9 @@ export function facetChartConfig(
             autoSkip: false,
             callback: (_v: unknown, i: number) => (i % m.yStep === 0 ? facet.rowLabels[i] : ''),
           },
-          title: { display: true, text: facet.rowAxis, font: titleFont, color: colors.muted, padding: { top: 0, bottom: 2 } },
+          // Rotated along the plot's height: a title taller than two rows of cells would be cut at the canvas's edge
+          // (the row labels, L0 or L0H1, say the same).
+          title: { display: facet.rowAxis.length * 7 <= facet.rowLabels.length * m.cellH, text: facet.rowAxis, font: titleFont, color: colors.muted, padding: { top: 0, bottom: 2 } },
           afterFit: fixY,
         },
       },

@@ -161,6 +161,12 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     await frame.selectOption('#pl-sweep', 'attn_head_all_pos_every');
     await waitFor('the attn_head_all_pos_every cells', async () => ((await cellCount(frame)) === 5 * nLayers * nHeads ? true : undefined), 20_000);
     assert.equal(await frame.locator('.pl-facets').getAttribute('data-facet-count'), '5');
+    // White at the corrupted baseline, full red at the clean one: the induction head's output, query and
+    // pattern restore it all, and lead the strongest effects.
+    const labels = (await frame.locator('.pl-colorbar').getAttribute('data-labels')) ?? '';
+    assert.match(labels, /^clean -?[\d.e-]+\|corrupted -11\.1\|/);
+    const top = await frame.locator('.pl-effect .pl-effect-name').allInnerTexts();
+    assert.deepEqual(new Set(top.slice(0, 3)), new Set(['output · L1H2', 'query · L1H2', 'pattern · L1H2']));
     await shot('panel-dark-facets', frame);
   });
 
@@ -207,6 +213,8 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
 
     // The other way: a click on 'Bob' in the clean prompt highlights its column (5).
     await page.mouse.move(0, 0);
+    // Leaving the heatmap clears the decoration, which redraws the line: measure it after that.
+    await waitFor('the decoration cleared', async () => ((await decorated()).length === 0 ? true : undefined), 15_000);
     const line = page.locator('.monaco-editor .view-line', { hasText: '"clean": "Alice: Hi, Bob!' }).locator(':scope > span');
     const box = await line.boundingBox();
     const text = await line.innerText();
@@ -215,6 +223,20 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     const at = text.indexOf('Bob!') + 1;
     await page.mouse.click(box!.x + (at + 0.5) * charW, box!.y + box!.height / 2);
     await waitFor('the highlighted column', async () => ((await frame.locator('.pl-facets').getAttribute('data-highlight')) === '5' ? true : undefined), 15_000);
+
+    // The strongest-effects list links to the source as the heatmap does: pointing at an entry outlines its token.
+    // The entry nearest the prompts' start (past BOS), so the editor need not scroll sideways to show its token.
+    const positions = (await frame.locator('.pl-effect').evaluateAll((els) => els.map((e) => Number((e as HTMLElement).dataset.pos || -1)))) as number[];
+    const pos = Math.min(...positions.filter((p) => p > 0));
+    const entry = frame.locator(`.pl-effect[data-pos="${pos}"]`).first();
+    await entry.hover();
+    const want = [result.tokens[0]!.clean.strings[pos]!, result.tokens[0]!.corrupted.strings[pos]!].sort();
+    await waitFor(`the decoration of the entry's token ${pos}`, async () => {
+      const plain = (await decorated()).map((t) => t.replace(/\u00a0/g, ' '));
+      return JSON.stringify([...plain].sort()) === JSON.stringify(want) ? true : undefined;
+    }, 15_000);
+    assert.equal(await frame.locator('.pl-facet').first().getAttribute('data-hover-cell'), `${await entry.getAttribute('data-row')},${pos}`);
+    await shot('effects-decoration');
   });
 
   test('(2) Patch Selected Prompts on two selected lines asks for the model and answers, then shows the panel', async () => {
@@ -323,10 +345,23 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     await page.keyboard.press('Enter');
     await page.locator('.monaco-workbench.vs:not(.vs-dark)').waitFor({ timeout: 20_000 });
     await runCommand(page, 'PatchLens: Show Runs');
-    await page.locator('.monaco-list-row', { hasText: 'induction-AB' }).first().click();
-    const frame = await panelFor('induction-AB');
+    const openRun = async (): Promise<Frame> => {
+      await page.locator('.monaco-list-row', { hasText: 'induction-AB' }).first().click();
+      return panelFor('induction-AB');
+    };
+    let frame = await openRun();
     await page.waitForTimeout(1000);
     await shot('panel-light', frame);
+    // A colour scale chosen for this run is kept for it: close the panel, open the run again, it is back.
+    await frame.selectOption('#pl-center', 'zero');
+    await waitFor('the new scale', async () => ((await frame.locator('.pl-colorbar').getAttribute('data-center')) === '0' ? true : undefined), 15_000);
+    await page.locator('.tab', { hasText: 'PatchLens: induction-AB' }).first().locator('.codicon-close').click();
+    await waitFor('the panel closed', async () => ((await page.locator('.tab', { hasText: 'PatchLens: induction-AB' }).count()) === 0 ? true : undefined), 15_000);
+    frame = await openRun();
+    await waitFor('the kept scale', async () => ((await frame.locator('.pl-colorbar').getAttribute('data-center')) === '0' ? true : undefined), 15_000);
+    assert.equal(await frame.inputValue('#pl-center'), 'zero');
+    await frame.click('#pl-plot-reset');
+    await waitFor('the default scale', async () => ((await frame.locator('.pl-colorbar').getAttribute('data-center'))?.startsWith('-11.1') ? true : undefined), 15_000);
   });
 
   test('panels come back after a window reload', async () => {

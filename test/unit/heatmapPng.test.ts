@@ -173,3 +173,37 @@ test('writeSweepPngs writes <name>.<sweep>.png for every sweep', async () => {
 test('an absent sweep is an error that names it', async () => {
   await assert.rejects(renderSweepImage(makeResult({ resid_pre: RESID_PRE }), 'mlp_out'), /no sweep 'mlp_out'/);
 });
+
+test('absent cells (null) are blank, grouped-query key facets label KV heads, and the legend says how to read the colours', async () => {
+  const comps = ['output', 'query', 'key', 'value', 'pattern'];
+  const values: (number | null)[] = Array.from({ length: 5 * L * 4 }, (_, i) => {
+    const c = Math.floor(i / (L * 4));
+    return (c === 2 || c === 3) && i % 4 >= 2 ? null : -1;
+  });
+  values[2 * L * 4 + 1] = 2; // key, L0, KV1: the clean baseline
+  const base = makeResult({ attn_head_all_pos_every: { shape: [5, L, 4], axes: ['component', 'layer', 'head'], values, components: comps } });
+  const result = { ...base, model: { ...base.model, config: { ...base.model.config, nHeads: 4, nKvHeads: 2 } } } as PatchResult;
+  const img = await renderSweepImage(result, 'attn_head_all_pos_every');
+  const px = await pixels(img.png);
+  const key = img.facets[2]!;
+  const c = cellCentre(key, 0, 1);
+  assert.deepEqual(px.at(c.x, c.y), [103, 0, 31]);
+  // Off the hairline, an absent cell is the background; an unchanged one near white but not a blank.
+  for (const [row, col] of [[0, 2], [1, 3]]) {
+    const a = cellCentre(key, row!, col!);
+    assert.deepEqual(px.at(a.x - key.cellWidth / 4, a.y - key.cellHeight / 4), [255, 255, 255], `absent cell ${row},${col}`);
+  }
+  const same = cellCentre(key, 0, 0);
+  const [r, g, b] = px.at(same.x, same.y);
+  assert.ok(r >= 240 && g >= 240 && b >= 240, `unchanged cell ${[r, g, b]}`);
+  assert.match(img.scale.legend, /^White: the corrupted baseline/);
+});
+
+test('facet sizes: labels longer than a cell are drawn every few cells, evenly', async () => {
+  const { facetSizes } = await import('../../src/presentation/heatmapChart');
+  const all = facetSizes(12, 12, 30, () => 40);
+  assert.deepEqual([all.rotate, all.xStep, all.yStep], [true, 1, 1]);
+  const few = facetSizes(4, 3, 30, () => 40);
+  // 9 px labels on 4 × 3 px cells: every third column, every fourth row.
+  assert.deepEqual([few.xFont, few.xStep, few.yStep], [9, 3, 4]);
+});
