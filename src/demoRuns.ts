@@ -84,21 +84,20 @@ export const SPEAKER: Experiment = {
   file: 'speaker.patch.json',
   title: 'Speaker: who is being thanked?',
   story:
-    'The notebook\'s speaker pair, corrected to equal token lengths: the corrupted prompt swaps the two speakers, so the answer flips. ' +
+    "The notebook's speaker pair, corrected to equal token lengths: the corrupted prompt swaps the two speakers, so the answer flips. " +
     'The metric is the logit difference between " Alice" and " Bob" at the last token.',
 };
 
 const SWEEP_NOTES: Partial<Record<SweepName, string>> = {
   resid_pre: 'residual stream at the start of each block, per layer and position',
-  attn_head_out_all_pos: 'each head\'s output (hook_z) at all positions at once',
-  attn_head_out_by_pos: 'each head\'s output at one position at a time',
+  attn_head_out_all_pos: "each head's output (hook_z) at all positions at once",
+  attn_head_out_by_pos: "each head's output at one position at a time",
   block_every: 'residual stream, attention output and MLP output per layer and position (the MLPs of induction-2l are zero)',
-  attn_head_all_pos_every: 'each head\'s output, query, key, value and pattern at all positions at once',
-  attn_head_by_pos_every: 'each head\'s output, query, key, value and pattern at one position at a time',
+  attn_head_all_pos_every: "each head's output, query, key, value and pattern at all positions at once",
+  attn_head_by_pos_every: "each head's output, query, key, value and pattern at one position at a time",
 };
 
-const escapeHtml = (s: string): string =>
-  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const escapeHtml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 const fmt = (v: number): string => (Math.abs(v) >= 0.01 || v === 0 ? v.toFixed(2) : v.toExponential(1));
 
@@ -142,9 +141,12 @@ export function indexHtml(title: string, intro: string, reading: string, runs: D
       const sweep = basename(p, '.png').split('.').pop() as SweepName;
       const note = SWEEP_NOTES[sweep] ? ` — ${escapeHtml(SWEEP_NOTES[sweep]!)}` : '';
       const href = escapeHtml(relative(outDir, p).split('\\').join('/'));
-      return `<figure><a href="${href}"><img src="${href}" alt="${escapeHtml(`${result.name} ${sweep}`)}"></a>` +
+      return (
+        `<figure><a href="${href}"><img src="${href}" alt="${escapeHtml(`${result.name} ${sweep}`)}"></a>` +
         `<figcaption><b>${escapeHtml(sweep)}</b>${note}. ${escapeHtml(shortCorruption)}; ${escapeHtml(result.metric)}` +
-        (b ? `; clean ${fmt(b.clean)}, corrupted ${fmt(b.corrupted)}` : '') + `.${strongest(result, sweep)}</figcaption></figure>`;
+        (b ? `; clean ${fmt(b.clean)}, corrupted ${fmt(b.corrupted)}` : '') +
+        `.${strongest(result, sweep)}</figcaption></figure>`
+      );
     });
     return `<section><h2>${escapeHtml(exp.title)}</h2><p>${escapeHtml(exp.story)}</p><p class="facts">${facts.join(' · ')}</p>\n${figures.join('\n')}</section>`;
   });
@@ -166,7 +168,6 @@ ${sections.join('\n')}
 </body></html>
 `;
 }
-
 
 export interface RunOptions {
   readonly model: string;

@@ -21,7 +21,13 @@ export class EffectsList {
   constructor(private readonly events: EffectsEvents) {
     this.note = h('p', { className: 'pl-effects-note' });
     this.list = h('ol', { className: 'pl-effects-list' });
-    this.element = h('aside', { className: 'pl-effects', attrs: { 'aria-label': 'Strongest effects' } }, h('h2', { className: 'pl-effects-title', text: 'Strongest effects' }), this.note, this.list);
+    this.element = h(
+      'aside',
+      { className: 'pl-effects', attrs: { 'aria-label': 'Strongest effects' } },
+      h('h2', { className: 'pl-effects-title', text: 'Strongest effects' }),
+      this.note,
+      this.list,
+    );
   }
 
   render(effects: readonly Effect[], scale: ColorScale): void {
@@ -34,7 +40,10 @@ export class EffectsList {
       if (c) swatch.style.background = `rgb(${c[0]},${c[1]},${c[2]})`;
       const button = h(
         'button',
-        { className: 'pl-effect', attrs: { type: 'button', 'data-facet': String(e.facet), 'data-row': String(e.row), 'data-col': String(e.col), 'data-pos': e.pos === null ? '' : String(e.pos) } },
+        {
+          className: 'pl-effect',
+          attrs: { type: 'button', 'data-facet': String(e.facet), 'data-row': String(e.row), 'data-col': String(e.col), 'data-pos': e.pos === null ? '' : String(e.pos) },
+        },
         swatch,
         h('span', { className: 'pl-effect-name', text: e.name }),
         h('span', { className: 'pl-effect-amount', text: e.amount }),

@@ -102,17 +102,17 @@ export function planGrid(sweep: SweepResult, tokens: readonly string[], heads: H
   // The y labels' width depends on the font, which depends on the cell height: size for the larger font.
   const rowW = textWidth(`11px ${theme.font}`, facets.flatMap((f) => f.rowLabels));
   const yAxisW = AXIS_TITLE_H + rowW + 8;
+  const widthAt = (cols: number, places: Placement[]): number => {
+    const labelled = Math.max(1, ...Array.from({ length: Math.ceil(n / cols) }, (_, r) => places.filter((p) => p.row === r && p.showY).length));
+    return Math.floor((width - labelled * yAxisW - (cols - 1) * GAP_X) / (cols * cols0));
+  };
   let cols = Math.min(n, facetColumns(sweep, n));
   let places = placeFacets(facets, cols);
-  let cellW = MIN_CELL;
-  for (;;) {
-    const labelled = Math.max(1, ...Array.from({ length: Math.ceil(n / cols) }, (_, r) => places.filter((p) => p.row === r && p.showY).length));
-    cellW = Math.floor((width - labelled * yAxisW - (cols - 1) * GAP_X) / (cols * cols0));
-    if (cellW >= MIN_CELL || cols === 1) break;
+  while (cols > 1 && widthAt(cols, places) < MIN_CELL) {
     cols--;
     places = placeFacets(facets, cols);
   }
-  cellW = clamp(cellW, MIN_CELL, MAX_CELL);
+  const cellW = clamp(widthAt(cols, places), MIN_CELL, MAX_CELL);
   const gridRows = Math.ceil(n / cols);
   const tallest = Math.max(320, viewportHeight - CHROME_H);
   const cellH = clamp(Math.min(cellW, Math.floor(tallest / (gridRows * rows0))), MIN_CELL, MAX_CELL);

@@ -220,7 +220,10 @@ export function colorScale(input: ScaleInput): ColorScale {
     else if (v > zmax) above++;
   }
   if (below + above > 0) {
-    const parts = [below ? `${below} below ${shortValue(zmin)} (lowest ${shortValue(lo)})` : '', above ? `${above} above ${shortValue(zmax)} (highest ${shortValue(hi)})` : ''].filter(Boolean);
+    const parts = [
+      below ? `${below} below ${shortValue(zmin)} (lowest ${shortValue(lo)})` : '',
+      above ? `${above} above ${shortValue(zmax)} (highest ${shortValue(hi)})` : '',
+    ].filter(Boolean);
     notes.push(`${below + above} cell${below + above === 1 ? '' : 's'} lie beyond the colour range: ${parts.join(', ')}; they are drawn at its end${below && above ? 's' : ''}.`);
   }
 

@@ -42,7 +42,11 @@ export function cellName(sweep: SweepResult, index: readonly number[], tokens: r
   else if (head !== undefined) unit += heads && isKvComponent(component) ? kvHeadLabel(head, heads) : queryHeadLabel(head, heads);
   const token = (i: number): string => (tokens[i] === undefined ? '' : ` "${tokenText(tokens[i]!)}"`);
   const parts = [component, unit];
-  for (const [axis, word] of [['pos', 'pos'], ['dest_pos', 'dest'], ['src_pos', 'src']] as const) {
+  for (const [axis, word] of [
+    ['pos', 'pos'],
+    ['dest_pos', 'dest'],
+    ['src_pos', 'src'],
+  ] as const) {
     const p = at(axis);
     if (p !== undefined) parts.push(`${word} ${p}${token(p)}`);
   }
@@ -54,14 +58,7 @@ export function cellName(sweep: SweepResult, index: readonly number[], tokens: r
 }
 
 /** The k cells with the largest |value − neutral|, largest first (ties in index order). */
-export function topEffects(
-  sweep: SweepResult,
-  facets: readonly Facet[],
-  scale: ColorScale,
-  tokens: readonly string[],
-  heads: HeadGroups | undefined,
-  k = TOP_EFFECTS,
-): Effect[] {
+export function topEffects(sweep: SweepResult, facets: readonly Facet[], scale: ColorScale, tokens: readonly string[], heads: HeadGroups | undefined, k = TOP_EFFECTS): Effect[] {
   // A running top-k: a dest×src sweep has hundreds of thousands of cells and needs only ten of them.
   const best: { size: number; facet: number; row: number; col: number; value: number }[] = [];
   facets.forEach((f, fi) => {

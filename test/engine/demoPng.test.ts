@@ -63,7 +63,14 @@ test("the demo's per-head PNGs: the constructed heads are the most saturated red
     const ab = await demoCells('AB', models);
     const ind = ['output', 'query', 'pattern'].map((c) => `${c} L${IND.layer}H${IND.head}`);
     const ranked = [...ab].sort((a, b) => redness(b.rgb) - redness(a.rgb));
-    assert.deepEqual(new Set(ranked.slice(0, 3).map((c) => c.name)), new Set(ind), ranked.slice(0, 5).map((c) => `${c.name} ${c.rgb}`).join('; '));
+    assert.deepEqual(
+      new Set(ranked.slice(0, 3).map((c) => c.name)),
+      new Set(ind),
+      ranked
+        .slice(0, 5)
+        .map((c) => `${c.name} ${c.rgb}`)
+        .join('; '),
+    );
     for (const c of ranked.slice(0, 3)) assert.ok(c.rgb[0] < 140 && c.rgb[1] < 30 && c.rgb[2] < 50, `${c.name}: full red, got ${c.rgb}`);
     for (const c of ranked.slice(3)) assert.ok(nearWhite(c.rgb), `${c.name} (${c.value}) is near white, got ${c.rgb}`);
 
@@ -73,7 +80,10 @@ test("the demo's per-head PNGs: the constructed heads are the most saturated red
     const prev = `L${PREV.layer}H${PREV.head}`;
     const red = bb.filter((c) => redness(c.rgb) > 60).map((c) => c.name);
     assert.ok(red.includes(`output ${prev}`) && red.includes(`value ${prev}`), `red cells: ${red.join(', ')}`);
-    assert.ok(red.every((n) => n.endsWith(prev) || n.endsWith(`L${IND.layer}H${IND.head}`)), `only the constructed heads are red: ${red.join(', ')}`);
+    assert.ok(
+      red.every((n) => n.endsWith(prev) || n.endsWith(`L${IND.layer}H${IND.head}`)),
+      `only the constructed heads are red: ${red.join(', ')}`,
+    );
     const baseline = bb.filter((c) => !c.name.endsWith(prev) && !c.name.endsWith(`L${IND.layer}H${IND.head}`));
     assert.ok(baseline.length >= 30);
     for (const c of baseline) assert.ok(nearWhite(c.rgb), `${c.name} (${c.value}) is near white, got ${c.rgb}`);

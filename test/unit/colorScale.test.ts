@@ -93,7 +93,10 @@ test("the seed notebook's settings: normalized logit difference with zmin -1, zm
   assert.deepEqual([s.zmin, s.center, s.zmax], [-1, 0, 1]);
   // Fixed ends may clip: counted, marked on the bar's end labels, and said.
   assert.deepEqual(s.clipped, { below: 1, above: 1 });
-  assert.deepEqual(s.ticks.filter((t) => t.kind === 'end').map((t) => t.label), ['≥ 1', '≤ -1']);
+  assert.deepEqual(
+    s.ticks.filter((t) => t.kind === 'end').map((t) => t.label),
+    ['≥ 1', '≤ -1'],
+  );
   assert.equal(s.notes.length, 1);
   assert.match(s.notes[0]!, /^2 cells lie beyond the colour range: 1 below -1 \(lowest -1\.2\), 1 above 1 \(highest 1\.4\)/);
   assert.deepEqual(scaleColor(s, 1.4), RED_END);
@@ -136,7 +139,7 @@ test('plot settings: centre, ends, baselines by name, conflicts and missing base
   assert.equal(scaleColor(empty, null), null);
 });
 
-test('sweepScale: the spec\'s plot, the panel\'s override, unusable settings set aside and said', () => {
+test("sweepScale: the spec's plot, the panel's override, unusable settings set aside and said", () => {
   const result = { metric: 'normalized_logit_diff', baselines: { clean: 2, corrupted: 1 }, spec: { plot: { zmin: -0.5, zmax: 0.5 } } };
   assert.deepEqual([sweepScale(result, [0.2]).zmin, sweepScale(result, [0.2]).zmax], [-0.5, 0.5]);
   assert.equal(sweepScale(result, [0.2], { zmax: 2 }).zmax, 2);
@@ -148,10 +151,19 @@ test('sweepScale: the spec\'s plot, the panel\'s override, unusable settings set
 test('colour bar labels: baselines first, then the ends, none closer than a line', () => {
   const s = colorScale({ metric: 'answer_logprob', baselines: { clean: -4.2e-6, corrupted: -11.1 }, values: [-11.1, -5e-6] });
   // The clean baseline sits at the top end: its name replaces the end's value there.
-  assert.deepEqual(placedTicks(s, 200).map((t) => t.label), ['clean -4.20e-6', 'corrupted -11.1', '-22.2']);
-  assert.deepEqual(placedTicks(s, 10).map((t) => t.label), ['clean -4.20e-6']);
+  assert.deepEqual(
+    placedTicks(s, 200).map((t) => t.label),
+    ['clean -4.20e-6', 'corrupted -11.1', '-22.2'],
+  );
+  assert.deepEqual(
+    placedTicks(s, 10).map((t) => t.label),
+    ['clean -4.20e-6'],
+  );
   // The demo's BB baselines: corrupted + (clean − corrupted) rounds below clean; the clean tick must stay.
   const bb = colorScale({ metric: 'answer_logprob', baselines: { clean: -4.188387690194274e-6, corrupted: -29.87011469847559 }, values: [-29.87011469847559] });
   assert.ok(bb.zmax >= -4.188387690194274e-6);
-  assert.deepEqual(placedTicks(bb, 200).map((t) => t.label), ['clean -4.19e-6', 'corrupted -29.9', '-59.7']);
+  assert.deepEqual(
+    placedTicks(bb, 200).map((t) => t.label),
+    ['clean -4.19e-6', 'corrupted -29.9', '-59.7'],
+  );
 });

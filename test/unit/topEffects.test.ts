@@ -47,9 +47,18 @@ test('topEffects on a stacked grouped-query sweep: components, KV heads, and no 
   const facets = layoutSweep(sweep, { tokens: TOKENS, heads });
   const scale = colorScale({ metric: 'logit_diff', baselines: B, values });
   const top = topEffects(sweep, facets, scale, TOKENS, heads);
-  assert.deepEqual(top.map((e) => e.name), ['output · L0H3 (KV1)', 'key · L1KV1']);
-  assert.deepEqual(top.map((e) => e.pos), [null, null]);
-  assert.equal(cellName({ shape: [2, 4, 5, 5], axes: ['layer', 'head', 'dest_pos', 'src_pos'], values: [] }, [1, 2, 3, 1], TOKENS, heads), 'L1H2 (KV1) · dest 3 "␣and" · src 1 "When"');
+  assert.deepEqual(
+    top.map((e) => e.name),
+    ['output · L0H3 (KV1)', 'key · L1KV1'],
+  );
+  assert.deepEqual(
+    top.map((e) => e.pos),
+    [null, null],
+  );
+  assert.equal(
+    cellName({ shape: [2, 4, 5, 5], axes: ['layer', 'head', 'dest_pos', 'src_pos'], values: [] }, [1, 2, 3, 1], TOKENS, heads),
+    'L1H2 (KV1) · dest 3 "␣and" · src 1 "When"',
+  );
 });
 
 test('describeCell: KV groups both ways, the fraction of clean, and "no such head"', () => {

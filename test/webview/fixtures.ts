@@ -76,7 +76,7 @@ export function gpt2Result(): PatchResult {
       block_every: { shape: [3, l, p], axes: ['component', 'layer', 'pos'], values: Array.from({ length: 3 * l * p }, (_, i) => noise(i)), components: ['resid_pre', 'attn_out', 'mlp_out'] },
     },
   });
-  return { ...r, model: { ...r.model, config: { ...r.model.config, nLayers: l, nHeads: h } }, baselines: b };
+  return { ...r, model: { ...r.model, config: { ...r.model.config!, nLayers: l, nHeads: h } }, baselines: b };
 }
 
 /**
@@ -97,5 +97,5 @@ export function gqaResult(): PatchResult {
       attn_head_k_all_pos: { shape: [L, 2], axes: ['layer', 'kv_head'], values: [0.1, 0.2, 0.3, 0.4] },
     },
   });
-  return { ...r, metric: 'normalized_logit_diff', model: { ...r.model, config: { ...r.model.config, nHeads: 4, nKvHeads: 2 } } };
+  return { ...r, metric: 'normalized_logit_diff', model: { ...r.model, config: { ...r.model.config!, nHeads: 4, nKvHeads: 2 } } };
 }

@@ -470,7 +470,7 @@ test('hovering a position column posts its position; leaving posts null; tooltip
   await page.mouse.move(cellCentre(first, 0, 4).x, first.top + first.height + 8);
   await waitHover(4, ++count);
   await page.mouse.move(5, 5);
-  await waitHover(null, ++count);
+  await waitHover(null, count + 1);
   await assertClean(panel);
   await page.close();
 });
