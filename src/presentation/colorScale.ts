@@ -5,7 +5,8 @@
  *
  *   normalized_logit_diff                   white at 0 (the corrupted baseline), ends ±max(1, max |v|)
  *   logit_diff, answer_logprob, answer_prob white at the corrupted baseline, the clean baseline at the
- *                                           red end; symmetric, widened to every value (never clipped)
+ *                                           red end, the blue end as far below; a value further out
+ *                                           widens its side (never clipped), so clean stays full red
  *   kl_divergence                           sequential: red at 0 (the clean distribution), pale at the
  *                                           corrupted run's KL or the largest value
  *
@@ -191,14 +192,17 @@ export function colorScale(input: ScaleInput): ColorScale {
   let zmin: number;
   let zmax: number;
   if (center !== undefined) {
-    // Symmetric about the centre, wide enough for every point; a fixed end sets its side, and the
-    // automatic side mirrors it unless a value lies further out.
+    // Symmetric about the centre: each side reaches at least as far as the furthest baseline, so full
+    // restoration is full red. A value further out widens its own side only (the normalized metric's
+    // ±max(1, max |v|) widens both), and a fixed end sets its side, mirrored by an automatic other side.
     const below = Math.max(0, ...points.map((x) => center! - x));
     const above = Math.max(0, ...points.map((x) => x - center!));
-    const half = Math.max(below, above) || 1;
+    const reach = Math.max(0, ...(b ? [b.clean, b.corrupted] : []).map((x) => Math.abs(x - center!)));
+    const both = metric === 'normalized_logit_diff' || !b ? Math.max(below, above) : reach;
+    const half = (side: number): number => Math.max(both, side) || 1;
     // Rounding in center ± half must not leave the point that set the width (a baseline) a hair outside.
-    zmin = fixedMin ?? Math.min(center - Math.max(fixedMax !== undefined ? fixedMax - center : half, below), ...points);
-    zmax = fixedMax ?? Math.max(center + Math.max(fixedMin !== undefined ? center - fixedMin : half, above), ...points);
+    zmin = fixedMin ?? Math.min(center - (fixedMax !== undefined ? Math.max(fixedMax - center, below) : half(below)), ...points);
+    zmax = fixedMax ?? Math.max(center + (fixedMin !== undefined ? Math.max(center - fixedMin, above) : half(above)), ...points);
     if (zmin === zmax) {
       zmin -= 1;
       zmax += 1;

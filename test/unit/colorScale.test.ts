@@ -48,11 +48,17 @@ for (const metric of ['logit_diff', 'answer_logprob', 'answer_prob'] as const) {
     assert.ok(Math.abs(scalePosition(s, b.corrupted + d / 2) - 0.5) < 1e-9);
     assert.ok(Math.abs(scalePosition(s, b.corrupted - d / 4) + 0.25) < 1e-9);
     assert.equal(fractionText(s, b.corrupted + d / 2), '50% of clean');
-    // Values past the clean baseline (or past its mirror) widen the scale symmetrically; none is clipped.
+    // Values past the clean baseline, or further below than it is above, widen their own side; none is clipped.
     const past = colorScale({ metric, baselines: b, values: [...values, b.clean + d, b.corrupted - 3 * d] });
-    assert.ok(Math.abs(past.zmax - (b.corrupted + 3 * d)) < 1e-9 && Math.abs(past.zmin - (b.corrupted - 3 * d)) < 1e-9);
+    assert.ok(Math.abs(past.zmax - (b.corrupted + 2 * d)) < 1e-9 && Math.abs(past.zmin - (b.corrupted - 3 * d)) < 1e-9);
     assert.deepEqual(past.clipped, { below: 0, above: 0 });
     assert.deepEqual(scaleColor(past, b.corrupted - 3 * d), BLUE_END);
+    assert.deepEqual(scaleColor(past, b.clean + d), RED_END);
+    // Worse than corrupted (confidently wrong) widens the blue side only: full restoration stays full red.
+    const worse = colorScale({ metric, baselines: b, values: [...values, b.corrupted - 2 * d] });
+    assert.deepEqual(scaleColor(worse, b.clean), RED_END);
+    assert.deepEqual(scaleColor(worse, b.corrupted - 2 * d), BLUE_END);
+    assert.ok(Math.abs(scalePosition(worse, b.corrupted - d) + 0.5) < 1e-9);
   });
 }
 
