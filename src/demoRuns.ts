@@ -66,8 +66,8 @@ export function inductionExperiments(builtin: boolean): Experiment[] {
           `there is nothing to copy. A model with induction heads predicts the repeated half from the first; the heads whose ` +
           `clean output restores the clean log-prob are its induction heads, and the positions where the residual stream ` +
           `carries the behaviour show how it flows from the first half to the second.`,
-        'The first half is intact, so an induction head\'s clean query, pattern or output each restore the clean behaviour; its clean keys and values do not.',
-        'The first half differs, so keys and values differ from the clean run: an induction head\'s output restores; previous-token heads show up through the keys they feed.',
+        "The first half is intact, so an induction head's clean query, pattern or output each restore the clean behaviour; its clean keys and values do not.",
+        "The first half differs, so keys and values differ from the clean run: an induction head's output restores; previous-token heads show up through the keys they feed.",
         'Still an induction pattern, with other tokens: an induction head attends where it did in the clean run, so its clean values or output restore and a clean pattern changes little.',
         'Everything is corrupted: an induction head needs clean queries, keys and values together, so only its output restores.',
       ];
