@@ -1,5 +1,6 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { DEVICE_SETTINGS, type DeviceSetting } from '../protocol/engineRpc';
 import { GraphBuilder } from './graph/graphBuilder';
@@ -18,22 +19,61 @@ const AUTO_ORDER: Record<string, Provider[]> = {
 export type Logger = (message: string) => void;
 
 /**
- * Why `auto` should not even try a provider here, if it should not. A failed attempt is not silent:
- * the native libraries print to the process's stderr, which a user would read as a crash. CUDA needs
- * its provider library, installed only on request (ONNXRUNTIME_NODE_INSTALL=cuda12); WebGPU on Linux
- * needs a Vulkan loader.
+ * What `auto` knows of a provider before trying it: why not to try it at all, or the environment to try
+ * it in. On Linux, WebGPU runs on Vulkan drivers; those that run on the CPU (lavapipe/llvmpipe,
+ * SwiftShader) are slower than the CPU provider, so `auto` offers Dawn only the hardware drivers.
  */
-function missingPrerequisite(p: Provider): string | undefined {
+function autoCandidate(p: Provider): { skip: string } | { env: Record<string, string>; tried?: string } {
   if (p === 'cuda') {
     const bin = join(dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
     const lib = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
-    return existsSync(join(bin, lib)) ? undefined : `the CUDA provider library is not installed (${lib})`;
+    return existsSync(join(bin, lib)) ? { env: {} } : { skip: `the CUDA provider library is not installed (${lib})` };
   }
   if (p === 'webgpu' && process.platform === 'linux') {
-    const dirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib'];
-    return dirs.some((d) => existsSync(join(d, 'libvulkan.so.1'))) ? undefined : 'no Vulkan loader (libvulkan.so.1)';
+    if (!LOADER_DIRS.some((d) => existsSync(join(d, 'libvulkan.so.1')))) return { skip: 'no Vulkan loader (libvulkan.so.1)' };
+    const drivers = vulkanDrivers();
+    const hardware = drivers.filter((d) => !d.emulated);
+    if (hardware.length === 0) {
+      const names = drivers.map((d) => d.name);
+      return { skip: names.length > 0 ? `only CPU-emulated Vulkan drivers (${names.join(', ')}), slower than the CPU provider` : 'no Vulkan driver' };
+    }
+    const files = hardware.map((d) => d.manifest).join(':');
+    return { env: { VK_DRIVER_FILES: files, VK_ICD_FILENAMES: files }, tried: `Vulkan drivers ${hardware.map((d) => d.name).join(', ')}` };
   }
-  return undefined;
+  return { env: {} };
+}
+
+const LOADER_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib'];
+
+/** Vulkan drivers that run on the CPU, by the library their manifest names. */
+const EMULATED_DRIVER = /lvp|llvmpipe|swiftshader|swrast/i;
+
+/**
+ * The Vulkan drivers (ICD manifests) the loader would use: the files VK_DRIVER_FILES / VK_ICD_FILENAMES
+ * name, else the manifest folders the loader searches.
+ */
+export function vulkanDrivers(env: NodeJS.ProcessEnv = process.env): { manifest: string; name: string; emulated: boolean }[] {
+  const listed = (env.VK_DRIVER_FILES || env.VK_ICD_FILENAMES)?.split(':').filter(Boolean);
+  const dataDirs = [env.XDG_CONFIG_HOME ?? join(env.HOME ?? '/root', '.config'), '/etc/xdg', '/etc', env.XDG_DATA_HOME ?? join(env.HOME ?? '/root', '.local/share'), ...(env.XDG_DATA_DIRS ?? '/usr/local/share:/usr/share').split(':')];
+  const manifests = listed ?? dataDirs.flatMap((d) => {
+    const dir = join(d, 'vulkan', 'icd.d');
+    try {
+      return readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => join(dir, f));
+    } catch {
+      return [];
+    }
+  });
+  return manifests.flatMap((manifest) => {
+    let library: unknown;
+    try {
+      library = (JSON.parse(readFileSync(manifest, 'utf8')) as { ICD?: { library_path?: unknown } }).ICD?.library_path;
+    } catch {
+      return [];
+    }
+    if (typeof library !== 'string') return [];
+    const name = basename(library).replace(/^lib(vulkan_|vk_)?/, '').replace(/(_icd)?\.so.*$|\.dll$/, '');
+    return [{ manifest, name, emulated: EMULATED_DRIVER.test(library) }];
+  });
 }
 
 function probeGraph(): Uint8Array {
@@ -43,16 +83,47 @@ function probeGraph(): Uint8Array {
   return g.build('probe');
 }
 
-async function providerWorks(provider: Provider): Promise<string | undefined> {
-  try {
-    const s = await ort.InferenceSession.create(probeGraph(), { executionProviders: [provider], logSeverityLevel: 4 });
-    const out = await s.run({ x: new ort.Tensor('float32', Float32Array.from([1, 2, 3, 4]), [2, 2]) });
-    await s.release();
-    const y = out.y!.data as Float32Array;
-    return y[0] === 7 && y[3] === 22 ? undefined : 'it computed a wrong result on a probe graph';
-  } catch (e) {
-    return String(e instanceof Error ? e.message : e).split('\n')[0];
-  }
+const PROBE_TIMEOUT_MS = 60_000;
+
+/**
+ * Whether a provider runs a probe graph, tried in a short-lived child process: native libraries that fail
+ * to find a device print to the process's stderr (Dawn's adapter warnings, CUDA's errors), which a user
+ * would read as a crash, and may take the process down. Returns the reason it does not work, or undefined.
+ */
+function providerWorks(provider: Provider, env: Record<string, string>): Promise<string | undefined> {
+  const script = [
+    `const ort = require(${JSON.stringify(require.resolve('onnxruntime-node'))});`,
+    `const say = (r) => process.stdout.write(JSON.stringify(r));`,
+    `ort.InferenceSession.create(Buffer.from(process.argv[1], 'base64'), { executionProviders: [${JSON.stringify(provider)}], logSeverityLevel: 4 })`,
+    `  .then((s) => s.run({ x: new ort.Tensor('float32', Float32Array.from([1, 2, 3, 4]), [2, 2]) }))`,
+    `  .then((o) => say(o.y.data[0] === 7 && o.y.data[3] === 22 ? {} : { error: 'it computed a wrong result on a probe graph' }))`,
+    `  .catch((e) => say({ error: String((e && e.message) || e) }));`,
+  ].join('\n');
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['-e', script, Buffer.from(probeGraph()).toString('base64')], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: PROBE_TIMEOUT_MS,
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', (e) => resolve(`the probe process failed (${e.message})`));
+    child.on('close', (code, signal) => {
+      try {
+        const r = JSON.parse(out) as { error?: string };
+        resolve(r.error === undefined ? undefined : shortReason(r.error));
+      } catch {
+        resolve(signal ? `the probe was stopped (${signal})` : `the probe exited with code ${code}`);
+      }
+    });
+  });
+}
+
+/** onnxruntime's errors carry source paths and assertion text; the last clause is what a user can act on. */
+function shortReason(message: string): string {
+  const line = message.split('\n')[0]!.trim();
+  const tail = line.split(/: (?=[A-Z])/).pop()!;
+  return tail.length > 0 && tail.length < line.length ? tail : line;
 }
 
 /**
@@ -67,26 +138,36 @@ export class Runtime {
     readonly notes: readonly string[],
   ) {}
 
+  /**
+   * The provider for a device setting. An explicit device is tried as asked (SwiftShader included: that
+   * is how the GPU code path is tested without a GPU) and is an error when it does not work; `auto` tries
+   * the platform's GPU providers that can help, each in a child process, and logs its choice and why in
+   * one line.
+   */
   static async create(device: DeviceSetting, log: Logger = () => {}): Promise<Runtime> {
     if (!(DEVICE_SETTINGS as readonly string[]).includes(device)) {
       throw new UserError(`unknown device '${device}'; use one of ${DEVICE_SETTINGS.join(', ')}`);
     }
     if (device === 'cpu') return new Runtime('cpu', []);
-    const candidates = device === 'auto' ? (AUTO_ORDER[process.platform] ?? []) : [device];
+    if (device !== 'auto') {
+      const failure = await providerWorks(device, {});
+      if (failure !== undefined) throw new UserError(`device '${device}' is not available here (${failure}); use --device auto or cpu`);
+      log(`execution provider: ${device} (as asked)`);
+      return new Runtime(device, []);
+    }
     const notes: string[] = [];
-    for (const p of candidates) {
-      const failure = (device === 'auto' ? missingPrerequisite(p) : undefined) ?? (await providerWorks(p));
-      if (failure === undefined) {
-        log(`execution provider: ${p}`);
+    for (const p of AUTO_ORDER[process.platform] ?? []) {
+      const candidate = autoCandidate(p);
+      const failure = 'skip' in candidate ? candidate.skip : await providerWorks(p, candidate.env);
+      if (failure === undefined && 'env' in candidate) {
+        // The engine's own sessions see the drivers the probe saw (the Vulkan loader reads these once).
+        Object.assign(process.env, candidate.env);
+        log(`execution provider: ${p} (auto${notes.length > 0 ? `; ${notes.join('; ')}` : ''})`);
         return new Runtime(p, notes);
       }
-      notes.push(`${p} unavailable: ${failure}`);
-      log(`execution provider ${p} unavailable: ${failure}`);
+      notes.push(`${p} unavailable: ${failure}${'tried' in candidate && candidate.tried ? ` (${candidate.tried})` : ''}`);
     }
-    if (device !== 'auto') {
-      throw new UserError(`device '${device}' is not available here (${notes[0]}); use --device auto or cpu`);
-    }
-    log('execution provider: cpu');
+    log(`execution provider: cpu (auto${notes.length > 0 ? `; ${notes.join('; ')}` : ''})`);
     return new Runtime('cpu', notes);
   }
 
