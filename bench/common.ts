@@ -7,26 +7,36 @@ import { DataType } from '../src/engine/graph/onnxProto';
 import type { DeviceSetting } from '../src/protocol/engineRpc';
 import { writeRandomGpt2Checkpoint } from '../test/helpers/checkpoint';
 
-/** GPT-2 small's shapes with random weights (the real weights cannot be downloaded here). */
-export const GPT2_SMALL = { nLayers: 12, nHeads: 12, dModel: 768, dVocab: 50257, nCtx: 1024, seed: 7, scale: 0.02 };
+/**
+ * The benchmark shapes, with random weights (real weights cannot be downloaded here): GPT-2 small, and a
+ * small model whose 50,257-token unembedding costs more than a block (where per-run overheads show).
+ */
+export const SHAPES = {
+  'gpt2-small': { model: { nLayers: 12, nHeads: 12, dModel: 768, dVocab: 50257, nCtx: 1024, seed: 7, scale: 0.02 }, tokens: 47 },
+  small: { model: { nLayers: 6, nHeads: 8, dModel: 256, dVocab: 50257, nCtx: 64, seed: 8, scale: 0.02 }, tokens: 24 },
+} as const;
+export type ShapeName = keyof typeof SHAPES;
 
-const CACHE = resolve(__dirname, '../../.bench-cache/gpt2-small-random');
+const cacheDir = (shape: ShapeName) => resolve(__dirname, `../../.bench-cache/${shape}-random`);
 
 /**
  * The benchmark model's folder, written once by a child process so that generating 500 MB of random
  * weights never counts towards the benchmark's own peak memory.
  */
-export function benchModelDir(): string {
-  if (!existsSync(join(CACHE, 'model.safetensors'))) {
-    console.log(`writing a random GPT-2-small-shaped checkpoint to ${CACHE} (once)...`);
-    const r = spawnSync(process.execPath, [__filename, '--write-model'], { stdio: 'inherit' });
+export function benchModelDir(shape: ShapeName = 'gpt2-small'): string {
+  const dir = cacheDir(shape);
+  if (!existsSync(join(dir, 'model.safetensors'))) {
+    console.log(`writing a random ${shape}-shaped checkpoint to ${dir} (once)...`);
+    const r = spawnSync(process.execPath, [__filename, '--write-model', shape], { stdio: 'inherit' });
     if (r.status !== 0) throw new Error('could not write the benchmark model');
   }
-  return CACHE;
+  return dir;
 }
 
-if (process.argv.includes('--write-model')) {
-  writeRandomGpt2Checkpoint(CACHE, GPT2_SMALL);
+const writeAt = process.argv.indexOf('--write-model');
+if (writeAt >= 0) {
+  const shape = process.argv[writeAt + 1] as ShapeName;
+  writeRandomGpt2Checkpoint(cacheDir(shape), SHAPES[shape].model);
   process.exit(0);
 }
 

@@ -172,8 +172,9 @@ export class HookedTransformer {
   }
 
   /**
-   * Runs block `layer` on a suffix of positions. `past` holds the keys and values ([rows, prefix, head,
-   * d_head]) of the positions before the suffix, which the suffix attends to. Patch masks are given
+   * Runs block `layer` on a suffix of positions. `past` holds the keys and values ([pairs, prefix,
+   * kv_head, d_head]) of the positions before the suffix, which every copy of the pairs in `resid`
+   * ([copies * pairs, suffix, d_model]) attends to. Patch masks are given
    * with their graph dims (attention masks are [rows, head, suffix, prefix + suffix]). With `outRows`
    * (flat row * suffix + s indices) the output is [1, outRows.length, d_model]: only those positions
    * go through the output projection and the MLP, and patches of gatheredHooks are laid out over them.

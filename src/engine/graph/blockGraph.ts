@@ -9,8 +9,9 @@ import { DataType } from './onnxProto';
 /**
  * Which hooks a block graph returns and which it accepts patches for. With `withPast`, the graph computes
  * only a suffix of the positions: the keys and values of the prefix come in as inputs (`past_k`, `past_v`,
- * [batch, past, kv_heads, d_head], as hook_k / hook_v hold them: before q/k norms and rotary, which the
- * graph applies to prefix and suffix alike) and positions are offset by the prefix length.
+ * [pairs, past, kv_heads, d_head], as hook_k / hook_v hold them: before q/k norms and rotary, which the
+ * graph applies to prefix and suffix alike) and positions are offset by the prefix length. The batch is
+ * then copies of the prompt pairs (row r is pair r % pairs), and every copy attends to the same prefix.
  */
 export interface BlockVariant extends HookVariant {
   readonly capture: readonly BlockHook[];
@@ -68,7 +69,7 @@ export function buildBlockGraph(cfg: ModelConfig, v: BlockVariant): Uint8Array {
   const one = g.constInt64([1], []);
   const dim = (t: string, axis: number) => g.op('Gather', [g.op('Shape', [t]), g.constInt64([axis], [])], { axis: 0 });
   const nQ = dim(residPre, 1);
-  const pastLen = v.withPast ? dim(g.input('past_k', DataType.FLOAT, [B, 'past', K, E]), 1) : zero;
+  const pastLen = v.withPast ? dim(g.input('past_k', DataType.FLOAT, ['pairs', 'past', K, E]), 1) : zero;
   const nKeys = g.op('Add', [pastLen, nQ]);
   const qPositions = g.op('Range', [pastLen, nKeys, one]);
   const kPositions = g.op('Range', [zero, nKeys, one]);
@@ -83,37 +84,49 @@ export function buildBlockGraph(cfg: ModelConfig, v: BlockVariant): Uint8Array {
     [qFlat, kFlat] = split(g.op('Add', [attnIn, g.op('Gather', [wpe, qPositions], { axis: 0 })]));
   }
   let q = hp('attn.hook_q', toHeads(qFlat!, H));
-  let k = hp('attn.hook_k', toHeads(kFlat!, K));
-  let val = hp('attn.hook_v', toHeads(vFlat!, K));
+  const kOwn = hp('attn.hook_k', toHeads(kFlat!, K));
+  const vOwn = hp('attn.hook_v', toHeads(vFlat!, K));
   if (v.withPast) {
-    k = g.op('Concat', ['past_k', k], { axis: 1 });
-    val = g.op('Concat', [g.input('past_v', DataType.FLOAT, [B, 'past', K, E]), val], { axis: 1 });
+    // The key-side hooks would hold prefix and suffix keys together, which this variant never forms.
+    const keySideHooks = [...hooks].filter(([, info]) => info.keySide).map(([name]) => name);
+    const used = keySideHooks.filter((h) => v.capture.includes(h) || v.patch.includes(h));
+    if (used.length > 0) throw new Error(`a block run with past keys cannot read or write ${used.join(', ')}`);
   }
-  if (cfg.qkNorm === 'head') {
-    q = nrm('attn.q_norm', q, w.qNormW!);
-    k = nrm('attn.k_norm', k, w.kNormW!);
-  } else if (cfg.qkNorm === 'full') {
-    const flat = (x: string, n: number) => g.op('Reshape', [x, g.constInt64([0, 0, n * E])]);
-    q = toHeads(nrm('attn.q_norm', flat(q, H), w.qNormW!), H);
-    k = toHeads(nrm('attn.k_norm', flat(k, K), w.kNormW!), K);
-  }
-  if (cfg.positional === 'rotary') {
-    const cos = g.input('rope_cos', DataType.FLOAT, ['rope_positions', cfg.rotary!.dim / 2]);
-    const sin = g.input('rope_sin', DataType.FLOAT, ['rope_positions', cfg.rotary!.dim / 2]);
-    q = hp('attn.hook_rot_q', rotary(g, cfg, q, qPositions, cos, sin));
-    k = hp('attn.hook_rot_k', rotary(g, cfg, k, kPositions, cos, sin));
-  }
-  if (K !== H) {
-    // Grouped-query attention: query head h reads key/value head h / (H / K) (torch's repeat_interleave).
-    const repeat = (x: string) =>
-      g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.constInt64([3])]), g.constInt64([1, 1, 1, H / K, 1])]), g.constInt64([0, 0, H, E])]);
-    k = repeat(k);
-    val = repeat(val);
-  }
+  const cos = cfg.positional === 'rotary' ? g.input('rope_cos', DataType.FLOAT, ['rope_positions', cfg.rotary!.dim / 2]) : '';
+  const sin = cfg.positional === 'rotary' ? g.input('rope_sin', DataType.FLOAT, ['rope_positions', cfg.rotary!.dim / 2]) : '';
+  // Grouped-query attention: query head h reads key/value head h / (H / K) (torch's repeat_interleave).
+  const toQueryHeads = (x: string) =>
+    K === H ? x : g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.constInt64([3])]), g.constInt64([1, 1, 1, H / K, 1])]), g.constInt64([0, 0, H, E])]);
+  /** Keys as attention reads them: q/k norm, rotary at their positions, one per query head. */
+  const keysAt = (k: string, positions: string) => {
+    let out = k;
+    if (cfg.qkNorm === 'head') out = nrm('attn.k_norm', out, w.kNormW!);
+    else if (cfg.qkNorm === 'full') out = toHeads(nrm('attn.k_norm', g.op('Reshape', [out, g.constInt64([0, 0, K * E])]), w.kNormW!), K);
+    if (cfg.positional === 'rotary') out = hp('attn.hook_rot_k', rotary(g, cfg, out, positions, cos, sin));
+    return toQueryHeads(out);
+  };
+  if (cfg.qkNorm === 'head') q = nrm('attn.q_norm', q, w.qNormW!);
+  else if (cfg.qkNorm === 'full') q = toHeads(nrm('attn.q_norm', g.op('Reshape', [q, g.constInt64([0, 0, H * E])]), w.qNormW!), H);
+  if (cfg.positional === 'rotary') q = hp('attn.hook_rot_q', rotary(g, cfg, q, qPositions, cos, sin));
 
-  const qT = g.op('Transpose', [q], { perm: [0, 2, 1, 3] });
-  const kT = g.op('Transpose', [k], { perm: [0, 2, 3, 1] });
-  let scores = g.op('Div', [g.op('MatMul', [qT, kT]), g.input('attn_scale', DataType.FLOAT, [])]);
+  const qT = g.op('Transpose', [q], { perm: [0, 2, 1, 3] }); // [rows, H, S, E]
+  const ownKeys = keysAt(kOwn, qPositions);
+  let rawScores = g.op('MatMul', [qT, g.op('Transpose', [ownKeys], { perm: [0, 2, 3, 1] })]);
+  // The prefix's keys and values are the same for every copy of the prompt pairs in the batch: they come
+  // in once per pair ([pairs, past, ...]) and meet the queries through a broadcasting product over a
+  // [copies, pairs, ...] view, instead of a copy per row.
+  const pairs = v.withPast ? dim('past_k', 0) : zero;
+  const byCopy = (x: string, rest: string[]) => g.op('Reshape', [x, g.op('Concat', [g.constInt64([-1]), g.op('Unsqueeze', [pairs, g.constInt64([0])]), ...rest], { axis: 0 })]);
+  const asRows = (x: string, rest: string[]) => g.op('Reshape', [x, g.op('Concat', [g.constInt64([-1]), ...rest], { axis: 0 })]);
+  const vec = (n: number) => g.constInt64([n]);
+  const nQ1 = g.op('Unsqueeze', [nQ, g.constInt64([0])]);
+  const pastLen1 = g.op('Unsqueeze', [pastLen, g.constInt64([0])]);
+  if (v.withPast) {
+    const pastKeys = keysAt('past_k', g.op('Range', [zero, pastLen, one]));
+    const pastScores = g.op('MatMul', [byCopy(qT, [vec(H), nQ1, vec(E)]), g.op('Transpose', [pastKeys], { perm: [0, 2, 3, 1] })]);
+    rawScores = g.op('Concat', [asRows(pastScores, [vec(H), nQ1, pastLen1]), rawScores], { axis: -1 });
+  }
+  let scores = g.op('Div', [rawScores, g.input('attn_scale', DataType.FLOAT, [])]);
   if (cfg.attnSoftcap) {
     const cap = g.constFloat([cfg.attnSoftcap], []);
     scores = g.op('Mul', [g.op('Tanh', [g.op('Div', [scores, cap])]), cap]);
@@ -126,7 +139,16 @@ export function buildBlockGraph(cfg: ModelConfig, v: BlockVariant): Uint8Array {
   const visible = g.op('And', [g.op('GreaterOrEqual', [qCol, kRow]), inWindow]);
   scores = hp('attn.hook_attn_scores', g.op('Where', [visible, scores, g.constFloat([-Infinity], [])]));
   const pattern = hp('attn.hook_pattern', g.op('Softmax', [scores], { axis: -1 }));
-  const zT = g.op('MatMul', [pattern, g.op('Transpose', [val], { perm: [0, 2, 1, 3] })]);
+  const valuesT = (x: string) => g.op('Transpose', [toQueryHeads(x)], { perm: [0, 2, 1, 3] });
+  let zT: string;
+  if (v.withPast) {
+    const axis = g.constInt64([3]);
+    const ownPattern = g.op('Slice', [pattern, pastLen1, g.op('Unsqueeze', [nKeys, g.constInt64([0])]), axis]);
+    const pastPattern = g.op('Slice', [pattern, g.constInt64([0]), pastLen1, axis]);
+    const pastValues = valuesT(g.input('past_v', DataType.FLOAT, ['pairs', 'past', K, E]));
+    const fromPast = asRows(g.op('MatMul', [byCopy(pastPattern, [vec(H), nQ1, pastLen1]), pastValues]), [vec(H), nQ1, vec(E)]);
+    zT = g.op('Add', [fromPast, g.op('MatMul', [ownPattern, valuesT(vOwn)])]);
+  } else zT = g.op('MatMul', [pattern, valuesT(vOwn)]);
   const z = hp('attn.hook_z', g.op('Transpose', [zT], { perm: [0, 2, 1, 3] }));
   let zFlat = g.op('Reshape', [z, g.constInt64([0, 0, H * E])]);
   let residIn = residPre;

@@ -124,10 +124,7 @@ async function runChunk(
     }
     const copies = active + joining;
     const rows = copies * n;
-    const past = p === 0 ? undefined : {
-      k: tileRows(sliceAxis(corrupted(l, 'attn.hook_k'), 1, 0, p), copies),
-      v: tileRows(sliceAxis(corrupted(l, 'attn.hook_v'), 1, 0, p), copies),
-    };
+    const past = p === 0 ? undefined : { k: sliceAxis(corrupted(l, 'attn.hook_k'), 1, 0, p), v: sliceAxis(corrupted(l, 'attn.hook_v'), 1, 0, p) };
     // Which (row, position) outputs this block must produce; undefined: all of them.
     const local = (j: number) => j >= active && isPositionLocal(chunk[j]!);
     let outRows: Int32Array | undefined;
