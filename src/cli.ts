@@ -2,7 +2,9 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_MEMORY_BUDGET_MIB, DEVICE_SETTINGS, type DeviceSetting, type ProgressParams } from './protocol/engineRpc';
 import { runSpec } from './engine/runSpec';
 import { ModelCache } from './engine/modelLoader';
-import { isUserError, UserError } from './common/userError';
+import { checkHubEndpoint } from './engine/model/hub';
+import { isCancelled } from './common/cancelled';
+import { isUserError, printable, UserError } from './common/userError';
 
 const USAGE = `usage: patchlens <command> [options]
 
@@ -32,8 +34,29 @@ function progressPrinter(quiet: boolean): (p: Omit<ProgressParams, 'runId'>) => 
     if (line === last || (p.phase === last.split(':')[0] && now - lastTime < 500 && p.done !== p.total)) return;
     last = line;
     lastTime = now;
-    process.stderr.write(`${line}\n`);
+    process.stderr.write(`${printable(line)}\n`);
   };
+}
+
+/** The signals that stop a run the way Ctrl-C does, with their numbers (the exit status is 128 + it). */
+const STOP_SIGNALS = { SIGINT: 2, SIGHUP: 1, SIGTERM: 15 } as const;
+type StopSignal = keyof typeof STOP_SIGNALS;
+
+/**
+ * Ctrl-C, a terminal closing (SIGHUP) and a job scheduler's stop (SIGTERM) all cancel the run between
+ * batches: the sweeps that finished are written, marked cancelled. A second signal ends the process at once.
+ */
+function cancelOnSignals(controller: AbortController, quiet: boolean): () => StopSignal | undefined {
+  let received: StopSignal | undefined;
+  for (const name of Object.keys(STOP_SIGNALS) as StopSignal[]) {
+    process.on(name, () => {
+      if (received) process.exit(128 + STOP_SIGNALS[name]);
+      received = name;
+      if (!quiet) process.stderr.write(`${name === 'SIGINT' ? 'cancelling' : `${name}: cancelling`} (the sweeps that finished are kept)...\n`);
+      controller.abort();
+    });
+  }
+  return () => received;
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -64,36 +87,58 @@ async function run(argv: string[]): Promise<number> {
   }
   const budget = o['memory-budget'] === undefined ? undefined : Number(o['memory-budget']);
   if (budget !== undefined && !(budget > 0)) throw new UserError(`--memory-budget needs a positive number of MiB, got '${o['memory-budget']}'`);
+  if (o['hub-endpoint'] !== undefined) checkHubEndpoint(o['hub-endpoint']);
+  // An empty value is no value: `--model ""` (an unset variable in a script) means the spec's model.
+  const given = (v: string | undefined) => (v === undefined || v === '' ? undefined : v);
+  const model = given(o.model);
+  const out = given(o.out);
+  const cache = given(o.cache);
 
   const controller = new AbortController();
-  process.once('SIGINT', () => {
-    process.stderr.write('cancelling (the sweeps that finished are kept)...\n');
-    controller.abort();
-  });
+  const stoppedBy = cancelOnSignals(controller, o.quiet!);
   const models = new ModelCache();
-  const outcome = await runSpec(
-    {
-      runId: 'cli',
-      specFile: positionals[0]!,
-      device: o.device as DeviceSetting,
-      mode: o.naive ? 'naive' : 'fast',
-      png: o.png,
-      ...(o.model !== undefined ? { model: o.model } : {}),
-      ...(o.out !== undefined ? { outDir: o.out } : {}),
-      ...(budget !== undefined ? { memoryBudgetMiB: budget } : {}),
-      ...(o['hub-endpoint'] !== undefined ? { hubEndpoint: o['hub-endpoint'] } : {}),
-      ...(o.cache !== undefined ? { cacheDir: o.cache } : {}),
-    },
-    { models, signal: controller.signal, progress: progressPrinter(o.quiet!), log: (m) => o.quiet || process.stderr.write(`${m}\n`) },
-  );
-  await models.release();
-  console.log(outcome.resultPath);
-  for (const p of outcome.pngPaths) console.log(p);
-  if (outcome.status === 'cancelled') {
-    process.stderr.write(`patchlens: ${outcome.message}\n`);
-    return 130;
+  let printed: string | undefined;
+  const exitStatus = () => 128 + STOP_SIGNALS[stoppedBy() ?? 'SIGINT'];
+  try {
+    const outcome = await runSpec(
+      {
+        runId: 'cli',
+        specFile: positionals[0]!,
+        device: o.device as DeviceSetting,
+        mode: o.naive ? 'naive' : 'fast',
+        png: o.png,
+        ...(model !== undefined ? { model } : {}),
+        ...(out !== undefined ? { outDir: out } : {}),
+        ...(budget !== undefined ? { memoryBudgetMiB: budget } : {}),
+        ...(o['hub-endpoint'] !== undefined ? { hubEndpoint: o['hub-endpoint'] } : {}),
+        ...(cache !== undefined ? { cacheDir: cache } : {}),
+      },
+      {
+        models,
+        signal: controller.signal,
+        progress: progressPrinter(o.quiet!),
+        log: (m) => o.quiet || process.stderr.write(`${printable(m)}\n`),
+        // Printed the moment it exists: whatever fails afterwards, the user knows where the result is.
+        onResult: (path) => console.log((printed = path)),
+      },
+    );
+    await models.release();
+    if (printed !== outcome.resultPath) console.log(outcome.resultPath);
+    for (const p of outcome.pngPaths) console.log(p);
+    if (outcome.warning) {
+      process.stderr.write(`patchlens: ${printable(outcome.warning)}\n`);
+      return 1;
+    }
+    if (outcome.status === 'cancelled') {
+      process.stderr.write(`patchlens: ${printable(outcome.message ?? 'cancelled')}\n`);
+      return exitStatus();
+    }
+    return 0;
+  } catch (e) {
+    if (!isCancelled(e)) throw e;
+    process.stderr.write(`patchlens: ${printable(e.message)}\n`);
+    return exitStatus();
   }
-  return 0;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -103,7 +148,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'run') return run(rest);
-  console.error(`patchlens: unknown command '${command}'; run 'patchlens help' for the list`);
+  console.error(`patchlens: unknown command '${printable(command)}'; run 'patchlens help' for the list`);
   return 2;
 }
 
@@ -114,7 +159,9 @@ main(process.argv.slice(2)).then(
       console.error(`patchlens: ${e.message}`);
       process.exit(1);
     }
-    console.error('patchlens: internal error (please report it):', e);
+    // The stack keeps its lines; whatever it quotes is made printable.
+    const detail = e instanceof Error ? (e.stack ?? e.message) : String(e);
+    console.error(`patchlens: internal error (please report it): ${detail.split('\n').map(printable).join('\n')}`);
     process.exit(70);
   },
 );

@@ -6,7 +6,7 @@
  * notebook's speaker experiment. Either goes into ./patchlens-demo/<model>/ so that it leaves the built-in
  * model's pages alone, and needs the hub, a cached copy or a local checkpoint.
  */
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEVICE_SETTINGS, type DeviceSetting, type ProgressParams } from './protocol/engineRpc';
@@ -14,6 +14,8 @@ import type { PatchSpec, SweepName } from './protocol/spec';
 import { ModelCache, modelDir } from './engine/modelLoader';
 import { readCheckpointConfig } from './engine/model/checkpoint';
 import { modelHasSweep } from './engine/patching/sweeps';
+import { safeFileStem } from './common/fileName';
+import { replaceFile } from './common/fileWrite';
 import { isUserError, UserError } from './common/userError';
 import { errorMessage } from './common/errorReason';
 import { type Done, EXAMPLES, IND_NAME, indexHtml, inductionExperiments, PREV_NAME, runExperiment, SPEAKER } from './demoRuns';
@@ -90,7 +92,7 @@ async function main(argv: string[]): Promise<number> {
   const experiments = induction ? inductionExperiments(builtin) : [SPEAKER];
   // A hub id names its own folder (openai-community/gpt2 → openai-community_gpt2), a local folder by its last part.
   const local = isAbsolute(model) || model.startsWith('.');
-  const folder = (local ? basename(resolve(model)) : model).replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[_.]+/, '') || 'model';
+  const folder = safeFileStem(local ? basename(resolve(model)) : model);
   const outDir = builtin ? resolve('patchlens-demo') : resolve('patchlens-demo', folder);
   const names = experiments.map((e) => (JSON.parse(readFileSync(join(EXAMPLES, e.file), 'utf8')) as PatchSpec).name!);
   clearOld(outDir, names);
@@ -120,7 +122,7 @@ async function main(argv: string[]): Promise<number> {
       'about -log(vocabulary size) when it cannot. Blue here means the patch made the prediction worse than the corrupted run: confidently wrong.'
     : 'The metric is the logit difference " Alice" minus " Bob": red means the patched run prefers the clean answer as the clean run does, blue that it prefers the corrupted one even more than the corrupted run.';
   const index = join(outDir, 'index.html');
-  writeFileSync(index, indexHtml(title, intro, reading, done, outDir));
+  replaceFile(index, indexHtml(title, intro, reading, done, outDir));
   const pngCount = done.reduce((n, d) => n + d.pngs.length, 0);
   console.log(`${pngCount} heatmaps and ${done.length} result file${done.length === 1 ? '' : 's'} in ${outDir}`);
   console.log(`open ${index}`);

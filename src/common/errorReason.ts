@@ -25,3 +25,22 @@ export function errnoCode(e: unknown): string | undefined {
 export function errnoReason(e: unknown): string {
   return errnoCode(e) ?? errorMessage(e);
 }
+
+const ERRNO_WORDS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'not permitted',
+  EROFS: 'a read-only file system',
+  ENOSPC: 'the disk is full',
+  EDQUOT: 'over the disk quota',
+  EEXIST: 'a file is in the way',
+  ENOTDIR: 'part of the path is a file',
+  ENAMETOOLONG: 'the name is too long',
+  ELOOP: 'too many symlinks',
+  ENOENT: 'it does not exist',
+  EISDIR: 'it is a folder',
+};
+
+/** An errno code with what it means to a user: `EACCES: permission denied`. */
+export function errnoWords(code: string): string {
+  return ERRNO_WORDS[code] ? `${code}: ${ERRNO_WORDS[code]}` : code;
+}

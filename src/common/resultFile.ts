@@ -3,33 +3,46 @@
  * The engine writes results; the extension also writes the record of a run whose engine died, and
  * reads results for the panel and the runs view. Plain Node.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { type PatchResult, RESULT_FORMAT, type RunStatus } from '../protocol/result';
-import { jsonErrorReason, oneLine, UserError } from './userError';
-import { errnoCode, errnoReason } from './errorReason';
+import { errnoCode } from './errorReason';
+import { safeFileStem } from './fileName';
+import { readJsonFile } from './fileRead';
+import { createNewFile, replaceFile } from './fileWrite';
+import { oneLine, UserError } from './userError';
 
 export const RESULT_SUFFIX = '.result.json';
 
+/** The most a result file may hold: a dest x src sweep of a large model is tens of MB. */
+const MAX_RESULT_BYTES = 512 * 1024 * 1024;
 
-/** A file-name-safe form of a run's name. */
-export function safeFileStem(name: string): string {
-  const stem = name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '');
-  return stem === '' ? 'run' : stem.slice(0, 120);
-}
+/** Whether anything is at `path`, a dangling symlink included. */
+const taken = (path: string): boolean => {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 /**
- * Claims `<dir>/<name>.result.json`, or `<name>-2.result.json`, ... when that exists: a second run of a
+ * Claims `<dir>/<stem>.result.json`, or `<stem>-2.result.json`, ... when that exists: a second run of a
  * spec never overwrites the first. The claim is an exclusive create, so two windows cannot take the
- * same name.
+ * same name. `companions` are the suffixes of the other files the run will write beside its result
+ * (`.resid_pre.png`): a number is taken only when none of them exists either (a file, a folder or a
+ * symlink), so a run's files all share its result file's stem and never replace another's.
  */
-export function claimResultPath(dir: string, name: string): string {
+export function claimResultPath(dir: string, name: string, companions: readonly string[] = []): string {
   mkdirSync(dir, { recursive: true });
   const stem = safeFileStem(name);
   for (let n = 1; ; n++) {
-    const path = join(dir, `${stem}${n === 1 ? '' : `-${n}`}${RESULT_SUFFIX}`);
+    const numbered = `${stem}${n === 1 ? '' : `-${n}`}`;
+    if (companions.some((c) => taken(join(dir, `${numbered}${c}`)))) continue;
+    const path = join(dir, `${numbered}${RESULT_SUFFIX}`);
     try {
-      closeSync(openSync(path, 'wx'));
+      createNewFile(path, '');
       return path;
     } catch (e) {
       if (errnoCode(e) !== 'EEXIST') throw e;
@@ -37,11 +50,14 @@ export function claimResultPath(dir: string, name: string): string {
   }
 }
 
+/** The stem a claimed result path gives the run's other files (`dir/speaker-2.result.json` → `speaker-2`). */
+export function resultStem(path: string): string {
+  return basename(path).slice(0, -RESULT_SUFFIX.length);
+}
+
 /** Writes a result atomically (temp file + rename): a reader sees the old content or the new, never half. */
 export function writeResultFile(path: string, result: PatchResult): void {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  writeFileSync(tmp, JSON.stringify(result) + '\n');
-  renameSync(tmp, path);
+  replaceFile(path, JSON.stringify(result) + '\n');
 }
 
 const STATUSES: readonly RunStatus[] = ['done', 'cancelled', 'failed'];
@@ -69,18 +85,7 @@ export function resultProblem(value: unknown): string | undefined {
 
 /** Reads and checks a result file; a UserError saying what is wrong when it is not one. */
 export function readResultFile(path: string): PatchResult {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new UserError(`cannot read ${path} (${errnoReason(e)})`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    throw new UserError(`${basename(path)} is not valid JSON (${jsonErrorReason(e)})`);
-  }
+  const value = readJsonFile(path, { noun: 'result file', maxBytes: MAX_RESULT_BYTES, fix: 'it is not a PatchLens result; delete it or run again' });
   const problem = resultProblem(value);
   if (problem) throw new UserError(`${basename(path)} is not a result PatchLens can show: ${oneLine(problem)}`);
   return value as PatchResult;

@@ -1,10 +1,11 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { DeviceSetting, EngineSettings } from '../protocol/engineRpc';
+import type { ModelLocation } from '../protocol/result';
 import { HookedTransformer } from './hookedTransformer';
 import { builtinModelDir, isBuiltinModel } from './model/builtinModels';
 import { loadCheckpoint } from './model/checkpoint';
-import { resolveModelDir } from './model/hub';
+import { resolveModel, type ResolvedModel } from './model/hub';
 import { loadTokenizer } from './model/textTokenizer';
 import type { TextTokenizer } from './model/tokenizer';
 import { type Logger, Runtime } from './runtime';
@@ -13,6 +14,7 @@ export interface LoadedModel {
   /** What the user named: a hub id, a folder, or a built-in model. */
   readonly id: string;
   readonly dir: string;
+  readonly location: ModelLocation;
   readonly model: HookedTransformer;
   readonly tokenizer: TextTokenizer;
 }
@@ -25,6 +27,8 @@ export interface ModelRequest {
   readonly onDownload?: (p: { file: string; received: number; total: number | undefined }) => void;
   readonly signal?: AbortSignal;
   readonly log?: Logger;
+  /** Told where the model is as soon as that is known, before its weights are read. */
+  readonly onLocated?: (where: ResolvedModel) => void;
 }
 
 /** The cache root: downloads in hub/, built-in models in builtin/. */
@@ -34,8 +38,13 @@ export function cacheRoot(settings: EngineSettings): string {
 
 /** The folder of the model a request names: built in (written on first use), local, or downloaded from the hub. */
 export async function modelDir(req: Omit<ModelRequest, 'log'>): Promise<string> {
-  if (isBuiltinModel(req.source)) return builtinModelDir(req.source, cacheRoot(req.settings));
-  return resolveModelDir(req.source, {
+  return (await locateModel(req)).dir;
+}
+
+/** modelDir, also saying which kind of model it is. */
+export async function locateModel(req: Omit<ModelRequest, 'log'>): Promise<ResolvedModel> {
+  if (isBuiltinModel(req.source)) return { kind: 'builtin', dir: builtinModelDir(req.source, cacheRoot(req.settings)) };
+  return resolveModel(req.source, {
     baseDir: req.baseDir,
     cacheDir: join(cacheRoot(req.settings), 'hub'),
     ...(req.settings.hubEndpoint ? { endpoint: req.settings.hubEndpoint } : {}),
@@ -52,7 +61,10 @@ export class ModelCache {
   private current: { key: string; loaded: Promise<LoadedModel> } | undefined;
 
   async get(req: ModelRequest): Promise<LoadedModel> {
-    const dir = await modelDir(req);
+    const where = await locateModel(req);
+    req.onLocated?.(where);
+    const { dir } = where;
+    const location: ModelLocation = { kind: where.kind, dir, ...(where.repo !== undefined ? { repo: where.repo } : {}) };
     const device: DeviceSetting = req.settings.device ?? 'auto';
     const key = `${dir}|${device}`;
     if (this.current?.key === key) return this.current.loaded;
@@ -61,7 +73,7 @@ export class ModelCache {
       const { config, weights } = loadCheckpoint(dir);
       const tokenizer = await loadTokenizer(dir, config);
       const runtime = await Runtime.create(device, req.log);
-      return { id: req.source, dir, model: new HookedTransformer(config, weights, runtime, tokenizer), tokenizer };
+      return { id: req.source, dir, location, model: new HookedTransformer(config, weights, runtime, tokenizer), tokenizer };
     })();
     this.current = { key, loaded };
     try {

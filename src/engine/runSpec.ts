@@ -1,17 +1,22 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import pkg from '../../package.json';
 import type { ProgressParams, RunOutcome, RunParams } from '../protocol/engineRpc';
 import { type ModelInfo, type PairTokens, type PatchResult, RESULT_FORMAT, type RunStatus } from '../protocol/result';
-import type { PatchSpec, ResolvedPair, ResolvedSpec } from '../protocol/spec';
+import type { PatchSpec, ResolvedPair, ResolvedSpec, SweepName } from '../protocol/spec';
 import type { LoadedModel, ModelCache } from './modelLoader';
+import type { ResolvedModel } from './model/hub';
 import { parseSpecText } from '../spec/parseSpec';
 import { resolveSpec } from './patching/resolveSpec';
 import { type PatchingOutcome, runPatching } from './patching/runPatching';
-import { writeSweepPngs } from './render/heatmapPng';
+import { pngSuffix, writeSweepPng } from './render/heatmapPng';
+import { CancelledError, isCancelled } from '../common/cancelled';
+import { readFileOrPipe, SPEC_FILE } from '../common/fileRead';
+import { createTempBeside, fileErrorCode, writableFolderFix } from '../common/fileWrite';
 import { claimResultPath, writeResultFile } from '../common/resultFile';
 import { isUserError, UserError } from '../common/userError';
-import { errnoReason, errorMessage } from '../common/errorReason';
+import { errnoWords, errorMessage } from '../common/errorReason';
 
 export interface RunContext {
   readonly models: ModelCache;
@@ -20,20 +25,72 @@ export interface RunContext {
   readonly log?: (message: string) => void;
   /** The model, as the result will record it, once it is loaded. */
   readonly modelLoaded?: (model: ModelInfo) => void;
+  /** Told the result file's path as soon as it exists, before the PNGs are drawn: whatever follows, a front end can show it. */
+  readonly onResult?: (path: string) => void;
 }
 
-function readSpec(params: RunParams): { spec: PatchSpec; text?: string } {
-  if (params.selection) return { spec: parseSpecText(JSON.stringify(params.selection.spec), params.specFile) };
-  let text = params.specText;
-  if (text === undefined) {
-    try {
-      text = readFileSync(params.specFile, 'utf8');
-    } catch (e) {
-      throw new UserError(`cannot read the spec ${params.specFile}: ${errnoReason(e)}; check the path`);
-    }
-  }
-  return { spec: parseSpecText(text, params.specFile), text };
+interface SpecRead {
+  spec: PatchSpec;
+  text?: string;
+  /** The spec is not a file in a folder of files (a pipe, /dev/stdin): its folder anchors nothing. */
+  special: boolean;
 }
+
+async function readSpec(params: RunParams, signal: AbortSignal | undefined): Promise<SpecRead> {
+  if (params.selection) return { spec: parseSpecText(JSON.stringify(params.selection.spec), params.specFile), special: false };
+  if (params.specText !== undefined) return { spec: parseSpecText(params.specText, params.specFile), text: params.specText, special: false };
+  const { data, regular } = await readFileOrPipe(params.specFile, SPEC_FILE, signal);
+  const text = data.toString('utf8');
+  // /dev/stdin, /dev/fd/N and /proc/self/fd/N name a descriptor, even when it is a redirected regular file.
+  const special = !regular || /^\/(dev|proc)\//.test(params.specFile);
+  return { spec: parseSpecText(text, params.specFile), text, special };
+}
+
+/** Why `dir` cannot take new files (its errno code), or undefined when it can: created if needed, then probed. */
+function unwritable(dir: string): string | undefined {
+  try {
+    mkdirSync(dir, { recursive: true });
+    const { fd, tmp } = createTempBeside(join(dir, '.patchlens-probe'));
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    return undefined;
+  } catch (e) {
+    const code = fileErrorCode(e);
+    if (code === undefined) throw e;
+    return code;
+  }
+}
+
+
+/**
+ * The results folder, checked before any work: `--out` as given; else `.patchlens/runs` beside the spec,
+ * or the current directory's when the spec is not in a real folder or its folder cannot be written.
+ */
+function resultsFolder(params: RunParams, specFile: string, special: boolean, log: RunContext['log']): string {
+  if (params.outDir) {
+    const dir = resolve(params.outDir);
+    const code = unwritable(dir);
+    if (code) throw new UserError(`cannot write results to ${dir} (${errnoWords(code)}); ${writableFolderFix(code, RESULTS_FOLDER)}`);
+    return dir;
+  }
+  const here = resolve('.patchlens', 'runs');
+  const beside = join(dirname(specFile), '.patchlens', 'runs');
+  if (!special) {
+    const code = unwritable(beside);
+    if (!code) return beside;
+    if (beside === here) throw new UserError(`cannot write results to ${beside} (${errnoWords(code)}); ${writableFolderFix(code, RESULTS_FOLDER)}`);
+    const second = unwritable(here);
+    if (second) throw new UserError(`cannot write results beside the spec (${beside}: ${errnoWords(code)}) or in ${here} (${errnoWords(second)}); ${writableFolderFix(code, RESULTS_FOLDER)}`);
+    log?.(`cannot write results beside the spec (${beside}: ${errnoWords(code)}); they go to ${here} (--out DIR to choose)`);
+    return here;
+  }
+  const code = unwritable(here);
+  if (code) throw new UserError(`the spec ${specFile} is not a file in a folder, and ${here} cannot be written (${errnoWords(code)}); pass --out DIR`);
+  log?.(`the spec ${specFile} is not a file in a folder (a pipe or a descriptor): results go to ${here} (--out DIR to choose)`);
+  return here;
+}
+
+const RESULTS_FOLDER = 'results folder (--out DIR, or the patchlens.resultsFolder setting)';
 
 function promptTokens(m: LoadedModel, ids: number[], ranges: ([number, number] | null)[] | undefined) {
   return { ids, strings: ids.map((id) => m.tokenizer.tokenString(id)), ranges: ids.map((_, i) => ranges?.[i] ?? null) };
@@ -43,28 +100,78 @@ function pairTokens(m: LoadedModel, p: ResolvedPair): PairTokens {
   return { clean: promptTokens(m, p.clean, p.cleanRanges), corrupted: promptTokens(m, p.corrupted, p.corruptedRanges) };
 }
 
+/** Where the model was found, in the words of the run's first line. */
+function describeLocation(source: string, where: ResolvedModel): string {
+  if (where.kind === 'builtin') return `${source} (built in)`;
+  if (where.kind === 'hub') return `${source} from the hub (${where.repo}, cached in ${where.dir})`;
+  const also = where.shadowsHubId ? `, not the hub model '${source}': rename the folder or give the hub id as org/name to use the hub's` : '';
+  return `${source} from the folder ${where.dir}${also}`;
+}
+
+/**
+ * A run's result written where it was asked, else (a full disk, a folder gone read-only since the
+ * start) in a new temporary folder: results computed are never lost. `warning` says what happened.
+ */
+function writeResultSomewhere(dir: string, name: string, companions: string[], result: PatchResult): { path: string; warning?: string } {
+  try {
+    const path = claimResultPath(dir, name, companions);
+    try {
+      writeResultFile(path, result);
+    } catch (e) {
+      rmSync(path, { force: true });
+      throw e;
+    }
+    return { path };
+  } catch (e) {
+    const code = fileErrorCode(e);
+    if (code === undefined) throw e;
+    let path: string;
+    try {
+      path = claimResultPath(mkdtempSync(join(tmpdir(), 'patchlens-')), name, companions);
+      writeResultFile(path, result);
+    } catch (e2) {
+      throw new UserError(`cannot write the result to ${dir} (${errnoWords(code)}) nor to a temporary folder (${errnoWords(fileErrorCode(e2) ?? String(e2))}); ${writableFolderFix(code, RESULTS_FOLDER)}`);
+    }
+    return { path, warning: `cannot write the result to ${dir} (${errnoWords(code)}); it was written to ${path} instead; ${writableFolderFix(code, RESULTS_FOLDER)}` };
+  }
+}
+
 /**
  * One run from a spec to a result file: read and check the spec, load the model, run the baselines and
  * sweeps, write the result (done, cancelled with the sweeps that finished, or failed), then PNGs.
+ * A cancel before there is anything to keep is a CancelledError.
  */
 export async function runSpec(params: RunParams, ctx: RunContext): Promise<RunOutcome> {
+  try {
+    return await runSpecUncancelled(params, ctx);
+  } catch (e) {
+    if (ctx.signal?.aborted && !isUserError(e) && !isCancelled(e)) throw new CancelledError('cancelled before any sweep ran; nothing was written', { cause: e });
+    throw e;
+  }
+}
+
+async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<RunOutcome> {
   const started = Date.now();
   const specFile = resolve(params.specFile);
-  const { spec, text } = readSpec({ ...params, specFile });
-  const source = params.model ?? spec.model;
+  const { spec, text, special } = await readSpec({ ...params, specFile }, ctx.signal);
+  // An empty --model means none was given: the spec's.
+  const source = params.model || spec.model;
   if (!source) throw new UserError(`${specFile}: no model given; add "model": "gpt2" (a hub id, a folder, or induction-2l) to the spec, or pass --model`);
-  ctx.progress?.({ phase: 'load', message: `loading ${source}` });
+  const outDir = resultsFolder(params, specFile, special, ctx.log);
   const loaded = await ctx.models.get({
     source,
-    baseDir: dirname(specFile),
+    baseDir: special ? process.cwd() : dirname(specFile),
     settings: params,
     signal: ctx.signal,
     log: ctx.log,
+    onLocated: (where) => ctx.progress?.({ phase: 'load', message: `loading ${describeLocation(source, where)}` }),
     onDownload: (d) => ctx.progress?.({ phase: 'download', message: `downloading ${d.file}`, done: d.received, ...(d.total !== undefined ? { total: d.total } : {}) }),
   });
+  ctx.signal?.throwIfAborted();
   const cfg = loaded.model.cfg;
   const model: ModelInfo = {
     id: loaded.id,
+    location: loaded.location,
     // nKvHeads: the panel labels which query heads share a key/value head.
     config: { nLayers: cfg.nLayers, nHeads: cfg.nHeads, nKvHeads: cfg.nKvHeads, dModel: cfg.dModel, dHead: cfg.dHead, dMlp: cfg.dMlp, dVocab: cfg.dVocab, nCtx: cfg.nCtx },
     dtype: 'float32',
@@ -77,7 +184,6 @@ export async function runSpec(params: RunParams, ctx: RunContext): Promise<RunOu
     ...(text !== undefined ? { text } : {}),
     ...(params.selection ? { sources: params.selection.sources } : {}),
   });
-  const outDir = params.outDir ? resolve(params.outDir) : join(dirname(specFile), '.patchlens', 'runs');
   const mode = params.mode ?? 'fast';
   const base = {
     format: RESULT_FORMAT,
@@ -89,6 +195,7 @@ export async function runSpec(params: RunParams, ctx: RunContext): Promise<RunOu
     metric: resolved.metric,
     tokens: resolved.pairs.map((p) => pairTokens(loaded, p)),
   } as const;
+  const companions = params.png ? resolved.sweeps.map(pngSuffix) : [];
   // The file is claimed only once there is something to keep: a spec error leaves no empty run behind.
   const finish = (status: RunStatus, outcome: Partial<Pick<PatchingOutcome, 'baselines'>> & Pick<PatchingOutcome, 'sweeps'>, message?: string) => {
     const result: PatchResult = {
@@ -99,9 +206,9 @@ export async function runSpec(params: RunParams, ctx: RunContext): Promise<RunOu
       ...(outcome.baselines ? { baselines: outcome.baselines } : {}),
       sweeps: outcome.sweeps,
     };
-    const path = claimResultPath(outDir, resolved.name);
-    writeResultFile(path, result);
-    return { result, path };
+    const written = writeResultSomewhere(outDir, resolved.name, companions, result);
+    ctx.onResult?.(written.path);
+    return { result, ...written };
   };
 
   let outcome: PatchingOutcome;
@@ -120,7 +227,19 @@ export async function runSpec(params: RunParams, ctx: RunContext): Promise<RunOu
   }
   const message = outcome.status === 'cancelled' ? `cancelled after ${Object.keys(outcome.sweeps).length} of ${resolved.sweeps.length} sweeps` : undefined;
   ctx.progress?.({ phase: 'write', message: 'writing the result' });
-  const { result, path } = finish(outcome.status, outcome, message);
-  const pngPaths = params.png ? await writeSweepPngs(result, outDir) : [];
-  return { runId: params.runId, resultPath: path, status: outcome.status, ...(message ? { message } : {}), pngPaths };
+  const { result, path, warning } = finish(outcome.status, outcome, message);
+  const pngPaths: string[] = [];
+  let pngWarning: string | undefined;
+  for (const sweep of params.png ? (Object.keys(result.sweeps) as SweepName[]) : []) {
+    try {
+      pngPaths.push(await writeSweepPng(result, sweep, path));
+    } catch (e) {
+      const code = fileErrorCode(e);
+      if (code === undefined) throw e;
+      pngWarning = `cannot write the heatmap PNG of ${sweep} beside ${path} (${errnoWords(code)}); the result itself is written; ${writableFolderFix(code, RESULTS_FOLDER)}`;
+      break;
+    }
+  }
+  const warnings = [warning, pngWarning].filter((w) => w !== undefined).join('; also ');
+  return { runId: params.runId, resultPath: path, status: outcome.status, ...(message ? { message } : {}), pngPaths, ...(warnings ? { warning: warnings } : {}) };
 }

@@ -2,7 +2,7 @@
  * The commands: each turns editor state into a run request (or acts on runs and panels). The logic
  * they share lives in the pure modules (promptSources, runDispatcher, runHistory, settings).
  */
-import { existsSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
@@ -15,6 +15,8 @@ import type { EngineClient } from './engineClient';
 import { answerCandidates, readSelection, selectionRunName, selectionSource, specDefaultName } from './promptSources';
 import { documentKey, type PanelRegistry } from './panelRegistry';
 import { readResultFile } from '../common/resultFile';
+import { readTextFile, SPEC_FILE } from '../common/fileRead';
+import { createNewFile, replaceFile } from '../common/fileWrite';
 import type { RunDispatcher } from './runDispatcher';
 import type { RunsNode } from './runsView';
 import { engineSettings, type PatchLensSettings, resultsFolderFor } from './settings';
@@ -94,9 +96,9 @@ export async function runPatchFile(s: Services, uri?: vscode.Uri): Promise<void>
   const specFile = target.fsPath;
   let text: string;
   try {
-    text = open ? open.getText() : readFileSync(specFile, 'utf8');
+    text = open ? open.getText() : readTextFile(specFile, SPEC_FILE);
   } catch (e) {
-    void vscode.window.showErrorMessage(`PatchLens: cannot read ${specFile} (${errnoReason(e)})`);
+    void vscode.window.showErrorMessage(`PatchLens: ${errorMessage(e)}`);
     return;
   }
   let spec: PatchSpec;
@@ -216,7 +218,7 @@ export async function newPatchFile(): Promise<void> {
   });
   if (!target) return;
   const path = target.fsPath.endsWith(SPEC_FILE_SUFFIX) ? target.fsPath : `${target.fsPath.replace(/\.json$/, '')}${SPEC_FILE_SUFFIX}`;
-  writeFileSync(path, NEW_SPEC_TEMPLATE);
+  replaceFile(path, NEW_SPEC_TEMPLATE);
   await vscode.window.showTextDocument(vscode.Uri.file(path));
 }
 
@@ -246,7 +248,12 @@ export async function openExample(s: Services, fileName?: string): Promise<void>
     return;
   }
   const target = join(root, file);
-  if (!existsSync(target)) writeFileSync(target, readFileSync(join(dir, file)));
+  try {
+    createNewFile(target, readFileSync(join(dir, file)));
+  } catch (e) {
+    // A file of that name is kept as it is (the user's copy, possibly edited).
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
   await vscode.window.showTextDocument(vscode.Uri.file(target));
 }
 

@@ -4,12 +4,13 @@
  * a position column decorates its token in the editor; moving the cursor over a token highlights its
  * column).
  */
-import { writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { PatchResult } from '../protocol/result';
 import { plotProblem, type PlotSpec, type SweepName } from '../protocol/spec';
-import { readResultFile, safeFileStem } from '../common/resultFile';
+import { readResultFile } from '../common/resultFile';
+import { safeFileStem } from '../common/fileName';
+import { replaceFile } from '../common/fileWrite';
 import { positionAtOffset, sweepCsv, tokenRangesAt, validateWebviewState } from './panelModel';
 import { type PanelHost, ResultPanel } from './resultPanel';
 import { makeNonce, webviewHtml } from './webviewHtml';
@@ -223,7 +224,8 @@ export class PanelRegistry implements vscode.WebviewPanelSerializer, PanelHost {
     });
     if (!target) return;
     try {
-      writeFileSync(target.fsPath, bytes);
+      // The user chose (and confirmed) the path; a symlink there is replaced, not written through.
+      replaceFile(target.fsPath, bytes);
       void vscode.window.showInformationMessage(`PatchLens: exported ${basename(target.fsPath)}`);
     } catch (e) {
       void vscode.window.showErrorMessage(`PatchLens: cannot write ${target.fsPath} (${errnoReason(e)})`);

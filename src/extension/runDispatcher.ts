@@ -134,6 +134,7 @@ export class RunDispatcher {
     }
     const o = end.outcome;
     if (o.status === 'cancelled') this.ui.info(`PatchLens: ${input.label} cancelled; ${o.message ?? 'partial results kept'}.`);
+    if (o.warning) this.ui.error(`PatchLens: ${o.warning}`);
     this.ui.resultWritten(o.resultPath, o);
     return end;
   }

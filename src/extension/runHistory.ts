@@ -7,7 +7,8 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ModelInfo, type PatchResult, RESULT_FORMAT, type RunStatus } from '../protocol/result';
 import type { PatchSpec } from '../protocol/spec';
-import { claimResultPath, readResultFile, RESULT_SUFFIX, safeFileStem, writeResultFile } from '../common/resultFile';
+import { claimResultPath, readResultFile, RESULT_SUFFIX, writeResultFile } from '../common/resultFile';
+import { safeFileStem } from '../common/fileName';
 import pkg from '../../package.json';
 import { errorMessage } from '../common/errorReason';
 

@@ -43,7 +43,10 @@ export interface RunParams extends EngineSettings {
   readonly selection?: SelectionSource;
   /** Overrides the spec's model. */
   readonly model?: string;
-  /** Default: `.patchlens/runs` beside the spec. */
+  /**
+   * Default: `.patchlens/runs` beside the spec; the current directory's `.patchlens/runs` when the spec
+   * is not in a folder of files (a pipe, /dev/stdin) or that folder cannot be written.
+   */
   readonly outDir?: string;
   /** Also write one PNG per sweep beside the result. */
   readonly png?: boolean;
@@ -55,6 +58,11 @@ export interface RunOutcome {
   readonly status: RunStatus;
   readonly message?: string;
   readonly pngPaths: string[];
+  /**
+   * Set when the run's files could not all be written where asked (a full disk, a folder that became
+   * read-only): one line saying what was not written and where the result went instead.
+   */
+  readonly warning?: string;
 }
 
 export type ProgressPhase = 'download' | 'load' | 'baseline' | 'sweep' | 'write';

@@ -45,6 +45,16 @@ export interface ModelShape {
   readonly nKvHeads?: number;
 }
 
+/** Where a run's model was loaded from; absent in older files. */
+export interface ModelLocation {
+  /** A checkpoint folder, a hub repo (its copy in the cache), or a model built into PatchLens. */
+  readonly kind: 'folder' | 'hub' | 'builtin';
+  /** The folder the weights were read from. */
+  readonly dir: string;
+  /** The hub repo, for 'hub'. */
+  readonly repo?: string;
+}
+
 /**
  * The model a run used. `config` and `provider` are absent when they are not known: the record of a
  * run whose engine stopped before it had loaded the model (the engine reports them once it has).
@@ -52,6 +62,7 @@ export interface ModelShape {
 export interface ModelInfo {
   /** What the spec or the user named: a hub id, a folder, or a built-in model. */
   readonly id: string;
+  readonly location?: ModelLocation;
   readonly config?: ModelShape;
   /** The family that read the checkpoint ('gpt2', 'gpt_neox', 'llama', ...); absent in older files. */
   readonly architecture?: string;

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -86,7 +87,8 @@ test('downloads a model into the cache with progress, verified, loadable', async
   assert.ok(reqs.includes('302 /org/tiny/resolve/main/model.safetensors'), reqs.join(', '));
   assert.ok(reqs.includes('200 /cdn/org/tiny/model.safetensors'), reqs.join(', '));
   const marker = JSON.parse(readFileSync(join(dir, '.complete'), 'utf8'));
-  assert.equal(marker.files['model.safetensors'], modelBytes.length);
+  assert.equal(marker.files['model.safetensors'].size, modelBytes.length);
+  assert.equal(marker.files['model.safetensors'].sha256, createHash('sha256').update(modelBytes).digest('hex'));
   assert.equal(loadCheckpoint(dir).config.dVocab, 1500);
 });
 
@@ -127,6 +129,22 @@ test('a complete cached model is reused with no network at all', async () => {
   const fetched = hub.requests.slice(n).map((r) => r.path);
   assert.ok(fetched.some((p) => p.endsWith('model.safetensors')));
   assert.ok(!fetched.some((p) => p.endsWith('config.json')), 'verified files are kept');
+});
+
+test('a cache record of an older format (sizes only) is not trusted: small files are fetched again, the weights re-verified against the hub, not re-downloaded', async () => {
+  const cache = makeTmpDir('hub-old-marker');
+  const dir = await resolveModelDir('org/tiny', opts(cache));
+  const sizes = Object.fromEntries(['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].map((f) => [f, readFileSync(join(dir, f)).length]));
+  writeFileSync(join(dir, '.complete'), JSON.stringify({ repo: 'org/tiny', revision: 'main', files: sizes }));
+  const start = hub.requests.length;
+  await resolveModelDir('org/tiny', opts(cache));
+  const reqs = hub.requests.slice(start);
+  assert.ok(reqs.some((r) => r.path.endsWith('/config.json') && r.status === 200), 'config.json fetched again');
+  // The weights went back to being a partial file: the hub's answer (nothing left to send, and its sha256) verifies them.
+  assert.ok(reqs.some((r) => r.path.endsWith('model.safetensors') && r.status === 416), reqs.map((r) => `${r.status} ${r.path}`).join(', '));
+  assert.ok(!reqs.some((r) => r.path.endsWith('model.safetensors') && r.status === 200), 'the weights were not downloaded again');
+  assert.deepEqual(readFileSync(join(dir, 'model.safetensors')), modelBytes);
+  assert.equal(typeof JSON.parse(readFileSync(join(dir, '.complete'), 'utf8')).files['model.safetensors'].sha256, 'string');
 });
 
 test('an interrupted transfer resumes with a Range request and ends byte-identical', async () => {

@@ -80,7 +80,7 @@ const CASES: Case[] = [
   { what: 'a model larger than the memory limit', content: spec(() => {}), env: { PATCHLENS_MAX_MODEL_BYTES: '1000' }, says: ['needs', 'PATCHLENS_MAX_MODEL_BYTES=1000', 'smaller model'] },
   { what: 'a hub model with the hub unreachable', content: spec((s) => (s.model = 'org/not-cached')), args: ['--hub-endpoint', '@DOWN', '--cache', '@CACHE'], says: ['unreachable', 'local model folder'] },
   { what: 'a spec file that does not exist', file: 'missing.patch.json', says: ['cannot read the spec', 'missing.patch.json', 'ENOENT', 'check the path'] },
-  { what: 'a folder given as the spec', file: 'a-folder', says: ['cannot read the spec', 'EISDIR'] },
+  { what: 'a folder given as the spec', file: 'a-folder', says: ['cannot read the spec', 'a-folder', 'it is a folder'] },
   { what: 'a bad --memory-budget', content: spec(() => {}), args: ['--memory-budget', 'lots'], says: ["--memory-budget needs a positive number of MiB, got 'lots'"] },
   { what: 'an unknown option', content: spec(() => {}), args: ['--frobnicate'], says: ['--frobnicate', "run 'patchlens help'"] },
   { what: 'an unknown device', content: spec(() => {}), args: ['--device', 'tpu'], says: ["unknown device 'tpu'", 'use one of'] },

@@ -171,6 +171,7 @@ test('an engine killed during a run: the run is recorded as failed, and the next
   // Killed after its model was loaded: the record has the model as the engine reported it.
   assert.deepEqual(failed.model, {
     id: './big',
+    location: { kind: 'folder', dir: join(dir, 'big') },
     config: { nLayers: 4, nHeads: 4, nKvHeads: 4, dModel: 64, dHead: 16, dMlp: 256, dVocab: 50257, nCtx: 64 },
     dtype: 'float32',
     provider: 'cpu',

@@ -156,11 +156,11 @@ test('a large dest×src sweep stays within 4000 px a side', async () => {
   assert.ok(img.facets[h].top > img.facets[0].top);
 });
 
-test('writeSweepPngs writes <name>.<sweep>.png for every sweep', async () => {
+test('writeSweepPngs writes <stem>.<sweep>.png beside <stem>.result.json for every sweep', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'patchlens-png-'));
   try {
-    const paths = await writeSweepPngs(makeResult({ resid_pre: RESID_PRE, block_every: BLOCK_EVERY }), dir);
-    assert.deepEqual(paths, [join(dir, 'unit-heatmap.resid_pre.png'), join(dir, 'unit-heatmap.block_every.png')]);
+    const paths = await writeSweepPngs(makeResult({ resid_pre: RESID_PRE, block_every: BLOCK_EVERY }), join(dir, 'unit-heatmap-2.result.json'));
+    assert.deepEqual(paths, [join(dir, 'unit-heatmap-2.resid_pre.png'), join(dir, 'unit-heatmap-2.block_every.png')]);
     for (const p of paths) {
       const buf = await readFile(p);
       assert.deepEqual([...buf.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);

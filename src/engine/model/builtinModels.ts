@@ -1,5 +1,8 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileErrorCode, writableFolderFix } from '../../common/fileWrite';
+import { errnoWords } from '../../common/errorReason';
+import { UserError } from '../../common/userError';
 import { writeInduction2l } from './builtin/induction2l';
 
 /**
@@ -35,10 +38,21 @@ export function builtinModelDir(name: string, cacheDir: string): string {
   const dir = join(cacheDir, 'builtin', `${name}-v${m.version}`);
   if (existsSync(join(dir, 'model.safetensors'))) return dir;
   const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  m.write(tmp);
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(tmp, dir);
+  try {
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    m.write(tmp);
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir);
+  } catch (e) {
+    const code = fileErrorCode(e);
+    if (code === undefined) throw e;
+    try {
+      rmSync(tmp, { recursive: true, force: true });
+    } catch {
+      /* the cache cannot be written at all: nothing was left there either */
+    }
+    throw new UserError(`cannot write the built-in model ${name} into the model cache ${cacheDir} (${errnoWords(code)}); ${writableFolderFix(code, 'model cache (--cache DIR, or PATCHLENS_CACHE)')}`);
+  }
   return dir;
 }

@@ -1,10 +1,12 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Architecture } from '../architectures/architecture';
 import { parseModelConfig } from '../architectures/registry';
 import type { Tensor32 } from '../tensor';
-import { jsonErrorReason, UserError } from '../../common/userError';
+import { readJsonFile } from '../../common/fileRead';
+import { UserError } from '../../common/userError';
 import { formatBytes, type ModelConfig, modelMemoryLimit } from './config';
+import { MODEL_CONFIG, SAFETENSORS_INDEX } from './modelFiles';
 import { readPthStateDict } from './pth';
 import { readSafetensors, readSafetensorsHeader, type TensorHeader } from './safetensors';
 import { type ModelWeights, modelParamCount } from './weights';
@@ -13,16 +15,6 @@ export interface LoadedCheckpoint {
   readonly architecture: Architecture;
   readonly config: ModelConfig;
   readonly weights: ModelWeights;
-}
-
-function readJsonFile(path: string, what: string): unknown {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== undefined) throw new UserError(`cannot read ${path} (${code}); ${what}`);
-    throw new UserError(`${path} is not valid JSON (${jsonErrorReason(e)}); fix or re-download it`);
-  }
 }
 
 /** A checkpoint folder's config.json, its family and the validated config (before any weight is read). */
@@ -34,7 +26,7 @@ export function readCheckpointConfig(dir: string): { architecture: Architecture;
   if (!existsSync(configPath)) {
     throw new UserError(`${configPath} does not exist; a checkpoint folder needs config.json and model.safetensors (Hugging Face format)`);
   }
-  return { ...parseModelConfig(readJsonFile(configPath, 'a model folder needs a readable config.json'), configPath), configPath };
+  return { ...parseModelConfig(readJsonFile(configPath, MODEL_CONFIG), configPath), configPath };
 }
 
 /** One tensor's place: the file it is in and its name there (with any export prefix). */
@@ -54,7 +46,7 @@ function safetensorsFiles(dir: string): string[] {
   if (!existsSync(indexPath)) {
     throw new UserError(`${single} does not exist; a checkpoint folder needs config.json and model.safetensors (or model.safetensors.index.json and its shards)`);
   }
-  const index = readJsonFile(indexPath, 'fix or re-download it');
+  const index = readJsonFile(indexPath, SAFETENSORS_INDEX);
   const map = (index as { weight_map?: unknown } | null)?.weight_map;
   if (typeof map !== 'object' || map === null || Array.isArray(map)) {
     throw new UserError(`${indexPath} has no 'weight_map' object; it is not a Hugging Face safetensors index`);

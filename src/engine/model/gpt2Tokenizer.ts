@@ -1,5 +1,6 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { replaceFile } from '../../common/fileWrite';
 
 export const GPT2_EOT = '<|endoftext|>';
 export const GPT2_EOT_ID = 50256;
@@ -40,14 +41,6 @@ export function buildGpt2TokenizerJson(): object {
   };
 }
 
-// Concurrent loaders (tests, two engine processes) may write the same folder: each writes its own temp
-// file and renames it, so a reader never sees half a tokenizer.json.
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
-}
-
 /** GPT-2's tokenizer_config.json. */
 export function gpt2TokenizerConfig(): Record<string, unknown> {
   return {
@@ -65,6 +58,8 @@ export function gpt2TokenizerConfig(): Record<string, unknown> {
 /** Writes GPT-2's tokenizer.json and tokenizer_config.json into `dir` (created if needed). */
 export function writeGpt2TokenizerFiles(dir: string): void {
   mkdirSync(dir, { recursive: true });
-  writeAtomic(join(dir, 'tokenizer.json'), JSON.stringify(buildGpt2TokenizerJson()));
-  writeAtomic(join(dir, 'tokenizer_config.json'), JSON.stringify(gpt2TokenizerConfig(), null, 2));
+  // Concurrent loaders (tests, two engine processes) may write the same folder: each file is replaced
+  // atomically, so a reader never sees half a tokenizer.json.
+  replaceFile(join(dir, 'tokenizer.json'), JSON.stringify(buildGpt2TokenizerJson()));
+  replaceFile(join(dir, 'tokenizer_config.json'), JSON.stringify(gpt2TokenizerConfig(), null, 2));
 }

@@ -1,6 +1,8 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, readSync } from 'node:fs';
 import { numel, type Tensor32 } from '../tensor';
+import { openRegularFile } from '../../common/fileRead';
 import { oneLine, UserError } from '../../common/userError';
+import { WEIGHTS_FILE } from './modelFiles';
 import { isGlobal, PickleDict, type PickleGlobal, unpickle } from './pickle';
 import { readFully, toFloat32, type TensorHeader } from './safetensors';
 import { readZipDirectory, type ZipEntry } from './storedZip';
@@ -63,12 +65,7 @@ const brief = (what: string): string => {
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 function openPth(path: string): number {
-  try {
-    return openSync(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`cannot read ${path} (${code ?? (e as Error).message}); check the file and its permissions`);
-  }
+  return openRegularFile(path, WEIGHTS_FILE).fd;
 }
 
 function readEntry(fd: number, entry: ZipEntry): Buffer {

@@ -1,6 +1,9 @@
-import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, readSync, writeSync } from 'node:fs';
 import { numel, type Tensor32 } from '../tensor';
+import { openRegularFile } from '../../common/fileRead';
+import { replaceFileWith } from '../../common/fileWrite';
 import { jsonErrorReason, UserError } from '../../common/userError';
+import { WEIGHTS_FILE } from './modelFiles';
 
 // Format: u64 LE header length N, N bytes of JSON header, then the data section. Offsets in the header
 // are relative to the start of the data section. https://github.com/huggingface/safetensors
@@ -134,38 +137,27 @@ export function readFully(fd: number, into: Buffer, position: number): void {
   }
 }
 
-/**
- * Reads the tensors of a .safetensors file as float32. F32 data aliases the file buffer when aligned
- * (files up to 1 GiB; larger ones get one buffer per tensor). `opts.skip` names tensors not to read
- * (their dtype is then not checked either), such as buffers a loader has no use for.
- */
-function openForRead(path: string): number {
-  try {
-    return openSync(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError(`safetensors file ${path} does not exist; check the path`);
-    throw new UserError(`cannot read ${path} (${code ?? (e as Error).message}); check the file and its permissions`);
-  }
+function openForRead(path: string): { fd: number; fileSize: number } {
+  const { fd, size } = openRegularFile(path, WEIGHTS_FILE);
+  return { fd, fileSize: size };
 }
 
-function readHeader(fd: number, path: string, skip?: (name: string) => boolean): { entries: Map<string, HeaderEntry>; dataStart: number; fileSize: number } {
-  const fileSize = fstatSync(fd).size;
+function readHeader(fd: number, fileSize: number, path: string, skip?: (name: string) => boolean): { entries: Map<string, HeaderEntry>; dataStart: number } {
   const readPrefix = (n: number): Buffer => {
     const b = Buffer.alloc(n);
     readFully(fd, b, 0);
     return b;
   };
-  return { ...parseHeader(path, fileSize, readPrefix, skip), fileSize };
+  return parseHeader(path, fileSize, readPrefix, skip);
 }
 
 export type TensorHeader = ReadonlyMap<string, { readonly dtype: string; readonly shape: readonly number[] }>;
 
 /** Every tensor's name, dtype and shape, checked, without reading any data (sharded checkpoints check all shards first). */
 export function readSafetensorsHeader(path: string): TensorHeader {
-  const fd = openForRead(path);
+  const { fd, fileSize } = openForRead(path);
   try {
-    return readHeader(fd, path).entries;
+    return readHeader(fd, fileSize, path).entries;
   } finally {
     closeSync(fd);
   }
@@ -185,11 +177,11 @@ export function readSafetensors(
     checkHeader?: (entries: TensorHeader) => void;
   } = {},
 ): Map<string, Tensor32> {
-  const fd = openForRead(path);
+  const { fd, fileSize } = openForRead(path);
   try {
     // The header is read and checked on its own first: a truncated or lying file is refused before
     // its data costs any memory.
-    const { entries, dataStart, fileSize } = readHeader(fd, path, opts.skip);
+    const { entries, dataStart } = readHeader(fd, fileSize, path, opts.skip);
     opts.checkHeader?.(entries);
     // Only the tensors wanted are read: a whole-file buffer pays off when most of the file is wanted.
     const wanted = [...entries.values()].reduce((a, e) => a + e.end - e.begin, 0);
@@ -279,9 +271,7 @@ export function writeSafetensors(path: string, tensors: Record<string, Tensor32>
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(headerBuf.length));
 
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
+  replaceFileWith(path, (fd) => {
     writeSync(fd, len);
     writeSync(fd, headerBuf);
     for (const name of names) {
@@ -290,11 +280,5 @@ export function writeSafetensors(path: string, tensors: Record<string, Tensor32>
       let done = 0;
       while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
     }
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
+  });
 }

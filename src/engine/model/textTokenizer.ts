@@ -1,9 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { readJsonFile } from '../../common/fileRead';
 import { UserError } from '../../common/userError';
 import type { ModelConfig } from './config';
 import { buildGpt2TokenizerJson, GPT2_VOCAB_SIZE, gpt2TokenizerConfig } from './gpt2Tokenizer';
+import { TOKENIZER_CONFIG, TOKENIZER_JSON } from './modelFiles';
 import type { EncodedText, TextTokenizer } from './tokenizer';
 
 /** GPT-2's byte-level alphabet: token characters back to the bytes they stand for. */
@@ -55,14 +57,6 @@ function byteToCharRanges(text: string): { start: Int32Array; end: Int32Array } 
   return { start, end };
 }
 
-function readJson(path: string): unknown {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new UserError(`${path} is not valid JSON (${(e as Error).message}); fix or re-download it`);
-  }
-}
-
 /** Added (special) tokens by id: their content is raw text, not spelled in the byte-level alphabet. */
 function addedTokens(json: unknown): Map<number, string> {
   const out = new Map<number, string>();
@@ -100,9 +94,9 @@ export async function loadTokenizer(dir: string, cfg: TokenizerModelInfo): Promi
   let tokenizerJson: unknown;
   let tokenizerConfig: Record<string, unknown>;
   if (existsSync(tokPath)) {
-    tokenizerJson = readJson(tokPath);
+    tokenizerJson = readJsonFile(tokPath, TOKENIZER_JSON);
     const configPath = join(dir, 'tokenizer_config.json');
-    const c = existsSync(configPath) ? readJson(configPath) : {};
+    const c = existsSync(configPath) ? readJsonFile(configPath, TOKENIZER_CONFIG) : {};
     tokenizerConfig = typeof c === 'object' && c !== null && !Array.isArray(c) ? (c as Record<string, unknown>) : {};
   } else if (cfg.architecture === 'gpt2' && cfg.dVocab === GPT2_VOCAB_SIZE) {
     // Built in memory rather than written into the folder: a user's checkpoint folder is never modified.

@@ -5,8 +5,7 @@
  * and one colour bar are composed onto a single canvas, because chart.js draws one chart per canvas.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { BasicPlatform, CategoryScale, Chart, LinearScale } from 'chart.js';
 import { MatrixController, MatrixElement } from 'chartjs-chart-matrix';
 import { createCanvas, GlobalFonts } from '@napi-rs/canvas';
@@ -20,6 +19,8 @@ import { BAR_MARGIN, colorBarWidth, paintColorBar } from '../../presentation/col
 import { type ColorScale, scaleColor, sweepScale } from '../../presentation/colorScale';
 import { headGroups } from '../../presentation/heads';
 import { facetChartConfig, facetData, facetSizes, type FacetSizes, fontFor } from '../../presentation/heatmapChart';
+import { resultStem } from '../../common/resultFile';
+import { createNewFile } from '../../common/fileWrite';
 
 export interface RenderOptions {
   /** Upper bound on the image width in pixels (default 4000); cells shrink to fit. */
@@ -291,19 +292,27 @@ export async function renderSweepPng(result: PatchResult, sweep: SweepName, opts
   return (await renderSweepImage(result, sweep, opts)).png;
 }
 
+/** The suffix of a sweep's PNG after its run's stem: `speaker-2` + `.resid_pre.png`. */
+export function pngSuffix(sweep: SweepName): string {
+  return `.${sweep}.png`;
+}
+
 /**
- * Writes `<dir>/<result.name>.<sweep>.png` for every sweep in the result (characters a file name cannot
- * hold replaced by '_'); returns the paths written.
+ * Writes `<stem>.<sweep>.png` beside the result file `<stem>.result.json`, so that a run's pictures carry
+ * its result file's (claimed, sanitised) name; returns its path. It is a new file: a file or symlink
+ * already there is never written through or replaced (EEXIST).
  */
-export async function writeSweepPngs(result: PatchResult, dir: string, opts?: RenderOptions): Promise<string[]> {
-  await mkdir(dir, { recursive: true });
+export async function writeSweepPng(result: PatchResult, sweep: SweepName, resultPath: string, opts?: RenderOptions): Promise<string> {
+  const p = join(dirname(resultPath), `${resultStem(resultPath)}${pngSuffix(sweep)}`);
+  createNewFile(p, await renderSweepPng(result, sweep, opts));
+  return p;
+}
+
+/** writeSweepPng for every sweep in the result. */
+export async function writeSweepPngs(result: PatchResult, resultPath: string, opts?: RenderOptions): Promise<string[]> {
   const paths: string[] = [];
   for (const sweep of Object.keys(result.sweeps) as SweepName[]) {
-    if (!result.sweeps[sweep]) continue;
-    // A name is free text; path separators in it must not send the file elsewhere.
-    const p = join(dir, `${result.name.replace(/[\\/:*?"<>|\x00-\x1f]/g, '_')}.${sweep}.png`);
-    await writeFile(p, await renderSweepPng(result, sweep, opts));
-    paths.push(p);
+    if (result.sweeps[sweep]) paths.push(await writeSweepPng(result, sweep, resultPath, opts));
   }
   return paths;
 }

@@ -69,8 +69,9 @@
  * Frobenius norm of W_V·W_O is ε/N (N the design norm the head reads): a distractor writes at most
  * ε = 0.01 into the residual at any position.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { replaceFile } from '../../../common/fileWrite';
 import type { Tensor32 } from '../../tensor';
 import { GPT2_EOT_ID, GPT2_VOCAB_SIZE, writeGpt2TokenizerFiles } from '../gpt2Tokenizer';
 import { writeSafetensors } from '../safetensors';
@@ -336,7 +337,7 @@ export function writeInduction2l(dir: string): void {
     tensors[`${p}mlp.c_proj.weight`] = zeros([dMlp, D]);
     tensors[`${p}mlp.c_proj.bias`] = zeros([D]);
   }
-  writeFileSync(join(dir, 'config.json'), `${JSON.stringify(hfConfig(), null, 2)}\n`);
+  replaceFile(join(dir, 'config.json'), `${JSON.stringify(hfConfig(), null, 2)}\n`);
   writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
   writeGpt2TokenizerFiles(dir);
 }
