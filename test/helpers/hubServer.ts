@@ -27,6 +27,14 @@ export interface HubServerOptions {
   linkedSizeDelta?: number;
   /** Send bodies without Content-Length (chunked), so only x-linked-size tells the real size. */
   chunked?: boolean;
+  /** Serve this file as an endless stream (chunked, no size announced), as a broken or hostile mirror might. */
+  endless?: string;
+  /** Serve this file one byte every `everyMs`, as a stalled connection does. */
+  drip?: { file: string; everyMs: number };
+  /** Accept requests for this file and never answer. */
+  silent?: string;
+  /** Send `afterBytes` of this file, then hold the rest until `release` settles. */
+  hold?: { file: string; afterBytes: number; release: Promise<void> };
 }
 
 export interface HubRequest {
@@ -95,6 +103,21 @@ export async function startHubServer(root: string, options: HubServerOptions = {
     const path = join(root, ...repo, file);
     if (!existsSync(path) || !statSync(path).isFile()) return notFound();
 
+    if (o.silent === file) {
+      log(0);
+      return;
+    }
+    if (o.endless === file) {
+      log(200);
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      pump();
+      return;
+    }
     const data = readFileSync(path);
     const lfs = data.length >= (o.lfsThreshold ?? 1024);
     const sha = createHash('sha256').update(data).digest('hex');
@@ -139,6 +162,22 @@ export async function startHubServer(root: string, options: HubServerOptions = {
     log(status);
     res.writeHead(status, headers);
 
+    if (o.drip?.file === file) {
+      const { everyMs } = o.drip;
+      let i = 0;
+      const t = setInterval(() => {
+        if (res.destroyed || i >= body.length) return clearInterval(t);
+        res.write(body.subarray(i, ++i));
+      }, everyMs);
+      res.on('close', () => clearInterval(t));
+      return;
+    }
+    if (o.hold?.file === file) {
+      const { afterBytes, release } = o.hold;
+      res.write(body.subarray(0, afterBytes));
+      void release.then(() => res.destroyed || res.end(body.subarray(afterBytes)));
+      return;
+    }
     const fault = o.fail;
     const failed = failuresSoFar.get(file) ?? 0;
     if (fault && fault.file === file && failed < (fault.times ?? 1)) {
