@@ -174,7 +174,9 @@ async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<R
     location: loaded.location,
     // nKvHeads: the panel labels which query heads share a key/value head.
     config: { nLayers: cfg.nLayers, nHeads: cfg.nHeads, nKvHeads: cfg.nKvHeads, dModel: cfg.dModel, dHead: cfg.dHead, dMlp: cfg.dMlp, dVocab: cfg.dVocab, nCtx: cfg.nCtx },
+    architecture: cfg.architecture,
     dtype: 'float32',
+    weightsDtype: cfg.weightsDtype,
     provider: loaded.model.runtime.provider,
     weightProcessing: 'none',
   };

@@ -33,3 +33,25 @@ export function concatRows(parts: readonly Tensor32[]): Tensor32 {
   }
   return { shape: [rows, ...parts[0]!.shape.slice(1)], data };
 }
+
+// Square tiles keep both the rows read and the rows written in cache while a large matrix is transposed.
+const TILE = 64;
+
+/**
+ * Writes the transpose of `src` ([rows, cols], row-major) into columns [colOffset, colOffset + rows) of
+ * `out` ([cols, outCols], row-major). An nn.Linear weight [out, in] becomes the [in, out] matrix that
+ * `x @ W` needs; several such weights can fill one fused matrix side by side.
+ */
+export function transposeInto(src: Float32Array, rows: number, cols: number, out: Float32Array, outCols: number, colOffset = 0): void {
+  for (let r0 = 0; r0 < rows; r0 += TILE) {
+    const r1 = Math.min(rows, r0 + TILE);
+    for (let c0 = 0; c0 < cols; c0 += TILE) {
+      const c1 = Math.min(cols, c0 + TILE);
+      for (let r = r0; r < r1; r++) {
+        const from = r * cols;
+        const to = colOffset + r;
+        for (let c = c0; c < c1; c++) out[c * outCols + to] = src[from + c]!;
+      }
+    }
+  }
+}

@@ -301,8 +301,123 @@ const transformerLens: ReferenceFamily = {
   },
 };
 
+/**
+ * Rotary inverse frequencies as modeling_rope_utils's init functions compute them from a config: the
+ * default 1 / base^(2i/dim), 'linear' (all divided by the factor) and 'llama3' (wavelengths beyond
+ * original_max_position_embeddings / low_freq_factor divided by the factor, those below
+ * original / high_freq_factor kept, a linear blend of the two in between).
+ */
+function hfRopeInvFreq(c: Json, dim: number): number[] {
+  const base = (c.rope_theta as number | undefined) ?? 10000;
+  const invFreq: number[] = [];
+  for (let i = 0; i < dim; i += 2) invFreq.push(1.0 / base ** (i / dim));
+  const scaling = c.rope_scaling as Json | null | undefined;
+  const type = scaling ? ((scaling.rope_type ?? scaling.type) as string) : 'default';
+  if (type === 'default') return invFreq;
+  const factor = scaling!.factor as number;
+  if (type === 'linear') return invFreq.map((f) => f / factor);
+  if (type !== 'llama3') throw new Error(`reference: rope type ${type}`);
+  const lowFreqFactor = scaling!.low_freq_factor as number;
+  const highFreqFactor = scaling!.high_freq_factor as number;
+  const oldContextLen = scaling!.original_max_position_embeddings as number;
+  const lowFreqWavelen = oldContextLen / lowFreqFactor;
+  const highFreqWavelen = oldContextLen / highFreqFactor;
+  return invFreq.map((f) => {
+    const wavelen = (2 * Math.PI) / f;
+    const llama = wavelen > lowFreqWavelen ? f / factor : f;
+    const smoothFactor = (oldContextLen / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+    const smoothed = ((1 - smoothFactor) * llama) / factor + smoothFactor * llama;
+    const isMediumFreq = !(wavelen < highFreqWavelen) && !(wavelen > lowFreqWavelen);
+    return isMediumFreq ? smoothed : llama;
+  });
+}
+
+/**
+ * Hugging Face LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM (modeling_llama.py,
+ * modeling_mistral.py, modeling_qwen2.py): RMSNorm (input_layernorm, post_attention_layernorm, norm),
+ * nn.Linear projections [out, in] whose output rows are head-major (view(..., heads, head_dim)), rotate-half
+ * RoPE on q and k, repeat_kv for grouped-query attention, scaling head_dim^-0.5, down(silu(gate(x)) · up(x)).
+ * Biases: Qwen2 on q/k/v, Llama's attention_bias on q/k/v/o. Sliding windows: Mistral's sliding_window on
+ * every layer (the config's default 4096 when absent, none when null); Qwen2's from max_window_layers on
+ * when use_sliding_window.
+ */
+const llamaLike: ReferenceFamily = {
+  recognizes: (c) => c.model_type === 'llama' || c.model_type === 'mistral' || c.model_type === 'qwen2',
+  load(c, dir) {
+    const D = c.hidden_size as number;
+    const H = c.num_attention_heads as number;
+    const K = (c.num_key_value_heads as number | undefined) ?? H;
+    const E = (c.head_dim as number | undefined) ?? D / H;
+    const M = c.intermediate_size as number;
+    const V = c.vocab_size as number;
+    const L = c.num_hidden_layers as number;
+    const window = (l: number): number => {
+      if (c.model_type === 'mistral') return c.sliding_window === null ? 0 : ((c.sliding_window as number | undefined) ?? 4096);
+      if (c.model_type === 'qwen2' && c.use_sliding_window === true) return l >= (c.max_window_layers as number) ? (c.sliding_window as number) : 0;
+      return 0;
+    };
+    const invFreq = hfRopeInvFreq(c, E);
+    const cfg = baseConfig({
+      nLayers: L,
+      nHeads: H,
+      nKvHeads: K,
+      dModel: D,
+      dHead: E,
+      dMlp: M,
+      dVocab: V,
+      nCtx: c.max_position_embeddings as number,
+      norm: 'RMS',
+      eps: c.rms_norm_eps as number,
+      positional: 'rotary',
+      rotaryDim: E,
+      rotaryInvFreq: Array.from({ length: L }, () => invFreq),
+      gated: true,
+      act: 'silu',
+      window: Array.from({ length: L }, (_, l) => window(l)),
+    });
+    const t = rawTensors(dir, ['model.']);
+    const g = (n: string) => f64(t.get(n), n);
+    const zeros = (n: number) => new Float64Array(n);
+    // q_proj.weight [heads·E, D]: output row h·E + e is head h's dimension e.
+    const perHead = (w: Float64Array, heads: number) => {
+      const out = new Float64Array(heads * D * E);
+      for (let h = 0; h < heads; h++) for (let d = 0; d < D; d++) for (let e = 0; e < E; e++) out[(h * D + d) * E + e] = w[(h * E + e) * D + d]!;
+      return out;
+    };
+    const bias = (n: string, size: number) => (t.has(n) ? g(n) : zeros(size));
+    const blocks = Array.from({ length: L }, (_, l) => {
+      const p = `layers.${l}.`;
+      const a = `${p}self_attn.`;
+      // o_proj.weight [D, H·E]: W_O[h, e, d] = o[d, h·E + e].
+      const o = g(`${a}o_proj.weight`);
+      const W_O = new Float64Array(H * E * D);
+      for (let h = 0; h < H; h++) for (let e = 0; e < E; e++) for (let d = 0; d < D; d++) W_O[(h * E + e) * D + d] = o[d * H * E + h * E + e]!;
+      return {
+        ln1W: g(`${p}input_layernorm.weight`),
+        W_Q: perHead(g(`${a}q_proj.weight`), H),
+        b_Q: bias(`${a}q_proj.bias`, H * E),
+        W_K: perHead(g(`${a}k_proj.weight`), K),
+        b_K: bias(`${a}k_proj.bias`, K * E),
+        W_V: perHead(g(`${a}v_proj.weight`), K),
+        b_V: bias(`${a}v_proj.bias`, K * E),
+        W_O,
+        b_O: bias(`${a}o_proj.bias`, D),
+        ln2W: g(`${p}post_attention_layernorm.weight`),
+        W_gate: transpose(g(`${p}mlp.gate_proj.weight`), M, D),
+        W_in: transpose(g(`${p}mlp.up_proj.weight`), M, D),
+        b_in: zeros(M),
+        W_out: transpose(g(`${p}mlp.down_proj.weight`), D, M),
+        b_out: zeros(D),
+      };
+    });
+    // tie_word_embeddings: lm_head shares embed_tokens' weight.
+    const unembed = c.tie_word_embeddings === true ? g('embed_tokens.weight') : g('lm_head.weight');
+    return { cfg, W_E: g('embed_tokens.weight'), embedScale: 1, blocks, lnfW: g('norm.weight'), W_U: transpose(unembed, V, D), b_U: zeros(V) };
+  },
+};
+
 /** Every family the reference reads; a new family adds its adapter here. */
-const FAMILIES: readonly ReferenceFamily[] = [gpt2, gptNeox, transformerLens];
+const FAMILIES: readonly ReferenceFamily[] = [gpt2, gptNeox, transformerLens, llamaLike];
 
 const loaded = new Map<string, RefModel>();
 

@@ -33,7 +33,10 @@ export interface Architecture {
   readonly namePrefixes: readonly string[];
   /** Every tensor the family reads, by its name in the checkpoint, with the shape the config implies. */
   tensors(cfg: ModelConfig): CheckpointTensors;
-  /** Converts the checkpoint's tensors (checked against `tensors`) to the engine's layout. */
+  /**
+   * Converts the checkpoint's tensors (checked against `tensors`) to the engine's layout. `get` hands each
+   * tensor over once (a second call returns undefined), so converted originals are freed as it goes.
+   */
   assemble(cfg: ModelConfig, get: (name: string) => Tensor32 | undefined): ModelWeights;
 }
 

@@ -5,10 +5,11 @@ import { UserError } from '../../common/userError';
 import type { Architecture } from './architecture';
 import { gpt2 } from './gpt2';
 import { gptNeox } from './gptNeox';
+import { llama, mistral, qwen2 } from './llama';
 import { transformerLens } from './transformerLens';
 
 /** Every family PatchLens reads, in the order a config.json is offered to them. */
-export const ARCHITECTURES: readonly Architecture[] = [gpt2, gptNeox, transformerLens];
+export const ARCHITECTURES: readonly Architecture[] = [gpt2, gptNeox, transformerLens, llama, mistral, qwen2];
 
 const describeConfig = (c: Readonly<Record<string, unknown>>): string => {
   if (typeof c.model_type === 'string') return `model_type '${c.model_type}'`;

@@ -149,5 +149,12 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
     for (const [stored, t] of read((n) => mine.has(n))) tensors.set(bare(stored), t);
   }
   const config: ModelConfig = { ...parsed, weightsDtype: storedDtype(dtypes) };
-  return { architecture, config, weights: architecture.assemble(config, (name) => tensors.get(name)) };
+  // Each tensor is handed over once and forgotten here, so the stored copy of one a family converts (a
+  // transpose) can be freed at once: loading then peaks near one copy of the weights, not two.
+  const take = (name: string) => {
+    const t = tensors.get(name);
+    tensors.delete(name);
+    return t;
+  };
+  return { architecture, config, weights: architecture.assemble(config, take) };
 }

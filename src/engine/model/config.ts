@@ -43,6 +43,8 @@ export interface ModelConfig extends ModelShape {
   readonly qkNorm?: 'head' | 'full';
   /** Per layer, the sliding window of a local layer (a query at q sees keys q−w < k ≤ q), or 0 for a global layer. */
   readonly window: readonly number[];
+  /** Which attention projections a Llama-layout checkpoint stores biases for (Qwen2: q, k, v; Llama's attention_bias: all four); absent: none, or the family's own layout decides. */
+  readonly attnBiases?: 'qkv' | 'qkvo';
   /** The unembedding is the token embedding (the memory check counts it once). */
   readonly tiedEmbeddings: boolean;
   /** The unembedding has a bias b_U (TransformerLens-native checkpoints). */

@@ -25,6 +25,8 @@ export class ConfigFields {
     readonly json: Readonly<Record<string, unknown>>,
     readonly file: string,
     readonly family: string,
+    /** Where this object sits in the file ('rope_scaling.'), for messages about a nested object's fields. */
+    readonly keyPrefix = '',
   ) {}
 
   has(key: string): boolean {
@@ -38,7 +40,23 @@ export class ConfigFields {
   }
 
   fail(key: string, what: string): never {
-    throw new UserError(`'${key}' in ${this.file} is ${show(this.json[key])}; ${what}`);
+    throw new UserError(`'${this.keyPrefix}${key}' in ${this.file} is ${show(this.json[key])}; ${what}`);
+  }
+
+  /** A nested object's fields (rope_scaling), or undefined when it is absent or null. */
+  object(key: string): ConfigFields | undefined {
+    if (!this.has(key)) return undefined;
+    const v = this.json[key];
+    if (typeof v !== 'object' || Array.isArray(v)) this.fail(key, 'it must be an object');
+    return new ConfigFields(v as Record<string, unknown>, this.file, this.family, `${this.keyPrefix}${key}.`);
+  }
+
+  /** A string, or `fallback` when absent. */
+  str(key: string, fallback: string): string {
+    if (!this.has(key)) return fallback;
+    const v = this.json[key];
+    if (typeof v !== 'string') this.fail(key, 'it must be a string');
+    return v;
   }
 
   /** A positive integer up to `max`; `fallback` when absent, or an error that says the field is needed. */
@@ -47,7 +65,7 @@ export class ConfigFields {
     const found = this.pick(all);
     if (!found) {
       if (fallback !== undefined) return fallback;
-      throw new UserError(`${this.file} has no '${all[0]}'; ${this.family} needs it (a positive integer)`);
+      throw new UserError(`${this.file} has no '${this.keyPrefix}${all[0]}'; ${this.family} needs it (a positive integer)`);
     }
     const v = found.value;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) this.fail(found.key, 'it must be a positive integer');
@@ -61,7 +79,7 @@ export class ConfigFields {
     const found = this.pick(all);
     if (!found) {
       if (fallback !== undefined) return fallback;
-      throw new UserError(`${this.file} has no '${all[0]}'; ${this.family} needs it (a number)`);
+      throw new UserError(`${this.file} has no '${this.keyPrefix}${all[0]}'; ${this.family} needs it (a number)`);
     }
     const v = found.value;
     if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v >= max) this.fail(found.key, `it must be a number in [${min}, ${max})`);
@@ -79,7 +97,7 @@ export class ConfigFields {
   choice<T extends string>(key: string, allowed: Readonly<Record<string, T>>, fallback?: T): T {
     if (!this.has(key)) {
       if (fallback !== undefined) return fallback;
-      throw new UserError(`${this.file} has no '${key}'; ${this.family} needs it (one of ${Object.keys(allowed).join(', ')})`);
+      throw new UserError(`${this.file} has no '${this.keyPrefix}${key}'; ${this.family} needs it (one of ${Object.keys(allowed).join(', ')})`);
     }
     const v = this.json[key];
     if (typeof v === 'string' && Object.hasOwn(allowed, v)) return allowed[v]!;

@@ -246,21 +246,40 @@ function encode(d: Float32Array, dtype: StoredDtype): Buffer {
   return out;
 }
 
+/** A tensor to write without holding it whole: its shape, and its data encoded in the file's dtype, chunk by chunk. */
+export interface TensorSource {
+  readonly shape: readonly number[];
+  /** Calls `put` with the tensor's bytes in order; their total must be the shape's element count times the dtype's size. */
+  readonly write: (put: (bytes: Buffer) => void) => void;
+}
+
 /**
  * Writes tensors (sorted by name, as the HF library does) atomically: temp file, then rename. `dtype`
  * stores them in half precision, as many hub checkpoints are.
  */
 export function writeSafetensors(path: string, tensors: Record<string, Tensor32>, metadata?: Record<string, string>, dtype: StoredDtype = 'F32'): void {
+  const sources: Record<string, TensorSource> = {};
+  for (const [name, t] of Object.entries(tensors)) {
+    const n = numel(t.shape);
+    if (t.data.length !== n) throw new Error(`tensor '${name}' has ${t.data.length} values, shape [${t.shape}] needs ${n}`);
+    sources[name] = { shape: t.shape, write: (put) => put(encode(t.data, dtype)) };
+  }
+  writeSafetensorsFrom(path, sources, metadata, dtype);
+}
+
+/**
+ * writeSafetensors for tensors produced piece by piece: a checkpoint larger than memory (a 1B-parameter
+ * test model) is written with one chunk in memory at a time.
+ */
+export function writeSafetensorsFrom(path: string, tensors: Record<string, TensorSource>, metadata?: Record<string, string>, dtype: StoredDtype = 'F32'): void {
   const bytesPer = dtype === 'F32' ? 4 : 2;
   const names = Object.keys(tensors).sort();
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;
   for (const name of names) {
-    const t = tensors[name]!;
-    const n = numel(t.shape);
-    if (t.data.length !== n) throw new Error(`tensor '${name}' has ${t.data.length} values, shape [${t.shape}] needs ${n}`);
-    header[name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + bytesPer * n] };
+    const n = numel(tensors[name]!.shape);
+    header[name] = { dtype, shape: [...tensors[name]!.shape], data_offsets: [offset, offset + bytesPer * n] };
     offset += bytesPer * n;
   }
   let json = JSON.stringify(header);
@@ -275,10 +294,14 @@ export function writeSafetensors(path: string, tensors: Record<string, Tensor32>
     writeSync(fd, len);
     writeSync(fd, headerBuf);
     for (const name of names) {
-      // Written per tensor: no whole-file buffer.
-      const bytes = encode(tensors[name]!.data, dtype);
-      let done = 0;
-      while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
+      const want = bytesPer * numel(tensors[name]!.shape);
+      let written = 0;
+      tensors[name]!.write((bytes) => {
+        let done = 0;
+        while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
+        written += bytes.length;
+      });
+      if (written !== want) throw new Error(`tensor '${name}' wrote ${written} bytes, its shape and dtype need ${want}`);
     }
   });
 }

@@ -69,17 +69,75 @@ function addedTokens(json: unknown): Map<number, string> {
   return out;
 }
 
-function isByteLevel(json: unknown): boolean {
+/** Whether some node of the tokenizer's pipeline (normalizer, pre-tokenizer or decoder tree) satisfies `test`. */
+function anyNode(json: unknown, test: (node: Record<string, unknown>) => boolean): boolean {
   const has = (node: unknown): boolean => {
     if (typeof node !== 'object' || node === null) return false;
-    const n = node as { type?: unknown; pretokenizers?: unknown; decoders?: unknown };
-    if (n.type === 'ByteLevel') return true;
-    const subs = n.pretokenizers ?? n.decoders;
+    const n = node as Record<string, unknown>;
+    if (test(n)) return true;
+    const subs = n.normalizers ?? n.pretokenizers ?? n.decoders;
     return Array.isArray(subs) && subs.some(has);
   };
-  const j = json as { pre_tokenizer?: unknown; decoder?: unknown };
-  return has(j.pre_tokenizer) || has(j.decoder);
+  const j = json as { normalizer?: unknown; pre_tokenizer?: unknown; decoder?: unknown };
+  return has(j.normalizer) || has(j.pre_tokenizer) || has(j.decoder);
 }
+
+function isByteLevel(json: unknown): boolean {
+  return anyNode(json, (n) => n.type === 'ByteLevel');
+}
+
+/**
+ * SentencePiece-style tokenizers (Llama 2, TinyLlama, Mistral): spaces become '▁' and a '▁' is put before
+ * the text, either by a Metaspace pre-tokenizer or by Prepend and Replace normalizers.
+ */
+function isMetaspace(json: unknown): boolean {
+  return anyNode(json, (n) => n.type === 'Metaspace' || (n.type === 'Prepend' && n.prepend === META) || (n.type === 'Replace' && n.content === META));
+}
+
+const META = '\u2581';
+/** A byte-fallback token: one UTF-8 byte of a character the vocabulary lacks. */
+const BYTE_PIECE = /^<0x[0-9A-Fa-f]{2}>$/;
+
+/** A special token as tokenizer_config.json names it: a string, or an AddedToken object with `content`. */
+function specialTokenText(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  const content = (v as { content?: unknown } | null)?.content;
+  return typeof content === 'string' ? content : undefined;
+}
+
+/** The special token a TemplateProcessing post-processor puts before a single sequence (Llama 3's <|begin_of_text|>). */
+function templateBos(json: unknown): string | undefined {
+  const find = (node: unknown): string | undefined => {
+    const n = node as { type?: unknown; single?: unknown; processors?: unknown } | null;
+    if (n?.type === 'TemplateProcessing' && Array.isArray(n.single)) {
+      const id = (n.single[0] as { SpecialToken?: { id?: unknown } } | undefined)?.SpecialToken?.id;
+      return typeof id === 'string' ? id : undefined;
+    }
+    if (n?.type === 'Sequence' && Array.isArray(n.processors)) for (const p of n.processors) if (find(p) !== undefined) return find(p);
+    return undefined;
+  };
+  return find((json as { post_processor?: unknown }).post_processor);
+}
+
+/**
+ * The BOS token id a tokenizer's files give, as TransformerLens resolves it: tokenizer_config.json's
+ * bos_token, else the token the tokenizer's template prepends, else the EOS token (TransformerLens sets
+ * bos_token to eos_token when a tokenizer has none: Qwen's), else the model config's bos_token_id.
+ * TransformerLens loads every tokenizer with add_bos_token=True and strips or adds BOS itself, so that
+ * flag does not change which ids a prompt gets and is not read here.
+ */
+function tokenizerBos(tok: Tokenizer, json: unknown, config: Record<string, unknown>, cfg: TokenizerModelInfo, files: string): number {
+  const named = specialTokenText(config.bos_token) ?? templateBos(json) ?? specialTokenText(config.eos_token);
+  if (named === undefined) return cfg.bosTokenId;
+  const id = tok.token_to_id(named);
+  if (id === undefined || id >= cfg.dVocab) {
+    throw new UserError(
+      `the BOS token ${JSON.stringify(named)} named by ${files} is ${id === undefined ? 'not in the tokenizer' : `id ${id}, outside the model's vocabulary of ${cfg.dVocab}`}; the tokenizer files do not belong to this model`,
+    );
+  }
+  return id;
+}
+
 
 /**
  * Loads the tokenizer of the checkpoint in `dir`: its tokenizer.json, read by @huggingface/tokenizers (the
@@ -112,25 +170,24 @@ export async function loadTokenizer(dir: string, cfg: TokenizerModelInfo): Promi
   } catch (e) {
     throw new UserError(`cannot build a tokenizer from ${tokPath} (${(e as Error).message}); the file is not a Hugging Face tokenizer.json`);
   }
-  return new HfTextTokenizer(tok, cfg, isByteLevel(tokenizerJson), addedTokens(tokenizerJson), tokPath);
+  const style = isByteLevel(tokenizerJson) ? 'byteLevel' : isMetaspace(tokenizerJson) ? 'metaspace' : 'other';
+  const bos = tokenizerBos(tok, tokenizerJson, tokenizerConfig, cfg, `${tokPath} and tokenizer_config.json`);
+  return new HfTextTokenizer(tok, cfg.dVocab, bos, style, addedTokens(tokenizerJson), tokPath);
 }
 
 class HfTextTokenizer implements TextTokenizer {
-  readonly vocabSize: number;
-  readonly bosTokenId: number;
   private idToToken: (string | undefined)[] | undefined;
   private readonly byteOf: Map<string, number> | undefined;
 
   constructor(
     private readonly tok: Tokenizer,
-    cfg: TokenizerModelInfo,
-    byteLevel: boolean,
+    readonly vocabSize: number,
+    readonly bosTokenId: number,
+    private readonly style: 'byteLevel' | 'metaspace' | 'other',
     private readonly added: Map<number, string>,
     private readonly file: string,
   ) {
-    this.vocabSize = cfg.dVocab;
-    this.bosTokenId = cfg.bosTokenId;
-    this.byteOf = byteLevel ? byteLevelDecoder() : undefined;
+    this.byteOf = style === 'byteLevel' ? byteLevelDecoder() : undefined;
   }
 
   private tokenText(id: number): string {
@@ -151,7 +208,7 @@ class HfTextTokenizer implements TextTokenizer {
         );
       }
     }
-    return { ids, ranges: this.byteOf ? this.byteLevelRanges(text, ids, this.byteOf) : this.searchRanges(text, ids) };
+    return { ids, ranges: this.byteOf ? this.byteLevelRanges(text, ids, this.byteOf) : this.pieceRanges(text, ids) };
   }
 
   // Byte-level BPE tokens are spelled in a 256-character alphabet, one character per UTF-8 byte of the
@@ -176,22 +233,68 @@ class HfTextTokenizer implements TextTokenizer {
     return ranges;
   }
 
-  // Other tokenizers (SentencePiece-style): find each token's decoded text in the input, in order.
-  private searchRanges(text: string, ids: number[]): [number, number][] {
+  /**
+   * Other tokenizers: each token's piece is matched against the text where the previous one ended. In a
+   * SentencePiece-style piece a '▁' stands for a space, or for nothing where the tokenizer put it before
+   * the text; a byte-fallback token (<0xE2>) is one UTF-8 byte of the character at hand, which every such
+   * token maps to whole. A piece that does not match (a tokenizer that normalises the text) is searched
+   * for, decoded, further on.
+   */
+  private pieceRanges(text: string, ids: number[]): [number, number][] {
     const ranges: [number, number][] = [];
     let cursor = 0;
+    let bytesLeft = 0;
     for (const id of ids) {
-      const piece = this.decode([id]).trim();
-      const at = piece.length > 0 ? text.indexOf(piece, cursor) : -1;
+      const raw = this.added.get(id);
+      const piece = raw ?? this.tokenText(id);
+      if (raw === undefined && BYTE_PIECE.test(piece) && cursor < text.length) {
+        const cp = text.codePointAt(cursor)!;
+        const width = cp > 0xffff ? 2 : 1;
+        if (bytesLeft === 0) bytesLeft = utf8Length(cp);
+        ranges.push([cursor, cursor + width]);
+        if (--bytesLeft === 0) cursor += width;
+        continue;
+      }
+      bytesLeft = 0;
+      const matched = this.matchPiece(text, cursor, piece, raw === undefined && this.style === 'metaspace');
+      if (matched) {
+        ranges.push(matched);
+        cursor = matched[1];
+        continue;
+      }
+      const decoded = this.decode([id]).trim();
+      const at = decoded.length > 0 ? text.indexOf(decoded, cursor) : -1;
       if (at >= 0) {
-        ranges.push([at, at + piece.length]);
-        cursor = at + piece.length;
+        ranges.push([at, at + decoded.length]);
+        cursor = at + decoded.length;
       } else ranges.push([cursor, cursor]);
     }
     return ranges;
   }
 
+  /** The range `piece` spells in `text` from `from`, or undefined where they differ. */
+  private matchPiece(text: string, from: number, piece: string, metaspace: boolean): [number, number] | undefined {
+    let at = from;
+    let start: number | undefined;
+    for (const ch of piece) {
+      if (metaspace && ch === META) {
+        if (text[at] !== ' ') continue;
+        start ??= at;
+        at++;
+      } else if (text.startsWith(ch, at)) {
+        start ??= at;
+        at += ch.length;
+      } else return undefined;
+    }
+    return [start ?? from, at];
+  }
+
+  /** The token as a person reads it: SentencePiece's '▁' shown as the space it stands for, like GPT-2's 'Ġ'. */
   tokenString(id: number): string {
+    if (this.style === 'metaspace' && !this.added.has(id)) {
+      const piece = this.tokenText(id);
+      if (!BYTE_PIECE.test(piece)) return piece.replaceAll(META, ' ');
+    }
     return this.decode([id]);
   }
 

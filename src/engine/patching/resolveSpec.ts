@@ -114,9 +114,11 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
     const node = path.length === 3 && path[0] === 'pairs' ? nodes.get(`${path[1]}/${path[2]}`) : info ? locateNearest(info, path) : undefined;
     throw errorAt(file, info, node ? (useKey ? (node.keyStart ?? node.start) : node.start) : undefined, node?.end, message);
   };
+  // The default and the BOS token are the model's, as TransformerLens has them: Qwen prepends nothing by
+  // default, and each tokenizer names its own BOS (<|begin_of_text|>, <s>, <|endoftext|>).
   const prependBos = spec.prepend_bos ?? cfg.defaultPrependBos;
   const vocab = cfg.dVocab;
-  const bos = cfg.bosTokenId;
+  const bos = tok.bosTokenId;
 
   const checkLength = (path: PathSeg[], n: number) => {
     if (n > cfg.nCtx) {
@@ -182,10 +184,15 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
     }
     if (ids.length === 1) return ids[0];
     const spaced = !/^\s/.test(text) && !long ? tok.encode(` ${text}`).ids : [];
+    // SentencePiece tokenizers (Llama 2) put the word-start marker before the text themselves, so there the
+    // word without its space is the one token.
+    const bare = /^\s/.test(text) && !long ? tok.encode(text.trimStart()).ids : [];
     const hint =
       spaced.length === 1
         ? `add a leading space: ${quote(` ${text}`)} is one token (the model sees the space before a word as part of it)`
-        : `use a single word, usually with a leading space (e.g. " Alice"), or give ${which}_id`;
+        : bare.length === 1
+          ? `drop the leading space: ${quote(text.trimStart())} is one token (this tokenizer marks the start of a word itself)`
+          : `use a single word, usually with a leading space (e.g. " Alice"), or give ${which}_id`;
     const count = judgedOnStart ? `${text.length} characters (its first ${ANSWER_PROBE_CHARS} alone are ${ids.length} tokens)` : `${ids.length} tokens`;
     fail(['pairs', i, which], `pairs[${i}].${which} ${quote(text)} is ${count} ${tokenList(tok, ids, 0)}, but an answer must be exactly one token; ${hint}`);
   }

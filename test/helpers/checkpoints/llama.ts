@@ -1,0 +1,226 @@
+/**
+ * Random checkpoints in the exact Hugging Face layouts of LlamaForCausalLM, MistralForCausalLM and
+ * Qwen2ForCausalLM: config.json as save_pretrained writes it, `model.`-prefixed tensor names, nn.Linear
+ * weights [out, in], lm_head only when untied, in one file or sharded with model.safetensors.index.json,
+ * in float32, float16 or bfloat16. Norm gains and every bias the family has are random and far from their
+ * defaults, so a loader that drops or misplaces one gives visibly different numbers.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type StoredDtype, type TensorSource, writeSafetensors, writeSafetensorsFrom } from '../../../src/engine/model/safetensors';
+import { mulberry32 } from '../../../src/engine/random';
+import type { Tensor32 } from '../../../src/engine/tensor';
+import { normalSource } from '../checkpoint';
+
+export type LlamaArch = 'llama' | 'mistral' | 'qwen2';
+
+export interface RandomLlamaOptions {
+  arch: LlamaArch;
+  nLayers: number;
+  nHeads: number;
+  /** Key/value heads (grouped-query attention when fewer than nHeads). Default nHeads. */
+  nKvHeads?: number;
+  dModel: number;
+  /** Written as head_dim (Llama, Mistral) when given; default dModel / nHeads. */
+  dHead?: number;
+  dMlp: number;
+  dVocab: number;
+  nCtx: number;
+  seed: number;
+  tied?: boolean;
+  ropeTheta?: number;
+  /** config.json's rope_scaling, as written (e.g. Llama 3.2's llama3 block). */
+  ropeScaling?: Record<string, unknown>;
+  /** Llama's attention_bias: biases on q, k, v and o. */
+  attentionBias?: boolean;
+  /** Mistral: sliding_window (null: none). Qwen2: use_sliding_window with this window from layer maxWindowLayers on. */
+  slidingWindow?: number | null;
+  maxWindowLayers?: number;
+  dtype?: StoredDtype;
+  /** Split the tensors over this many files with an index, as save_pretrained does for large models. */
+  shards?: number;
+  bosTokenId?: number;
+  eosTokenId?: number;
+  /** Standard deviation of matrix entries (default 0.2). */
+  scale?: number;
+}
+
+const TORCH_DTYPE: Record<StoredDtype, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
+const ARCHITECTURE: Record<LlamaArch, string> = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' };
+
+/** config.json as transformers 4.4x's save_pretrained writes it for each family. */
+export function llamaConfigJson(o: RandomLlamaOptions): Record<string, unknown> {
+  const E = o.dHead ?? o.dModel / o.nHeads;
+  const common = {
+    architectures: [ARCHITECTURE[o.arch]],
+    attention_dropout: 0.0,
+    bos_token_id: o.bosTokenId ?? (o.arch === 'qwen2' ? o.dVocab - 1 : 1),
+    eos_token_id: o.eosTokenId ?? (o.arch === 'qwen2' ? o.dVocab - 1 : 2),
+    hidden_act: 'silu',
+    hidden_size: o.dModel,
+    initializer_range: 0.02,
+    intermediate_size: o.dMlp,
+    max_position_embeddings: o.nCtx,
+    model_type: o.arch,
+    num_attention_heads: o.nHeads,
+    num_hidden_layers: o.nLayers,
+    num_key_value_heads: o.nKvHeads ?? o.nHeads,
+    rms_norm_eps: o.arch === 'qwen2' ? 1e-6 : 1e-5,
+    rope_theta: o.ropeTheta ?? (o.arch === 'qwen2' ? 1000000.0 : 10000.0),
+    tie_word_embeddings: o.tied ?? false,
+    torch_dtype: TORCH_DTYPE[o.dtype ?? 'F32'],
+    transformers_version: '4.46.3',
+    use_cache: true,
+    vocab_size: o.dVocab,
+  };
+  switch (o.arch) {
+    case 'llama':
+      return {
+        ...common,
+        attention_bias: o.attentionBias ?? false,
+        head_dim: E,
+        mlp_bias: false,
+        pretraining_tp: 1,
+        rope_scaling: o.ropeScaling ?? null,
+      };
+    case 'mistral':
+      return { ...common, head_dim: E, sliding_window: o.slidingWindow === undefined ? 4096 : o.slidingWindow };
+    case 'qwen2':
+      return {
+        ...common,
+        max_window_layers: o.maxWindowLayers ?? o.nLayers,
+        rope_scaling: o.ropeScaling ?? null,
+        sliding_window: o.slidingWindow ?? 4096,
+        use_sliding_window: o.slidingWindow !== undefined && o.slidingWindow !== null,
+      };
+  }
+}
+
+/** The checkpoint's tensor names and shapes, in the order save_pretrained meets them (layer by layer). */
+export function llamaTensorShapes(o: RandomLlamaOptions): [string, number[], 'matrix' | 'gain' | 'bias'][] {
+  const D = o.dModel;
+  const E = o.dHead ?? D / o.nHeads;
+  const H = o.nHeads;
+  const K = o.nKvHeads ?? H;
+  const M = o.dMlp;
+  const out: [string, number[], 'matrix' | 'gain' | 'bias'][] = [['model.embed_tokens.weight', [o.dVocab, D], 'matrix']];
+  const qkvBias = o.arch === 'qwen2' || o.attentionBias === true;
+  for (let l = 0; l < o.nLayers; l++) {
+    const p = `model.layers.${l}.`;
+    out.push([`${p}input_layernorm.weight`, [D], 'gain']);
+    out.push([`${p}self_attn.q_proj.weight`, [H * E, D], 'matrix']);
+    out.push([`${p}self_attn.k_proj.weight`, [K * E, D], 'matrix']);
+    out.push([`${p}self_attn.v_proj.weight`, [K * E, D], 'matrix']);
+    if (qkvBias) {
+      out.push([`${p}self_attn.q_proj.bias`, [H * E], 'bias']);
+      out.push([`${p}self_attn.k_proj.bias`, [K * E], 'bias']);
+      out.push([`${p}self_attn.v_proj.bias`, [K * E], 'bias']);
+    }
+    out.push([`${p}self_attn.o_proj.weight`, [D, H * E], 'matrix']);
+    if (o.attentionBias) out.push([`${p}self_attn.o_proj.bias`, [D], 'bias']);
+    out.push([`${p}post_attention_layernorm.weight`, [D], 'gain']);
+    out.push([`${p}mlp.gate_proj.weight`, [M, D], 'matrix']);
+    out.push([`${p}mlp.up_proj.weight`, [M, D], 'matrix']);
+    out.push([`${p}mlp.down_proj.weight`, [D, M], 'matrix']);
+  }
+  out.push(['model.norm.weight', [D], 'gain']);
+  if (!o.tied) out.push(['lm_head.weight', [o.dVocab, D], 'matrix']);
+  return out;
+}
+
+function writeConfig(dir: string, config: Record<string, unknown>): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+}
+
+/** Writes `names` into one file, or into `shards` files with the index save_pretrained writes. */
+function writeFiles(dir: string, names: string[], bytesOf: (name: string) => number, shards: number, write: (file: string, names: string[]) => void): void {
+  if (shards <= 1) {
+    write(join(dir, 'model.safetensors'), names);
+    return;
+  }
+  const per = Math.ceil(names.length / shards);
+  const weightMap: Record<string, string> = {};
+  for (let s = 0; s < shards; s++) {
+    const file = `model-${String(s + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`;
+    const part = names.slice(s * per, (s + 1) * per);
+    for (const n of part) weightMap[n] = file;
+    write(join(dir, file), part);
+  }
+  const total = names.reduce((a, n) => a + bytesOf(n), 0);
+  writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2) + '\n');
+}
+
+/** A small random checkpoint of one of the three families; returns the tensors as written (before rounding to dtype). */
+export function writeRandomLlamaCheckpoint(dir: string, o: RandomLlamaOptions): Map<string, Tensor32> {
+  writeConfig(dir, llamaConfigJson(o));
+  const normal = normalSource(o.seed);
+  const scale = o.scale ?? 0.2;
+  const tensors = new Map<string, Tensor32>();
+  for (const [name, shape, kind] of llamaTensorShapes(o)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) data[i] = kind === 'matrix' ? scale * normal() : kind === 'gain' ? 1 + 0.3 * normal() : 0.1 * normal();
+    tensors.set(name, { shape, data });
+  }
+  const dtype = o.dtype ?? 'F32';
+  writeFiles(dir, [...tensors.keys()], (n) => tensors.get(n)!.data.length * (dtype === 'F32' ? 4 : 2), o.shards ?? 1, (file, names) =>
+    writeSafetensors(file, Object.fromEntries(names.map((n) => [n, tensors.get(n)!])), { format: 'pt' }, dtype),
+  );
+  return tensors;
+}
+
+/** Llama 3.2 1B's config.json (meta-llama/Llama-3.2-1B), with llama3 rope scaling and tied embeddings. */
+export const LLAMA_3_2_1B: RandomLlamaOptions = {
+  arch: 'llama',
+  nLayers: 16,
+  nHeads: 32,
+  nKvHeads: 8,
+  dModel: 2048,
+  dHead: 64,
+  dMlp: 8192,
+  dVocab: 128256,
+  nCtx: 131072,
+  seed: 1,
+  tied: true,
+  ropeTheta: 500000,
+  ropeScaling: { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
+  bosTokenId: 128000,
+  eosTokenId: 128001,
+  dtype: 'BF16',
+};
+
+/**
+ * A checkpoint of a large shape in bfloat16 without ever holding it: each tensor is streamed as uniform
+ * random values of the usual initialisation size (std 0.02), norm gains 1. About 2 s per GB on one core.
+ */
+export function writeLargeRandomBf16Checkpoint(dir: string, o: RandomLlamaOptions): void {
+  writeConfig(dir, llamaConfigJson({ ...o, dtype: 'BF16' }));
+  const next = mulberry32(o.seed);
+  const scratch = new Float32Array(1);
+  const bits = new Uint32Array(scratch.buffer);
+  const halfWidth = 0.02 * Math.sqrt(3);
+  const CHUNK = 1 << 22;
+  const sources: Record<string, TensorSource> = {};
+  for (const [name, shape, kind] of llamaTensorShapes(o)) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    sources[name] = {
+      shape,
+      write(put) {
+        for (let start = 0; start < n; start += CHUNK) {
+          const count = Math.min(CHUNK, n - start);
+          const out = new Uint16Array(count);
+          if (kind === 'gain') out.fill(0x3f80);
+          else if (kind === 'matrix') {
+            for (let i = 0; i < count; i++) {
+              scratch[0] = (next() / 2147483648 - 1) * halfWidth;
+              out[i] = bits[0]! >>> 16;
+            }
+          }
+          put(Buffer.from(out.buffer, 0, 2 * count));
+        }
+      },
+    };
+  }
+  writeSafetensorsFrom(join(dir, 'model.safetensors'), sources, { format: 'pt' }, 'BF16');
+}
