@@ -118,7 +118,13 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
   // default, and each tokenizer names its own BOS (<|begin_of_text|>, <s>, <|endoftext|>).
   const prependBos = spec.prepend_bos ?? cfg.defaultPrependBos;
   const vocab = cfg.dVocab;
-  const bos = tok.bosTokenId;
+  const bos = (): number => {
+    const id = tok.bosTokenId;
+    if (!(id >= 0 && id < vocab)) {
+      fail(['prepend_bos'], `the tokenizer's BOS token is id ${id}, outside the model's vocabulary [0, ${vocab}): its tokenizer files do not belong to this model; fix them, or set "prepend_bos": false`);
+    }
+    return id;
+  };
 
   const checkLength = (path: PathSeg[], n: number) => {
     if (n > cfg.nCtx) {
@@ -160,7 +166,7 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
     const source = sourceFor(i, which, text);
     const ranges = enc.ranges.map((r) => (source ? toDocumentRange(source, r) : ([r[0], r[1]] as [number, number])));
     return {
-      ids: prependBos ? [bos, ...enc.ids] : enc.ids,
+      ids: prependBos ? [bos(), ...enc.ids] : enc.ids,
       ranges: prependBos ? [null, ...ranges] : ranges,
       source,
     };
@@ -259,7 +265,7 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
         ['induction', 'length'],
         `induction.length ${length} gives ${total} tokens, but the model's context is ${cfg.nCtx} (n_ctx); use length ≤ ${Math.floor((cfg.nCtx - (prependBos ? 1 : 0)) / 2)}`,
       );
-    pairs = generateInduction(ind, prependBos ? bos : undefined);
+    pairs = generateInduction(ind, prependBos ? bos() : undefined);
   } else {
     pairs = (spec.pairs ?? []).map((pair, i) => resolvePair(pair, i));
   }
