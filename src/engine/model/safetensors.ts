@@ -110,13 +110,19 @@ export function toFloat32(buf: Buffer, at: number, count: number, dtype: string)
     return out;
   }
   const out = new Float32Array(count);
-  if (dtype === 'F16') {
-    const t = halfToFloatTable();
-    for (let i = 0; i < count; i++) out[i] = t[buf.readUInt16LE(at + 2 * i)]!;
-  } else if (dtype === 'BF16') {
-    // BF16 is the high half of a float32, so widening is exact.
-    const u = new Uint32Array(out.buffer);
-    for (let i = 0; i < count; i++) u[i] = buf.readUInt16LE(at + 2 * i) << 16;
+  if (dtype === 'F16' || dtype === 'BF16') {
+    // A typed view reads the halves several times faster than Buffer.readUInt16LE (1B parameters of
+    // BF16 in seconds, not half a minute); an odd offset, which no writer produces, is copied first.
+    const off = buf.byteOffset + at;
+    const halves = off % 2 === 0 ? new Uint16Array(buf.buffer, off, count) : new Uint16Array(Uint8Array.prototype.slice.call(buf, at, at + 2 * count).buffer);
+    if (dtype === 'F16') {
+      const t = halfToFloatTable();
+      for (let i = 0; i < count; i++) out[i] = t[halves[i]!]!;
+    } else {
+      // BF16 is the high half of a float32, so widening is exact.
+      const u = new Uint32Array(out.buffer);
+      for (let i = 0; i < count; i++) u[i] = halves[i]! << 16;
+    }
   } else {
     for (let i = 0; i < count; i++) out[i] = buf.readDoubleLE(at + 8 * i);
   }

@@ -191,15 +191,23 @@ export const LLAMA_3_2_1B: RandomLlamaOptions = {
 };
 
 /**
- * A checkpoint of a large shape in bfloat16 without ever holding it: each tensor is streamed as uniform
- * random values of the usual initialisation size (std 0.02), norm gains 1. About 2 s per GB on one core.
+ * A checkpoint of a large shape in bfloat16 without ever holding it: each tensor is streamed chunk by
+ * chunk, matrices as runs copied from random offsets of one block of uniform random values of the usual
+ * initialisation size (std 0.02), norm gains 1. Copying rather than drawing every value writes the 2.5 GB
+ * of a 1B-parameter model in seconds; the runs start at random offsets, so no two rows are alike.
  */
 export function writeLargeRandomBf16Checkpoint(dir: string, o: RandomLlamaOptions): void {
   writeConfig(dir, llamaConfigJson({ ...o, dtype: 'BF16' }));
   const next = mulberry32(o.seed);
+  const BLOCK = (1 << 20) + 7;
+  const block = new Uint16Array(BLOCK);
   const scratch = new Float32Array(1);
   const bits = new Uint32Array(scratch.buffer);
   const halfWidth = 0.02 * Math.sqrt(3);
+  for (let i = 0; i < BLOCK; i++) {
+    scratch[0] = (next() / 2147483648 - 1) * halfWidth;
+    block[i] = bits[0]! >>> 16;
+  }
   const CHUNK = 1 << 22;
   const sources: Record<string, TensorSource> = {};
   for (const [name, shape, kind] of llamaTensorShapes(o)) {
@@ -212,9 +220,11 @@ export function writeLargeRandomBf16Checkpoint(dir: string, o: RandomLlamaOption
           const out = new Uint16Array(count);
           if (kind === 'gain') out.fill(0x3f80);
           else if (kind === 'matrix') {
-            for (let i = 0; i < count; i++) {
-              scratch[0] = (next() / 2147483648 - 1) * halfWidth;
-              out[i] = bits[0]! >>> 16;
+            for (let at = 0; at < count; ) {
+              const from = next() % BLOCK;
+              const len = Math.min(BLOCK - from, count - at);
+              out.set(block.subarray(from, from + len), at);
+              at += len;
             }
           }
           put(Buffer.from(out.buffer, 0, 2 * count));
