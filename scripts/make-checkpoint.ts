@@ -1,27 +1,39 @@
 // Writes a random-weight checkpoint in a family's exact hub layout, for tests, demos and benchmarks:
-//   npx tsx scripts/make-checkpoint.ts OUT_DIR [--arch gpt2|gpt_neox|transformer_lens] --layers 2 --heads 4 --d-model 32 --vocab 1000 --ctx 64 --seed 1 ...
+//   npx tsx scripts/make-checkpoint.ts OUT_DIR [--arch gpt2|gpt_neox|transformer_lens|llama|mistral|qwen2] --layers 2 --heads 4 --d-model 32 --vocab 1000 --ctx 64 --seed 1 ...
 import { parseArgs } from 'node:util';
 import { writeRandomGpt2Checkpoint } from '../test/helpers/checkpoint';
+import { type LlamaArch, writeRandomLlamaCheckpoint } from '../test/helpers/checkpoints/llama';
 import { writeRandomNeoxCheckpoint } from '../test/helpers/checkpoints/neox';
 import { writeRandomTlCheckpoint } from '../test/helpers/checkpoints/transformerLens';
 
 const USAGE = `usage: npx tsx scripts/make-checkpoint.ts OUT_DIR [--arch A] [--layers N] [--heads N] [--d-model N] [--d-mlp N] [--vocab N] [--ctx N] [--seed N] [--scale S]
   --arch gpt2              Hugging Face GPT-2 (default); --tokenizer adds GPT-2's tokenizer (needs --vocab 50257)
   --arch gpt_neox          Hugging Face GPT-NeoX / Pythia; --rotary-pct P (default 0.25), --sequential, --tied
-  --arch transformer_lens  TransformerLens-native (config.json + model_final.pth); --attn-only, --act solu_ln|gelu|gelu_new|relu, --shortformer`;
+  --arch transformer_lens  TransformerLens-native (config.json + model_final.pth); --attn-only, --act solu_ln|gelu|gelu_new|relu, --shortformer
+  --arch llama|mistral|qwen2  Hugging Face Llama layout; --kv-heads N, --head-dim N, --tied, --rope-theta X, --dtype F32|F16|BF16,
+                           --shards N; llama: --attention-bias; mistral, qwen2: --sliding-window N`;
 
-const INTS = ['layers', 'heads', 'd-model', 'd-mlp', 'vocab', 'ctx', 'seed'] as const;
-const ARCHS = ['gpt2', 'gpt_neox', 'transformer_lens'] as const;
+const INTS = ['layers', 'heads', 'd-model', 'd-mlp', 'vocab', 'ctx', 'seed', 'kv-heads', 'head-dim', 'shards', 'sliding-window'] as const;
+const ARCHS = ['gpt2', 'gpt_neox', 'transformer_lens', 'llama', 'mistral', 'qwen2'] as const;
+const LLAMAS: readonly string[] = ['llama', 'mistral', 'qwen2'];
+const DTYPES = ['F32', 'F16', 'BF16'] as const;
 const ACTS = ['solu_ln', 'gelu', 'gelu_new', 'relu'] as const;
 // Which options only some families take.
-const ONLY: Record<string, (typeof ARCHS)[number]> = {
-  tokenizer: 'gpt2',
-  'rotary-pct': 'gpt_neox',
-  sequential: 'gpt_neox',
-  tied: 'gpt_neox',
-  'attn-only': 'transformer_lens',
-  act: 'transformer_lens',
-  shortformer: 'transformer_lens',
+const ONLY: Record<string, readonly string[]> = {
+  tokenizer: ['gpt2'],
+  'rotary-pct': ['gpt_neox'],
+  sequential: ['gpt_neox'],
+  tied: ['gpt_neox', ...LLAMAS],
+  'attn-only': ['transformer_lens'],
+  act: ['transformer_lens'],
+  shortformer: ['transformer_lens'],
+  'kv-heads': LLAMAS,
+  'head-dim': LLAMAS,
+  'rope-theta': LLAMAS,
+  dtype: LLAMAS,
+  shards: LLAMAS,
+  'attention-bias': ['llama'],
+  'sliding-window': ['mistral', 'qwen2'],
 };
 
 function main(argv: string[]): number {
@@ -36,6 +48,9 @@ function main(argv: string[]): number {
         scale: { type: 'string' },
         'rotary-pct': { type: 'string' },
         act: { type: 'string' },
+        'rope-theta': { type: 'string' },
+        dtype: { type: 'string' },
+        'attention-bias': { type: 'boolean' },
         tokenizer: { type: 'boolean' },
         sequential: { type: 'boolean' },
         tied: { type: 'boolean' },
@@ -64,8 +79,8 @@ function main(argv: string[]): number {
     return 2;
   }
   for (const [opt, only] of Object.entries(ONLY)) {
-    if (v[opt] !== undefined && only !== arch) {
-      console.error(`--${opt} is for --arch ${only}, not ${arch}`);
+    if (v[opt] !== undefined && !only.includes(arch)) {
+      console.error(`--${opt} is for --arch ${only.join(', ')}, not ${arch}`);
       return 2;
     }
   }
@@ -87,15 +102,17 @@ function main(argv: string[]): number {
   };
   let scale: number | undefined;
   let rotaryPct: number | undefined;
+  let ropeTheta: number | undefined;
   try {
     scale = fraction('scale', Infinity);
     rotaryPct = fraction('rotary-pct', 1);
+    ropeTheta = fraction('rope-theta', Infinity);
   } catch (e) {
     console.error((e as Error).message);
     return 2;
   }
-  if (n['d-model']! % n.heads! !== 0) {
-    console.error(`--d-model ${n['d-model']} must be divisible by --heads ${n.heads}`);
+  if (n['d-model']! % n.heads! !== 0 && n['head-dim'] === undefined) {
+    console.error(`--d-model ${n['d-model']} must be divisible by --heads ${n.heads}${LLAMAS.includes(arch) ? ', or give --head-dim' : ''}`);
     return 2;
   }
   const shape = { nLayers: n.layers!, nHeads: n.heads!, dModel: n['d-model']!, dMlp: n['d-mlp'], dVocab: n.vocab!, nCtx: n.ctx!, seed: n.seed!, scale };
@@ -112,6 +129,17 @@ function main(argv: string[]): number {
       return 2;
     }
     writeRandomNeoxCheckpoint(out, { ...shape, rotaryPct, parallel: !v.sequential, tied: v.tied === true });
+  } else if (LLAMAS.includes(arch)) {
+    const kv = n['kv-heads'] ?? shape.nHeads;
+    const dtype = (v.dtype as string | undefined) ?? 'F32';
+    if (shape.nHeads % kv !== 0 || !(DTYPES as readonly string[]).includes(dtype)) {
+      console.error(shape.nHeads % kv !== 0 ? `--heads ${shape.nHeads} must be a multiple of --kv-heads ${kv}` : `--dtype ${dtype} is not one of ${DTYPES.join(', ')}`);
+      return 2;
+    }
+    writeRandomLlamaCheckpoint(out, {
+      ...shape, arch: arch as LlamaArch, dMlp: shape.dMlp ?? 4 * shape.dModel, nKvHeads: kv, dHead: n['head-dim'], tied: v.tied === true, ropeTheta,
+      attentionBias: v['attention-bias'] === true, slidingWindow: n['sliding-window'], dtype: dtype as (typeof DTYPES)[number], shards: n.shards,
+    });
   } else {
     const act = v.act as string | undefined;
     if (act !== undefined && !(ACTS as readonly string[]).includes(act)) {

@@ -19,6 +19,8 @@ import {
   CANCELLED_CODE,
   type EngineStatus,
   LogNotification,
+  type ModelFamily,
+  ModelFamiliesRequest,
   ModelLoadedNotification,
   ProgressNotification,
   RunRequest,
@@ -28,6 +30,7 @@ import {
   StatusRequest,
   USER_ERROR_CODE,
 } from '../protocol/engineRpc';
+import { ARCHITECTURES } from './architectures/registry';
 import { runSpec } from './runSpec';
 import { readCheckpointConfig } from './model/checkpoint';
 import { loadTokenizer } from './model/textTokenizer';
@@ -123,6 +126,8 @@ export function serveEngine(connection: MessageConnection): { models: ModelCache
       throw toResponseError(e);
     }
   });
+
+  connection.onRequest(ModelFamiliesRequest, (): ModelFamily[] => ARCHITECTURES.map((a) => ({ id: a.id, label: a.label, examples: a.examples })));
 
   connection.onRequest(StatusRequest, async (): Promise<EngineStatus> => {
     const loaded = await models.peek();

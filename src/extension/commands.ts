@@ -20,7 +20,7 @@ import { createNewFile, replaceFile } from '../common/fileWrite';
 import type { RunDispatcher } from './runDispatcher';
 import type { RunsNode } from './runsView';
 import { engineSettings, type PatchLensSettings, resultsFolderFor } from './settings';
-import { askAnswer, askModel, type VscodeRunUi } from './ui';
+import { askAnswer, askModel, type Tokenize, type VscodeRunUi } from './ui';
 import { errnoReason, errorDetail, errorMessage } from '../common/errorReason';
 
 export interface Services {
@@ -55,7 +55,7 @@ function modelForRun(model: string, root: string | undefined): string {
 async function settingsModel(s: Services, root: string | undefined, title: string): Promise<string | undefined> {
   const configured = s.settings().model;
   if (configured) return configured;
-  const picked = await askModel(root, undefined, title);
+  const picked = await askModel(s.engine.modelFamilies(), root, undefined, title);
   if (picked) {
     // Remembered, so the next selection runs without asking; Select Model changes it.
     await vscode.workspace
@@ -182,7 +182,7 @@ export async function patchSelection(s: Services): Promise<void> {
     const r = await s.engine.tokenize({ model, baseDir: dirname(specFile), texts: [t], ...engineSettings(settings, root) });
     return r.tokens[0]!;
   };
-  const candidates = answerCandidates(req.clean.text, req.corrupted.text);
+  const candidates = await singleTokenForms(answerCandidates(req.clean.text, req.corrupted.text), tokenize);
   const answer = await askAnswer({
     title: 'PatchLens: the answer',
     prompt: 'The token the clean prompt should predict next.',
@@ -207,6 +207,22 @@ export async function patchSelection(s: Services): Promise<void> {
   const selection = selectionSource(docKey, req.clean, req.corrupted, { model, answer, wrong, sweeps: settings.selectionSweeps, name });
   s.noteResultsFolder(outDir);
   s.runs.submit({ label: name, params: { specFile, selection, ...base }, spec: selection.spec, name, outDir, source: docKey, modelId: model });
+}
+
+/**
+ * The candidates in the form the model's tokenizer has as one token: ' Mary' is one token of GPT-2 or
+ * Llama 3, but two of a SentencePiece vocabulary (Llama 2, TinyLlama), which marks a word's start itself
+ * and has 'Mary' as one. A candidate the engine cannot tokenize is kept; the answer box reports why.
+ */
+async function singleTokenForms(candidates: string[], tokenize: Tokenize): Promise<string[]> {
+  return Promise.all(
+    candidates.map(async (c) => {
+      const bare = c.trimStart();
+      if (bare === c) return c;
+      const single = async (t: string) => (await tokenize(t).catch(() => undefined))?.ids.length === 1;
+      return !(await single(c)) && (await single(bare)) ? bare : c;
+    }),
+  );
 }
 
 export async function newPatchFile(): Promise<void> {
@@ -257,9 +273,9 @@ export async function openExample(s: Services, fileName?: string): Promise<void>
   await vscode.window.showTextDocument(vscode.Uri.file(target));
 }
 
-export async function selectModel(): Promise<void> {
+export async function selectModel(s: Services): Promise<void> {
   const config = vscode.workspace.getConfiguration('patchlens');
-  const picked = await askModel(workspaceRoot(), config.get<string>('model'));
+  const picked = await askModel(s.engine.modelFamilies(), workspaceRoot(), config.get<string>('model'));
   if (!picked) return;
   await config.update('model', picked, vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global);
 }
@@ -415,7 +431,7 @@ export function registerCommands(s: Services): vscode.Disposable {
     reg('patchlens.openExample', (file) => openExample(s, file as string | undefined)),
     reg('patchlens.showRuns', () => vscode.commands.executeCommand('patchlens.runs.focus')),
     reg('patchlens.exportHeatmap', () => exportHeatmap(s)),
-    reg('patchlens.selectModel', () => selectModel()),
+    reg('patchlens.selectModel', () => selectModel(s)),
     reg('patchlens.selectDevice', () => selectDevice()),
     reg('patchlens.cancelRun', (node) => cancelRun(s, node as RunsNode | undefined)),
     reg('patchlens.openRun', (node) => {

@@ -17,6 +17,8 @@ import {
   CANCELLED_CODE,
   type EngineStatus,
   LogNotification,
+  type ModelFamily,
+  ModelFamiliesRequest,
   ModelLoadedNotification,
   type ProgressParams,
   ProgressNotification,
@@ -199,6 +201,11 @@ export class EngineClient {
 
   tokenize(params: TokenizeParams): Promise<TokenizeResult> {
     return this.call((c) => c.sendRequest(TokenizeRequest, params));
+  }
+
+  /** The model families the engine reads, with their example hub ids (starts the engine if needed). */
+  modelFamilies(): Promise<ModelFamily[]> {
+    return this.call((c) => c.sendRequest(ModelFamiliesRequest, undefined));
   }
 
   /** The engine's status, or undefined when no engine is running (asking must not start one). */

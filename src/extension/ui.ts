@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import * as vscode from 'vscode';
-import type { ProgressParams, TokenizeResult } from '../protocol/engineRpc';
+import type { ModelFamily, ProgressParams, TokenizeResult } from '../protocol/engineRpc';
 import { BUILTIN_MODELS } from '../common/builtinModelNames';
 import { describeTokens } from './promptSources';
 import type { RunUi } from './runDispatcher';
@@ -85,53 +85,70 @@ export class VscodeRunUi implements RunUi {
   }
 }
 
-export const HUB_MODELS: { id: string; detail: string }[] = [
-  { id: 'gpt2', detail: 'GPT-2 small, 124M parameters (500 MB download, once)' },
-  { id: 'distilgpt2', detail: 'Distilled GPT-2, 82M parameters' },
-  { id: 'gpt2-medium', detail: 'GPT-2 medium, 355M parameters' },
-  { id: 'gpt2-large', detail: 'GPT-2 large, 774M parameters' },
-  { id: 'gpt2-xl', detail: 'GPT-2 XL, 1.5B parameters' },
-];
-
 interface ModelItem extends vscode.QuickPickItem {
   readonly model?: string;
   readonly action?: 'browse';
 }
 
-/**
- * Asks for a model: the built-in ones, checkpoint folders in the workspace, GPT-2 hub ids, a folder
- * picker, or whatever is typed (another hub id, a path). Folders inside the workspace are returned
- * relative to `workspaceRoot`, so the choice stays valid in a colleague's clone.
- */
-export async function askModel(workspaceRoot: string | undefined, current?: string, title = 'PatchLens: model to run'): Promise<string | undefined> {
+/** The hub examples of each family the engine reads, under one separator per family. */
+function hubItems(families: readonly ModelFamily[]): ModelItem[] {
   const items: ModelItem[] = [];
-  for (const b of BUILTIN_MODELS) items.push({ label: `${b.name} (built in)`, detail: b.description, model: b.name });
+  for (const f of families) {
+    if (f.examples.length === 0) continue;
+    items.push({ label: `Hugging Face hub: ${f.label}`, kind: vscode.QuickPickItemKind.Separator });
+    for (const e of f.examples) items.push({ label: e.id, detail: e.description, model: e.id });
+  }
+  return items;
+}
+
+/**
+ * Asks for a model: the built-in ones, checkpoint folders in the workspace, each family's hub examples
+ * (the engine's registry answers `families`; they are added when it does), a folder picker, or whatever
+ * is typed (another hub id, a path). Folders inside the workspace are returned relative to
+ * `workspaceRoot`, so the choice stays valid in a colleague's clone.
+ */
+export async function askModel(families: Promise<readonly ModelFamily[]>, workspaceRoot: string | undefined, current?: string, title = 'PatchLens: model to run'): Promise<string | undefined> {
+  // An engine that cannot answer leaves the hub ids to be typed.
+  const known = families.catch((): readonly ModelFamily[] => []);
+  const head: ModelItem[] = [];
+  for (const b of BUILTIN_MODELS) head.push({ label: `${b.name} (built in)`, detail: b.description, model: b.name });
   const found = await vscode.workspace.findFiles('**/model.safetensors', '**/{node_modules,.git}/**', 20).then((u) => u, () => []);
-  if (found.length > 0) items.push({ label: 'In this workspace', kind: vscode.QuickPickItemKind.Separator });
+  if (found.length > 0) head.push({ label: 'In this workspace', kind: vscode.QuickPickItemKind.Separator });
   for (const u of found) {
     const dir = dirname(u.fsPath);
     const rel = workspaceRoot ? relative(workspaceRoot, dir) || '.' : dir;
-    if (existsSync(join(dir, 'config.json'))) items.push({ label: rel, description: 'checkpoint folder', model: rel });
+    if (existsSync(join(dir, 'config.json'))) head.push({ label: rel, description: 'checkpoint folder', model: rel });
   }
-  items.push({ label: 'Hugging Face hub', kind: vscode.QuickPickItemKind.Separator });
-  for (const h of HUB_MODELS) items.push({ label: h.id, detail: h.detail, model: h.id });
-  items.push({ label: '', kind: vscode.QuickPickItemKind.Separator });
-  items.push({ label: '$(folder-opened) Choose a checkpoint folder…', action: 'browse', alwaysShow: true });
+  const tail: ModelItem[] = [
+    { label: '', kind: vscode.QuickPickItemKind.Separator },
+    { label: '$(folder-opened) Choose a checkpoint folder…', action: 'browse', alwaysShow: true },
+  ];
+  let items: ModelItem[] = [...head, ...tail];
 
   const qp = vscode.window.createQuickPick<ModelItem>();
   qp.title = title;
-  qp.placeholder = 'A built-in model, a hub id (e.g. gpt2), or a folder with config.json + model.safetensors; type any other';
+  qp.placeholder = 'A built-in model, a hub id (e.g. gpt2, meta-llama/Llama-3.2-1B), or a folder with config.json + model.safetensors; type any other';
   qp.items = items;
   qp.matchOnDetail = true;
   if (current) qp.activeItems = items.filter((i) => i.model === current);
   const typed = (value: string): ModelItem[] =>
     value.trim() && !items.some((i) => i.model === value.trim()) ? [{ label: value.trim(), description: 'use as typed (hub id or path)', model: value.trim(), alwaysShow: true }] : [];
   qp.onDidChangeValue((v) => (qp.items = [...typed(v), ...items]));
+  let open = true;
+  qp.busy = true;
+  void known.then((f) => {
+    if (!open) return;
+    items = [...head, ...hubItems(f), ...tail];
+    qp.items = [...typed(qp.value), ...items];
+    if (current) qp.activeItems = items.filter((i) => i.model === current);
+    qp.busy = false;
+  });
   const picked = await new Promise<ModelItem | undefined>((resolve) => {
     qp.onDidAccept(() => resolve(qp.selectedItems[0]));
     qp.onDidHide(() => resolve(undefined));
     qp.show();
   });
+  open = false;
   qp.dispose();
   if (!picked) return undefined;
   if (picked.action === 'browse') {
@@ -155,6 +172,12 @@ export async function askModel(workspaceRoot: string | undefined, current?: stri
 }
 
 export type Tokenize = (text: string) => Promise<TokenizeResult['tokens'][number]>;
+
+/** What to try when a word is not one token: byte-level vocabularies want the leading space, SentencePiece ones (Llama 2) put it there themselves. */
+function answerHint(value: string): string {
+  if (/^\S/.test(value)) return ' (try a leading space)';
+  return /^\s+\S+$/.test(value) ? ' (try without the leading space: some tokenizers mark the start of a word themselves)' : '';
+}
 
 /**
  * Asks for one answer token in an input box that shows, as the user types, how the model tokenizes
@@ -198,7 +221,7 @@ export async function askAnswer(opts: {
           const text = describeTokens(value, t);
           box.validationMessage = single
             ? { message: text, severity: vscode.InputBoxValidationSeverity.Info }
-            : { message: `${text}; an answer must be exactly one token${/^\S/.test(value) ? ' (try a leading space)' : ''}`, severity: vscode.InputBoxValidationSeverity.Error };
+            : { message: `${text}; an answer must be exactly one token${answerHint(value)}`, severity: vscode.InputBoxValidationSeverity.Error };
           return single;
         },
         (e: unknown) => {

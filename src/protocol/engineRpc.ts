@@ -92,6 +92,13 @@ export interface TokenizeResult {
   readonly tokens: { ids: number[]; strings: string[] }[];
 }
 
+/** A model family the engine reads (its architecture registry), with hub ids Select Model offers. */
+export interface ModelFamily {
+  readonly id: string;
+  readonly label: string;
+  readonly examples: readonly { readonly id: string; readonly description: string }[];
+}
+
 export interface EngineStatus {
   readonly model?: { readonly id: string; readonly provider: string };
   readonly running: string[];
@@ -104,6 +111,7 @@ export const CANCELLED_CODE = -32800;
 export const RunRequest = new RequestType<RunParams, RunOutcome, void>('patchlens/run');
 export const TokenizeRequest = new RequestType<TokenizeParams, TokenizeResult, void>('patchlens/tokenize');
 export const StatusRequest = new RequestType<void, EngineStatus, void>('patchlens/status');
+export const ModelFamiliesRequest = new RequestType<void, ModelFamily[], void>('patchlens/modelFamilies');
 export const CancelNotification = new NotificationType<{ runId: string }>('patchlens/cancel');
 export const ProgressNotification = new NotificationType<ProgressParams>('patchlens/progress');
 export const ModelLoadedNotification = new NotificationType<ModelLoadedParams>('patchlens/modelLoaded');

@@ -138,7 +138,7 @@ export interface PatchSpec {
   name?: string;
   /** A Hugging Face hub id, a built-in model, or a folder path relative to the spec file. */
   model?: string;
-  /** Prepend BOS to text prompts (default true, as TransformerLens's to_tokens). */
+  /** Prepend the model's BOS to text prompts (default: the model's default_prepend_bos, as TransformerLens's to_tokens). */
   prepend_bos?: boolean;
   metric: MetricName;
   /** Non-empty, no repeats. */

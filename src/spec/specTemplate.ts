@@ -12,12 +12,12 @@ export const NEW_SPEC_TEMPLATE = `// PatchLens activation-patching spec. Each ac
   // What this experiment tests (free text, optional).
   "description": "Which components move the answer from ' Alice' to ' Bob'?",
 
-  // A Hugging Face hub id (gpt2, distilgpt2, gpt2-medium, ...), a built-in model (induction-2l),
-  // or a checkpoint folder (config.json + model.safetensors) relative to this file.
+  // A Hugging Face hub id (gpt2, meta-llama/Llama-3.2-1B, Qwen/Qwen2.5-0.5B, ...), a built-in model
+  // (induction-2l), or a checkpoint folder (config.json + model.safetensors) relative to this file.
   "model": "gpt2",
 
-  // Prepend the BOS token to text prompts (default: the model's, as TransformerLens: true, false for Pythia).
-  // Prompts given as token ids (clean_ids / corrupted_ids) are always used as given.
+  // Prepend the model's BOS token to text prompts (default: the model's, as TransformerLens: true,
+  // false for Pythia and Qwen2). Prompts given as token ids (clean_ids / corrupted_ids) are always used as given.
   "prepend_bos": true,
 
   // logit_diff: logit(answer) - logit(wrong) at the last token, mean over pairs.

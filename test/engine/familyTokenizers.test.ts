@@ -158,7 +158,7 @@ test('the result file of a run on a GQA Llama records the family, n_key_value_he
   const result = JSON.parse(readFileSync(outcome.resultPath, 'utf8')) as PatchResult;
   assert.equal(result.model.architecture, 'llama');
   assert.equal(result.model.weightsDtype, 'BF16');
-  assert.deepEqual({ nHeads: result.model.config.nHeads, nKvHeads: result.model.config.nKvHeads }, { nHeads: 4, nKvHeads: 2 });
+  assert.deepEqual({ nHeads: result.model.config?.nHeads, nKvHeads: result.model.config?.nKvHeads }, { nHeads: 4, nKvHeads: 2 });
   assert.deepEqual(result.sweeps.attn_head_k_all_pos!.axes, ['layer', 'kv_head']);
   assert.deepEqual(result.sweeps.attn_head_k_all_pos!.shape, [2, 2]);
   const every = result.sweeps.attn_head_all_pos_every!;

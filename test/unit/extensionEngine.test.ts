@@ -48,6 +48,15 @@ test('tokenize returns ids and token strings from the model folder', async () =>
   assert.deepEqual(r.tokens[1]!.strings, ['Hello', ' world']);
 });
 
+test("the engine lists the families it reads with their hub examples, for Select Model (the extension can't import the registry)", async () => {
+  const families = await client.modelFamilies();
+  const { ARCHITECTURES } = await import('../../src/engine/architectures/registry');
+  assert.deepEqual(families.map((f) => f.id), ARCHITECTURES.map((a) => a.id));
+  const examples = families.flatMap((f) => f.examples.map((e) => e.id));
+  for (const id of ['gpt2', 'meta-llama/Llama-3.2-1B', 'Qwen/Qwen2.5-0.5B', 'HuggingFaceTB/SmolLM2-135M', 'TinyLlama/TinyLlama-1.1B-Chat-v1.0']) assert.ok(examples.includes(id), id);
+  assert.ok(families.every((f) => f.label.length > 0 && f.examples.every((e) => e.description.length > 0)));
+});
+
 test('a run reports progress and writes its result', async () => {
   const progress: ProgressParams[] = [];
   const outcome = await client.run({ runId: 'r1', specFile: join(dir, 'speaker.patch.json'), device: 'cpu', outDir: join(dir, 'runs') }, (p) => progress.push(p));

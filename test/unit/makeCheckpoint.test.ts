@@ -20,6 +20,11 @@ test('scripts/make-checkpoint.ts writes each family in a layout the loader reads
   assert.equal(run([tl, '--arch', 'transformer_lens', '--layers', '1', '--heads', '2', '--d-model', '8', '--vocab', '30', '--ctx', '8', '--act', 'gelu']).status, 0);
   const t = loadCheckpoint(tl).config;
   assert.deepEqual([t.architecture, t.attnOnly, t.activation], ['transformer_lens', false, 'gelu']);
+  const qwen = makeTmpDir('make-qwen2');
+  assert.equal(run([qwen, '--arch', 'qwen2', '--layers', '1', '--heads', '4', '--kv-heads', '2', '--d-model', '16', '--vocab', '30', '--ctx', '8', '--tied', '--dtype', 'BF16', '--shards', '2', '--sliding-window', '4']).status, 0);
+  const q = loadCheckpoint(qwen).config;
+  assert.deepEqual([q.architecture, q.nKvHeads, q.tiedEmbeddings, q.weightsDtype, q.attnBiases], ['qwen2', 2, true, 'BF16', 'qkv']);
+  assert.equal(run([qwen, '--arch', 'gpt_neox', '--kv-heads', '2']).stderr.trim(), '--kv-heads is for --arch llama, mistral, qwen2, not gpt_neox');
   const bad = run([tl, '--arch', 'gpt2', '--attn-only']);
   assert.equal(bad.status, 2);
   assert.equal(bad.stderr.trim(), '--attn-only is for --arch transformer_lens, not gpt2');
