@@ -12,7 +12,7 @@ import { parseSpecText } from '../spec/parseSpec';
 import { SpecError } from '../spec/specError';
 import { NEW_SPEC_TEMPLATE } from '../spec/specTemplate';
 import type { EngineClient } from './engineClient';
-import { answerCandidates, readSelection, selectionRunName, selectionSource, specDefaultName } from './promptSources';
+import { answerCandidates, readSelection, selectionRunName, selectionSource, singleTokenForms, specDefaultName } from './promptSources';
 import { documentKey, type PanelRegistry } from './panelRegistry';
 import { readResultFile } from '../common/resultFile';
 import { readTextFile, SPEC_FILE } from '../common/fileRead';
@@ -20,7 +20,7 @@ import { createNewFile, replaceFile } from '../common/fileWrite';
 import type { RunDispatcher } from './runDispatcher';
 import type { RunsNode } from './runsView';
 import { engineSettings, type PatchLensSettings, resultsFolderFor } from './settings';
-import { askAnswer, askModel, type Tokenize, type VscodeRunUi } from './ui';
+import { askAnswer, askModel, type VscodeRunUi } from './ui';
 import { errnoReason, errorDetail, errorMessage } from '../common/errorReason';
 
 export interface Services {
@@ -207,22 +207,6 @@ export async function patchSelection(s: Services): Promise<void> {
   const selection = selectionSource(docKey, req.clean, req.corrupted, { model, answer, wrong, sweeps: settings.selectionSweeps, name });
   s.noteResultsFolder(outDir);
   s.runs.submit({ label: name, params: { specFile, selection, ...base }, spec: selection.spec, name, outDir, source: docKey, modelId: model });
-}
-
-/**
- * The candidates in the form the model's tokenizer has as one token: ' Mary' is one token of GPT-2 or
- * Llama 3, but two of a SentencePiece vocabulary (Llama 2, TinyLlama), which marks a word's start itself
- * and has 'Mary' as one. A candidate the engine cannot tokenize is kept; the answer box reports why.
- */
-async function singleTokenForms(candidates: string[], tokenize: Tokenize): Promise<string[]> {
-  return Promise.all(
-    candidates.map(async (c) => {
-      const bare = c.trimStart();
-      if (bare === c) return c;
-      const single = async (t: string) => (await tokenize(t).catch(() => undefined))?.ids.length === 1;
-      return !(await single(c)) && (await single(bare)) ? bare : c;
-    }),
-  );
 }
 
 export async function newPatchFile(): Promise<void> {

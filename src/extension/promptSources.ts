@@ -96,6 +96,21 @@ export function answerCandidates(clean: string, corrupted: string): string[] {
 }
 
 /** `" Alice" → 1 token [14862]`, or with several tokens, their strings: `" Alicia" → 2 tokens " Al" "icia" [978, 24970]`. */
+/**
+ * The candidates in the form the model's tokenizer has as one token: ' Mary' is one token of GPT-2 or
+ * Llama 3, but two of a SentencePiece vocabulary (Llama 2, TinyLlama), which marks a word's start itself
+ * and has 'Mary' as one. A candidate that cannot be tokenized is kept; the answer box reports why.
+ */
+export async function singleTokenForms(candidates: string[], tokenize: (text: string) => Promise<{ ids: number[] }>): Promise<string[]> {
+  const single = async (t: string) => (await tokenize(t).catch(() => undefined))?.ids.length === 1;
+  return Promise.all(
+    candidates.map(async (c) => {
+      const bare = c.trimStart();
+      return bare !== c && !(await single(c)) && (await single(bare)) ? bare : c;
+    }),
+  );
+}
+
 export function describeTokens(text: string, tokens: { ids: number[]; strings: string[] }): string {
   const n = tokens.ids.length;
   const head = `${JSON.stringify(text)} → ${n} token${n === 1 ? '' : 's'}`;

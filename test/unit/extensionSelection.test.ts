@@ -3,7 +3,10 @@ import { test } from 'node:test';
 import { toDocumentRange } from '../../src/protocol/spec';
 import { parseSpecText } from '../../src/spec/parseSpec';
 import { SpecError } from '../../src/spec/specError';
-import { answerCandidates, describeTokens, maskOutside, readSelection, selectionRunName, selectionSource, specDefaultName } from '../../src/extension/promptSources';
+import { answerCandidates, describeTokens, maskOutside, readSelection, selectionRunName, selectionSource, singleTokenForms, specDefaultName } from '../../src/extension/promptSources';
+import { loadTokenizer } from '../../src/engine/model/textTokenizer';
+import { makeTmpDir } from '../helpers/checkpoint';
+import { type FamilyTokenizer, familyTokenizerVocab, writeFamilyTokenizer } from '../helpers/tokenizers';
 
 const DOC = 'Notes\r\nWhen Mary and John went out, John gave it to\r\nWhen Mary and John went out, Mary gave it to\r\nmore notes\r\n';
 
@@ -70,6 +73,17 @@ test('answer candidates are the words where the prompts differ, with their leadi
   assert.deepEqual(answerCandidates('When Mary and John went out, John gave it to', 'When Mary and John went out, Mary gave it to'), [' John', ' Mary']);
   assert.deepEqual(answerCandidates('The Eiffel Tower is in', 'The Colosseum is in').slice(0, 3), [' Eiffel', ' Tower', ' Colosseum']);
   assert.deepEqual(answerCandidates('same', 'same'), []);
+});
+
+test('candidates take the form that is one token: without the space on a SentencePiece vocabulary (Llama 2), with it on a byte-level one', async () => {
+  const candidates = answerCandidates('Alice gave a drink to', 'Bob gave a drink to');
+  for (const [kind, want] of [['llama2', ['Alice', 'Bob']], ['llama3', [' Alice', ' Bob']]] as [FamilyTokenizer, string[]][]) {
+    const dir = makeTmpDir(`candidates-${kind}`);
+    writeFamilyTokenizer(dir, kind);
+    const tok = await loadTokenizer(dir, { architecture: 'llama', dVocab: familyTokenizerVocab(kind), bosTokenId: 0 });
+    assert.deepEqual(await singleTokenForms(candidates, async (t) => tok.encode(t)), want, kind);
+  }
+  assert.deepEqual(await singleTokenForms(candidates, () => Promise.reject(new Error('no engine'))), candidates, 'kept when the engine cannot tokenize');
 });
 
 test('tokenization is described as the answer box shows it', () => {
