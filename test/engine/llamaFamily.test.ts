@@ -9,21 +9,45 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { allHookNames } from '../../src/engine/hooks';
+import { parseModelConfig } from '../../src/engine/architectures/registry';
 import { loadCheckpoint } from '../../src/engine/model/checkpoint';
+import { modelParamCount } from '../../src/engine/model/weights';
 import { runPatching } from '../../src/engine/patching/runPatching';
 import { UserError } from '../../src/common/userError';
-import { SWEEP_NAMES, type ResolvedPair, type ResolvedSpec, type SweepName } from '../../src/protocol/spec';
 import { makeTmpDir } from '../helpers/checkpoint';
-import { llamaConfigJson, type RandomLlamaOptions, writeRandomLlamaCheckpoint } from '../helpers/checkpoints/llama';
-import { loadTestModel, maxAbsDiff, seededInts, type TestModel } from '../helpers/models';
-import { referenceForward } from '../helpers/reference';
-import { referenceSweep, refLogitDiff, type SweepName as RefSweepName } from '../helpers/referencePatching';
-
-const TOL = 1e-4;
-const GOLDEN = join(__dirname, '../fixtures/golden/llama-2l4h-gqa');
+import { LLAMA_3_2_1B, llamaConfigJson, type RandomLlamaOptions, writeRandomLlamaCheckpoint } from '../helpers/checkpoints/llama';
+import { expectGoldenMatches, loadGolden } from '../helpers/golden';
+import { loadTestModel, type TestModel } from '../helpers/models';
+import { expectForwardMatches, expectSweepsMatch, sweepsOf } from '../helpers/referenceChecks';
 
 const base = { nLayers: 2, nHeads: 4, dModel: 32, dMlp: 48, dVocab: 120, nCtx: 32 };
+
+/** Qwen/Qwen2.5-0.5B's config.json. */
+const QWEN2_5_0_5B = {
+  architectures: ['Qwen2ForCausalLM'],
+  attention_dropout: 0.0,
+  bos_token_id: 151643,
+  eos_token_id: 151643,
+  hidden_act: 'silu',
+  hidden_size: 896,
+  initializer_range: 0.02,
+  intermediate_size: 4864,
+  max_position_embeddings: 32768,
+  max_window_layers: 24,
+  model_type: 'qwen2',
+  num_attention_heads: 14,
+  num_hidden_layers: 24,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000.0,
+  sliding_window: 32768,
+  tie_word_embeddings: true,
+  torch_dtype: 'bfloat16',
+  transformers_version: '4.40.1',
+  use_cache: true,
+  use_sliding_window: false,
+  vocab_size: 151936,
+};
 
 /** Each family's layout with the mechanisms the issue names, several per checkpoint. */
 const CASES: [string, RandomLlamaOptions, { sweeps: boolean }][] = [
@@ -63,85 +87,47 @@ function model(o: RandomLlamaOptions): Promise<TestModel> {
   return m;
 }
 
-function checkHooks(m: TestModel, ids: number[][]): Promise<void> {
-  return m.model.runWithCache(ids).then((got) => {
-    const ref = referenceForward(m.ref, ids);
-    assert.deepEqual([...got.cache.keys()].sort(), [...ref.cache.keys()].sort(), "the engine has exactly the reference's hook points");
-    assert.deepEqual([...got.cache.keys()], allHookNames(m.cfg));
-    const d = maxAbsDiff(got.logits.data, ref.logits.data);
-    assert.ok(d <= TOL, `logits differ by ${d}`);
-    for (const [name, a] of got.cache) {
-      const r = ref.cache.get(name)!;
-      assert.deepEqual(a.shape, r.shape, name);
-      const dh = maxAbsDiff(a.data, r.data);
-      assert.ok(dh <= TOL, `${name} differs by ${dh}`);
-    }
-  });
-}
-
 for (const [label, o, { sweeps }] of CASES) {
   test(`${label}: logits and every hook point equal the float64 reference`, async () => {
     const m = await model(o);
     assert.equal(m.cfg.architecture, o.arch);
     assert.equal(m.cfg.nKvHeads, o.nKvHeads ?? o.nHeads);
-    const rnd = seededInts(o.seed);
-    await checkHooks(m, [0, 1].map(() => Array.from({ length: 7 }, () => rnd(0, o.dVocab))));
+    await expectForwardMatches(m.model, m.ref, m.cfg, o.seed);
   });
 
   if (sweeps) {
     test(`${label}: all 19 sweeps, fast and naive, equal the reference's naive loop`, async () => {
       const m = await model(o);
-      const rnd = seededInts(100 + o.seed);
-      const P = 6;
-      const pairs: ResolvedPair[] = [0, 1].map(() => {
-        const clean = Array.from({ length: P }, () => rnd(0, o.dVocab));
-        return { clean, corrupted: clean.map((t, k) => (k % 2 ? rnd(0, o.dVocab) : t)), answer: rnd(0, o.dVocab), wrong: rnd(0, o.dVocab) };
-      });
-      const metric = refLogitDiff([P - 1, P - 1], pairs.map((p) => [p.answer!, p.wrong!]));
-      const want = new Map(SWEEP_NAMES.map((n) => [n, referenceSweep(m.ref, pairs.map((p) => p.clean), pairs.map((p) => p.corrupted), n as RefSweepName, metric)]));
-      for (const mode of ['fast', 'naive'] as const) {
-        const out = await runPatching(m.model, { name: 't', model: undefined, metric: 'logit_diff', sweeps: [...SWEEP_NAMES], prependBos: false, pairs }, { mode, memoryBudgetMiB: 0.05 });
-        for (const name of SWEEP_NAMES) {
-          const got = out.sweeps[name]!;
-          assert.deepEqual(got.shape, want.get(name)!.shape, `${mode} ${name}`);
-          const d = maxAbsDiff(got.values, want.get(name)!.values);
-          assert.ok(d <= TOL, `${mode} ${name}: max abs diff ${d}`);
-        }
-      }
+      assert.equal(sweepsOf(m.cfg).length, 19);
+      await expectSweepsMatch(m.model, m.ref, m.cfg, 100 + o.seed);
     });
   }
 }
 
-/** Our 'component' and 'kv_head' axes are TransformerLens's stacked axis and head axis. */
-const tlAxes = (ours: string[], theirs: string[]) => ours.map((a, i) => (a === 'component' || a === 'kv_head' ? theirs[i] : a));
+test("real configs read as Hugging Face reads them: Llama 3.2 1B (llama3 rope scaling, tied), Qwen2.5 0.5B (biases, no window), Hugging Face's parameter counts", () => {
+  const llama = parseModelConfig(llamaConfigJson(LLAMA_3_2_1B), 'Llama-3.2-1B/config.json').config;
+  assert.deepEqual([llama.nLayers, llama.nHeads, llama.nKvHeads, llama.dHead, llama.tiedEmbeddings, llama.defaultPrependBos, llama.bosTokenId], [16, 32, 8, 64, true, true, 128000]);
+  // Hugging Face's llama3 frequencies for head_dim 64 and rope_theta 500000: the first is kept, the last divided by 32.
+  assert.equal(llama.rotary!.invFreq[0], 1);
+  assert.ok(Math.abs(llama.rotary!.invFreq[31]! - 500000 ** (-62 / 64) / 32) < 1e-18);
+  const qwen = parseModelConfig(QWEN2_5_0_5B, 'Qwen2.5-0.5B/config.json').config;
+  assert.deepEqual(
+    [qwen.nHeads, qwen.nKvHeads, qwen.dHead, qwen.attnBiases, qwen.tiedEmbeddings, qwen.defaultPrependBos, qwen.window.every((w) => w === 0)],
+    [14, 2, 64, 'qkv', true, false, true],
+  );
+  // The engine also counts the biases it feeds as zeros (o, MLP in and out: 6,656 a layer).
+  assert.equal(modelParamCount({ ...qwen, weightsDtype: 'F32' }), 494_032_768 + 24 * 6_656);
+});
 
-test('golden GQA Llama: every sweep in both modes equals the values TransformerLens\'s algorithm gives (rope_theta 500000)', async () => {
-  const m = await loadTestModel(join(GOLDEN, 'model'));
-  assert.equal(m.cfg.nKvHeads, 2);
-  const spec = JSON.parse(readFileSync(join(GOLDEN, 'golden.patch.json'), 'utf8'));
-  const pairs: ResolvedPair[] = spec.pairs.map((p: Record<string, unknown>) => ({ clean: p.clean_ids, corrupted: p.corrupted_ids, answer: p.answer_id, wrong: p.wrong_id }));
-  const resolved: ResolvedSpec = { name: 'golden', model: 'model', metric: 'logit_diff', sweeps: [...SWEEP_NAMES], prependBos: false, pairs };
-  let worst = 0;
+test("golden GQA Llama: every sweep in both modes equals the values TransformerLens's algorithm gives (rope_theta 500000)", async () => {
   for (const mode of ['naive', 'fast'] as const) {
-    const out = await runPatching(m.model, resolved, { mode });
-    for (const name of SWEEP_NAMES) {
-      const expected = JSON.parse(readFileSync(join(GOLDEN, 'expected', `${name}.json`), 'utf8'));
-      const got = out.sweeps[name as SweepName]!;
-      assert.deepEqual(got.shape, expected.shape, name);
-      assert.deepEqual(tlAxes(got.axes, expected.axes), expected.axes, name);
-      const flat = (expected.values as unknown[]).flat(4) as number[];
-      // TransformerLens's zero padding of the k/v rows of a stacked sweep is PatchLens's null.
-      got.values.forEach((v, i) => v === null && assert.equal(flat[i], 0, `${name}[${i}] is padding in TransformerLens`));
-      const d = maxAbsDiff(got.values, flat.map((v, i) => (got.values[i] === null ? null : v)));
-      worst = Math.max(worst, d);
-      assert.ok(d <= TOL, `${mode} ${name}: max abs diff ${d}`);
-      assert.ok(Math.abs(out.baselines.clean - expected.clean_logit_diff) <= TOL);
-      assert.ok(Math.abs(out.baselines.corrupted - expected.corrupted_logit_diff) <= TOL);
-    }
-    assert.equal(out.sweeps.attn_head_k_all_pos!.axes[1], 'kv_head');
-    assert.equal(out.sweeps.attn_head_all_pos_every!.values.filter((v) => v === null).length, 2 * 2 * 2, 'k and v rows of heads 2 and 3 in both layers');
+    const worst = await expectGoldenMatches('llama-2l4h-gqa', mode);
+    console.log(`golden llama-2l4h-gqa, ${mode}: worst |diff| ${worst.toExponential(2)}`);
   }
-  console.log(`golden llama-2l4h-gqa: worst |diff| ${worst.toExponential(2)}`);
+  const { model: m, spec } = await loadGolden('llama-2l4h-gqa');
+  const out = await runPatching(m.model, { ...spec, sweeps: ['attn_head_k_all_pos', 'attn_head_all_pos_every'] });
+  assert.deepEqual(out.sweeps.attn_head_k_all_pos!.axes, ['layer', 'kv_head']);
+  assert.equal(out.sweeps.attn_head_all_pos_every!.values.filter((v) => v === null).length, 2 * 2 * 2, 'key and value rows of heads 2 and 3 in both layers');
 });
 
 test('bfloat16, float16 and sharded checkpoints load: the stored dtype is recorded, values are the float32 ones rounded, shards equal one file', async () => {
@@ -168,7 +154,7 @@ test('bfloat16, float16 and sharded checkpoints load: the stored dtype is record
     assert.ok(exact < a.length / 2, `${dtype} values are rounded, not the float32 ones`);
     // The reference reads the same half-precision file: the whole forward agrees as for float32.
     const m = await loadTestModel(half.dir);
-    await checkHooks(m, [[3, 1, 4, 1, 5, 9]]);
+    await expectForwardMatches(m.model, m.ref, m.cfg, 5);
   }
 });
 

@@ -14,8 +14,11 @@ import { loadTestModel, maxAbsDiff, type TestModel } from './models';
 export const GOLDEN_ROOT = resolve(__dirname, '../fixtures/golden');
 const TOL = 1e-4;
 
-/** Our 'component' axis is what the golden files and TransformerLens's hints call the stacked axis. */
-export const sameAxes = (ours: string[], theirs: string[]) => ours.map((a) => (a === 'component' ? theirs[0] : a));
+/**
+ * Our 'component' axis is what the golden files and TransformerLens's hints call the stacked axis; our
+ * 'kv_head' (the k/v sweeps of a grouped-query model) is their 'head'.
+ */
+export const sameAxes = (ours: string[], theirs: string[]) => ours.map((a, i) => (a === 'component' || a === 'kv_head' ? theirs[i] : a));
 
 /** The golden checkpoint `name`, its pairs as a spec of every sweep it has expected values for. */
 export async function loadGolden(name: string): Promise<{ dir: string; model: TestModel; spec: ResolvedSpec }> {
@@ -38,7 +41,10 @@ export async function expectGoldenMatches(name: string, mode: PatchingMode): Pro
     const got = out.sweeps[sweep]!;
     assert.deepEqual(got.shape, expected.shape, sweep);
     assert.deepEqual(sameAxes(got.axes, expected.axes), expected.axes, sweep);
-    const d = maxAbsDiff(got.values, (expected.values as unknown[]).flat(4) as number[]);
+    const flat = (expected.values as unknown[]).flat(4) as number[];
+    // TransformerLens pads the key/value rows of a grouped-query model's stacked sweeps with zeros; PatchLens reports them as null.
+    got.values.forEach((x, i) => x === null && assert.equal(flat[i], 0, `${name} ${sweep}[${i}] is padding in TransformerLens`));
+    const d = maxAbsDiff(got.values, flat.map((x, i) => (got.values[i] === null ? null : x)));
     assert.ok(d <= TOL, `${name} ${sweep}: max abs diff ${d}`);
     assert.ok(Math.abs(out.baselines.clean - expected.clean_logit_diff) <= TOL, `${sweep}: clean baseline`);
     assert.ok(Math.abs(out.baselines.corrupted - expected.corrupted_logit_diff) <= TOL, `${sweep}: corrupted baseline`);
