@@ -302,15 +302,16 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
   test("Select Model lists each family's hub examples, as the engine's registry answers them", async () => {
     await runCommand(page, 'PatchLens: Select Model');
     const rows = page.locator('.quick-input-widget .quick-input-list .monaco-list-row');
-    await rows.filter({ hasText: 'meta-llama/Llama-3.2-1B' }).first().waitFor({ timeout: 60_000 });
-    const text = await page.locator('.quick-input-widget .quick-input-list').innerText();
-    for (const part of ['induction-2l (built in)', 'Hugging Face hub: GPT-2', 'gpt2', 'Hugging Face hub: Llama', 'HuggingFaceTB/SmolLM2-135M']) {
-      assert.ok(text.includes(part), `the quick pick shows ${part}: ${JSON.stringify(text)}`);
-    }
+    // The engine's answer adds the hub examples, under one separator per family.
+    await rows.filter({ hasText: 'Hugging Face hub: GPT-2' }).first().waitFor({ timeout: 60_000 });
     await shot('select-model');
     // The list shows what fits; the rest is found by typing, as a user would.
-    await page.locator('.quick-input-widget input.input').fill('qwen');
-    await rows.filter({ hasText: 'Qwen/Qwen2.5-0.5B' }).first().waitFor({ timeout: 10_000 });
+    const input = page.locator('.quick-input-widget input.input');
+    for (const [typed, id] of [['pythia', 'EleutherAI/pythia-160m'], ['attn-only', 'attn-only-2l'], ['llama-3', 'meta-llama/Llama-3.2-1B'], ['smollm', 'HuggingFaceTB/SmolLM2-135M'], ['qwen', 'Qwen/Qwen2.5-0.5B']]) {
+      await input.fill(typed!);
+      await rows.filter({ hasText: id! }).first().waitFor({ timeout: 10_000 });
+    }
+    await shot('select-model-qwen');
     await page.keyboard.press('Escape');
   });
 

@@ -182,7 +182,9 @@ test('an engine killed during a run: the run is recorded as failed, and the next
     id: './big',
     location: { kind: 'folder', dir: join(dir, 'big') },
     config: { nLayers: 4, nHeads: 4, nKvHeads: 4, dModel: 64, dHead: 16, dMlp: 256, dVocab: 50257, nCtx: 64 },
+    architecture: 'gpt2',
     dtype: 'float32',
+    weightsDtype: 'F32',
     provider: 'cpu',
     weightProcessing: 'none',
   });
