@@ -229,6 +229,31 @@ export class HookedTransformer {
     return { shape: [rows.length, V], data };
   }
 
+  /**
+   * Runs a graph other modules write from one of the three (attribution's backward passes), with the
+   * weights of `layer` (or the embedding's or unembedding's) fed like the model's own graphs. `key` names
+   * the variant; `flopsFactor` scales the forward's FLOP count (a forward plus its backward: 2).
+   */
+  async runGraphWith(
+    kind: 'embed' | 'block' | 'unembed',
+    layer: number,
+    key: string,
+    build: () => Uint8Array,
+    feeds: Record<string, Tensor32 | ort.Tensor>,
+    fetches: readonly string[],
+    flopsFactor = 1,
+  ): Promise<Record<string, Tensor32>> {
+    const given: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) given[name] = t instanceof ort.Tensor ? t : f32(t as Tensor32);
+    if (kind === 'block') this.ensureRope(given.resid_pre!.dims[1] as number);
+    const base = kind === 'block' ? this.blockFeeds[layer]! : kind === 'embed' ? this.embedFeeds : this.unembedFeeds;
+    const all: Record<string, ort.Tensor> = { ...base, ...given };
+    const session = await this.runtime.session(`${this.graphKey}|${kind}|${key}`, build);
+    this.flops += flopsFactor * this.graphFlops(kind, all);
+    const out = await session.run(all, [...fetches]);
+    return Object.fromEntries(fetches.map((name) => [name, toTensor32(out[name]!)]));
+  }
+
   /** Splits hooks by the graph that owns them, checks every patch's shape, and prepares its feeds. */
   private groupHooks(capture: readonly string[], patches: ReadonlyMap<string, HookPatch>, B: number, P: number): Map<string, ScopeHooks> {
     const groups = new Map<string, ScopeHooks>();

@@ -13,7 +13,7 @@ import { splitHeadColumns, transpose } from './referenceModels';
 
 const invFreq = (dim: number, base: number) => Array.from({ length: dim / 2 }, (_, i) => base ** (-(2 * i) / dim));
 
-function config(over: Partial<ModelConfig>): ModelConfig {
+export function syntheticConfig(over: Partial<ModelConfig>): ModelConfig {
   const base = gpt2Config({ nLayers: 3, nHeads: 4, dModel: 16, dMlp: 24, dVocab: 50, nCtx: 16 });
   const c = { ...base, ...over };
   return { ...c, attnScale: over.attnScale ?? new Array<number>(c.nLayers).fill(Math.sqrt(c.dHead)), window: over.window ?? new Array<number>(c.nLayers).fill(0) };
@@ -21,26 +21,26 @@ function config(over: Partial<ModelConfig>): ModelConfig {
 
 /** Synthetic configs: each family's combination of mechanisms, and a few no family has. */
 export const SYNTHETIC_CASES: [string, ModelConfig][] = [
-  ['NeoX-like: parallel, partial rotary, exact GELU', config({ positional: 'rotary', rotary: { dim: 2, invFreq: invFreq(2, 10000) }, parallelAttnMlp: true, activation: 'gelu' })],
+  ['NeoX-like: parallel, partial rotary, exact GELU', syntheticConfig({ positional: 'rotary', rotary: { dim: 2, invFreq: invFreq(2, 10000) }, parallelAttnMlp: true, activation: 'gelu' })],
   [
     'Llama-like: RMSNorm, rotary, GQA 4/2, SwiGLU, untied',
-    config({ norm: 'rmsnorm', positional: 'rotary', rotary: { dim: 4, invFreq: invFreq(4, 500000) }, nKvHeads: 2, gatedMlp: true, activation: 'silu', tiedEmbeddings: false }),
+    syntheticConfig({ norm: 'rmsnorm', positional: 'rotary', rotary: { dim: 4, invFreq: invFreq(4, 500000) }, nKvHeads: 2, gatedMlp: true, activation: 'silu', tiedEmbeddings: false }),
   ],
   [
     'Gemma 2-like: pre+post norms, soft-caps, local even layers, scaled embeddings, GeGLU, GQA 4/1',
-    config({
+    syntheticConfig({
       norm: 'rmsnorm', normPlacement: 'pre_post', positional: 'rotary', rotary: { dim: 4, invFreq: invFreq(4, 10000) }, nKvHeads: 1, gatedMlp: true,
       attnSoftcap: 1.5, finalSoftcap: 2, window: [3, 0, 3], embedScale: 4, attnScale: [3, 3, 3],
     }),
   ],
   [
     'Gemma 3-like: per-head q/k norms, local rope base, window',
-    config({ norm: 'rmsnorm', normPlacement: 'pre_post', positional: 'rotary', rotary: { dim: 4, invFreq: invFreq(4, 1e6), localInvFreq: invFreq(4, 1e4) }, qkNorm: 'head', window: [2, 2, 0], gatedMlp: true }),
+    syntheticConfig({ norm: 'rmsnorm', normPlacement: 'pre_post', positional: 'rotary', rotary: { dim: 4, invFreq: invFreq(4, 1e6), localInvFreq: invFreq(4, 1e4) }, qkNorm: 'head', window: [2, 2, 0], gatedMlp: true }),
   ],
-  ['Qwen3-like: q/k norms per head, d_head 6 != d_model / heads', config({ norm: 'rmsnorm', positional: 'rotary', rotary: { dim: 6, invFreq: invFreq(6, 1e6) }, dHead: 6, nKvHeads: 2, qkNorm: 'head', gatedMlp: true, activation: 'silu' })],
-  ['OLMo 2-like: norms after the sublayers, q/k norm over all heads', config({ norm: 'rmsnorm', normPlacement: 'post', positional: 'rotary', rotary: { dim: 4, invFreq: invFreq(4, 5e5) }, qkNorm: 'full', gatedMlp: true, activation: 'silu' })],
-  ['attention-only, shortformer positions', config({ attnOnly: true, positional: 'shortformer' })],
-  ['SoLU with its LayerNorm, unembedding bias, GPT-2 layer-scaled attention', config({ activation: 'solu_ln', unembedBias: true, attnScale: [2, 4, 6] })],
+  ['Qwen3-like: q/k norms per head, d_head 6 != d_model / heads', syntheticConfig({ norm: 'rmsnorm', positional: 'rotary', rotary: { dim: 6, invFreq: invFreq(6, 1e6) }, dHead: 6, nKvHeads: 2, qkNorm: 'head', gatedMlp: true, activation: 'silu' })],
+  ['OLMo 2-like: norms after the sublayers, q/k norm over all heads', syntheticConfig({ norm: 'rmsnorm', normPlacement: 'post', positional: 'rotary', rotary: { dim: 4, invFreq: invFreq(4, 5e5) }, qkNorm: 'full', gatedMlp: true, activation: 'silu' })],
+  ['attention-only, shortformer positions', syntheticConfig({ attnOnly: true, positional: 'shortformer' })],
+  ['SoLU with its LayerNorm, unembedding bias, GPT-2 layer-scaled attention', syntheticConfig({ activation: 'solu_ln', unembedBias: true, attnScale: [2, 4, 6] })],
 ];
 
 export function randomWeights(cfg: ModelConfig, seed: number): ModelWeights {

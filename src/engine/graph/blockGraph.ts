@@ -50,6 +50,12 @@ export function blockExtraInputs(cfg: ModelConfig): string[] {
  */
 export function buildBlockGraph(cfg: ModelConfig, v: BlockVariant): Uint8Array {
   const g = new GraphBuilder();
+  writeBlockGraph(g, cfg, v);
+  return g.build('block');
+}
+
+/** The same graph written into `g` (gradients.ts appends its backward pass). */
+export function writeBlockGraph(g: GraphBuilder, cfg: ModelConfig, v: BlockVariant): void {
   const hooks = blockHooks(cfg);
   const { dModel: D, nHeads: H, nKvHeads: K, dHead: E } = cfg;
   const w = {} as Record<BlockWeightName, string>;
@@ -192,5 +198,4 @@ export function buildBlockGraph(cfg: ModelConfig, v: BlockVariant): Uint8Array {
       : g.op('Add', [mlpIn, mlpContribution]);
   }
   g.output('resid_post', hp('hook_resid_post', residPost), DataType.FLOAT, v.gather ? [1, 'out', D] : [B, P, D]);
-  return g.build('block');
 }

@@ -11,6 +11,12 @@ import { DataType } from './onnxProto';
  */
 export function buildEmbedGraph(cfg: ModelConfig, v: HookVariant): Uint8Array {
   const g = new GraphBuilder();
+  writeEmbedGraph(g, cfg, v);
+  return g.build('embed');
+}
+
+/** The same graph written into `g` (gradients.ts appends its backward pass). */
+export function writeEmbedGraph(g: GraphBuilder, cfg: ModelConfig, v: HookVariant): void {
   const hooks = globalHooks(cfg);
   const D = cfg.dModel;
   const ids = g.input('ids', DataType.INT64, ['batch', 'pos']);
@@ -28,5 +34,4 @@ export function buildEmbedGraph(cfg: ModelConfig, v: HookVariant): Uint8Array {
     if (cfg.positional === 'learned') resid = g.op('Add', [embed, posEmbed]);
   }
   g.output('resid', resid, DataType.FLOAT, ['batch', 'pos', D]);
-  return g.build('embed');
 }

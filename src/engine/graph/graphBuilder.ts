@@ -61,6 +61,11 @@ export class GraphBuilder {
     return name;
   }
 
+  /** What has been collected so far, for passes over the graph (backward.ts differentiates it). */
+  contents(): { readonly nodes: readonly NodeValue[]; readonly inputs: readonly ValueInfo[]; readonly initializers: readonly TensorValue[] } {
+    return { nodes: this.nodes, inputs: this.inputs, initializers: this.initializers };
+  }
+
   build(name: string): Uint8Array {
     return encodeModel({
       irVersion: IR_VERSION,

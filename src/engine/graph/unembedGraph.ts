@@ -20,6 +20,12 @@ export interface UnembedVariant extends HookVariant {
  */
 export function buildUnembedGraph(cfg: ModelConfig, v: UnembedVariant): Uint8Array {
   const g = new GraphBuilder();
+  writeUnembedGraph(g, cfg, v);
+  return g.build('unembed');
+}
+
+/** The same graph written into `g` (gradients.ts appends its backward pass). */
+export function writeUnembedGraph(g: GraphBuilder, cfg: ModelConfig, v: UnembedVariant): void {
   const hooks = globalHooks(cfg);
   const D = cfg.dModel;
   const layerNorm = cfg.norm === 'layernorm';
@@ -51,5 +57,4 @@ export function buildUnembedGraph(cfg: ModelConfig, v: UnembedVariant): Uint8Arr
     logits = g.op('Mul', [g.op('Tanh', [g.op('Div', [logits, cap])]), cap]);
   }
   g.output('logits', logits, DataType.FLOAT, ['rows', v.columns ? 'cols' : cfg.dVocab]);
-  return g.build('unembed');
 }

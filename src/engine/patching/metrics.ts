@@ -55,6 +55,42 @@ export class Metric {
     return this.average((_pair, _k, row) => values[offset + row * C]! - values[offset + row * C + 1]!);
   }
 
+  /**
+   * The derivative of `raw` with respect to the logits it reads ([rowsPerEval, dVocab]): what
+   * attribution's backward pass starts from.
+   */
+  gradient(logits: Float32Array): Float32Array {
+    const V = this.dVocab;
+    const out = new Float32Array(this.rowsPerEval * V);
+    let row = 0;
+    this.pairs.forEach((pair, i) => {
+      const positions = this.positions[i]!;
+      const weight = 1 / (positions.length * this.pairs.length);
+      for (let k = 0; k < positions.length; k++, row++) {
+        const base = row * V;
+        if (this.columns) {
+          out[base + pair.answer!] += weight;
+          out[base + pair.wrong!] -= weight;
+          continue;
+        }
+        const lse = logSumExp(logits, base, V);
+        const q = (v: number) => Math.exp(logits[base + v]! - lse);
+        if (this.name === 'kl_divergence') {
+          // KL(p || q) = Σ p (log p - log q): d/dlogit_v = q_v - p_v.
+          const clean = this.cleanLogProbs![row]!;
+          for (let v = 0; v < V; v++) out[base + v] = weight * (q(v) - Math.exp(clean[v]!));
+          continue;
+        }
+        const token = pair.targets ? pair.targets[k]!.token : pair.answer!;
+        // log q_t: d/dlogit_v = [v = t] - q_v; q_t scales that by q_t.
+        const scale = this.name === 'answer_prob' ? weight * q(token) : weight;
+        for (let v = 0; v < V; v++) out[base + v] = -scale * q(v);
+        out[base + token] += scale;
+      }
+    });
+    return out;
+  }
+
   /** Mean over pairs of the mean over each pair's positions. */
   private average(value: (pair: ResolvedPair, k: number, row: number) => number): number {
     let total = 0;
