@@ -1,4 +1,4 @@
-import type { MetricName, PatchSpec, SweepName } from './spec';
+import type { MethodName, MetricName, PatchSpec, SweepName } from './spec';
 
 /** The result file a run writes (`<name>.result.json`): everything a viewer needs, nothing more. */
 export const RESULT_FORMAT = 'patchlens.result/1';
@@ -30,6 +30,35 @@ export interface SweepResult {
   readonly values: (number | null)[];
   /** Names of the stacked activations of the *_every sweeps (the 'component' axis). */
   readonly components?: string[];
+  /**
+   * Attribution runs only. AtP*'s GradDrop score per value (same layout as `values`): the mean over the
+   * dropped layers of |estimated effect|, what its ranking reads (a magnitude, in raw metric units).
+   */
+  readonly score?: (number | null)[];
+  /** Attribution runs with verify_top: exact patching of some of the estimated values. */
+  readonly verification?: SweepVerification;
+}
+
+/** Estimates checked by exact (fast) patching: the k largest by |estimated effect| (or score) and k random others. */
+export interface SweepVerification {
+  /** `index` is a flat index into `values`; `estimate` repeats values[index]; both are in the metric's reported units. */
+  readonly cells: { readonly index: number; readonly estimate: number; readonly exact: number; readonly chosen: 'top' | 'random' }[];
+  /** Spearman's rank correlation of estimate and exact over the cells (null for fewer than 2 cells or no spread). */
+  readonly spearman: number | null;
+  /** The cell whose |estimate − exact| is largest. */
+  readonly largestMiss: { readonly index: number; readonly estimate: number; readonly exact: number } | null;
+}
+
+/** How an attribution run's estimates were made and what they cost. */
+export interface AttributionInfo {
+  readonly method: Exclude<MethodName, 'exact'>;
+  /** denoising: clean activations patched into the corrupted run, the gradient taken there (TransformerLens's direction). */
+  readonly direction: 'denoising' | 'noising';
+  /** FLOPs of the estimates (both forward passes, backward passes, the QK fix's runs) over one forward pass's. */
+  readonly forwardEquivalents: number;
+  /** Exact patched runs' FLOPs spent on verification, in the same unit. */
+  readonly verifyForwardEquivalents: number;
+  readonly verifyTop?: number;
 }
 
 /** A model's sizes, in TransformerLens's names. */
@@ -96,4 +125,6 @@ export interface PatchResult {
    */
   readonly baselines?: { readonly clean: number; readonly corrupted: number };
   readonly sweeps: Partial<Record<SweepName, SweepResult>>;
+  /** Present when the spec's method is atp or atp_star: the sweeps' values are then estimates. */
+  readonly attribution?: AttributionInfo;
 }

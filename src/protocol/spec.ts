@@ -39,6 +39,15 @@ export const TARGET_METRICS: readonly MetricName[] = ['answer_logprob', 'answer_
 /** Metrics an induction spec can use: it has target tokens, not an answer/wrong pair. */
 export const INDUCTION_METRICS: readonly MetricName[] = ['answer_logprob', 'kl_divergence', 'answer_prob'];
 
+/**
+ * How a run computes its sweeps: `exact` patching (TransformerLens's semantics), or attribution patching's
+ * first-order estimates: `atp` (Nanda's AtP) or `atp_star` (AtP* of Kramár et al. 2024: the query/key fix
+ * and GradDrop). The estimates take the denoising direction, as the exact sweeps do.
+ */
+export const METHOD_NAMES = ['exact', 'atp', 'atp_star'] as const;
+export type MethodName = (typeof METHOD_NAMES)[number];
+export const ATP_METHODS: readonly MethodName[] = ['atp', 'atp_star'];
+
 export const SPEC_FILE_SUFFIX = '.patch.json';
 
 /** A spec larger than this is refused before parsing: prompts are small, and a runaway file should not hang the editor. */
@@ -148,6 +157,10 @@ export interface PatchSpec {
   induction?: InductionSpec;
   description?: string;
   plot?: PlotSpec;
+  /** Default 'exact'. */
+  method?: MethodName;
+  /** With an attribution method: exact patching of the k slots of largest |estimate| and k random others, per sweep. */
+  verify_top?: number;
 }
 
 /**
@@ -209,4 +222,8 @@ export interface ResolvedSpec {
   sweeps: SweepName[];
   prependBos: boolean;
   pairs: ResolvedPair[];
+  /** Absent: exact. */
+  method?: MethodName;
+  /** Absent: no verification. */
+  verifyTop?: number;
 }

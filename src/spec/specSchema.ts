@@ -5,7 +5,7 @@
  */
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import schemaJson from '../../schemas/patch.schema.json';
-import { INDUCTION_METRICS, LOGIT_DIFF_METRICS, type PatchSpec, plotProblem, TARGET_METRICS } from '../protocol/spec';
+import { ATP_METHODS, INDUCTION_METRICS, LOGIT_DIFF_METRICS, type PatchSpec, plotProblem, TARGET_METRICS } from '../protocol/spec';
 import { locate, locateMany, type NodePos, pathKey } from './jsonc';
 import { errorAt, formatPath, type PathSeg, quote, type TextInfo } from './specError';
 
@@ -115,6 +115,7 @@ const TYPE_HINTS: Record<string, string> = {
   token_range: 'write [lo, hi], e.g. [100, 10000]',
   prepend_bos: 'write true or false',
   plot: 'write an object such as {"zmin": -1, "zmax": 1} (or remove "plot")',
+  verify_top: 'write a whole number of indices to check, e.g. 10',
 };
 
 const TYPE_NAMES: Record<string, string> = {
@@ -235,6 +236,9 @@ function checkRules(spec: PatchSpec, fail: (path: PathSeg[], useKey: boolean, me
   }
   if (spec.pairs === undefined && spec.induction === undefined) {
     fail([], false, 'the spec has no prompts; add "pairs": [{"clean": …, "corrupted": …, "answer": …, "wrong": …}] or an "induction" block');
+  }
+  if (spec.verify_top !== undefined && !ATP_METHODS.includes(spec.method ?? 'exact')) {
+    fail(['verify_top'], true, `verify_top checks attribution estimates, but the method is ${spec.method ?? 'exact (the default)'}; add "method": "atp" (or "atp_star"), or remove verify_top`);
   }
   const metric = spec.metric;
   if (spec.induction !== undefined) {

@@ -81,6 +81,11 @@ export class MetricBackward {
     return new MetricBackward(model, ids, residPre, metric.raw(run.logits.data), out[gradOutput('resid')]!, finalGrads);
   }
 
+  /** Block `layer`'s input in this run. */
+  input(layer: number): Tensor32 {
+    return this.residPre[layer]!;
+  }
+
   /**
    * Block `layer`'s backward pass from dM/d(its output): the gradient of each hook in `grads`, the
    * run's value of each hook in `acts`, and dM/d(its input).

@@ -28,7 +28,8 @@ export function norm(
   const scaleHook = `${name}.hook_scale`;
   const normalizedHook = `${name}.hook_normalized`;
   if (b && !isHooked(v, scaleHook) && !isHooked(v, normalizedHook)) {
-    return g.op('LayerNormalization', [x, w, b], { axis: -1, epsilon: eps });
+    // A whole-number eps must still be written as a float attribute.
+    return g.op('LayerNormalization', [x, w, b], { axis: -1, epsilon: { kind: 'float', value: eps } });
   }
   const lastAxis = g.constInt64([-1]);
   const centred = b ? g.op('Sub', [x, g.op('ReduceMean', [x, lastAxis], { keepdims: 1 })]) : x;

@@ -269,5 +269,14 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
   } else {
     pairs = (spec.pairs ?? []).map((pair, i) => resolvePair(pair, i));
   }
-  return { name: spec.name ?? defaultName(file), model: spec.model, metric: spec.metric, sweeps: [...spec.sweeps], prependBos, pairs };
+  return {
+    name: spec.name ?? defaultName(file),
+    model: spec.model,
+    metric: spec.metric,
+    sweeps: [...spec.sweeps],
+    prependBos,
+    pairs,
+    ...(spec.method !== undefined ? { method: spec.method } : {}),
+    ...(spec.verify_top !== undefined ? { verifyTop: spec.verify_top } : {}),
+  };
 }
