@@ -5,6 +5,7 @@ import { ModelCache } from './engine/modelLoader';
 import { checkHubEndpoint } from './engine/model/hub';
 import { isCancelled } from './common/cancelled';
 import { isUserError, printable, UserError } from './common/userError';
+import { METHOD_NAMES, type MethodName } from './protocol/spec';
 
 const USAGE = `usage: patchlens <command> [options]
 
@@ -16,6 +17,8 @@ commands:
       --device D             ${DEVICE_SETTINGS.join('|')} (default auto)
       --png                  also write one heatmap PNG per sweep
       --naive                one full forward per patched index, as TransformerLens (the reference mode)
+      --method M             ${METHOD_NAMES.join('|')}: exact patching, or attribution patching's estimates
+                             (AtP, AtP*); overrides the spec's "method"
       --memory-budget MIB    working memory for batched patches (default ${DEFAULT_MEMORY_BUDGET_MIB})
       --hub-endpoint URL     Hugging Face hub mirror (default $HF_ENDPOINT or https://huggingface.co)
       --cache DIR            model cache (default $PATCHLENS_CACHE or ~/.cache/patchlens)
@@ -71,6 +74,7 @@ async function run(argv: string[]): Promise<number> {
         device: { type: 'string', default: 'auto' },
         png: { type: 'boolean', default: false },
         naive: { type: 'boolean', default: false },
+        method: { type: 'string' },
         'memory-budget': { type: 'string' },
         'hub-endpoint': { type: 'string' },
         cache: { type: 'string' },
@@ -93,6 +97,10 @@ async function run(argv: string[]): Promise<number> {
   const model = given(o.model);
   const out = given(o.out);
   const cache = given(o.cache);
+  const method = given(o.method);
+  if (method !== undefined && !(METHOD_NAMES as readonly string[]).includes(method)) {
+    throw new UserError(`unknown method '${method}'; use one of ${METHOD_NAMES.join(', ')}`);
+  }
 
   const controller = new AbortController();
   const stoppedBy = cancelOnSignals(controller, o.quiet!);
@@ -108,6 +116,7 @@ async function run(argv: string[]): Promise<number> {
         mode: o.naive ? 'naive' : 'fast',
         png: o.png,
         ...(model !== undefined ? { model } : {}),
+        ...(method !== undefined ? { method: method as MethodName } : {}),
         ...(out !== undefined ? { outDir: out } : {}),
         ...(budget !== undefined ? { memoryBudgetMiB: budget } : {}),
         ...(o['hub-endpoint'] !== undefined ? { hubEndpoint: o['hub-endpoint'] } : {}),

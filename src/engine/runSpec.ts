@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import pkg from '../../package.json';
 import type { ProgressParams, RunOutcome, RunParams } from '../protocol/engineRpc';
 import { type ModelInfo, type PairTokens, type PatchResult, RESULT_FORMAT, type RunStatus } from '../protocol/result';
-import type { PatchSpec, ResolvedPair, ResolvedSpec, SweepName } from '../protocol/spec';
+import { ATP_METHODS, type PatchSpec, type ResolvedPair, type ResolvedSpec, type SweepName } from '../protocol/spec';
 import type { LoadedModel, ModelCache } from './modelLoader';
 import type { ResolvedModel } from './model/hub';
 import { parseSpecText } from '../spec/parseSpec';
@@ -14,6 +14,7 @@ import { pngSuffix, writeSweepPng } from './render/heatmapPng';
 import { CancelledError, isCancelled } from '../common/cancelled';
 import { readFileOrPipe, SPEC_FILE } from '../common/fileRead';
 import { createTempBeside, fileErrorCode, writableFolderFix } from '../common/fileWrite';
+import { type AttributionOutcome, runAttribution } from './attribution/runAttribution';
 import { claimResultPath, writeResultFile } from '../common/resultFile';
 import { isUserError, UserError } from '../common/userError';
 import { errnoWords, errorMessage } from '../common/errorReason';
@@ -181,11 +182,13 @@ async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<R
     weightProcessing: 'none',
   };
   ctx.modelLoaded?.(model);
-  const resolved: ResolvedSpec = resolveSpec(spec, loaded.tokenizer, loaded.model.cfg, {
+  const fromSpec: ResolvedSpec = resolveSpec(spec, loaded.tokenizer, loaded.model.cfg, {
     file: specFile,
     ...(text !== undefined ? { text } : {}),
     ...(params.selection ? { sources: params.selection.sources } : {}),
   });
+  const resolved: ResolvedSpec = params.method ? { ...fromSpec, method: params.method } : fromSpec;
+  const attribution = ATP_METHODS.includes(resolved.method ?? 'exact');
   const mode = params.mode ?? 'fast';
   const base = {
     format: RESULT_FORMAT,
@@ -199,7 +202,7 @@ async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<R
   } as const;
   const companions = params.png ? resolved.sweeps.map(pngSuffix) : [];
   // The file is claimed only once there is something to keep: a spec error leaves no empty run behind.
-  const finish = (status: RunStatus, outcome: Partial<Pick<PatchingOutcome, 'baselines'>> & Pick<PatchingOutcome, 'sweeps'>, message?: string) => {
+  const finish = (status: RunStatus, outcome: Partial<Pick<AttributionOutcome, 'baselines' | 'attribution'>> & Pick<PatchingOutcome, 'sweeps'>, message?: string) => {
     const result: PatchResult = {
       ...base,
       status,
@@ -207,21 +210,23 @@ async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<R
       engine: { version: pkg.version, mode, seconds: (Date.now() - started) / 1000 },
       ...(outcome.baselines ? { baselines: outcome.baselines } : {}),
       sweeps: outcome.sweeps,
+      ...(outcome.attribution ? { attribution: outcome.attribution } : {}),
     };
     const written = writeResultSomewhere(outDir, resolved.name, companions, result);
     ctx.onResult?.(written.path);
     return { result, ...written };
   };
 
-  let outcome: PatchingOutcome;
+  let outcome: PatchingOutcome & Partial<Pick<AttributionOutcome, 'attribution'>>;
   try {
     ctx.progress?.({ phase: 'baseline', message: 'clean and corrupted baselines' });
-    outcome = await runPatching(loaded.model, resolved, {
+    const options = {
       mode,
       ...(params.memoryBudgetMiB !== undefined ? { memoryBudgetMiB: params.memoryBudgetMiB } : {}),
       signal: ctx.signal,
-      onProgress: (p) => ctx.progress?.({ phase: 'sweep', message: p.sweep, done: p.done, total: p.total }),
-    });
+      onProgress: (p: { sweep: string; done: number; total: number }) => ctx.progress?.({ phase: 'sweep' as const, message: p.sweep, done: p.done, total: p.total }),
+    };
+    outcome = attribution ? await runAttribution(loaded.model, resolved, options) : await runPatching(loaded.model, resolved, options);
   } catch (e) {
     // A user error (equal baselines of a normalized metric, say) is reported, not recorded as a run.
     if (!isUserError(e)) finish('failed', { sweeps: {} }, `internal error: ${errorMessage(e)}`);

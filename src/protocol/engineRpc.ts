@@ -1,6 +1,6 @@
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
 import type { ModelInfo, RunStatus } from './result';
-import type { PatchSpec, SourceText } from './spec';
+import type { MethodName, PatchSpec, SourceText } from './spec';
 
 /** The engine's JSON-RPC surface, spoken over the engine child process's stdio. */
 
@@ -43,6 +43,8 @@ export interface RunParams extends EngineSettings {
   readonly selection?: SelectionSource;
   /** Overrides the spec's model. */
   readonly model?: string;
+  /** Overrides the spec's method (exact patching or attribution estimates). */
+  readonly method?: MethodName;
   /**
    * Default: `.patchlens/runs` beside the spec; the current directory's `.patchlens/runs` when the spec
    * is not in a folder of files (a pipe, /dev/stdin) or that folder cannot be written.
