@@ -125,6 +125,9 @@ export class HeatmapView {
   readonly element: HTMLElement;
   private views: FacetView[] = [];
   private scale: ColorScale | undefined;
+  /** Flat indices of the shown sweep's cells that exact patching verified (attribution runs). */
+  private verified: ReadonlySet<number> = new Set();
+  private strides: number[] = [];
   private highlight: number | null = null;
   private theme: Theme | undefined;
   private tokens: readonly string[] = [];
@@ -142,6 +145,8 @@ export class HeatmapView {
   render(input: HeatmapInput, plan: GridPlan): void {
     this.destroy();
     this.scale = input.scale;
+    this.verified = new Set(input.sweep.verification?.cells.map((c) => c.index) ?? []);
+    this.strides = input.sweep.shape.map((_, k) => input.sweep.shape.slice(k + 1).reduce((a, b) => a * b, 1));
     this.highlight = input.highlight;
     this.theme = input.theme;
     this.tokens = input.tokens;
@@ -317,6 +322,26 @@ export class HeatmapView {
       ctx.strokeRect(Math.round(x) + 3.5, Math.round(y) + 3.5, Math.round(w) - 7, Math.round(hh) - 7);
     };
     ctx.save();
+    // Cells an attribution run checked by exact patching: a dot in the cell's corner (part of the picture, so exports keep it).
+    const verified = this.verified;
+    let marked = 0;
+    if (verified.size > 0) {
+      const r = Math.min(4, Math.max(1.5, Math.min(cw, ch) / 6));
+      for (let i = 0; i < rows; i++) {
+        for (let j = 0; j < cols; j++) {
+          if (!verified.has(facet.cells[i]![j]!.index.reduce((f, x, k) => f + x * this.strides[k]!, 0))) continue;
+          ctx.beginPath();
+          ctx.arc(a.left + (j + 1) * cw - r - 1, a.top + i * ch + r + 1, r, 0, 2 * Math.PI);
+          ctx.fillStyle = '#000000';
+          ctx.fill();
+          ctx.lineWidth = 1;
+          ctx.strokeStyle = '#ffffff';
+          ctx.stroke();
+          marked++;
+        }
+      }
+    }
+    view.box.dataset.verifiedDrawn = String(marked);
     const pos = this.bare ? null : this.highlight;
     if (pos !== null) {
       if (facet.posAxis === 'col' && pos < cols) {

@@ -8,6 +8,7 @@ import { plotProblem } from '../src/protocol/spec';
 import { colorBarCssWidth, drawColorBar } from './colorBar';
 import { sweepCsv } from './csv';
 import { clear, h } from './dom';
+import { AttributionView } from './attributionView';
 import { EffectsList } from './effectsList';
 import type { Facet } from '../src/presentation/heatmapLayout';
 import { HeatmapView, planGrid } from './heatmapView';
@@ -77,9 +78,10 @@ const effects = new EffectsList({
 const content = h('div', { className: 'pl-plot-content' }, view.element, colorBar);
 const plot = h('div', { className: 'pl-plot' }, content);
 const body = h('div', { className: 'pl-body' }, plot, effects.element);
+const attribution = new AttributionView();
 
 const app = document.getElementById('app') ?? document.body.appendChild(h('div', { attrs: { id: 'app' } }));
-app.append(h('header', { className: 'pl-header' }, titleEl, metaEl, noticesEl), toolbar, emptyEl, legendEl, body, tooltip);
+app.append(h('header', { className: 'pl-header' }, titleEl, metaEl, noticesEl), toolbar, emptyEl, legendEl, body, attribution.element, tooltip);
 setControlsEnabled(false);
 
 // ---- rendering ---------------------------------------------------------------------------------
@@ -128,6 +130,7 @@ function renderSweep(): void {
   const data = currentSweep();
   if (!shown || !data) {
     view.destroy();
+    attribution.render(undefined, undefined, readTheme());
     setControlsEnabled(false);
     emptyEl.hidden = false;
     emptyEl.textContent = shown ? 'This run has no sweep results to show.' : 'Waiting for a result…';
@@ -149,6 +152,7 @@ function renderSweep(): void {
   view.render({ sweep: data, tokens: shown.tokens, heads, scale, theme, highlight, width: total - barW, viewportHeight: window.innerHeight }, grid);
   facets = grid.facets;
   showScale();
+  attribution.render(shown.result.attribution, data, theme);
   app.dataset.sweep = sweep ?? '';
 }
 

@@ -3,7 +3,7 @@
  * file from the workspace that anyone may have edited, so every field the panel reads is checked here
  * and the rest of the webview can rely on the types.
  */
-import type { PatchResult, RunStatus, SweepResult } from '../src/protocol/result';
+import type { AttributionInfo, PatchResult, RunStatus, SweepResult, SweepVerification } from '../src/protocol/result';
 import { plotProblem, type PlotSpec, type SweepName } from '../src/protocol/spec';
 import type { HostToWebview, WebviewState } from '../src/protocol/webviewMessages';
 
@@ -58,7 +58,39 @@ export function parseSweep(x: unknown): SweepResult | string {
     else return `value ${i} is not a number`;
   }
   if (components !== undefined && !isStringArray(components)) return 'components is not a list of names';
-  return components === undefined ? { shape: [...shape], axes: [...axes], values: out } : { shape: [...shape], axes: [...axes], values: out, components: [...components] };
+  const verification = parseVerification(x.verification, n);
+  if (typeof verification === 'string') return verification;
+  return { shape: [...shape], axes: [...axes], values: out, ...(components !== undefined ? { components: [...components] } : {}), ...(verification ? { verification } : {}) };
+}
+
+/** An attribution run's verified cells (absent: none); a malformed one makes the sweep unreadable. */
+function parseVerification(x: unknown, n: number): SweepVerification | undefined | string {
+  if (x === undefined) return undefined;
+  if (!isObject(x) || !Array.isArray(x.cells)) return 'verification.cells is not a list';
+  const cells: SweepVerification['cells'] = [];
+  for (const c of x.cells) {
+    if (!isObject(c) || !isIndex(c.index) || c.index >= n || typeof c.estimate !== 'number' || typeof c.exact !== 'number' || (c.chosen !== 'top' && c.chosen !== 'random')) {
+      return 'a verified cell is not {index, estimate, exact, chosen}';
+    }
+    cells.push({ index: c.index, estimate: c.estimate, exact: c.exact, chosen: c.chosen });
+  }
+  const spearman = typeof x.spearman === 'number' ? x.spearman : null;
+  const m = x.largestMiss;
+  const largestMiss = isObject(m) && isIndex(m.index) && typeof m.estimate === 'number' && typeof m.exact === 'number' ? { index: m.index, estimate: m.estimate, exact: m.exact } : null;
+  return { cells, spearman, largestMiss };
+}
+
+/** An attribution run's description, kept only when it reads as one. */
+function parseAttribution(x: unknown): AttributionInfo | undefined {
+  if (!isObject(x) || (x.method !== 'atp' && x.method !== 'atp_star') || (x.direction !== 'denoising' && x.direction !== 'noising')) return undefined;
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+  return {
+    method: x.method,
+    direction: x.direction,
+    forwardEquivalents: num(x.forwardEquivalents),
+    verifyForwardEquivalents: num(x.verifyForwardEquivalents),
+    ...(isIndex(x.verifyTop) ? { verifyTop: x.verifyTop } : {}),
+  };
 }
 
 const finiteOrNaN = (x: unknown): number | undefined => (typeof x === 'number' ? x : x === null ? NaN : undefined);
@@ -111,7 +143,8 @@ function parseShowResult(m: Record<string, unknown>): ParsedHostMessage | undefi
     if (problem) console.warn(`PatchLens webview: the remembered colour scale is ignored: ${problem.message}`);
     else plot = m.plot as PlotSpec;
   }
-  const result = { ...(r as unknown as PatchResult), baselines, sweeps };
+  const attribution = parseAttribution(r.attribution);
+  const result: PatchResult = { ...(r as unknown as PatchResult), baselines, sweeps, ...(attribution ? { attribution } : {}) };
   return { type: 'showResult', shown: { resultPath, result, sweeps: names, tokens, problems, ...(plot ? { plot } : {}) } };
 }
 

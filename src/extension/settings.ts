@@ -4,7 +4,7 @@
  */
 import { isAbsolute, join } from 'node:path';
 import { DEFAULT_MEMORY_BUDGET_MIB, DEVICE_SETTINGS, type DeviceSetting, type EngineSettings, PATCHING_MODES, type PatchingMode } from '../protocol/engineRpc';
-import { SWEEP_NAMES, type SweepName } from '../protocol/spec';
+import { METHOD_NAMES, type MethodName, SWEEP_NAMES, type SweepName } from '../protocol/spec';
 
 export interface PatchLensSettings {
   /** Default model for selections and for specs that name none. */
@@ -16,6 +16,8 @@ export interface PatchLensSettings {
   /** Relative to each workspace folder, or absolute. */
   readonly resultsFolder: string;
   readonly mode: PatchingMode;
+  /** Overrides every spec's method; absent ('spec'): each spec's own, exact when it names none. */
+  readonly method?: MethodName;
   /** Sweeps a selection runs (a selection has no spec to name them). */
   readonly selectionSweeps: SweepName[];
 }
@@ -29,6 +31,7 @@ const nonEmpty = (v: unknown): string | undefined => (typeof v === 'string' && v
 export function parseSettings(get: (key: string) => unknown): PatchLensSettings {
   const device = get('device');
   const mode = get('mode');
+  const method = get('method');
   const budget = get('memoryBudgetMiB');
   const sweeps = get('selectionSweeps');
   const validSweeps = Array.isArray(sweeps) ? [...new Set(sweeps.filter((s): s is SweepName => (SWEEP_NAMES as readonly unknown[]).includes(s)))] : [];
@@ -43,6 +46,7 @@ export function parseSettings(get: (key: string) => unknown): PatchLensSettings 
     ...(hubEndpoint !== undefined ? { hubEndpoint } : {}),
     resultsFolder: nonEmpty(get('resultsFolder')) ?? DEFAULT_RESULTS_FOLDER,
     mode: (PATCHING_MODES as readonly unknown[]).includes(mode) ? (mode as PatchingMode) : 'fast',
+    ...((METHOD_NAMES as readonly unknown[]).includes(method) ? { method: method as MethodName } : {}),
     selectionSweeps: validSweeps.length > 0 ? validSweeps : DEFAULT_SELECTION_SWEEPS,
   };
 }
@@ -53,6 +57,7 @@ export function engineSettings(s: PatchLensSettings, workspaceRoot: string | und
   return {
     device: s.device,
     mode: s.mode,
+    ...(s.method !== undefined ? { method: s.method } : {}),
     memoryBudgetMiB: s.memoryBudgetMiB,
     ...(s.hubEndpoint !== undefined ? { hubEndpoint: s.hubEndpoint } : {}),
     ...(cacheDir !== undefined ? { cacheDir } : {}),

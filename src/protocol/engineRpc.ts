@@ -17,6 +17,8 @@ export const DEFAULT_MEMORY_BUDGET_MIB = 1024;
 export interface EngineSettings {
   readonly device?: DeviceSetting;
   readonly mode?: PatchingMode;
+  /** Overrides the spec's method (exact patching or attribution estimates). */
+  readonly method?: MethodName;
   /** Working memory for batches of patched runs, MiB. */
   readonly memoryBudgetMiB?: number;
   readonly hubEndpoint?: string;
