@@ -17,7 +17,8 @@ export class AttributionView {
   readonly element = h('section', { className: 'pl-attribution', attrs: { id: 'pl-attribution' } });
   private chart: Chart | undefined;
 
-  render(info: AttributionInfo | undefined, sweep: SweepResult | undefined, theme: Theme): void {
+  /** `cellName` names a flat index of the sweep's values as the strongest-effects list does. */
+  render(info: AttributionInfo | undefined, sweep: SweepResult | undefined, theme: Theme, cellName: (flat: number) => string = String): void {
     this.chart?.destroy();
     this.chart = undefined;
     clear(this.element);
@@ -41,7 +42,7 @@ export class AttributionView {
         attrs: { 'data-spearman': ver.spearman === null ? '' : String(ver.spearman) },
         text:
           `Spearman ρ (estimate vs exact, ${ver.cells.length} cells): ${ver.spearman === null ? 'n/a' : ver.spearman.toFixed(3)}` +
-          (miss ? `; largest miss at cell ${miss.index}: estimate ${shortValue(miss.estimate)}, exact ${shortValue(miss.exact)}` : ''),
+          (miss ? `; largest miss at ${cellName(miss.index)}: estimate ${shortValue(miss.estimate)}, exact ${shortValue(miss.exact)}` : ''),
       }),
     );
     const canvas = h('canvas', { className: 'pl-scatter', attrs: { role: 'img', 'aria-label': 'estimate against exact value', width: '360', height: '260' } });

@@ -17,21 +17,19 @@ export class EffectsList {
   readonly element: HTMLElement;
   private readonly note: HTMLElement;
   private readonly list: HTMLOListElement;
+  private readonly title: HTMLElement;
 
   constructor(private readonly events: EffectsEvents) {
     this.note = h('p', { className: 'pl-effects-note' });
     this.list = h('ol', { className: 'pl-effects-list' });
-    this.element = h(
-      'aside',
-      { className: 'pl-effects', attrs: { 'aria-label': 'Strongest effects' } },
-      h('h2', { className: 'pl-effects-title', text: 'Strongest effects' }),
-      this.note,
-      this.list,
-    );
+    this.title = h('h2', { className: 'pl-effects-title', text: 'Strongest effects' });
+    this.element = h('aside', { className: 'pl-effects', attrs: { 'aria-label': 'Strongest effects' } }, this.title, this.note, this.list);
   }
 
-  render(effects: readonly Effect[], scale: ColorScale): void {
+  /** `estimated`: an attribution run, whose values are first-order estimates rather than measured effects. */
+  render(effects: readonly Effect[], scale: ColorScale, estimated = false): void {
     clear(this.list);
+    this.title.textContent = estimated ? 'Strongest estimated effects' : 'Strongest effects';
     const from = scale.baselines ? `the corrupted baseline (${shortValue(scale.neutral)})` : shortValue(scale.neutral);
     this.note.textContent = effects.length === 0 ? `No cell differs from ${from}.` : `The ${effects.length} cells furthest from ${from}.`;
     for (const e of effects) {

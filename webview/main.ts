@@ -2,7 +2,7 @@ import '../media/panel.css';
 import { type ColorScale, fractionText, sweepScale } from '../src/presentation/colorScale';
 import { headGroups, type HeadGroups } from '../src/presentation/heads';
 import { describeCell, exactValue, notices, summaryParts } from '../src/presentation/resultText';
-import { topEffects } from '../src/presentation/topEffects';
+import { cellName, topEffects } from '../src/presentation/topEffects';
 import type { PlotSpec, SweepName } from '../src/protocol/spec';
 import { plotProblem } from '../src/protocol/spec';
 import { colorBarCssWidth, drawColorBar } from './colorBar';
@@ -152,7 +152,8 @@ function renderSweep(): void {
   view.render({ sweep: data, tokens: shown.tokens, heads, scale, theme, highlight, width: total - barW, viewportHeight: window.innerHeight }, grid);
   facets = grid.facets;
   showScale();
-  attribution.render(shown.result.attribution, data, theme);
+  const strides = data.shape.map((_, k) => data.shape.slice(k + 1).reduce((a, b) => a * b, 1));
+  attribution.render(shown.result.attribution, data, theme, (flat) => cellName(data, strides.map((st, k) => Math.floor(flat / st) % data.shape[k]!), shown!.tokens, heads));
   app.dataset.sweep = sweep ?? '';
 }
 
@@ -166,7 +167,7 @@ function showScale(): void {
   legendEl.appendChild(h('p', { className: 'pl-legend-text', text: scale.legend }));
   for (const n of scale.notes) legendEl.appendChild(h('p', { className: 'pl-notice', text: n }));
   plotControls.showScale(scale);
-  effects.render(topEffects(data, facets, scale, shown.tokens, heads), scale);
+  effects.render(topEffects(data, facets, scale, shown.tokens, heads), scale, shown.result.attribution !== undefined);
 }
 
 function updateScale(): void {
@@ -196,7 +197,13 @@ function showTooltip(cell: HoveredCell | null): void {
   }
   const value = cell.facet.values[cell.row]![cell.col]!;
   const fraction = value === null || !scale ? undefined : fractionText(scale, value);
-  placeTooltip(describeCell(data, shown.tokens, cell.facet.cells[cell.row]![cell.col]!.index, value, { heads, ...(fraction ? { fraction } : {}) }), cell.clientX, cell.clientY);
+  const index = cell.facet.cells[cell.row]![cell.col]!.index;
+  const text = describeCell(data, shown.tokens, index, value, { heads, ...(fraction ? { fraction } : {}) });
+  // An attribution run's values are estimates; a verified cell also says what exact patching measured.
+  const flat = index.reduce((f, x, k) => f * data.shape[k]! + x, 0);
+  const checked = data.verification?.cells.find((c) => c.index === flat);
+  const estimate = shown.result.attribution ? `${text} (estimate)${checked ? `; exact patching: ${exactValue(checked.exact)}` : ''}` : text;
+  placeTooltip(estimate, cell.clientX, cell.clientY);
 }
 
 // ---- messages from the host --------------------------------------------------------------------

@@ -77,9 +77,13 @@ LINEAR_CASES.forEach(([label, over], i) => {
     const { cfg, model } = linearAfterAttention(over, 500 + i);
     const m = await model;
     const sweeps: SweepName[] = ['attn_head_out_by_pos', 'attn_head_out_all_pos'];
-    const spec: ResolvedSpec = { name: 'linear', model: undefined, metric: 'logit_diff', sweeps, prependBos: false, pairs: randomPairs(cfg, 60 + i) };
+    // The stacked sweep: absent key/value heads of a grouped-query model are null in both, nowhere else.
+    const spec: ResolvedSpec = { name: 'linear', model: undefined, metric: 'logit_diff', sweeps: [...sweeps, 'attn_head_all_pos_every'], prependBos: false, pairs: randomPairs(cfg, 60 + i) };
     const est = await runAttribution(m, { ...spec, method: 'atp' });
     const exact = await runPatching(m, spec);
+    const nulls = (r: typeof exact) => r.sweeps.attn_head_all_pos_every!.values.flatMap((v, k) => (v === null ? [k] : []));
+    assert.deepEqual(nulls(est), nulls(exact));
+    assert.equal(nulls(exact).length > 0, cfg.nKvHeads < cfg.nHeads);
     for (const sweep of sweeps) {
       const shape = exact.sweeps[sweep]!.shape;
       const perLayer = shape.slice(1).reduce((a, b) => a * b, 1);

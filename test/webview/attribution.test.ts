@@ -11,7 +11,7 @@ import type { Browser } from 'playwright-core';
 import { verificationOf } from '../../src/engine/attribution/runAttribution';
 import type { PatchResult } from '../../src/protocol/result';
 import { makeResult, SWEEPS } from './fixtures';
-import { buildWebview, launchBrowser, openPanel, OUT_DIR, servePanel } from './harness';
+import { buildWebview, cellCentre, facetBoxes, launchBrowser, openPanel, OUT_DIR, servePanel } from './harness';
 import type { PanelServer } from './harness';
 
 let browser: Browser;
@@ -47,7 +47,19 @@ test('an attribution result: verified cells are marked, the scatter and its agre
   const text = await panel.page.textContent('#pl-attribution');
   assert.match(text ?? '', /AtP\* estimates \(denoising\)/);
   assert.match(text ?? '', new RegExp(`Spearman ρ \\(estimate vs exact, 6 cells\\): ${verification.spearman!.toFixed(3)}`));
-  assert.match(text ?? '', /largest miss at cell/);
+  // The largest miss is named as the strongest-effects list names cells (resid_pre: [layer, pos]).
+  const miss = verification.largestMiss!;
+  const [layer, pos] = [Math.floor(miss.index / sweep.shape[1]!), miss.index % sweep.shape[1]!];
+  assert.ok(text?.includes(`largest miss at L${layer} · pos ${pos} "`), text ?? '');
+  assert.equal(await panel.page.textContent('.pl-effects-title'), 'Strongest estimated effects');
+  // A verified cell's tooltip: the estimate, called one, and what exact patching measured.
+  const top = verification.cells[0]!;
+  const [f] = await facetBoxes(panel.page);
+  const c = cellCentre(f!, Math.floor(top.index / sweep.shape[1]!), top.index % sweep.shape[1]!);
+  await panel.page.mouse.move(c.x, c.y);
+  await panel.page.waitForSelector('#pl-tooltip:not([hidden])');
+  assert.match((await panel.page.textContent('#pl-tooltip')) ?? '', new RegExp(`\\(estimate\\); exact patching: ${String(top.exact).replace('.', '\\.')}$`));
+  await panel.page.mouse.move(1, 1);
   await writeFile(join(OUT_DIR, 'attribution.png'), await panel.page.screenshot({ fullPage: true }));
   assert.deepEqual(panel.errors.map(String), []);
   await panel.page.close();
