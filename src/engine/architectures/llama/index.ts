@@ -1,8 +1,7 @@
-import { CONFIG_LIMITS as LIMIT, type ConfigFields } from '../../model/configFields';
-import type { ModelConfig } from '../../model/config';
+import { CONFIG_LIMITS as LIMIT } from '../../model/configFields';
 import type { Architecture } from '../architecture';
-import { assembleLlama, llamaTensors } from './layout';
-import { ropeInverseFrequencies } from './rope';
+import { attentionBias, byType, noWindows, parseLlamaConfig } from './config';
+import { llamaLayout, PRE_NORMS } from './layout';
 
 /**
  * The Llama family as Hugging Face's modeling_llama computes it, and the two families that differ from it
@@ -10,75 +9,9 @@ import { ropeInverseFrequencies } from './rope';
  * BOS). RMSNorm before attention and MLP, rotary embeddings on whole heads (rotate-half) with rope_theta
  * and optional linear or llama3 scaling, grouped-query attention, SwiGLU, tied or untied unembedding.
  */
-interface Rules {
-  readonly family: string;
-  readonly defaults: { readonly ctx: number; readonly bos: number; readonly eos: number };
-  /** Which attention projections have biases. */
-  readonly attnBiases: (f: ConfigFields) => ModelConfig['attnBiases'];
-  /** Per layer, the sliding window (0: none). */
-  readonly windows: (f: ConfigFields, nLayers: number) => number[];
-  /** TransformerLens's default_prepend_bos for the family (loading_from_pretrained). */
-  readonly defaultPrependBos: boolean;
-}
 
-const ACTIVATIONS = { silu: 'silu', swish: 'silu', gelu: 'gelu', gelu_pytorch_tanh: 'gelu_new', gelu_new: 'gelu_new', relu: 'relu' } as const;
-
-const noWindows = (_: ConfigFields, n: number) => new Array<number>(n).fill(0);
-
-function parseLlamaConfig(f: ConfigFields, r: Rules): Omit<ModelConfig, 'weightsDtype'> {
-  const dModel = f.int('hidden_size', LIMIT.dModel);
-  const nHeads = f.int('num_attention_heads', LIMIT.heads);
-  const nLayers = f.int('num_hidden_layers', LIMIT.layers);
-  const dVocab = f.int('vocab_size', LIMIT.vocab);
-  const dMlp = f.int('intermediate_size', LIMIT.dMlp);
-  const nKvHeads = f.int('num_key_value_heads', LIMIT.heads, nHeads);
-  if (nHeads % nKvHeads !== 0) f.fail('num_key_value_heads', `'num_attention_heads' (${nHeads}) is not a multiple of it; fix the config`);
-  if (!f.has('head_dim') && dModel % nHeads !== 0) f.fail('hidden_size', `it is not divisible by 'num_attention_heads' (${nHeads}) and there is no 'head_dim'; fix the config`);
-  const dHead = f.int('head_dim', LIMIT.dModel, dModel / nHeads);
-  if (dHead % 2 !== 0) f.fail(f.has('head_dim') ? 'head_dim' : 'hidden_size', 'rotary embeddings need an even head dimension; fix the config');
-  if (f.bool('mlp_bias', false)) {
-    f.fail('mlp_bias', "PatchLens's gated MLP (TransformerLens's GatedMLP) has no biases on gate_proj and up_proj; use a checkpoint without MLP biases");
-  }
-  return {
-    architecture: r.family,
-    nLayers,
-    nHeads,
-    nKvHeads,
-    dModel,
-    dHead,
-    dMlp,
-    dVocab,
-    nCtx: f.int('max_position_embeddings', LIMIT.ctx, r.defaults.ctx),
-    norm: 'rmsnorm',
-    normEps: f.num('rms_norm_eps', 0, 1, 1e-6),
-    normPlacement: 'pre',
-    positional: 'rotary',
-    rotary: { dim: dHead, invFreq: ropeInverseFrequencies(f, dHead) },
-    parallelAttnMlp: false,
-    attnOnly: false,
-    gatedMlp: true,
-    activation: f.choice('hidden_act', ACTIVATIONS, 'silu'),
-    attnScale: new Array<number>(nLayers).fill(Math.sqrt(dHead)),
-    window: r.windows(f, nLayers),
-    ...(r.attnBiases(f) ? { attnBiases: r.attnBiases(f) } : {}),
-    tiedEmbeddings: f.bool('tie_word_embeddings', false),
-    unembedBias: false,
-    bosTokenId: f.tokenId('bos_token_id', dVocab, Math.min(r.defaults.bos, dVocab - 1)),
-    eosTokenId: f.tokenId('eos_token_id', dVocab, Math.min(r.defaults.eos, dVocab - 1)),
-    defaultPrependBos: r.defaultPrependBos,
-  };
-}
-
-const byType = (modelType: string, architecture: string) => (c: Readonly<Record<string, unknown>>) =>
-  c.model_type === modelType || (c.model_type === undefined && Array.isArray(c.architectures) && c.architectures.includes(architecture));
-
-/** Shared by the three: they read the same checkpoint layout. */
-const LAYOUT = {
-  weightFormat: 'safetensors',
-  namePrefixes: ['model.'],
-  tensors: llamaTensors,
-  assemble: assembleLlama,
-} as const;
+// Shared by the three: they read the same checkpoint layout.
+const LAYOUT = llamaLayout(PRE_NORMS);
 
 export const llama: Architecture = {
   id: 'llama',
@@ -93,7 +26,7 @@ export const llama: Architecture = {
     parseLlamaConfig(f, {
       family: 'llama',
       defaults: { ctx: 2048, bos: 1, eos: 2 },
-      attnBiases: (c) => (c.bool('attention_bias', false) ? 'qkvo' : undefined),
+      attnBiases: attentionBias,
       windows: noWindows,
       defaultPrependBos: true,
     }),

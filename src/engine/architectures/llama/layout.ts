@@ -1,14 +1,14 @@
 import type { ModelConfig } from '../../model/config';
-import type { BlockWeights, ModelWeights } from '../../model/weights';
+import type { BlockWeights } from '../../model/weights';
 import type { Tensor32 } from '../../tensor';
 import { transposeInto } from '../../tensorOps';
-import { type CheckpointTensors, must } from '../architecture';
+import { type Architecture, must } from '../architecture';
 
 /**
  * Hugging Face's Llama checkpoint layout (LlamaForCausalLM and the families built on it: Mistral, Qwen2,
- * and later Gemma, Qwen3, OLMo 2): nn.Linear weights stored [out, in], heads as row blocks of d_head,
+ * Qwen3, Gemma 2 and 3, OLMo 2): nn.Linear weights stored [out, in], heads as row blocks of d_head,
  * `self_attn.{q,k,v,o}_proj` and `mlp.{gate,up,down}_proj` under `layers.{l}.` (after the `model.` prefix).
- * The attention and MLP parts are separate so a family with other norms can reuse them around its own.
+ * The families differ in their norms (where they sit, q/k norms, Gemma's 1 + w), which `NormLayout` says.
  * Each tensor is converted as soon as it is taken, so the checkpoint's own copy can be freed layer by layer.
  */
 type Get = (name: string) => Tensor32 | undefined;
@@ -73,34 +73,73 @@ export function assembleGatedMlp(cfg: ModelConfig, prefix: string, get: Get): Pi
   };
 }
 
-/** Every tensor of a Llama checkpoint; lm_head only when the unembedding is not tied to embed_tokens. */
-export function llamaTensors(cfg: ModelConfig): CheckpointTensors {
-  const { dModel: D, dVocab: V } = cfg;
-  const required: Shapes = new Map();
-  for (let l = 0; l < cfg.nLayers; l++) {
-    const p = `layers.${l}.`;
-    required.set(`${p}input_layernorm.weight`, [D]);
-    attentionTensors(cfg, `${p}self_attn.`, required);
-    required.set(`${p}post_attention_layernorm.weight`, [D]);
-    gatedMlpTensors(cfg, `${p}mlp.`, required);
-  }
-  required.set('embed_tokens.weight', [V, D]);
-  required.set('norm.weight', [D]);
-  // A tied checkpoint may still carry a copy of lm_head; Hugging Face ignores it, and so it is not read.
-  if (!cfg.tiedEmbeddings) required.set('lm_head.weight', [V, D]);
-  return { required, optional: new Map() };
+/** The block weights a family's RMSNorm gains become. */
+type NormWeight = 'ln1W' | 'ln1PostW' | 'ln2W' | 'ln2PostW';
+
+/**
+ * Where a Llama-layout family keeps its norms: each layer's RMSNorm gains by name (under `layers.{l}.`) and
+ * the block weight each becomes; q/k norms (`self_attn.{q,k}_norm`) follow the config's qkNorm. Gemma
+ * stores w for a gain of (1 + w), formed in float32 as its RMSNorm does.
+ */
+export interface NormLayout {
+  readonly norms: readonly (readonly [name: string, weight: NormWeight])[];
+  readonly gainPlusOne: boolean;
 }
 
-export function assembleLlama(cfg: ModelConfig, get: Get): ModelWeights {
-  const blocks = Array.from({ length: cfg.nLayers }, (_, l): BlockWeights => {
-    const p = `layers.${l}.`;
-    return {
-      ln1W: must(get, `${p}input_layernorm.weight`),
-      ...assembleAttention(cfg, `${p}self_attn.`, get),
-      ln2W: must(get, `${p}post_attention_layernorm.weight`),
-      ...assembleGatedMlp(cfg, `${p}mlp.`, get),
-    };
-  });
-  const wte = must(get, 'embed_tokens.weight');
-  return { wte, blocks, lnfW: must(get, 'norm.weight'), unembed: cfg.tiedEmbeddings ? wte : must(get, 'lm_head.weight') };
+/** Llama, Mistral, Qwen2 and Qwen3: RMSNorm before attention and before the MLP. */
+export const PRE_NORMS: NormLayout = {
+  norms: [
+    ['input_layernorm', 'ln1W'],
+    ['post_attention_layernorm', 'ln2W'],
+  ],
+  gainPlusOne: false,
+};
+
+/** A Llama-layout family's checkpoint reading: its tensors and their conversion, with its norms where `layout` says. */
+export function llamaLayout(layout: NormLayout): Pick<Architecture, 'weightFormat' | 'namePrefixes' | 'tensors' | 'assemble'> {
+  const qkNormShapes = (cfg: ModelConfig): [number, number] | undefined =>
+    cfg.qkNorm === 'head' ? [cfg.dHead, cfg.dHead] : cfg.qkNorm === 'full' ? [cfg.nHeads * cfg.dHead, cfg.nKvHeads * cfg.dHead] : undefined;
+  const gain = (get: Get, name: string): Tensor32 => {
+    const t = must(get, name);
+    if (layout.gainPlusOne) for (let i = 0; i < t.data.length; i++) t.data[i] = 1 + t.data[i]!;
+    return t;
+  };
+  return {
+    weightFormat: 'safetensors',
+    namePrefixes: ['model.'],
+    tensors(cfg) {
+      const { dModel: D, dVocab: V } = cfg;
+      const qk = qkNormShapes(cfg);
+      const required: Shapes = new Map();
+      for (let l = 0; l < cfg.nLayers; l++) {
+        const p = `layers.${l}.`;
+        for (const [name] of layout.norms) required.set(`${p}${name}.weight`, [D]);
+        attentionTensors(cfg, `${p}self_attn.`, required);
+        if (qk) {
+          required.set(`${p}self_attn.q_norm.weight`, [qk[0]]);
+          required.set(`${p}self_attn.k_norm.weight`, [qk[1]]);
+        }
+        gatedMlpTensors(cfg, `${p}mlp.`, required);
+      }
+      required.set('embed_tokens.weight', [V, D]);
+      required.set('norm.weight', [D]);
+      // A tied checkpoint may still carry a copy of lm_head; Hugging Face ignores it, and so it is not read.
+      if (!cfg.tiedEmbeddings) required.set('lm_head.weight', [V, D]);
+      return { required, optional: new Map() };
+    },
+    assemble(cfg, get) {
+      const blocks = Array.from({ length: cfg.nLayers }, (_, l): BlockWeights => {
+        const p = `layers.${l}.`;
+        const norms = Object.fromEntries(layout.norms.map(([name, weight]) => [weight, gain(get, `${p}${name}.weight`)])) as Record<NormWeight, Tensor32>;
+        return {
+          ...norms,
+          ...assembleAttention(cfg, `${p}self_attn.`, get),
+          ...(cfg.qkNorm ? { qNormW: gain(get, `${p}self_attn.q_norm.weight`), kNormW: gain(get, `${p}self_attn.k_norm.weight`) } : {}),
+          ...assembleGatedMlp(cfg, `${p}mlp.`, get),
+        };
+      });
+      const wte = must(get, 'embed_tokens.weight');
+      return { wte, blocks, lnfW: gain(get, 'norm.weight'), unembed: cfg.tiedEmbeddings ? wte : must(get, 'lm_head.weight') };
+    },
+  };
 }

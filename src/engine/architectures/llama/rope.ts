@@ -11,8 +11,15 @@ import type { ConfigFields } from '../../model/configFields';
 export function ropeInverseFrequencies(f: ConfigFields, dim: number, thetaFallback = 10000): number[] {
   const params = f.object('rope_parameters');
   const theta = f.has('rope_theta') ? f.num('rope_theta', 1, Infinity) : (params?.num('rope_theta', 1, Infinity, thetaFallback) ?? thetaFallback);
+  return scaledInverseFrequencies(theta, f.object('rope_scaling') ?? params, dim);
+}
+
+/**
+ * The frequencies of base `theta` with `scaling` applied: a rope_scaling or rope_parameters object (or one
+ * layer type's entry of Gemma 3's rope_parameters), or none.
+ */
+export function scaledInverseFrequencies(theta: number, scaling: ConfigFields | undefined, dim: number): number[] {
   const base = Array.from({ length: dim / 2 }, (_, i) => 1 / theta ** ((2 * i) / dim));
-  const scaling = f.object('rope_scaling') ?? params;
   if (!scaling) return base;
   const key = scaling.has('rope_type') ? 'rope_type' : 'type';
   const type = scaling.str(key, 'default');
@@ -43,7 +50,7 @@ export function ropeInverseFrequencies(f: ConfigFields, dim: number, thetaFallba
     }
     default:
       throw new UserError(
-        `'${scaling.keyPrefix}${key}' in ${f.file} is '${type}'; PatchLens computes rotary embeddings with no scaling or with 'linear' or 'llama3' scaling, not '${type}' (its frequencies or attention scale depend on the sequence length) — use a checkpoint without it`,
+        `'${scaling.keyPrefix}${key}' in ${scaling.file} is '${type}'; PatchLens computes rotary embeddings with no scaling or with 'linear' or 'llama3' scaling, not '${type}' (its frequencies or attention scale depend on the sequence length) — use a checkpoint without it`,
       );
   }
 }
