@@ -1,5 +1,5 @@
 // Writes a random-weight checkpoint in a family's exact hub layout, for tests, demos and benchmarks:
-//   npx tsx scripts/make-checkpoint.ts OUT_DIR [--arch gpt2|gpt_neox|transformer_lens|llama|mistral|qwen2] --layers 2 --heads 4 --d-model 32 --vocab 1000 --ctx 64 --seed 1 ...
+//   npx tsx scripts/make-checkpoint.ts OUT_DIR [--arch gpt2|gpt_neox|transformer_lens|llama|mistral|qwen2|qwen3|gemma2|gemma3_text|olmo2] --layers 2 --heads 4 --d-model 32 --vocab 1000 --ctx 64 --seed 1 ...
 import { parseArgs } from 'node:util';
 import { writeRandomGpt2Checkpoint } from '../test/helpers/checkpoint';
 import { type LlamaArch, writeRandomLlamaCheckpoint } from '../test/helpers/checkpoints/llama';
@@ -10,12 +10,18 @@ const USAGE = `usage: npx tsx scripts/make-checkpoint.ts OUT_DIR [--arch A] [--l
   --arch gpt2              Hugging Face GPT-2 (default); --tokenizer adds GPT-2's tokenizer (needs --vocab 50257)
   --arch gpt_neox          Hugging Face GPT-NeoX / Pythia; --rotary-pct P (default 0.25), --sequential, --tied
   --arch transformer_lens  TransformerLens-native (config.json + model_final.pth); --attn-only, --act solu_ln|gelu|gelu_new|relu, --shortformer
-  --arch llama|mistral|qwen2  Hugging Face Llama layout; --kv-heads N, --head-dim N, --tied, --rope-theta X, --dtype F32|F16|BF16,
-                           --shards N; llama: --attention-bias; mistral, qwen2: --sliding-window N`;
+  --arch llama|mistral|qwen2|qwen3|gemma2|gemma3_text|olmo2  Hugging Face Llama layout; --kv-heads N, --head-dim N, --tied,
+                           --rope-theta X, --dtype F32|F16|BF16, --shards N; llama, qwen3, gemma2, gemma3_text, olmo2: --attention-bias;
+                           mistral, qwen2, qwen3, gemma2, gemma3_text: --sliding-window N; gemma2, gemma3_text: --attn-softcap X,
+                           --final-softcap X, --query-pre-attn-scalar X; gemma3_text: --sliding-window-pattern N, --rope-local-theta X
+                           (Gemma is always tied)`;
 
-const INTS = ['layers', 'heads', 'd-model', 'd-mlp', 'vocab', 'ctx', 'seed', 'kv-heads', 'head-dim', 'shards', 'sliding-window'] as const;
-const ARCHS = ['gpt2', 'gpt_neox', 'transformer_lens', 'llama', 'mistral', 'qwen2'] as const;
-const LLAMAS: readonly string[] = ['llama', 'mistral', 'qwen2'];
+const INTS = ['layers', 'heads', 'd-model', 'd-mlp', 'vocab', 'ctx', 'seed', 'kv-heads', 'head-dim', 'shards', 'sliding-window', 'sliding-window-pattern'] as const;
+const ARCHS = ['gpt2', 'gpt_neox', 'transformer_lens', 'llama', 'mistral', 'qwen2', 'qwen3', 'gemma2', 'gemma3_text', 'olmo2'] as const;
+const LLAMAS: readonly string[] = ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma2', 'gemma3_text', 'olmo2'];
+const GEMMAS: readonly string[] = ['gemma2', 'gemma3_text'];
+// Positive numbers some families take.
+const NUMBERS = ['attn-softcap', 'final-softcap', 'query-pre-attn-scalar', 'rope-local-theta'] as const;
 const DTYPES = ['F32', 'F16', 'BF16'] as const;
 const ACTS = ['solu_ln', 'gelu', 'gelu_new', 'relu'] as const;
 // Which options only some families take.
@@ -23,7 +29,7 @@ const ONLY: Record<string, readonly string[]> = {
   tokenizer: ['gpt2'],
   'rotary-pct': ['gpt_neox'],
   sequential: ['gpt_neox'],
-  tied: ['gpt_neox', ...LLAMAS],
+  tied: ['gpt_neox', 'llama', 'mistral', 'qwen2', 'qwen3', 'olmo2'],
   'attn-only': ['transformer_lens'],
   act: ['transformer_lens'],
   shortformer: ['transformer_lens'],
@@ -32,8 +38,13 @@ const ONLY: Record<string, readonly string[]> = {
   'rope-theta': LLAMAS,
   dtype: LLAMAS,
   shards: LLAMAS,
-  'attention-bias': ['llama'],
-  'sliding-window': ['mistral', 'qwen2'],
+  'attention-bias': ['llama', 'qwen3', ...GEMMAS, 'olmo2'],
+  'sliding-window': ['mistral', 'qwen2', 'qwen3', ...GEMMAS],
+  'attn-softcap': GEMMAS,
+  'final-softcap': GEMMAS,
+  'query-pre-attn-scalar': GEMMAS,
+  'sliding-window-pattern': ['gemma3_text'],
+  'rope-local-theta': ['gemma3_text'],
 };
 
 function main(argv: string[]): number {
@@ -49,6 +60,7 @@ function main(argv: string[]): number {
         'rotary-pct': { type: 'string' },
         act: { type: 'string' },
         'rope-theta': { type: 'string' },
+        ...Object.fromEntries(NUMBERS.map((k) => [k, { type: 'string' }])),
         dtype: { type: 'string' },
         'attention-bias': { type: 'boolean' },
         tokenizer: { type: 'boolean' },
@@ -103,10 +115,12 @@ function main(argv: string[]): number {
   let scale: number | undefined;
   let rotaryPct: number | undefined;
   let ropeTheta: number | undefined;
+  const x: Partial<Record<(typeof NUMBERS)[number], number>> = {};
   try {
     scale = fraction('scale', Infinity);
     rotaryPct = fraction('rotary-pct', 1);
     ropeTheta = fraction('rope-theta', Infinity);
+    for (const k of NUMBERS) x[k] = fraction(k, Infinity);
   } catch (e) {
     console.error((e as Error).message);
     return 2;
@@ -137,8 +151,10 @@ function main(argv: string[]): number {
       return 2;
     }
     writeRandomLlamaCheckpoint(out, {
-      ...shape, arch: arch as LlamaArch, dMlp: shape.dMlp ?? 4 * shape.dModel, nKvHeads: kv, dHead: n['head-dim'], tied: v.tied === true, ropeTheta,
+      ...shape, arch: arch as LlamaArch, dMlp: shape.dMlp ?? 4 * shape.dModel, nKvHeads: kv, dHead: n['head-dim'], ...(v.tied ? { tied: true } : {}), ropeTheta,
       attentionBias: v['attention-bias'] === true, slidingWindow: n['sliding-window'], dtype: dtype as (typeof DTYPES)[number], shards: n.shards,
+      slidingWindowPattern: n['sliding-window-pattern'], attnSoftcap: x['attn-softcap'], finalSoftcap: x['final-softcap'],
+      queryPreAttnScalar: x['query-pre-attn-scalar'], ropeLocalTheta: x['rope-local-theta'],
     });
   } else {
     const act = v.act as string | undefined;

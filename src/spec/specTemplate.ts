@@ -17,7 +17,7 @@ export const NEW_SPEC_TEMPLATE = `// PatchLens activation-patching spec. Each ac
   "model": "gpt2",
 
   // Prepend the model's BOS token to text prompts (default: the model's, as TransformerLens: true,
-  // false for Pythia and Qwen2). Prompts given as token ids (clean_ids / corrupted_ids) are always used as given.
+  // false for Pythia, Qwen2 and Qwen3). Prompts given as token ids (clean_ids / corrupted_ids) are always used as given.
   "prepend_bos": true,
 
   // logit_diff: logit(answer) - logit(wrong) at the last token, mean over pairs.

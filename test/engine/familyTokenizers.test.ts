@@ -112,12 +112,16 @@ const pair = (extra: Record<string, unknown> = {}): PatchSpec => ({
   ...extra,
 });
 
-test('a spec resolves with the family\'s BOS and prepend default: Llama prepends <s> / <|begin_of_text|>, Qwen2 nothing unless asked', async () => {
+test("a spec resolves with the family's BOS and prepend default: Llama prepends <s> / <|begin_of_text|>, Gemma <bos>, OLMo 2 <|endoftext|>, Qwen2 and Qwen3 nothing unless asked", async () => {
   for (const [arch, kind, prepends, bos] of [
     ['llama', 'llama2', true, 1],
     ['llama', 'llama3', true, BYTE_LEVEL_SPECIALS.first],
     ['mistral', 'llama2-metaspace', true, 1],
     ['qwen2', 'qwen2', false, BYTE_LEVEL_SPECIALS.first],
+    ['qwen3', 'qwen2', false, BYTE_LEVEL_SPECIALS.first],
+    ['gemma2', 'gemma', true, 2],
+    ['gemma3_text', 'gemma', true, 2],
+    ['olmo2', 'olmo2', true, BYTE_LEVEL_SPECIALS.first],
   ] as const) {
     const { tok, config } = await modelWith(arch, kind);
     const words = kind.startsWith('llama2') ? { answer: 'Alice', wrong: 'Bob' } : { answer: ' Alice', wrong: ' Bob' };

@@ -332,11 +332,83 @@ function hfRopeInvFreq(c: Json, dim: number): number[] {
   });
 }
 
+/** The sizes a Llama-layout config gives (head_dim: the config's, else the config class's default). */
+interface LlamaDims {
+  D: number;
+  H: number;
+  K: number;
+  E: number;
+  M: number;
+  V: number;
+  L: number;
+}
+
+function llamaDims(c: Json, defaultHeadDim?: number): LlamaDims {
+  const D = c.hidden_size as number;
+  const H = c.num_attention_heads as number;
+  return {
+    D,
+    H,
+    K: (c.num_key_value_heads as number | undefined) ?? H,
+    E: (c.head_dim as number | undefined) ?? defaultHeadDim ?? D / H,
+    M: c.intermediate_size as number,
+    V: c.vocab_size as number,
+    L: c.num_hidden_layers as number,
+  };
+}
+
+/**
+ * The attention and MLP of a Llama-layout checkpoint's layers (modeling_llama's LlamaAttention and
+ * LlamaMLP, which Mistral, Qwen2/3, Gemma 2/3 and OLMo 2 copy), norms left to each family: nn.Linear
+ * projections [out, in] whose output rows are head-major (view(..., heads, head_dim)), biases where the
+ * checkpoint has them, down(act(gate(x)) · up(x)). Returns the blocks, the tensors and their reader.
+ */
+function llamaLayers(dir: string, { D, H, K, E, M, L }: LlamaDims) {
+  const t = rawTensors(dir, ['model.']);
+  const g = (n: string) => f64(t.get(n), n);
+  // q_proj.weight [heads·E, D]: output row h·E + e is head h's dimension e.
+  const perHead = (w: Float64Array, heads: number) => {
+    const out = new Float64Array(heads * D * E);
+    for (let h = 0; h < heads; h++) for (let d = 0; d < D; d++) for (let e = 0; e < E; e++) out[(h * D + d) * E + e] = w[(h * E + e) * D + d]!;
+    return out;
+  };
+  const bias = (n: string, size: number) => (t.has(n) ? g(n) : new Float64Array(size));
+  const blocks = Array.from({ length: L }, (_, l) => {
+    const p = `layers.${l}.`;
+    const a = `${p}self_attn.`;
+    // o_proj.weight [D, H·E]: W_O[h, e, d] = o[d, h·E + e].
+    const o = g(`${a}o_proj.weight`);
+    const W_O = new Float64Array(H * E * D);
+    for (let h = 0; h < H; h++) for (let e = 0; e < E; e++) for (let d = 0; d < D; d++) W_O[(h * E + e) * D + d] = o[d * H * E + h * E + e]!;
+    return {
+      W_Q: perHead(g(`${a}q_proj.weight`), H),
+      b_Q: bias(`${a}q_proj.bias`, H * E),
+      W_K: perHead(g(`${a}k_proj.weight`), K),
+      b_K: bias(`${a}k_proj.bias`, K * E),
+      W_V: perHead(g(`${a}v_proj.weight`), K),
+      b_V: bias(`${a}v_proj.bias`, K * E),
+      W_O,
+      b_O: bias(`${a}o_proj.bias`, D),
+      W_gate: transpose(g(`${p}mlp.gate_proj.weight`), M, D),
+      W_in: transpose(g(`${p}mlp.up_proj.weight`), M, D),
+      b_in: new Float64Array(M),
+      W_out: transpose(g(`${p}mlp.down_proj.weight`), D, M),
+      b_out: new Float64Array(D),
+    };
+  });
+  return { t, g, blocks };
+}
+
+/** tie_word_embeddings (`tiedByDefault` when absent): lm_head shares embed_tokens' weight; as W_U [D, V]. */
+function llamaUnembed(c: Json, g: (n: string) => Float64Array, { D, V }: LlamaDims, tiedByDefault: boolean): Float64Array {
+  const tied = (c.tie_word_embeddings as boolean | undefined) ?? tiedByDefault;
+  return transpose(tied ? g('embed_tokens.weight') : g('lm_head.weight'), V, D);
+}
+
 /**
  * Hugging Face LlamaForCausalLM, MistralForCausalLM and Qwen2ForCausalLM (modeling_llama.py,
  * modeling_mistral.py, modeling_qwen2.py): RMSNorm (input_layernorm, post_attention_layernorm, norm),
- * nn.Linear projections [out, in] whose output rows are head-major (view(..., heads, head_dim)), rotate-half
- * RoPE on q and k, repeat_kv for grouped-query attention, scaling head_dim^-0.5, down(silu(gate(x)) · up(x)).
+ * rotate-half RoPE on q and k, repeat_kv for grouped-query attention, scaling head_dim^-0.5, SwiGLU.
  * Biases: Qwen2 on q/k/v, Llama's attention_bias on q/k/v/o. Sliding windows: Mistral's sliding_window on
  * every layer (the config's default 4096 when absent, none when null); Qwen2's from max_window_layers on
  * when use_sliding_window.
@@ -344,13 +416,8 @@ function hfRopeInvFreq(c: Json, dim: number): number[] {
 const llamaLike: ReferenceFamily = {
   recognizes: (c) => c.model_type === 'llama' || c.model_type === 'mistral' || c.model_type === 'qwen2',
   load(c, dir) {
-    const D = c.hidden_size as number;
-    const H = c.num_attention_heads as number;
-    const K = (c.num_key_value_heads as number | undefined) ?? H;
-    const E = (c.head_dim as number | undefined) ?? D / H;
-    const M = c.intermediate_size as number;
-    const V = c.vocab_size as number;
-    const L = c.num_hidden_layers as number;
+    const dims = llamaDims(c);
+    const { D, H, K, E, M, V, L } = dims;
     const window = (l: number): number => {
       if (c.model_type === 'mistral') return c.sliding_window === null ? 0 : ((c.sliding_window as number | undefined) ?? 4096);
       if (c.model_type === 'qwen2' && c.use_sliding_window === true) return l >= (c.max_window_layers as number) ? (c.sliding_window as number) : 0;
@@ -358,66 +425,162 @@ const llamaLike: ReferenceFamily = {
     };
     const invFreq = hfRopeInvFreq(c, E);
     const cfg = baseConfig({
-      nLayers: L,
-      nHeads: H,
-      nKvHeads: K,
-      dModel: D,
-      dHead: E,
-      dMlp: M,
-      dVocab: V,
-      nCtx: c.max_position_embeddings as number,
-      norm: 'RMS',
-      eps: c.rms_norm_eps as number,
-      positional: 'rotary',
-      rotaryDim: E,
-      rotaryInvFreq: Array.from({ length: L }, () => invFreq),
-      gated: true,
-      act: 'silu',
-      window: Array.from({ length: L }, (_, l) => window(l)),
+      nLayers: L, nHeads: H, nKvHeads: K, dModel: D, dHead: E, dMlp: M, dVocab: V, nCtx: c.max_position_embeddings as number,
+      norm: 'RMS', eps: c.rms_norm_eps as number, positional: 'rotary', rotaryDim: E, rotaryInvFreq: Array.from({ length: L }, () => invFreq),
+      gated: true, act: 'silu', window: Array.from({ length: L }, (_, l) => window(l)),
     });
-    const t = rawTensors(dir, ['model.']);
-    const g = (n: string) => f64(t.get(n), n);
-    const zeros = (n: number) => new Float64Array(n);
-    // q_proj.weight [heads·E, D]: output row h·E + e is head h's dimension e.
-    const perHead = (w: Float64Array, heads: number) => {
-      const out = new Float64Array(heads * D * E);
-      for (let h = 0; h < heads; h++) for (let d = 0; d < D; d++) for (let e = 0; e < E; e++) out[(h * D + d) * E + e] = w[(h * E + e) * D + d]!;
-      return out;
+    const { g, blocks } = llamaLayers(dir, dims);
+    return {
+      cfg,
+      W_E: g('embed_tokens.weight'),
+      embedScale: 1,
+      blocks: blocks.map((b, l) => ({ ...b, ln1W: g(`layers.${l}.input_layernorm.weight`), ln2W: g(`layers.${l}.post_attention_layernorm.weight`) })),
+      lnfW: g('norm.weight'),
+      W_U: llamaUnembed(c, g, dims, false),
+      b_U: new Float64Array(V),
     };
-    const bias = (n: string, size: number) => (t.has(n) ? g(n) : zeros(size));
-    const blocks = Array.from({ length: L }, (_, l) => {
-      const p = `layers.${l}.`;
-      const a = `${p}self_attn.`;
-      // o_proj.weight [D, H·E]: W_O[h, e, d] = o[d, h·E + e].
-      const o = g(`${a}o_proj.weight`);
-      const W_O = new Float64Array(H * E * D);
-      for (let h = 0; h < H; h++) for (let e = 0; e < E; e++) for (let d = 0; d < D; d++) W_O[(h * E + e) * D + d] = o[d * H * E + h * E + e]!;
-      return {
-        ln1W: g(`${p}input_layernorm.weight`),
-        W_Q: perHead(g(`${a}q_proj.weight`), H),
-        b_Q: bias(`${a}q_proj.bias`, H * E),
-        W_K: perHead(g(`${a}k_proj.weight`), K),
-        b_K: bias(`${a}k_proj.bias`, K * E),
-        W_V: perHead(g(`${a}v_proj.weight`), K),
-        b_V: bias(`${a}v_proj.bias`, K * E),
-        W_O,
-        b_O: bias(`${a}o_proj.bias`, D),
-        ln2W: g(`${p}post_attention_layernorm.weight`),
-        W_gate: transpose(g(`${p}mlp.gate_proj.weight`), M, D),
-        W_in: transpose(g(`${p}mlp.up_proj.weight`), M, D),
-        b_in: zeros(M),
-        W_out: transpose(g(`${p}mlp.down_proj.weight`), D, M),
-        b_out: zeros(D),
-      };
+  },
+};
+
+/**
+ * Hugging Face Qwen3ForCausalLM (modeling_qwen3.py): Qwen2's layer with Qwen3RMSNorm q_norm / k_norm over
+ * each head's head_dim, applied to the projections viewed as heads before rotary embeddings. head_dim is
+ * the config's (Qwen3Config's default 128). Biases on q/k/v/o with attention_bias. Layer l is a sliding one
+ * where layer_types says so, else (Qwen3Config) when use_sliding_window and l >= max_window_layers; its
+ * window is sliding_window, kept only when use_sliding_window.
+ */
+const qwen3: ReferenceFamily = {
+  recognizes: (c) => c.model_type === 'qwen3',
+  load(c, dir) {
+    const dims = llamaDims(c, 128);
+    const { D, H, K, E, M, V, L } = dims;
+    const slidingWindow = c.use_sliding_window === true ? ((c.sliding_window as number | null | undefined) ?? 0) : 0;
+    const types = (c.layer_types as string[] | undefined) ?? Array.from({ length: L }, (_, i) => (slidingWindow && i >= ((c.max_window_layers as number | undefined) ?? 28) ? 'sliding_attention' : 'full_attention'));
+    const invFreq = hfRopeInvFreq(c, E);
+    const cfg = baseConfig({
+      nLayers: L, nHeads: H, nKvHeads: K, dModel: D, dHead: E, dMlp: M, dVocab: V, nCtx: c.max_position_embeddings as number,
+      norm: 'RMS', eps: (c.rms_norm_eps as number | undefined) ?? 1e-6, positional: 'rotary', rotaryDim: E, rotaryInvFreq: Array.from({ length: L }, () => invFreq),
+      gated: true, act: 'silu', qkNorm: 'head', window: types.map((t) => (t === 'sliding_attention' ? slidingWindow : 0)),
     });
-    // tie_word_embeddings: lm_head shares embed_tokens' weight.
-    const unembed = c.tie_word_embeddings === true ? g('embed_tokens.weight') : g('lm_head.weight');
-    return { cfg, W_E: g('embed_tokens.weight'), embedScale: 1, blocks, lnfW: g('norm.weight'), W_U: transpose(unembed, V, D), b_U: zeros(V) };
+    const { g, blocks } = llamaLayers(dir, dims);
+    return {
+      cfg,
+      W_E: g('embed_tokens.weight'),
+      embedScale: 1,
+      blocks: blocks.map((b, l) => {
+        const p = `layers.${l}.`;
+        return { ...b, ln1W: g(`${p}input_layernorm.weight`), ln2W: g(`${p}post_attention_layernorm.weight`), qNorm: g(`${p}self_attn.q_norm.weight`), kNorm: g(`${p}self_attn.k_norm.weight`) };
+      }),
+      lnfW: g('norm.weight'),
+      W_U: llamaUnembed(c, g, dims, false),
+      b_U: new Float64Array(V),
+    };
+  },
+};
+
+/**
+ * Hugging Face Olmo2ForCausalLM (modeling_olmo2.py): no input norms; the attention output goes through
+ * post_attention_layernorm and the MLP output through post_feedforward_layernorm before each is added to
+ * the residual (TransformerLens's ln1 and ln2 of a post-norm block). q_norm and k_norm are Olmo2RMSNorms
+ * of width num_heads·head_dim and num_key_value_heads·head_dim, applied to q_proj(x) and k_proj(x) before
+ * the view into heads. head_dim = hidden_size / num_attention_heads; rms_norm_eps defaults to 1e-5.
+ */
+const olmo2: ReferenceFamily = {
+  recognizes: (c) => c.model_type === 'olmo2',
+  load(c, dir) {
+    const dims = llamaDims(c);
+    const { D, H, K, E, M, V, L } = dims;
+    const invFreq = hfRopeInvFreq(c, E);
+    const cfg = baseConfig({
+      nLayers: L, nHeads: H, nKvHeads: K, dModel: D, dHead: E, dMlp: M, dVocab: V, nCtx: c.max_position_embeddings as number,
+      norm: 'RMS', eps: (c.rms_norm_eps as number | undefined) ?? 1e-5, normPlacement: 'post', positional: 'rotary', rotaryDim: E,
+      rotaryInvFreq: Array.from({ length: L }, () => invFreq), gated: true, act: 'silu', qkNorm: 'full',
+    });
+    const { g, blocks } = llamaLayers(dir, dims);
+    return {
+      cfg,
+      W_E: g('embed_tokens.weight'),
+      embedScale: 1,
+      blocks: blocks.map((b, l) => {
+        const p = `layers.${l}.`;
+        return { ...b, ln1W: g(`${p}post_attention_layernorm.weight`), ln2W: g(`${p}post_feedforward_layernorm.weight`), qNorm: g(`${p}self_attn.q_norm.weight`), kNorm: g(`${p}self_attn.k_norm.weight`) };
+      }),
+      lnfW: g('norm.weight'),
+      W_U: llamaUnembed(c, g, dims, false),
+      b_U: new Float64Array(V),
+    };
+  },
+};
+
+/**
+ * Hugging Face Gemma2ForCausalLM and Gemma3ForCausalLM (modeling_gemma2.py, modeling_gemma3.py, text
+ * model_type gemma3_text). Gemma2RMSNorm / Gemma3RMSNorm compute x·rsqrt(mean(x²) + eps)·(1.0 + w.float()):
+ * the gain 1 + w is formed in float32. Each layer: input_layernorm → attention → post_attention_layernorm,
+ * added; pre_feedforward_layernorm → MLP → post_feedforward_layernorm, added. The model multiplies the
+ * embeddings by torch.tensor(hidden_size**0.5) in the activations' dtype (float32 here). Attention scores
+ * are q·k times query_pre_attn_scalar**-0.5, then (when attn_logit_softcapping is not None) divided by the
+ * cap, tanh'd and multiplied back, then masked; logits get the same with final_logit_softcapping. MLP:
+ * ACT2FN[hidden_activation] (gelu_pytorch_tanh) on gate_proj. Sliding layers see keys q − window < k ≤ q:
+ * Gemma 2's are the even layers (not bool(layer_idx % 2)), Gemma 3's those with (l + 1) %
+ * sliding_window_pattern != 0, unless the config lists layer_types. Gemma 3 adds Gemma3RMSNorm q_norm /
+ * k_norm over head_dim before rotary embeddings, and its sliding layers use rotary_emb_local: a copy of the
+ * config with rope_theta = rope_local_base_freq and default (unscaled) rope; the global layers keep
+ * rope_theta and rope_scaling (Transformers 5 writes both as rope_parameters per layer type).
+ */
+const gemma: ReferenceFamily = {
+  recognizes: (c) => c.model_type === 'gemma2' || c.model_type === 'gemma3_text',
+  load(c, dir) {
+    const three = c.model_type === 'gemma3_text';
+    const dims = llamaDims(c, 256);
+    const { D, H, K, E, M, V, L } = dims;
+    const pattern = (c.sliding_window_pattern as number | undefined) ?? 6;
+    const sliding = (l: number) =>
+      Array.isArray(c.layer_types) ? c.layer_types[l] === 'sliding_attention' : three ? (l + 1) % pattern !== 0 : l % 2 === 0;
+    const window = (c.sliding_window as number | undefined) ?? 4096;
+    const nested = c.rope_parameters as { full_attention?: Json; sliding_attention?: Json } | undefined;
+    const globalRope = nested?.full_attention
+      ? hfRopeInvFreq({ rope_theta: nested.full_attention.rope_theta, rope_scaling: nested.full_attention }, E)
+      : hfRopeInvFreq({ ...c, rope_theta: (c.rope_theta as number | undefined) ?? (three ? 1e6 : 1e4) }, E);
+    const localRope = nested?.sliding_attention
+      ? hfRopeInvFreq({ rope_theta: nested.sliding_attention.rope_theta, rope_scaling: nested.sliding_attention }, E)
+      : hfRopeInvFreq({ rope_theta: (c.rope_local_base_freq as number | undefined) ?? 1e4 }, E);
+    const cap = (key: string, fallback: number) => (c[key] === null ? 0 : ((c[key] as number | undefined) ?? fallback));
+    const qpas = (c.query_pre_attn_scalar as number | undefined) ?? 256;
+    const act = ((c.hidden_activation as string | undefined) ?? 'gelu_pytorch_tanh') === 'gelu_pytorch_tanh' ? 'gelu_new' : (c.hidden_activation as RefConfig['act']);
+    const cfg = baseConfig({
+      nLayers: L, nHeads: H, nKvHeads: K, dModel: D, dHead: E, dMlp: M, dVocab: V, nCtx: c.max_position_embeddings as number,
+      norm: 'RMS', eps: (c.rms_norm_eps as number | undefined) ?? 1e-6, normPlacement: 'pre_post', positional: 'rotary', rotaryDim: E,
+      rotaryInvFreq: Array.from({ length: L }, (_, l) => (three && sliding(l) ? localRope : globalRope)),
+      gated: true, act, attnScale: new Array<number>(L).fill(1 / qpas ** -0.5),
+      attnSoftcap: cap('attn_logit_softcapping', three ? 0 : 50), finalSoftcap: cap('final_logit_softcapping', three ? 0 : 30),
+      qkNorm: three ? 'head' : null, window: Array.from({ length: L }, (_, l) => (sliding(l) ? window : 0)),
+    });
+    const { g, blocks } = llamaLayers(dir, dims);
+    const gain = (n: string) => g(n).map((w) => Math.fround(1 + w));
+    return {
+      cfg,
+      W_E: g('embed_tokens.weight'),
+      embedScale: Math.fround(D ** 0.5),
+      blocks: blocks.map((b, l) => {
+        const p = `layers.${l}.`;
+        return {
+          ...b,
+          ln1W: gain(`${p}input_layernorm.weight`),
+          ln1PostW: gain(`${p}post_attention_layernorm.weight`),
+          ln2W: gain(`${p}pre_feedforward_layernorm.weight`),
+          ln2PostW: gain(`${p}post_feedforward_layernorm.weight`),
+          ...(three ? { qNorm: gain(`${p}self_attn.q_norm.weight`), kNorm: gain(`${p}self_attn.k_norm.weight`) } : {}),
+        };
+      }),
+      lnfW: gain('norm.weight'),
+      W_U: llamaUnembed(c, g, dims, true),
+      b_U: new Float64Array(V),
+    };
   },
 };
 
 /** Every family the reference reads; a new family adds its adapter here. */
-const FAMILIES: readonly ReferenceFamily[] = [gpt2, gptNeox, transformerLens, llamaLike];
+const FAMILIES: readonly ReferenceFamily[] = [gpt2, gptNeox, transformerLens, llamaLike, qwen3, olmo2, gemma];
 
 const loaded = new Map<string, RefModel>();
 

@@ -1,8 +1,10 @@
 /**
- * tokenizer.json and tokenizer_config.json files in the formats the Llama family's hub repos ship, with
- * small vocabularies built here: Llama 2 / TinyLlama's SentencePiece BPE (byte fallback, '▁' for spaces,
- * either as Prepend + Replace normalizers or as a Metaspace pre-tokenizer), Llama 3's byte-level BPE with
- * <|begin_of_text|>, Qwen2's byte-level BPE whose tokenizer has no BOS token.
+ * tokenizer.json and tokenizer_config.json files in the formats the Llama-layout families' hub repos
+ * ship, with small vocabularies built here: Llama 2 / TinyLlama's SentencePiece BPE (byte fallback, '▁'
+ * for spaces, either as Prepend + Replace normalizers or as a Metaspace pre-tokenizer), Gemma's (<pad>
+ * <eos> <bos> <unk> first, spaces replaced without a '▁' put before the text), Llama 3's byte-level BPE
+ * with <|begin_of_text|>, Qwen2's and Qwen3's byte-level BPE whose tokenizer has no BOS token, OLMo 2's
+ * byte-level BPE whose BOS is <|endoftext|>.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,17 +16,20 @@ const added = (id: number, content: string) => ({ id, content, single_word: fals
 
 const addedTokenObject = (content: string) => ({ __type: 'AddedToken', content, lstrip: false, normalized: false, rstrip: false, single_word: false });
 
+const LLAMA2_SPECIALS = ['<unk>', '<s>', '</s>'];
+const GEMMA_SPECIALS = ['<pad>', '<eos>', '<bos>', '<unk>'];
+
 /** Words of the SentencePiece vocabulary (each becomes one token through a chain of merges). */
 const SP_WORDS = ['Hello', 'world', 'Alice', 'Bob', 'Mary', 'John', 'went', 'to', 'the', 'store', 'and', 'gave', 'a', 'drink'];
 
 /**
- * A SentencePiece-style BPE vocabulary: <unk> <s> </s>, the 256 byte tokens <0x00>…<0xFF>, single
+ * A SentencePiece-style BPE vocabulary: the special tokens (Llama 2's <unk> <s> </s>), the 256 byte tokens <0x00>…<0xFF>, single
  * characters (ASCII letters, ',', '.', 'ü', '▁'), then '▁'+word for each word with the merges that build
  * it left to right. Characters outside it ('ï', emoji, '\n') fall back to bytes, as in Llama 2.
  */
-function sentencePieceModel(): { vocab: Record<string, number>; merges: string[] } {
-  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
-  let next = 3;
+function sentencePieceModel(specials: readonly string[] = LLAMA2_SPECIALS): { vocab: Record<string, number>; merges: string[] } {
+  const vocab: Record<string, number> = Object.fromEntries(specials.map((t, i) => [t, i]));
+  let next = specials.length;
   for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = next++;
   const add = (piece: string) => {
     if (!(piece in vocab)) vocab[piece] = next++;
@@ -89,6 +94,27 @@ export function llama2TokenizerConfig(): object {
     sp_model_kwargs: {},
     tokenizer_class: 'LlamaTokenizer',
     unk_token: addedTokenObject('<unk>'),
+  };
+}
+
+/** Gemma's tokenizer.json: <bos> is id 2; spaces become '▁' (a Replace normalizer) and nothing is put before the text. */
+export function gemmaTokenizerJson(): object {
+  const { vocab, merges } = sentencePieceModel(GEMMA_SPECIALS);
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: GEMMA_SPECIALS.map((t, i) => added(i, t)),
+    normalizer: { type: 'Replace', pattern: { String: ' ' }, content: META },
+    pre_tokenizer: null,
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<bos>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [{ SpecialToken: { id: '<bos>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<bos>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      special_tokens: { '<bos>': { id: '<bos>', ids: [2], tokens: ['<bos>'] } },
+    },
+    decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: META }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }] },
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges },
   };
 }
 
@@ -160,7 +186,7 @@ export function qwen2TokenizerJson(): object {
   };
 }
 
-export type FamilyTokenizer = 'llama2' | 'llama2-metaspace' | 'llama3' | 'qwen2';
+export type FamilyTokenizer = 'llama2' | 'llama2-metaspace' | 'llama3' | 'qwen2' | 'gemma' | 'olmo2';
 
 /** Writes one family's tokenizer.json and tokenizer_config.json into `dir`. */
 export function writeFamilyTokenizer(dir: string, kind: FamilyTokenizer): void {
@@ -169,6 +195,9 @@ export function writeFamilyTokenizer(dir: string, kind: FamilyTokenizer): void {
     'llama2-metaspace': [llama2TokenizerJson('metaspace'), llama2TokenizerConfig()],
     llama3: [llama3TokenizerJson(), { bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>', clean_up_tokenization_spaces: true, model_max_length: 131072, tokenizer_class: 'PreTrainedTokenizerFast' }],
     qwen2: [qwen2TokenizerJson(), { add_prefix_space: false, bos_token: null, clean_up_tokenization_spaces: false, eos_token: '<|endoftext|>', errors: 'replace', model_max_length: 131072, pad_token: '<|endoftext|>', split_special_tokens: false, tokenizer_class: 'Qwen2Tokenizer' }],
+    gemma: [gemmaTokenizerJson(), { add_bos_token: true, add_eos_token: false, bos_token: '<bos>', eos_token: '<eos>', pad_token: '<pad>', unk_token: '<unk>', spaces_between_special_tokens: false, tokenizer_class: 'GemmaTokenizer' }],
+    // OLMo 2's tokenizer names <|endoftext|> as both BOS and EOS but does not add it; TransformerLens prepends it.
+    olmo2: [qwen2TokenizerJson(), { add_bos_token: false, add_eos_token: false, bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', model_max_length: 4096, tokenizer_class: 'GPT2Tokenizer' }],
   };
   const [json, config] = files[kind];
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
@@ -177,5 +206,6 @@ export function writeFamilyTokenizer(dir: string, kind: FamilyTokenizer): void {
 
 /** The vocabulary size a model needs for each kind. */
 export function familyTokenizerVocab(kind: FamilyTokenizer): number {
+  if (kind === 'gemma') return Object.keys(sentencePieceModel(GEMMA_SPECIALS).vocab).length;
   return kind.startsWith('llama2') ? Object.keys(sentencePieceModel().vocab).length : BYTE_LEVEL_SPECIALS.second + 1;
 }

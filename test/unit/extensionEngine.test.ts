@@ -53,7 +53,9 @@ test("the engine lists the families it reads with their hub examples, for Select
   const { ARCHITECTURES } = await import('../../src/engine/architectures/registry');
   assert.deepEqual(families.map((f) => f.id), ARCHITECTURES.map((a) => a.id));
   const examples = families.flatMap((f) => f.examples.map((e) => e.id));
-  for (const id of ['gpt2', 'meta-llama/Llama-3.2-1B', 'Qwen/Qwen2.5-0.5B', 'HuggingFaceTB/SmolLM2-135M', 'TinyLlama/TinyLlama-1.1B-Chat-v1.0']) assert.ok(examples.includes(id), id);
+  for (const id of ['gpt2', 'meta-llama/Llama-3.2-1B', 'Qwen/Qwen2.5-0.5B', 'HuggingFaceTB/SmolLM2-135M', 'TinyLlama/TinyLlama-1.1B-Chat-v1.0', 'google/gemma-2-2b', 'google/gemma-3-1b-pt', 'Qwen/Qwen3-0.6B', 'allenai/OLMo-2-0425-1B']) {
+    assert.ok(examples.includes(id), id);
+  }
   assert.ok(families.every((f) => f.label.length > 0 && f.examples.every((e) => e.description.length > 0)));
 });
 

@@ -5,11 +5,14 @@ import { UserError } from '../../common/userError';
 import type { Architecture } from './architecture';
 import { gpt2 } from './gpt2';
 import { gptNeox } from './gptNeox';
+import { gemma2, gemma3 } from './gemma';
 import { llama, mistral, qwen2 } from './llama';
+import { olmo2 } from './olmo2';
+import { qwen3 } from './qwen3';
 import { transformerLens } from './transformerLens';
 
 /** Every family PatchLens reads, in the order a config.json is offered to them. */
-export const ARCHITECTURES: readonly Architecture[] = [gpt2, gptNeox, transformerLens, llama, mistral, qwen2];
+export const ARCHITECTURES: readonly Architecture[] = [gpt2, gptNeox, transformerLens, llama, mistral, qwen2, qwen3, gemma2, gemma3, olmo2];
 
 const describeConfig = (c: Readonly<Record<string, unknown>>): string => {
   if (typeof c.model_type === 'string') return `model_type '${c.model_type}'`;
@@ -25,9 +28,7 @@ export function architectureOf(json: unknown, file: string): Architecture {
   const c = json as Record<string, unknown>;
   const arch = ARCHITECTURES.find((a) => a.recognizes(c));
   if (!arch) {
-    throw new UserError(
-      `unknown architecture (${describeConfig(c)}) in ${file}; PatchLens supports ${ARCHITECTURES.map((a) => a.label).join(', ')} checkpoints`,
-    );
+    throw new UserError(`unknown architecture (${describeConfig(c)}) in ${file}; PatchLens supports ${ARCHITECTURES.map((a) => a.label).join(', ')} checkpoints`);
   }
   return arch;
 }
