@@ -291,6 +291,25 @@ export const LLAMA_3_2_1B: RandomLlamaOptions = {
   dtype: 'BF16',
 };
 
+/** Gemma 2 2B's config.json (google/gemma-2-2b): 26 layers alternating local and global, head_dim 256, soft-caps 50 and 30, tied. */
+export const GEMMA_2_2B: RandomLlamaOptions = {
+  arch: 'gemma2',
+  nLayers: 26,
+  nHeads: 8,
+  nKvHeads: 4,
+  dModel: 2304,
+  dHead: 256,
+  dMlp: 9216,
+  dVocab: 256000,
+  nCtx: 8192,
+  seed: 2,
+  queryPreAttnScalar: 256,
+  slidingWindow: 4096,
+  bosTokenId: 2,
+  eosTokenId: 1,
+  dtype: 'BF16',
+};
+
 /**
  * A checkpoint of a large shape in bfloat16 without ever holding it: each tensor is streamed chunk by
  * chunk, matrices as runs copied from random offsets of one block of uniform random values of the usual
