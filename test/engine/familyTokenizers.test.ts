@@ -62,10 +62,29 @@ for (const kind of ['llama2', 'llama2-metaspace'] as const) {
   });
 }
 
+test("gemma (SentencePiece BPE, spaces replaced, no '▁' put before the text): pieces, ranges, the template's <bos> not added, BOS <bos>", async () => {
+  const { tok } = await modelWith('gemma2', 'gemma');
+  const e = tok.encode(TEXT);
+  const strings = e.ids.map((id) => tok.tokenString(id));
+  const pieces = e.ranges.map(([a, b]) => TEXT.slice(a, b));
+  // The text's first word has no word-start marker, so it is not the vocabulary's '▁Hello' but its letters
+  // (real Gemma vocabularies hold both); the template's <bos> is TransformerLens's to add, not the encoder's.
+  assert.deepEqual(strings.slice(0, 10), ['H', 'e', 'l', 'l', 'o', ' world', ',', ' Alice', ' went', ' to']);
+  assert.deepEqual(pieces.slice(0, 10), strings.slice(0, 10));
+  assert.deepEqual(pieces.slice(-10), [' ', '😀', '😀', '😀', '😀', ' ', 'ü', 'n', 'ï', 'ï']);
+  strings.forEach((s, i) => !/\ufffd/.test(s) && assert.equal(s, pieces[i], `token ${i}`));
+  assertTiles(TEXT, e.ranges);
+  assert.equal(tok.decode(e.ids), TEXT);
+  assert.equal(tok.bosTokenId, 2);
+  assert.equal(tok.tokenString(2), '<bos>');
+});
+
 for (const [kind, arch, bos, bosText] of [
   ['llama3', 'llama', BYTE_LEVEL_SPECIALS.first, '<|begin_of_text|>'],
   // Qwen's tokenizer has no BOS token; TransformerLens then uses its EOS token, <|endoftext|>.
   ['qwen2', 'qwen2', BYTE_LEVEL_SPECIALS.first, '<|endoftext|>'],
+  // OLMo 2's names <|endoftext|> as its BOS (and EOS) without adding it; TransformerLens prepends it.
+  ['olmo2', 'olmo2', BYTE_LEVEL_SPECIALS.first, '<|endoftext|>'],
 ] as const) {
   test(`${kind} (byte-level BPE): ranges tile the text, BOS is ${bosText}`, async () => {
     const { tok } = await modelWith(arch, kind);
@@ -138,7 +157,7 @@ test("a spec resolves with the family's BOS and prepend default: Llama prepends 
   }
 });
 
-test("answer checks: on SentencePiece vocabularies ' Alice' is two tokens and the message says to drop the space; on byte-level ones to add it", async () => {
+test("answer checks: on Llama 2's SentencePiece vocabulary ' Alice' is two tokens and the message says to drop the space; on byte-level ones and Gemma's to add it", async () => {
   const sp = await modelWith('llama', 'llama2');
   const spaced = pair();
   spaced.pairs![0] = { ...spaced.pairs![0]!, answer: ' Alice' };
@@ -150,6 +169,11 @@ test("answer checks: on SentencePiece vocabularies ' Alice' is two tokens and th
   const bare = pair();
   bare.pairs![0] = { ...bare.pairs![0]!, answer: 'drink' };
   assert.throws(() => resolveSpec(bare, bl.tok, bl.config, { file: 'x.patch.json' }), /add a leading space: ' drink' is one token/);
+  // Gemma's SentencePiece vocabulary puts no marker before the text: there, as on byte-level ones, the space belongs to the word.
+  const gemma = await modelWith('gemma2', 'gemma');
+  const unspaced = pair();
+  unspaced.pairs![0] = { ...unspaced.pairs![0]!, answer: 'Alice' };
+  assert.throws(() => resolveSpec(unspaced, gemma.tok, gemma.config, { file: 'x.patch.json' }), /'Alice' is 5 tokens .*add a leading space: ' Alice' is one token/);
 });
 
 test('the result file of a run on a GQA Llama records the family, n_key_value_heads, the stored dtype and null KV cells', async () => {

@@ -93,7 +93,7 @@ export const gemma2: Architecture = {
   id: 'gemma2',
   label: 'Gemma 2',
   examples: [
-    { id: 'google/gemma-2-2b', description: `Gemma 2 2B, the model of Gemma Scope's SAEs (10.5 GB of float32 weights; ${LICENCE})` },
+    { id: 'google/gemma-2-2b', description: `Gemma 2 2B, which Gemma Scope's SAEs cover (10.5 GB of float32 weights; ${LICENCE})` },
     { id: 'google/gemma-2-2b-it', description: 'Gemma 2 2B instruction-tuned' },
   ],
   recognizes: byType('gemma2', 'Gemma2ForCausalLM'),

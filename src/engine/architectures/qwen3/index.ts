@@ -13,7 +13,7 @@ export const qwen3: Architecture = {
   id: 'qwen3',
   label: 'Qwen3',
   examples: [
-    { id: 'Qwen/Qwen3-0.6B', description: "Qwen3 0.6B, the model of circuit-tracer's transcoders" },
+    { id: 'Qwen/Qwen3-0.6B', description: 'Qwen3 0.6B, one of the Qwen3 models circuit-tracer has transcoders for' },
     { id: 'Qwen/Qwen3-0.6B-Base', description: 'Qwen3 0.6B before instruction tuning' },
     { id: 'Qwen/Qwen3-1.7B', description: 'Qwen3 1.7B' },
   ],
