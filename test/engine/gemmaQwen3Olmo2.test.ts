@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseModelConfig } from '../../src/engine/architectures/registry';
+import { allHookNames } from '../../src/engine/hooks';
 import { loadCheckpoint } from '../../src/engine/model/checkpoint';
 import type { ModelConfig } from '../../src/engine/model/config';
 import { modelParamCount } from '../../src/engine/model/weights';
@@ -18,7 +19,7 @@ import { seededInts } from '../../src/engine/random';
 import { UserError } from '../../src/common/userError';
 import { makeTmpDir } from '../helpers/checkpoint';
 import { llamaConfigJson, type RandomLlamaOptions, writeRandomLlamaCheckpoint } from '../helpers/checkpoints/llama';
-import { expectGoldenMatches } from '../helpers/golden';
+import { expectGoldenMatches, GOLDEN_ROOT } from '../helpers/golden';
 import { loadTestModel, maxAbsDiff, type TestModel } from '../helpers/models';
 import { referenceForward } from '../helpers/reference';
 import { expectForwardMatches, expectSweepsMatch, sweepsOf } from '../helpers/referenceChecks';
@@ -83,6 +84,33 @@ for (const [label, o, { sweeps }] of CASES) {
     });
   }
 }
+
+test("every block's hook points named as TransformerLens names them (attn.hook_result aside), in forward order: ln1_post / ln2_post before hook_attn_out / hook_mlp_out on Gemma, OLMo 2's ln1 / ln2 after them", () => {
+  const attn = (qkNorm: boolean) => [
+    'attn.hook_q', 'attn.hook_k', 'attn.hook_v',
+    ...(qkNorm ? ['attn.q_norm.hook_scale', 'attn.q_norm.hook_normalized', 'attn.k_norm.hook_scale', 'attn.k_norm.hook_normalized'] : []),
+    // One scores hook, after the soft-cap and the mask: TransformerLens has none on uncapped scores.
+    'attn.hook_rot_q', 'attn.hook_rot_k', 'attn.hook_attn_scores', 'attn.hook_pattern', 'attn.hook_z',
+  ];
+  const ln = (name: string) => [`${name}.hook_scale`, `${name}.hook_normalized`];
+  const mlp = ['mlp.hook_pre', 'mlp.hook_pre_linear', 'mlp.hook_post'];
+  const gemma = (qkNorm: boolean) => [
+    'hook_resid_pre', ...ln('ln1'), ...attn(qkNorm), ...ln('ln1_post'), 'hook_attn_out',
+    'hook_resid_mid', ...ln('ln2'), ...mlp, ...ln('ln2_post'), 'hook_mlp_out', 'hook_resid_post',
+  ];
+  const expected: Record<string, string[]> = {
+    'gemma2-2l4h': gemma(false),
+    'gemma3-2l4h': gemma(true),
+    'qwen3-2l4h': ['hook_resid_pre', ...ln('ln1'), ...attn(true), 'hook_attn_out', 'hook_resid_mid', ...ln('ln2'), ...mlp, 'hook_mlp_out', 'hook_resid_post'],
+    // OLMo 2: ln1 and ln2 normalise the sublayers' outputs, after hook_attn_out and hook_mlp_out.
+    'olmo2-2l4h': ['hook_resid_pre', ...attn(true), 'hook_attn_out', ...ln('ln1'), 'hook_resid_mid', ...mlp, 'hook_mlp_out', ...ln('ln2'), 'hook_resid_post'],
+  };
+  for (const [name, hooks] of Object.entries(expected)) {
+    const { config } = loadCheckpoint(join(GOLDEN_ROOT, name, 'model'));
+    const blocks = Array.from({ length: config.nLayers }, (_, l) => hooks.map((h) => `blocks.${l}.${h}`));
+    assert.deepEqual(allHookNames(config), ['hook_embed', ...blocks.flat(), 'ln_final.hook_scale', 'ln_final.hook_normalized'], name);
+  }
+});
 
 const close = (a: number, b: number) => Math.abs(a - b) <= 1e-14 * Math.abs(b);
 

@@ -98,7 +98,9 @@ async function expectGradientsMatch(model: HookedTransformer, ref: RefModel, see
   });
 }
 
-for (const family of ['gpt2-2l4h', 'neox-2l4h', 'neel-attn-only-2l4h']) {
+// The golden checkpoints of every family, read by the real loader: Gemma 2's soft-caps and window, Gemma 3's
+// q/k norms and two rope bases, Qwen3's head_dim, OLMo 2's norms after the sublayers, as their hubs store them.
+for (const family of ['gpt2-2l4h', 'neox-2l4h', 'neel-attn-only-2l4h', 'llama-2l4h-gqa', 'gemma2-2l4h', 'gemma3-2l4h', 'qwen3-2l4h', 'olmo2-2l4h']) {
   test(`${family}: the gradient of every hook point equals float64 finite differences of the reference`, async () => {
     const m = await loadTestModel(join(GOLDEN_ROOT, family, 'model'));
     await expectGradientsMatch(m.model, m.ref, 11);
