@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { MetricBackward } from '../../src/engine/attribution/gradients';
 import { HookedTransformer } from '../../src/engine/hookedTransformer';
-import { allHookNames } from '../../src/engine/hooks';
+import { allHookNames, type BlockHook, blockHookName } from '../../src/engine/hooks';
+import type { Tensor32 } from '../../src/engine/tensor';
 import type { ModelConfig } from '../../src/engine/model/config';
 import { Metric } from '../../src/engine/patching/metrics';
 import { seededInts } from '../../src/engine/random';
@@ -61,7 +62,12 @@ function refMetric(name: MetricName, pairs: ResolvedPair[], cleanLogits: RefActi
   };
 }
 
-async function expectGradientsMatch(model: HookedTransformer, ref: RefModel, seed: number, metricName: MetricName = 'logit_diff'): Promise<void> {
+/**
+ * With `only`, the gradients of those block hooks alone, a block at a time, from a run given to `start`
+ * (attribution's path: the norms no hook reads stay fused, a logit difference's unembedding reads two
+ * columns); without, every hook point's from `all`.
+ */
+async function expectGradientsMatch(model: HookedTransformer, ref: RefModel, seed: number, metricName: MetricName = 'logit_diff', only?: BlockHook[]): Promise<void> {
   const cfg = model.cfg;
   const pairs = pairsFor(cfg, seed);
   const ids = pairs.map((p) => p.corrupted);
@@ -71,13 +77,30 @@ async function expectGradientsMatch(model: HookedTransformer, ref: RefModel, see
   // kl_divergence compares with a "clean" distribution: here another run's (the rows reversed).
   const other = await model.forward([...ids].reverse(), { logitRows: rows });
   metric.setCleanLogits(other.logits.data);
-  const back = await MetricBackward.start(model, ids, metric, rows);
-  const grads = await back.all();
+  let grads: Map<string, Tensor32>;
+  let back: MetricBackward;
+  let names: string[];
+  if (only) {
+    const capture = [...Array.from({ length: cfg.nLayers }, (_, l) => blockHookName(l, 'hook_resid_pre')), blockHookName(cfg.nLayers - 1, 'hook_resid_post')];
+    const run = await model.forward(ids, { capture, logitRows: rows });
+    back = await MetricBackward.start(model, ids, metric, rows, { run: { cache: run.cache, logits: run.logits.data } });
+    grads = new Map();
+    let g = back.gradFinal;
+    for (let l = cfg.nLayers - 1; l >= 0; l--) {
+      const r = await back.block(l, g, { grads: only });
+      for (const [h, t] of r.grads) grads.set(blockHookName(l, h), t);
+      g = r.gradInput;
+    }
+    names = [...grads.keys()];
+  } else {
+    back = await MetricBackward.start(model, ids, metric, rows);
+    grads = await back.all();
+    names = allHookNames(cfg);
+  }
   const refRun = referenceForward(ref, ids);
   const refM = refMetric(metricName, pairs, referenceForward(ref, [...ids].reverse()).logits);
   assert.ok(Math.abs(back.value - refM(refRun.logits)) < 1e-4, `metric ${back.value} vs reference ${refM(refRun.logits)}`);
-  const names = allHookNames(cfg);
-  assert.deepEqual([...grads.keys()].sort(), [...names].sort(), 'a gradient for every hook point');
+  if (!only) assert.deepEqual([...grads.keys()].sort(), [...names].sort(), 'a gradient for every hook point');
   names.forEach((name, k) => {
     // The engine adds shortformer positions from the weights inside each block and only reports
     // hook_pos_embed (patching it changes nothing there); TransformerLens's blocks read the hooked value.
@@ -104,6 +127,13 @@ for (const family of ['gpt2-2l4h', 'neox-2l4h', 'neel-attn-only-2l4h', 'llama-2l
   test(`${family}: the gradient of every hook point equals float64 finite differences of the reference`, async () => {
     const m = await loadTestModel(join(GOLDEN_ROOT, family, 'model'));
     await expectGradientsMatch(m.model, m.ref, 11);
+  });
+}
+
+for (const family of ['gpt2-2l4h', 'neox-2l4h']) {
+  test(`${family}: the hooks attribution reads, with the norms fused and two columns of the unembedding, equal finite differences`, async () => {
+    const m = await loadTestModel(join(GOLDEN_ROOT, family, 'model'));
+    await expectGradientsMatch(m.model, m.ref, 13, 'logit_diff', ['hook_resid_pre', 'attn.hook_z', 'attn.hook_pattern', 'hook_mlp_out', 'hook_resid_post']);
   });
 }
 

@@ -16,19 +16,22 @@
  *
  * Estimates are of the sweep's exact patching (the run is the corrupted prompts, the source the clean
  * ones, for TransformerLens's denoising; the reverse for noising), summed over exactly the cells each
- * slot's patch overwrites, in every batch row.
+ * slot's patch overwrites, in every batch row. They are computed a simple sweep at a time, in typed
+ * arrays: per hook, (source − run) · gradient summed over each mask cell's vector and the batch, then
+ * each sweep's slots as sums of those cells (a map from cell to slot made once per sweep).
  */
 import * as ort from 'onnxruntime-node';
 import { throwIfCancelled } from '../cancel';
 import { buildBlockGraph } from '../graph/blockGraph';
 import { variantKey } from '../graph/hookPoint';
 import { type BlockHook, blockHookName, hookInfo, hookMaskShape } from '../hooks';
+import type { ModelConfig } from '../model/config';
 import { metricRows, type PatchProblem } from '../patching/problem';
-import { forEachSlotCell } from '../patching/patchMask';
-import type { PatchSlot } from '../patching/sweeps';
+import { type PatchSlot, partSlot, type SweepPart } from '../patching/sweeps';
+import type { SweepName } from '../../protocol/spec';
 import { numel, type Tensor32 } from '../tensor';
 import { tileRows } from '../tensorOps';
-import { MetricBackward } from './gradients';
+import { type ForwardRun, MetricBackward } from './gradients';
 
 export type AtpDirection = 'denoising' | 'noising';
 
@@ -44,10 +47,10 @@ export interface AtpOptions {
 export interface AtpEstimates {
   /** The raw metric of the run the gradient is taken on (the corrupted run when denoising). */
   readonly base: number;
-  /** Per slot (in the order given), the estimated raw metric with the slot patched. */
-  readonly values: Float64Array;
-  /** Per slot, what the ranking reads: |estimate − base|, or AtP*'s GradDrop score. */
-  readonly scores: Float64Array;
+  /** Per simple sweep, the estimated change of the raw metric for each of its slots (its own index order). */
+  readonly deltas: ReadonlyMap<SweepName, Float64Array>;
+  /** Per simple sweep, what the ranking reads: |delta|, or AtP*'s GradDrop score. */
+  readonly scores: ReadonlyMap<SweepName, Float64Array>;
   /** Block-sized backward passes run (each a block's forward recomputed plus its backward). */
   readonly blockBackwards: number;
   /** Block forwards run for the QK fix's patched attention scores. */
@@ -57,12 +60,20 @@ export interface AtpEstimates {
 const QK_HOOKS: ReadonlySet<BlockHook> = new Set(['attn.hook_q', 'attn.hook_k']);
 const RESIDUAL_HOOKS: ReadonlySet<BlockHook> = new Set(['hook_resid_pre', 'hook_resid_mid', 'hook_resid_post']);
 
-/** What a layer's slots need from its backward pass, and the fixed parts of their estimates. */
-interface LayerPlan {
-  readonly hooks: BlockHook[];
-  readonly slots: number[];
-  /** For the QK fix: the run's attention scores, with every query / key patched, and per-head copies. */
-  qk?: { scores: Tensor32; pattern: Tensor32; q?: PatchedScores; k?: PatchedScores };
+/** A simple sweep being estimated: its slots of one layer are `perLayer` consecutive values. */
+interface SweepSums {
+  readonly part: SweepPart;
+  readonly perLayer: number;
+  /** For each cell of the hook's mask (batch axis left out), the slot of the layer it belongs to. */
+  readonly slotOfCell: Int32Array;
+}
+
+/** The run's attention at one layer, with every query / key patched, for the QK fix. */
+interface QkScores {
+  readonly scores: Tensor32;
+  readonly pattern: Tensor32;
+  q?: PatchedScores;
+  k?: PatchedScores;
 }
 
 interface PatchedScores {
@@ -71,7 +82,12 @@ interface PatchedScores {
   readonly copies: number;
 }
 
-export async function estimateAtp(problem: PatchProblem, slots: readonly PatchSlot[], opts: AtpOptions = {}): Promise<AtpEstimates> {
+/**
+ * AtP (or AtP*) estimates of every slot of the simple sweeps `parts` (each once). `run`, when given, is
+ * the forward pass already run on the prompts the gradient is taken on (its cache keeps every block's
+ * input and the last block's output), so none is run again.
+ */
+export async function estimateAtp(problem: PatchProblem, parts: readonly SweepPart[], opts: AtpOptions & { run?: ForwardRun } = {}): Promise<AtpEstimates> {
   const { model, pairs, nPos, metric } = problem;
   const cfg = model.cfg;
   const L = cfg.nLayers;
@@ -82,98 +98,124 @@ export async function estimateAtp(problem: PatchProblem, slots: readonly PatchSl
   const srcCache = noising ? problem.corruptedCache : problem.cleanCache;
   const star = opts.star ?? false;
 
-  const layers: LayerPlan[] = Array.from({ length: L }, () => ({ hooks: [], slots: [] }));
-  slots.forEach((s, i) => {
-    const plan = layers[s.layer]!;
-    plan.slots.push(i);
-    if (!plan.hooks.includes(s.hook)) plan.hooks.push(s.hook);
-  });
-  const usesQk = (plan: LayerPlan) => star && plan.hooks.some((h) => QK_HOOKS.has(h));
+  const sums: SweepSums[] = parts.map((part) => ({ part, perLayer: part.count / L, slotOfCell: slotOfCell(cfg, part, nPos) }));
+  const hooks = [...new Set(parts.map((p) => p.hook))];
+  const qk = star && hooks.some((h) => QK_HOOKS.has(h));
+  const linear = (hook: BlockHook) => !(star && QK_HOOKS.has(hook));
+  const want = { grads: [...new Set([...hooks.filter(linear), ...(qk ? ['attn.hook_pattern' as const] : [])])], acts: qk ? (['attn.hook_attn_scores', 'attn.hook_pattern'] as BlockHook[]) : [] };
+  const zeros = () => new Map(parts.map((p) => [p.sweep, new Float64Array(p.count)]));
 
-  const back = await MetricBackward.start(model, runIds, metric, metricRows(problem, 1), opts.signal);
+  const back = await MetricBackward.start(model, runIds, metric, metricRows(problem, 1), { signal: opts.signal, ...(opts.run ? { run: opts.run } : {}) });
   const total = L + (star ? (L * (L - 1)) / 2 : 0);
   let blockBackwards = 0;
   let blockForwards = 0;
   const step = () => opts.onProgress?.(++blockBackwards, total);
 
-  /** The change of each of `plan`'s slots under the gradients of one backward pass through its layer. */
-  const deltas = (layer: number, plan: LayerPlan, grads: Map<BlockHook, Tensor32>, out: Float64Array) => {
-    const sums = new Map<BlockHook, Float64Array>();
-    for (const hook of plan.hooks) {
-      if (star && QK_HOOKS.has(hook)) continue;
-      const name = blockHookName(layer, hook);
-      sums.set(hook, cellSums(srcCache.get(name)!, runCache.get(name)!, grads.get(hook)!, hookMaskShape(cfg, hook, B, nPos)));
-    }
-    for (const i of plan.slots) {
-      const s = slots[i]!;
-      if (star && QK_HOOKS.has(s.hook)) {
-        out[i] = qkDelta(s, plan.qk!, grads.get('attn.hook_pattern')!, cfg.nHeads / hookInfo(cfg, 'attn.hook_k').heads);
-        continue;
-      }
-      const dims = [1, ...hookMaskShape(cfg, s.hook, B, nPos).slice(1)];
-      const cells = sums.get(s.hook)!;
-      let d = 0;
-      forEachSlotCell(dims, s, 0, 1, (c) => (d += cells[c]!));
-      out[i] = d;
+  /** Each hook's per-cell sums at `layer` under `grads` (the hooks a backward pass returned). */
+  const cellsOf = (layer: number, grads: ReadonlyMap<BlockHook, Tensor32>, only: (h: BlockHook) => boolean) =>
+    new Map(hooks.filter((h) => linear(h) && only(h)).map((h) => [h, cellSums(srcCache.get(blockHookName(layer, h))!, runCache.get(blockHookName(layer, h))!, grads.get(h)!, hookMaskShape(cfg, h, B, nPos))]));
+
+  /** Writes layer `layer`'s slots of every sweep from one backward pass through it. */
+  const deltas = (layer: number, grads: ReadonlyMap<BlockHook, Tensor32>, out: ReadonlyMap<SweepName, Float64Array>) => {
+    const cells = cellsOf(layer, grads, () => true);
+    for (const s of sums) {
+      const target = out.get(s.part.sweep)!.subarray(layer * s.perLayer, (layer + 1) * s.perLayer);
+      if (linear(s.part.hook)) sumCells(cells.get(s.part.hook)!, s.slotOfCell, target);
+      else for (let j = 0; j < s.perLayer; j++) target[j] = qkDelta(partSlot(s.part, cfg, layer * s.perLayer + j), qkAt[layer]!, grads.get('attn.hook_pattern')!, cfg.nHeads / hookInfo(cfg, 'attn.hook_k').heads);
     }
   };
-  const gradHooks = (plan: LayerPlan) => [...new Set([...plan.hooks.filter((h) => !(star && QK_HOOKS.has(h))), ...(usesQk(plan) ? ['attn.hook_pattern'] : [])])];
 
   // The plain backward pass, top to bottom; each block's output gradient is kept for GradDrop.
-  const delta = new Float64Array(slots.length);
+  const delta = zeros();
   const gradOut: Tensor32[] = new Array<Tensor32>(L);
+  const qkAt: QkScores[] = [];
   let grad = back.gradFinal;
   for (let l = L - 1; l >= 0; l--) {
-    const plan = layers[l]!;
     gradOut[l] = grad;
-    const r = await back.block(l, grad, { grads: gradHooks(plan), acts: usesQk(plan) ? ['attn.hook_attn_scores', 'attn.hook_pattern'] : [] }, opts.signal);
+    const r = await back.block(l, grad, want, opts.signal);
     step();
-    if (usesQk(plan)) {
-      plan.qk = { scores: r.acts.get('attn.hook_attn_scores')!, pattern: r.acts.get('attn.hook_pattern')! };
+    if (qk) {
+      const at: QkScores = (qkAt[l] = { scores: r.acts.get('attn.hook_attn_scores')!, pattern: r.acts.get('attn.hook_pattern')! });
       for (const hook of ['attn.hook_q', 'attn.hook_k'] as const) {
-        if (!plan.hooks.includes(hook)) continue;
-        plan.qk[hook === 'attn.hook_q' ? 'q' : 'k'] = await patchedScores(problem, back.input(l), l, hook, srcCache.get(blockHookName(l, hook))!);
+        if (!hooks.includes(hook)) continue;
+        at[hook === 'attn.hook_q' ? 'q' : 'k'] = await patchedScores(problem, back.input(l), l, hook, srcCache.get(blockHookName(l, hook))!);
         blockForwards++;
       }
     }
-    deltas(l, plan, r.grads, delta);
+    deltas(l, r.grads, delta);
     grad = r.gradInput;
   }
-  const values = Float64Array.from(delta, (d) => back.value + d);
-  const scores = Float64Array.from(delta, Math.abs);
-  if (!star || L < 2) return { base: back.value, values, scores, blockBackwards, blockForwards };
+  const scores = new Map([...delta].map(([name, d]) => [name, d.map(Math.abs)]));
+  if (!star || L < 2) return { base: back.value, deltas: delta, scores, blockBackwards, blockForwards };
 
   // GradDrop: for each layer ℓ, the gradient below it without ℓ's contribution (its output gradient passes
   // straight to its input); layers above ℓ keep the plain estimate.
-  const dropSum = new Float64Array(slots.length);
-  const dropped = new Float64Array(slots.length);
+  const dropSum = zeros();
+  const dropped = zeros();
+  const addAbs = (to: Float64Array, from: Float64Array) => from.forEach((v, i) => (to[i] += Math.abs(v)));
+  const layerOf = (s: SweepSums, a: Float64Array, l: number) => a.subarray(l * s.perLayer, (l + 1) * s.perLayer);
   for (let drop = 0; drop < L; drop++) {
     throwIfCancelled(opts.signal);
-    for (let l = drop + 1; l < L; l++) for (const i of layers[l]!.slots) dropSum[i] += Math.abs(delta[i]!);
-    const own = layers[drop]!;
+    for (const s of sums) for (let l = drop + 1; l < L; l++) addAbs(layerOf(s, dropSum.get(s.part.sweep)!, l), layerOf(s, delta.get(s.part.sweep)!, l));
     // In the dropped layer only the residual stream carries the gradient: its output's, unchanged.
-    for (const i of own.slots) dropSum[i] += RESIDUAL_HOOKS.has(slots[i]!.hook) ? Math.abs(residualDelta(slots[i]!, gradOut[drop]!)) : 0;
+    const ownGrads = new Map(hooks.filter((h) => RESIDUAL_HOOKS.has(h)).map((h) => [h, gradOut[drop]!]));
+    const own = cellsOf(drop, ownGrads, (h) => RESIDUAL_HOOKS.has(h));
+    for (const s of sums) {
+      if (!own.has(s.part.hook)) continue;
+      const target = layerOf(s, dropped.get(s.part.sweep)!, drop);
+      sumCells(own.get(s.part.hook)!, s.slotOfCell, target);
+      addAbs(layerOf(s, dropSum.get(s.part.sweep)!, drop), target);
+    }
     let g = gradOut[drop]!;
     for (let l = drop - 1; l >= 0; l--) {
-      const plan = layers[l]!;
-      const r = await back.block(l, g, { grads: gradHooks(plan) }, opts.signal);
+      const r = await back.block(l, g, { grads: want.grads }, opts.signal);
       step();
-      deltas(l, plan, r.grads, dropped);
-      for (const i of plan.slots) dropSum[i] += Math.abs(dropped[i]!);
+      deltas(l, r.grads, dropped);
+      for (const s of sums) addAbs(layerOf(s, dropSum.get(s.part.sweep)!, l), layerOf(s, dropped.get(s.part.sweep)!, l));
       g = r.gradInput;
     }
   }
-  slots.forEach((s, i) => (scores[i] = dropSum[i]! / (RESIDUAL_HOOKS.has(s.hook) ? L : L - 1)));
-  return { base: back.value, values, scores, blockBackwards, blockForwards };
-
-  /** A residual-stream slot of the dropped layer: its gradient there is the layer output's. */
-  function residualDelta(s: PatchSlot, g: Tensor32): number {
-    const name = blockHookName(s.layer, s.hook);
-    const cells = cellSums(srcCache.get(name)!, runCache.get(name)!, g, hookMaskShape(cfg, s.hook, B, nPos));
-    let d = 0;
-    forEachSlotCell([1, ...hookMaskShape(cfg, s.hook, B, nPos).slice(1)], s, 0, 1, (c) => (d += cells[c]!));
-    return d;
+  for (const s of sums) {
+    const n = RESIDUAL_HOOKS.has(s.part.hook) ? L : L - 1;
+    scores.set(s.part.sweep, dropSum.get(s.part.sweep)!.map((v) => v / n));
   }
+  return { base: back.value, deltas: delta, scores, blockBackwards, blockForwards };
+}
+
+/**
+ * For a simple sweep, the slot (within its layer) each cell of its hook's mask belongs to: a mask axis
+ * the sweep indexes picks the slot, the others are summed over (a head's all-position slot takes every
+ * position). Mask axes per layout as the patch masks have them: resid [pos], head [pos, head], attention
+ * [head, dest, src].
+ */
+function slotOfCell(cfg: ModelConfig, part: SweepPart, nPos: number): Int32Array {
+  const inner = hookMaskShape(cfg, part.hook, 1, nPos).slice(1);
+  const layout = hookInfo(cfg, part.hook).layout;
+  const fields = layout === 'head' ? ['pos', 'head'] : layout === 'attn' ? ['head', 'dest_pos', 'src_pos'] : ['pos'];
+  const axes = part.axes.slice(1);
+  const shape = part.shape.slice(1);
+  const strides = shape.map((_, k) => shape.slice(k + 1).reduce((a, b) => a * b, 1));
+  const mult = fields.map((f) => {
+    const k = axes.indexOf(f as (typeof axes)[number]);
+    return k < 0 ? 0 : strides[k]!;
+  });
+  const out = new Int32Array(numel(inner));
+  for (let c = 0; c < out.length; c++) {
+    let rest = c;
+    let slot = 0;
+    for (let m = inner.length - 1; m >= 0; m--) {
+      slot += (rest % inner[m]!) * mult[m]!;
+      rest = Math.floor(rest / inner[m]!);
+    }
+    out[c] = slot;
+  }
+  return out;
+}
+
+/** Each slot's sum of its cells. */
+function sumCells(cells: Float64Array, slotOf: Int32Array, out: Float64Array): void {
+  out.fill(0);
+  for (let c = 0; c < cells.length; c++) out[slotOf[c]!] += cells[c]!;
 }
 
 /**
@@ -184,16 +226,16 @@ function cellSums(src: Tensor32, run: Tensor32, grad: Tensor32, maskShape: numbe
   const rows = maskShape[0]!;
   const cells = numel(maskShape) / rows;
   const width = src.data.length / numel(maskShape);
+  const [s, r, g] = [src.data, run.data, grad.data];
   const out = new Float64Array(cells);
-  for (let b = 0; b < rows; b++) {
+  for (let b = 0, i = 0; b < rows; b++) {
     for (let c = 0; c < cells; c++) {
-      const base = (b * cells + c) * width;
-      let s = 0;
-      for (let k = 0; k < width; k++) {
-        const diff = src.data[base + k]! - run.data[base + k]!;
-        if (diff !== 0) s += diff * grad.data[base + k]!;
+      let sum = 0;
+      for (const end = i + width; i < end; i++) {
+        const diff = s[i]! - r[i]!;
+        if (diff !== 0) sum += diff * g[i]!;
       }
-      out[c] += s;
+      out[c] += sum;
     }
   }
   return out;
@@ -236,7 +278,7 @@ async function patchedScores(problem: PatchProblem, residPre: Tensor32, layer: n
  * the patched query or key, then Σ (pattern' − pattern) · ∂M/∂pattern over every batch row, affected
  * query head and row. `group` is the number of query heads that share a key/value head.
  */
-function qkDelta(s: PatchSlot, qk: NonNullable<LayerPlan['qk']>, gradPattern: Tensor32, group: number): number {
+function qkDelta(s: PatchSlot, qk: QkScores, gradPattern: Tensor32, group: number): number {
   const [B, H, P, K] = qk.scores.shape as [number, number, number, number];
   const isQuery = s.hook === 'attn.hook_q';
   const patched = isQuery ? qk.q! : qk.k!;

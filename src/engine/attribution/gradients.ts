@@ -18,67 +18,83 @@ const SEED = 'seed';
 
 /**
  * A graph (embed, block or unembed) that recomputes its forward pass from its input and runs the
- * backward pass from `seedValue`'s gradient (the graph input 'seed'), returning the gradient of every
- * hook point in `hooks` and of the graph's input. Recomputing each block from its input, rather than
- * keeping every intermediate of the forward run, is the checkpointing that keeps a backward pass's
- * memory at one block's activations.
+ * backward pass from `seedValue`'s gradient (the graph input 'seed'), returning the gradient of each hook
+ * in `grads` (and of the graph's input), the forward value of each hook in `acts`, and nothing else.
+ * Recomputing each block from its input, rather than keeping every intermediate of the forward run, is
+ * the checkpointing that keeps a backward pass's memory at one block's activations.
  */
-function gradientGraph(write: (g: GraphBuilder, v: HookVariant) => void, hooks: ReadonlyMap<string, HookInfo>, seedValue: string, seedShape: (number | string)[], input?: string): Uint8Array {
+function gradientGraph(
+  write: (g: GraphBuilder, v: HookVariant) => void,
+  hooks: ReadonlyMap<string, HookInfo>,
+  want: { readonly grads: readonly string[]; readonly acts?: readonly string[] },
+  seedValue: string,
+  seedShape: (number | string)[],
+  input?: string,
+): Uint8Array {
   const g = new GraphBuilder();
-  const names = [...hooks.keys()];
-  write(g, { capture: names, patch: [] });
+  const acts = want.acts ?? [];
+  write(g, { capture: [...new Set([...want.grads, ...acts])], patch: [] });
   // A captured hook's value is the input of the Identity that names its output.
   const valueOf = new Map(g.contents().nodes.filter((n) => n.opType === 'Identity' && n.outputs[0]!.startsWith('hook:')).map((n) => [n.outputs[0]!, n.inputs[0]!]));
-  const values = names.map((h) => valueOf.get(hookOutput(h)) ?? hookOutput(h));
+  const values = want.grads.map((h) => valueOf.get(hookOutput(h)) ?? hookOutput(h));
   const seed = g.input(SEED, DataType.FLOAT, seedShape);
   const grads = appendBackward(g, new Map([[seedValue, seed]]), input ? [input, ...values] : values);
   if (input) g.output(gradOutput(input), grads.get(input)!, DataType.FLOAT, ['batch', 'pos', 'd']);
-  names.forEach((h, i) => g.output(gradOutput(h), grads.get(values[i]!)!, DataType.FLOAT, hookDims(hooks.get(h)!).shape));
-  return g.build('gradient');
+  want.grads.forEach((h, i) => g.output(gradOutput(h), grads.get(values[i]!)!, DataType.FLOAT, hookDims(hooks.get(h)!).shape));
+  return g.build('gradient', new Set([...(input ? [gradOutput(input)] : []), ...want.grads.map(gradOutput), ...acts.map(hookOutput)]));
 }
+
+/** The session key of a gradient graph: one compiled graph per set of hooks read. */
+const gradientKey = (want: { readonly grads: readonly string[]; readonly acts?: readonly string[] }, extra = ''): string =>
+  `gradient|g=${[...want.grads].sort().join(',')}|a=${[...(want.acts ?? [])].sort().join(',')}${extra}`;
 
 /** The block's hooks that exist in a full (unpatched, ungathered) block: all of them. */
 const blockVariant = (v: HookVariant) => ({ ...v, withPast: false, gather: false });
 
+/** A forward run's cache and logits, from which a backward pass can start without running it again. */
+export interface ForwardRun {
+  /** Holds every block's hook_resid_pre and the last block's hook_resid_post. */
+  readonly cache: ReadonlyMap<string, Tensor32>;
+  /** The logits at the metric's rows, [rows, dVocab]. */
+  readonly logits: Float32Array;
+}
+
 /**
  * One metric's gradient with respect to every hook point of a run, a block at a time from the top.
- * `start` runs the forward pass (keeping each block's input) and the unembedding's backward pass;
- * `block` then runs one block's backward pass from the gradient of its output, so callers can consume
- * a layer's gradients and drop them (attribution), or restart below a layer with another gradient
- * (GradDrop).
+ * `start` takes the forward pass (run here, or one already run with the right captures) and runs the
+ * unembedding's backward pass; `block` then runs one block's backward pass from the gradient of its
+ * output, so callers can consume a layer's gradients and drop them (attribution), or restart below a
+ * layer with another gradient (GradDrop).
  */
 export class MetricBackward {
   private constructor(
     readonly model: HookedTransformer,
     private readonly ids: readonly (readonly number[])[],
     private readonly residPre: Tensor32[],
+    private readonly final: Tensor32,
+    private readonly metric: Metric,
+    private readonly logitRows: readonly number[],
+    private readonly logits: Float32Array,
     /** The raw metric of the run. */
     readonly value: number,
     /** dM/d(the last block's output). */
     readonly gradFinal: Tensor32,
-    /** dM/d(ln_final's hooks). */
-    readonly finalGrads: Map<string, Tensor32>,
   ) {}
 
-  static async start(model: HookedTransformer, ids: readonly (readonly number[])[], metric: Metric, logitRows: readonly number[], signal?: AbortSignal): Promise<MetricBackward> {
+  static async start(model: HookedTransformer, ids: readonly (readonly number[])[], metric: Metric, logitRows: readonly number[], opts: { signal?: AbortSignal; run?: ForwardRun } = {}): Promise<MetricBackward> {
     const cfg = model.cfg;
     const L = cfg.nLayers;
     const capture = [...Array.from({ length: L }, (_, l) => blockHookName(l, 'hook_resid_pre')), blockHookName(L - 1, 'hook_resid_post')];
-    const run = await model.forward(ids, { capture, logitRows, signal });
+    let run = opts.run;
+    if (!run) {
+      const r = await model.forward(ids, { capture, logitRows, signal: opts.signal });
+      run = { cache: r.cache, logits: r.logits.data };
+    }
+    const logits = run.logits;
     const residPre = Array.from({ length: L }, (_, l) => run.cache.get(blockHookName(l, 'hook_resid_pre'))!);
     const final = run.cache.get(blockHookName(L - 1, 'hook_resid_post'))!;
-    const hooks = unembedHooks(cfg);
-    const out = await model.runGraphWith(
-      'unembed',
-      0,
-      'gradient',
-      () => gradientGraph((g, v) => writeUnembedGraph(g, cfg, v), hooks, 'logits', ['rows', cfg.dVocab], 'resid'),
-      { resid: final, rows: int64(logitRows, [logitRows.length]), [SEED]: { shape: [logitRows.length, cfg.dVocab], data: metric.gradient(run.logits.data) } },
-      [gradOutput('resid'), ...[...hooks.keys()].map(gradOutput)],
-      2,
-    );
-    const finalGrads = new Map([...hooks.keys()].map((h) => [h, out[gradOutput(h)]!]));
-    return new MetricBackward(model, ids, residPre, metric.raw(run.logits.data), out[gradOutput('resid')]!, finalGrads);
+    const gradFinal = (await unembedBackward(model, final, metric, logits, logitRows, []))[gradOutput('resid')]!;
+    return new MetricBackward(model, ids, residPre, final, metric, logitRows, logits, metric.raw(logits), gradFinal);
   }
 
   /** Block `layer`'s input in this run. */
@@ -98,8 +114,8 @@ export class MetricBackward {
     const out = await this.model.runGraphWith(
       'block',
       layer,
-      'gradient',
-      () => gradientGraph((g, v) => writeBlockGraph(g, cfg, blockVariant(v)), hooks, 'resid_post', ['batch', 'pos', cfg.dModel], 'resid_pre'),
+      gradientKey(want),
+      () => gradientGraph((g, v) => writeBlockGraph(g, cfg, blockVariant(v)), hooks, want, 'resid_post', ['batch', 'pos', cfg.dModel], 'resid_pre'),
       { resid_pre: this.residPre[layer]!, [SEED]: gradOutputOfBlock },
       [...new Set(fetches)],
       2,
@@ -116,22 +132,25 @@ export class MetricBackward {
     const cfg = this.model.cfg;
     const hooks = new Map([...globalHooks(cfg)].filter(([, info]) => info.graph === 'embed'));
     const P = this.ids[0]!.length;
+    const want = { grads: [...hooks.keys()] };
     const out = await this.model.runGraphWith(
       'embed',
       0,
-      'gradient',
-      () => gradientGraph((g, v) => writeEmbedGraph(g, cfg, v), hooks, 'resid', ['batch', 'pos', cfg.dModel]),
+      gradientKey(want),
+      () => gradientGraph((g, v) => writeEmbedGraph(g, cfg, v), hooks, want, 'resid', ['batch', 'pos', cfg.dModel]),
       { ids: int64(this.ids.flat(), [this.ids.length, P]), [SEED]: gradResid },
-      [...hooks.keys()].map(gradOutput),
+      want.grads.map(gradOutput),
       1,
     );
-    return new Map([...hooks.keys()].map((h) => [h, out[gradOutput(h)]!]));
+    return new Map(want.grads.map((h) => [h, out[gradOutput(h)]!]));
   }
 
   /** Every hook's gradient, by full name: the whole backward pass at once (tests and small models). */
   async all(signal?: AbortSignal): Promise<Map<string, Tensor32>> {
     const cfg = this.model.cfg;
-    const all = new Map<string, Tensor32>(this.finalGrads);
+    const finalHooks = [...unembedHooks(cfg).keys()];
+    const final = await unembedBackward(this.model, this.final, this.metric, this.logits, this.logitRows, finalHooks);
+    const all = new Map<string, Tensor32>(finalHooks.map((h) => [h, final[gradOutput(h)]!]));
     const names = [...blockHooks(cfg).keys()];
     let grad = this.gradFinal;
     for (let l = cfg.nLayers - 1; l >= 0; l--) {
@@ -142,6 +161,35 @@ export class MetricBackward {
     for (const [h, t] of await this.embed(grad)) all.set(h, t);
     return all;
   }
+}
+
+/**
+ * The unembedding's backward pass from the metric's gradient: dM/d(the last block's output) and of the
+ * ln_final hooks in `hooks`. A logit difference reads two logits a row, so its gradient needs two columns
+ * of the unembedding rather than all 50,257.
+ */
+async function unembedBackward(model: HookedTransformer, final: Tensor32, metric: Metric, logits: Float32Array, rows: readonly number[], hooks: readonly string[]): Promise<Record<string, Tensor32>> {
+  const cfg = model.cfg;
+  const columns = metric.columns !== undefined && hooks.length === 0;
+  const n = rows.length;
+  const want = { grads: hooks };
+  const C = metric.columnsPerRow;
+  const feeds: Record<string, Tensor32 | ort.Tensor> = { resid: final, rows: int64(rows, [n]) };
+  if (columns) {
+    const cols: number[] = [];
+    metric.positions.forEach((positions, i) => positions.forEach(() => cols.push(...metric.columns!.subarray(i * C, (i + 1) * C))));
+    feeds.cols = int64(cols, [n, C]);
+    feeds[SEED] = { shape: [n, C], data: metric.gradientColumns() };
+  } else feeds[SEED] = { shape: [n, cfg.dVocab], data: metric.gradient(logits) };
+  return model.runGraphWith(
+    'unembed',
+    0,
+    gradientKey(want, columns ? '|columns' : ''),
+    () => gradientGraph((g, v) => writeUnembedGraph(g, cfg, { ...v, columns }), unembedHooks(cfg), want, 'logits', ['rows', columns ? 'cols' : cfg.dVocab], 'resid'),
+    feeds,
+    [gradOutput('resid'), ...hooks.map(gradOutput)],
+    2,
+  );
 }
 
 export interface BlockGradients {

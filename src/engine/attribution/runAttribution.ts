@@ -5,14 +5,12 @@ import type { HookedTransformer } from '../hookedTransformer';
 import { uniform } from '../random';
 import { executeFast } from '../patching/fastExecutor';
 import { type PatchingOptions, type PatchingOutcome, preparePatching } from '../patching/runPatching';
-import { type PatchSlot, planSweep, type SweepPlan } from '../patching/sweeps';
+import { partSlot, type SweepLayout, type SweepPart, sweepLayout } from '../patching/sweeps';
 import { type AtpDirection, estimateAtp } from './atp';
 
 export interface AttributionOutcome extends PatchingOutcome {
   readonly attribution: AttributionInfo;
 }
-
-const slotKey = (s: PatchSlot): string => `${s.layer}|${s.hook}|${s.pos}|${s.head}|${s.dest}|${s.src}`;
 
 /**
  * A spec run by attribution patching: the baselines, AtP or AtP* estimates of every sweep (in each
@@ -22,20 +20,14 @@ const slotKey = (s: PatchSlot): string => `${s.layer}|${s.hook}|${s.pos}|${s.hea
 export async function runAttribution(model: HookedTransformer, spec: ResolvedSpec, opts: PatchingOptions & { direction?: AtpDirection } = {}): Promise<AttributionOutcome> {
   const method = spec.method === 'atp_star' ? 'atp_star' : 'atp';
   const direction = opts.direction ?? 'denoising';
+  const gradientRun = direction === 'noising' ? 'clean' : 'corrupted';
   const flops0 = model.flops;
-  const { problem, baselines } = await preparePatching(model, spec, opts);
+  const { problem, baselines } = await preparePatching(model, spec, { ...opts, gradientRun });
   const forwardFlops = (model.flops - flops0) / 2;
   const { metric, nPos } = problem;
-  const plans = spec.sweeps.map((name) => planSweep(name, model.cfg, nPos));
-  const index = new Map<string, number>();
-  const slots: PatchSlot[] = [];
-  for (const plan of plans) {
-    for (const s of plan.slots) {
-      if (index.has(slotKey(s))) continue;
-      index.set(slotKey(s), slots.length);
-      slots.push(s);
-    }
-  }
+  const layouts = spec.sweeps.map((name) => sweepLayout(name, model.cfg, nPos));
+  // Each simple sweep once, however many of the sweeps show it.
+  const parts = [...new Map(layouts.flatMap((l) => l.parts).map((p) => [p.sweep, p])).values()];
   const attribution = (verifyFlops: number): AttributionInfo => ({
     method,
     direction,
@@ -47,55 +39,104 @@ export async function runAttribution(model: HookedTransformer, spec: ResolvedSpe
   const sweeps: Partial<Record<SweepName, SweepResult>> = {};
   try {
     const before = model.flops;
-    const est = await estimateAtp(problem, slots, {
+    const est = await estimateAtp(problem, parts, {
       direction,
       star: method === 'atp_star',
       signal: opts.signal,
+      run: { cache: gradientRun === 'clean' ? problem.cleanCache : problem.corruptedCache, logits: gradientRun === 'clean' ? problem.cleanLogits : problem.corruptedLogits },
       onProgress: (done, total) => opts.onProgress?.({ done, total, sweep: spec.sweeps[0]! }),
     });
     estimateFlops = model.flops - before;
-    const value = (plan: SweepPlan, i: number) => metric.normalize(est.values[index.get(slotKey(plan.slots[i]!))!]!, baselines);
-    for (const plan of plans) {
-      const values = Array.from(plan.valueSlot, (i) => (i < 0 ? null : value(plan, i)));
-      const score = method === 'atp_star' ? Array.from(plan.valueSlot, (i) => (i < 0 ? null : est.scores[index.get(slotKey(plan.slots[i]!))!]!)) : undefined;
-      sweeps[plan.name] = { shape: plan.shape, axes: plan.axes, values, ...(plan.components ? { components: plan.components } : {}), ...(score ? { score } : {}) };
+    /** A layout's slots' numbers, laid out as its valueSlot numbers them. */
+    const bySlot = (layout: SweepLayout, of: ReadonlyMap<SweepName, Float64Array>) => {
+      const all = new Float64Array(layout.parts.reduce((n, p) => n + p.count, 0));
+      for (const p of layout.parts) all.set(of.get(p.sweep)!, p.base);
+      return all;
+    };
+    const scores = new Map<SweepName, Float64Array>();
+    for (const layout of layouts) {
+      const delta = bySlot(layout, est.deltas);
+      const score = bySlot(layout, est.scores);
+      scores.set(layout.name, score);
+      const n = layout.valueSlot.length;
+      const values = new Array<number | null>(n);
+      const scored = method === 'atp_star' ? new Array<number | null>(n) : undefined;
+      for (let j = 0; j < n; j++) {
+        const i = layout.valueSlot[j]!;
+        values[j] = i < 0 ? null : metric.normalize(est.base + delta[i]!, baselines);
+        if (scored) scored[j] = i < 0 ? null : score[i]!;
+      }
+      sweeps[layout.name] = { shape: layout.shape, axes: layout.axes, values, ...(layout.components ? { components: layout.components } : {}), ...(scored ? { score: scored } : {}) };
     }
     const k = spec.verifyTop ?? 0;
     if (k === 0) return { status: 'done', baselines, sweeps, nPos, attribution: attribution(0) };
 
     // Each sweep's cells to check, then one exact run of every distinct slot among them.
-    const picks = new Map<SweepName, { index: number; slot: number; chosen: 'top' | 'random' }[]>();
-    plans.forEach((plan, p) => {
-      const cells = Array.from(plan.valueSlot, (slot, i) => ({ i, slot: slot < 0 ? -1 : index.get(slotKey(plan.slots[slot]!))! })).filter((c) => c.slot >= 0);
-      cells.sort((a, b) => est.scores[b.slot]! - est.scores[a.slot]! || a.i - b.i);
-      const top = cells.slice(0, k);
-      const rest = cells.slice(k);
-      // A seeded shuffle: the same spec checks the same cells on every run.
-      const u = uniform(1000 + p);
-      for (let i = rest.length - 1; i > 0; i--) {
-        const j = Math.floor(u() * (i + 1));
-        [rest[i], rest[j]] = [rest[j]!, rest[i]!];
+    const picks = layouts.map((layout, p) => pickCells(layout, scores.get(layout.name)!, k, 1000 + p));
+    const todo = new Map<string, { part: SweepPart; n: number }>();
+    for (const [l, cells] of picks.entries()) {
+      for (const c of cells) {
+        const slot = slotIn(layouts[l]!, layouts[l]!.valueSlot[c.index]!);
+        todo.set(`${slot.part.sweep}:${slot.n}`, slot);
       }
-      picks.set(plan.name, [...top.map((c) => ({ index: c.i, slot: c.slot, chosen: 'top' as const })), ...rest.slice(0, k).map((c) => ({ index: c.i, slot: c.slot, chosen: 'random' as const }))]);
-    });
-    const todo = [...new Set([...picks.values()].flat().map((c) => c.slot))];
+    }
+    const keys = [...todo.keys()];
     const verifyStart = model.flops;
     const exact = await executeFast(
       problem,
-      todo.map((s) => slots[s]!),
-      { signal: opts.signal, onProgress: (done) => opts.onProgress?.({ done, total: todo.length, sweep: spec.sweeps[0]! }) },
+      [...todo.values()].map((t) => partSlot(t.part, model.cfg, t.n)),
+      { signal: opts.signal, onProgress: (done) => opts.onProgress?.({ done, total: keys.length, sweep: spec.sweeps[0]! }) },
     );
-    const exactOf = new Map(todo.map((s, i) => [s, metric.normalize(exact[i]!, baselines)]));
-    for (const plan of plans) {
-      const result = sweeps[plan.name]!;
-      const cells = picks.get(plan.name)!.map((c) => ({ index: c.index, estimate: result.values[c.index]!, exact: exactOf.get(c.slot)!, chosen: c.chosen }));
-      sweeps[plan.name] = { ...result, verification: verificationOf(cells) };
-    }
+    const exactOf = new Map(keys.map((key, i) => [key, metric.normalize(exact[i]!, baselines)]));
+    layouts.forEach((layout, l) => {
+      const result = sweeps[layout.name]!;
+      const cells = picks[l]!.map((c) => {
+        const slot = slotIn(layout, layout.valueSlot[c.index]!);
+        return { index: c.index, estimate: result.values[c.index]!, exact: exactOf.get(`${slot.part.sweep}:${slot.n}`)!, chosen: c.chosen };
+      });
+      sweeps[layout.name] = { ...result, verification: verificationOf(cells) };
+    });
     return { status: 'done', baselines, sweeps, nPos, attribution: attribution(model.flops - verifyStart) };
   } catch (e) {
     if (e instanceof CancelledError) return { status: 'cancelled', baselines, sweeps, nPos, attribution: attribution(0) };
     throw e;
   }
+}
+
+/** The simple sweep and its slot that a layout's slot number `id` stands for. */
+function slotIn(layout: SweepLayout, id: number): { part: SweepPart; n: number } {
+  const part = layout.parts.find((p) => id >= p.base && id < p.base + p.count)!;
+  return { part, n: id - part.base };
+}
+
+/**
+ * A sweep's cells to verify: the k of largest score (ties by index) and k others drawn with a seeded
+ * generator, so the same spec checks the same cells on every run.
+ */
+function pickCells(layout: SweepLayout, score: Float64Array, k: number, seed: number): { index: number; chosen: 'top' | 'random' }[] {
+  const valid: number[] = [];
+  layout.valueSlot.forEach((slot, i) => slot >= 0 && valid.push(i));
+  const scoreOf = (i: number) => score[layout.valueSlot[i]!]!;
+  const before = (a: number, b: number) => scoreOf(a) > scoreOf(b) || (scoreOf(a) === scoreOf(b) && a < b);
+  // The top k by insertion into a short sorted list: a dest×src sweep has 318,000 cells and needs 20.
+  const top: number[] = [];
+  for (const i of valid) {
+    if (top.length === k && !before(i, top[k - 1]!)) continue;
+    let at = top.length;
+    while (at > 0 && before(i, top[at - 1]!)) at--;
+    top.splice(at, 0, i);
+    if (top.length > k) top.pop();
+  }
+  const chosen = new Set(top);
+  const rest = valid.filter((i) => !chosen.has(i));
+  // The first k steps of a seeded Fisher–Yates shuffle of the others.
+  const u = uniform(seed);
+  const m = Math.min(k, rest.length);
+  for (let i = 0; i < m; i++) {
+    const j = i + Math.floor(u() * (rest.length - i));
+    [rest[i], rest[j]] = [rest[j]!, rest[i]!];
+  }
+  return [...top.map((index) => ({ index, chosen: 'top' as const })), ...rest.slice(0, m).map((index) => ({ index, chosen: 'random' as const }))];
 }
 
 const round = (x: number) => Math.round(x * 100) / 100;

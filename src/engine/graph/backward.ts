@@ -31,6 +31,7 @@ function differentiableInputs(n: NodeValue): number[] {
     case 'Unsqueeze':
     case 'Squeeze':
     case 'ReduceMean':
+    case 'LayerNormalization':
       return [0];
     default:
       return n.inputs.map((_, i) => i);
@@ -243,6 +244,20 @@ export function appendBackward(g: GraphBuilder, seeds: ReadonlyMap<string, strin
         if (attr(n, 'keepdims') !== 1) throw new Error('backward: ReduceMean is differentiated with keepdims=1 only');
         const count = g.op('Cast', [g.op('Div', [g.op('Size', [a]), g.op('Size', [out])])], { to: 1 });
         add(a, g.op('Expand', [g.op('Div', [gOut, count]), g.op('Shape', [a])]));
+        break;
+      }
+      case 'LayerNormalization': {
+        // dx = (g·w − mean(g·w) − x̂ · mean(g·w · x̂)) / σ over the last axis, x̂ and σ recomputed from x: the
+        // fused op stays in the forward pass (its gain and bias are weights, which get no gradient).
+        if (attr(n, 'axis') !== -1 && attr(n, 'axis') !== gr - 1) throw new Error('backward: LayerNormalization is differentiated over its last axis only');
+        const last = g.constInt64([-1]);
+        const mean = (v: string) => g.op('ReduceMean', [v, last], { keepdims: 1 });
+        const centred = g.op('Sub', [a, mean(a)]);
+        const sigma = g.op('Sqrt', [g.op('Add', [mean(g.op('Mul', [centred, centred])), g.constFloat([(attr(n, 'epsilon') as number | undefined) ?? 1e-5], [])])]);
+        const xhat = g.op('Div', [centred, sigma]);
+        const gw = g.op('Mul', [gOut, b]);
+        const inner = g.op('Sub', [g.op('Sub', [gw, mean(gw)]), g.op('Mul', [xhat, mean(g.op('Mul', [gw, xhat]))])]);
+        add(a, g.op('Div', [inner, sigma]));
         break;
       }
       case 'Gather': {

@@ -66,12 +66,31 @@ export class GraphBuilder {
     return { nodes: this.nodes, inputs: this.inputs, initializers: this.initializers };
   }
 
-  build(name: string): Uint8Array {
+  /**
+   * The graph; with `keep`, only those outputs and the nodes they need (a gradient graph's forward half
+   * writes outputs of its own that onnxruntime would otherwise compute and copy on every run).
+   */
+  build(name: string, keep?: ReadonlySet<string>): Uint8Array {
+    let nodes: readonly NodeValue[] = this.nodes;
+    let outputs: readonly ValueInfo[] = this.outputs;
+    if (keep) {
+      outputs = outputs.filter((o) => keep.has(o.name));
+      const needed = new Set(outputs.map((o) => o.name));
+      const kept: NodeValue[] = [];
+      // Nodes are collected in dependency order, so one pass from the end finds everything the outputs need.
+      for (let i = nodes.length - 1; i >= 0; i--) {
+        const n = nodes[i]!;
+        if (!n.outputs.some((o) => needed.has(o))) continue;
+        kept.push(n);
+        for (const v of n.inputs) needed.add(v);
+      }
+      nodes = kept.reverse();
+    }
     return encodeModel({
       irVersion: IR_VERSION,
       producer: 'patchlens',
       opsets: [{ domain: '', version: OPSET }],
-      graph: { name, nodes: this.nodes, initializers: this.initializers, inputs: this.inputs, outputs: this.outputs },
+      graph: { name, nodes, initializers: this.initializers, inputs: this.inputs, outputs },
     });
   }
 }

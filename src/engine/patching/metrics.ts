@@ -91,6 +91,22 @@ export class Metric {
     return out;
   }
 
+  /** The derivative of `rawColumns` with respect to the columns it reads ([rowsPerEval, columnsPerRow]). */
+  gradientColumns(): Float32Array {
+    if (!this.columns) throw new Error(`${this.name} needs whole rows of logits`);
+    const C = this.columnsPerRow;
+    const out = new Float32Array(this.rowsPerEval * C);
+    let row = 0;
+    this.positions.forEach((positions) => {
+      const weight = 1 / (positions.length * this.pairs.length);
+      for (let k = 0; k < positions.length; k++, row++) {
+        out[row * C] = weight;
+        out[row * C + 1] = -weight;
+      }
+    });
+    return out;
+  }
+
   /** Mean over pairs of the mean over each pair's positions. */
   private average(value: (pair: ResolvedPair, k: number, row: number) => number): number {
     let total = 0;

@@ -22,6 +22,8 @@ export interface PatchProblem {
   readonly corruptedCache: ReadonlyMap<string, Tensor32>;
   /** The corrupted run's logits at the metric's positions (what an unchanged position reads). */
   readonly corruptedLogits: Float32Array;
+  /** The clean run's logits at the metric's positions. */
+  readonly cleanLogits: Float32Array;
   /** Working memory one patched run may use, in bytes. */
   readonly memoryBudget: number;
 }

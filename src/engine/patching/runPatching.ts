@@ -53,7 +53,14 @@ export interface PreparedPatching {
  * The clean run (caching every hook the sweeps patch), the corrupted run (caching what the fast
  * executor starts from), and the metric's baselines.
  */
-export async function preparePatching(model: HookedTransformer, spec: ResolvedSpec, opts: Pick<PatchingOptions, 'memoryBudgetMiB' | 'signal'> = {}): Promise<PreparedPatching> {
+export async function preparePatching(
+  model: HookedTransformer,
+  spec: ResolvedSpec,
+  opts: Pick<PatchingOptions, 'memoryBudgetMiB' | 'signal'> & {
+    /** The run attribution differentiates: its caches also keep every block's input and the last block's output. */
+    readonly gradientRun?: 'clean' | 'corrupted';
+  } = {},
+): Promise<PreparedPatching> {
   const budgetMiB: unknown = opts.memoryBudgetMiB ?? DEFAULT_MEMORY_BUDGET_MIB;
   // A NaN budget (a setting that is not a number) would make the executors' batch size NaN, and
   // their loops would skip every patch; refused before any work is done.
@@ -73,6 +80,11 @@ export async function preparePatching(model: HookedTransformer, spec: ResolvedSp
     for (const h of hooks) capture.push(blockHookName(l, h));
     for (const h of new Set([...hooks, 'hook_resid_pre', 'attn.hook_k', 'attn.hook_v'] as const)) corruptedCapture.push(blockHookName(l, h));
   }
+  if (opts.gradientRun) {
+    const more = [...Array.from({ length: cfg.nLayers }, (_, l) => blockHookName(l, 'hook_resid_pre')), blockHookName(cfg.nLayers - 1, 'hook_resid_post')];
+    const list = opts.gradientRun === 'clean' ? capture : corruptedCapture;
+    for (const name of more) if (!list.includes(name)) list.push(name);
+  }
   const problemBase = { model, pairs: spec.pairs, nPos, clean, corrupted, metric };
   const rows1 = metricRows(problemBase, 1);
   const cleanRun = await model.forward(clean, { capture, logitRows: rows1, signal: opts.signal });
@@ -87,6 +99,7 @@ export async function preparePatching(model: HookedTransformer, spec: ResolvedSp
       cleanCache: cleanRun.cache,
       corruptedCache: corruptedRun.cache,
       corruptedLogits: corruptedRun.logits.data,
+      cleanLogits: cleanRun.logits.data,
       memoryBudget: budgetMiB * 2 ** 20,
     },
   };
