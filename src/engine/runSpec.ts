@@ -153,6 +153,10 @@ export async function runSpec(params: RunParams, ctx: RunContext): Promise<RunOu
 
 async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<RunOutcome> {
   const started = Date.now();
+  // As the spec's verify_top allows (schemas/patch.schema.json).
+  if (params.verifyTop !== undefined && !(Number.isInteger(params.verifyTop) && params.verifyTop >= 0 && params.verifyTop <= 1000)) {
+    throw new UserError(`the number of estimates to verify, ${JSON.stringify(params.verifyTop)}, is not a whole number from 0 to 1000; give one such as 10`);
+  }
   const specFile = resolve(params.specFile);
   const { spec, text, special } = await readSpec({ ...params, specFile }, ctx.signal);
   // An empty --model means none was given: the spec's.
@@ -187,7 +191,7 @@ async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<R
     ...(text !== undefined ? { text } : {}),
     ...(params.selection ? { sources: params.selection.sources } : {}),
   });
-  const resolved: ResolvedSpec = params.method ? { ...fromSpec, method: params.method } : fromSpec;
+  const resolved: ResolvedSpec = { ...fromSpec, ...(params.method ? { method: params.method } : {}), ...(params.verifyTop !== undefined ? { verifyTop: params.verifyTop } : {}) };
   const attribution = ATP_METHODS.includes(resolved.method ?? 'exact');
   const mode = params.mode ?? 'fast';
   const base = {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
 import { DEVICE_SETTINGS, type EngineStatus, type RunParams } from '../protocol/engineRpc';
-import { type PatchSpec, SPEC_FILE_SUFFIX } from '../protocol/spec';
+import { type MethodName, type PatchSpec, SPEC_FILE_SUFFIX } from '../protocol/spec';
 import { parseSpecText } from '../spec/parseSpec';
 import { SpecError } from '../spec/specError';
 import { NEW_SPEC_TEMPLATE } from '../spec/specTemplate';
@@ -20,7 +20,8 @@ import { createNewFile, replaceFile } from '../common/fileWrite';
 import type { RunDispatcher } from './runDispatcher';
 import type { RunsNode } from './runsView';
 import { engineSettings, type PatchLensSettings, resultsFolderFor } from './settings';
-import { askAnswer, askModel, type VscodeRunUi } from './ui';
+import { defaultMethod, defaultReason, methodParams } from './methodChoice';
+import { askAnswer, askMethod, askModel, type VscodeRunUi } from './ui';
 import { errnoReason, errorDetail, errorMessage } from '../common/errorReason';
 
 export interface Services {
@@ -74,6 +75,16 @@ function reportSpecError(s: Services, e: unknown): void {
   void vscode.window.showErrorMessage(`PatchLens: ${errorMessage(e)}`);
 }
 
+/**
+ * The method to run `name` by, asked with the patchlens.method setting (else the spec's) first: the run's
+ * method and verify_top parameters, or undefined when the pick is dismissed.
+ */
+async function chooseMethod(s: Services, name: string, spec: Pick<PatchSpec, 'method' | 'verify_top'>, step?: { step: number; totalSteps: number }): Promise<{ method: MethodName; verifyTop?: number } | undefined> {
+  const setting = s.settings().method;
+  const choice = await askMethod({ title: `PatchLens: run ${name} by`, current: defaultMethod(setting, spec.method), reason: defaultReason(setting, spec.method), ...step });
+  return choice && methodParams(choice, spec.verify_top);
+}
+
 async function pickSpecFile(): Promise<vscode.Uri | undefined> {
   const active = vscode.window.activeTextEditor?.document;
   if (active && active.uri.path.endsWith(SPEC_FILE_SUFFIX)) return active.uri;
@@ -119,12 +130,15 @@ export async function runPatchFile(s: Services, uri?: vscode.Uri): Promise<void>
   const settings = s.settings();
   const outDir = resultsFolderFor(settings, root, dirname(specFile));
   const name = spec.name ?? specDefaultName(specFile);
+  const method = await chooseMethod(s, name, spec);
+  if (!method) return;
   const params: Omit<RunParams, 'runId'> = {
     specFile,
     ...(open ? { specText: text } : {}),
     ...(model ? { model } : {}),
     outDir,
     ...engineSettings(settings, root),
+    ...method,
   };
   s.noteResultsFolder(outDir);
   s.runs.submit({ label: name, params, spec, name, outDir, source: specFile, modelId: model ?? spec.model ?? '' });
@@ -162,10 +176,12 @@ export async function patchSelection(s: Services): Promise<void> {
       model = modelForRun(model, root);
     }
     const name = req.spec.name ?? specDefaultName(specFile);
+    const method = await chooseMethod(s, name, req.spec);
+    if (!method) return;
     s.noteResultsFolder(outDir);
     s.runs.submit({
       label: name,
-      params: { specFile, specText: req.specText, ...(model ? { model } : {}), ...base },
+      params: { specFile, specText: req.specText, ...(model ? { model } : {}), ...base, ...method },
       spec: req.spec,
       name,
       outDir,
@@ -190,7 +206,7 @@ export async function patchSelection(s: Services): Promise<void> {
     candidates,
     tokenize,
     step: 1,
-    totalSteps: 2,
+    totalSteps: 3,
   });
   if (answer === undefined) return;
   const wrong = await askAnswer({
@@ -200,13 +216,15 @@ export async function patchSelection(s: Services): Promise<void> {
     candidates: candidates.filter((c) => c !== answer),
     tokenize,
     step: 2,
-    totalSteps: 2,
+    totalSteps: 3,
   });
   if (wrong === undefined) return;
   const name = selectionRunName(docKey, sel.start.line + 1);
+  const method = await chooseMethod(s, name, {}, { step: 3, totalSteps: 3 });
+  if (!method) return;
   const selection = selectionSource(docKey, req.clean, req.corrupted, { model, answer, wrong, sweeps: settings.selectionSweeps, name });
   s.noteResultsFolder(outDir);
-  s.runs.submit({ label: name, params: { specFile, selection, ...base }, spec: selection.spec, name, outDir, source: docKey, modelId: model });
+  s.runs.submit({ label: name, params: { specFile, selection, ...base, ...method }, spec: selection.spec, name, outDir, source: docKey, modelId: model });
 }
 
 export async function newPatchFile(): Promise<void> {

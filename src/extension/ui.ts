@@ -1,12 +1,15 @@
 /**
  * The VS Code side of a run and of the selection flow: progress notifications, diagnostics, and the
- * quick picks and input boxes that ask for a model and for answers (showing how each is tokenized).
+ * quick picks and input boxes that ask for a model, for answers (showing how each is tokenized) and for
+ * the method.
  */
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import * as vscode from 'vscode';
 import type { ModelFamily, ProgressParams, TokenizeResult } from '../protocol/engineRpc';
+import type { MethodName } from '../protocol/spec';
 import { BUILTIN_MODELS } from '../common/builtinModelNames';
+import { METHOD_CHOICES, type MethodChoice } from './methodChoice';
 import { describeTokens } from './promptSources';
 import type { RunUi } from './runDispatcher';
 import { errorMessage } from '../common/errorReason';
@@ -169,6 +172,29 @@ export async function askModel(families: Promise<readonly ModelFamily[]>, worksp
     return dir;
   }
   return picked.model;
+}
+
+/**
+ * Asks how to run: exact patching, AtP, or AtP* with verification, starting on `current` (Enter keeps
+ * it, `reason` says where it comes from). Undefined when the pick is dismissed.
+ */
+export async function askMethod(opts: { title: string; current: MethodName; reason: string; step?: number; totalSteps?: number }): Promise<MethodChoice | undefined> {
+  type Item = vscode.QuickPickItem & { choice: MethodChoice };
+  const qp = vscode.window.createQuickPick<Item>();
+  qp.title = opts.title;
+  if (opts.step !== undefined) qp.step = opts.step;
+  if (opts.totalSteps !== undefined) qp.totalSteps = opts.totalSteps;
+  qp.placeholder = 'Exact patching, or attribution estimates of every index (much faster on large sweeps)';
+  qp.ignoreFocusOut = true;
+  qp.items = METHOD_CHOICES.map((choice) => ({ label: choice.label, detail: choice.detail, choice, ...(choice.method === opts.current ? { description: `(${opts.reason})` } : {}) }));
+  qp.activeItems = qp.items.filter((i) => i.choice.method === opts.current);
+  const picked = await new Promise<Item | undefined>((resolve) => {
+    qp.onDidAccept(() => resolve(qp.selectedItems[0]));
+    qp.onDidHide(() => resolve(undefined));
+    qp.show();
+  });
+  qp.dispose();
+  return picked?.choice;
 }
 
 export type Tokenize = (text: string) => Promise<TokenizeResult['tokens'][number]>;

@@ -47,6 +47,8 @@ export interface RunParams extends EngineSettings {
   readonly model?: string;
   /** Overrides the spec's method (exact patching or attribution estimates). */
   readonly method?: MethodName;
+  /** Overrides the spec's verify_top (an attribution run's exact checks of its estimates). */
+  readonly verifyTop?: number;
   /**
    * Default: `.patchlens/runs` beside the spec; the current directory's `.patchlens/runs` when the spec
    * is not in a folder of files (a pipe, /dev/stdin) or that folder cannot be written.

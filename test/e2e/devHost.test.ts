@@ -12,7 +12,7 @@ import { after, describe, test } from 'node:test';
 import { parse } from 'jsonc-parser';
 import type { PatchResult } from '../../src/protocol/result';
 import { makeTmpDir } from '../helpers/checkpoint';
-import { enginePids, type Host, REPO, runCommand, skipReason, startHost, step, waitFor } from './host';
+import { enginePids, type Host, pickMethod, REPO, runCommand, skipReason, startHost, step, waitFor } from './host';
 
 const skip = skipReason();
 
@@ -78,6 +78,7 @@ describe('F5: PatchLens from source in a development host', { skip, timeout: 5 *
     const pick = host.page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: 'induction-AB.patch.json' }).first();
     await pick.waitFor({ timeout: 30_000 });
     await pick.click();
+    await pickMethod(host.page);
     // The engine that serves the run is the one this tree's build wrote.
     const pids = await waitFor('an engine started from the tree', () => (enginePids(REPO).length > 0 ? enginePids(REPO) : undefined), 60_000);
     step(`engine ${pids.join(', ')} runs ${join(REPO, 'dist', 'engine', 'worker.js')}`);

@@ -11,7 +11,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import type { Frame, Page } from 'playwright-core';
 import type { PatchResult } from '../../src/protocol/result';
 import { makeTmpDir, writeRandomGpt2Checkpoint } from '../helpers/checkpoint';
-import { ARTIFACTS, buildVsix, enginePids, type Host, pickMenuItem, REPO, runCommand, skipReason, startHost, step, waitFor } from './host';
+import { ARTIFACTS, buildVsix, enginePids, type Host, pickMenuItem, pickMethod, REPO, runCommand, skipReason, startHost, step, waitFor } from './host';
 
 const skip = skipReason();
 
@@ -108,6 +108,8 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
         await waitFor(`${name} first in Quick Open`, async () => ((await input.inputValue()) === name && (await page.locator('.quick-input-widget .monaco-list-row').first().innerText()).startsWith(name) ? true : undefined), 5000, 100);
         await page.keyboard.press('Enter');
         await active.first().waitFor({ timeout: 5000 });
+        // Off the search box, whose tooltip would otherwise cover the editor's title buttons.
+        await page.mouse.move(600, 600);
         return;
       } catch (e) {
         if (attempt === 3) throw e;
@@ -144,7 +146,10 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     await row.waitFor();
     await row.click({ button: 'right' });
     await pickMenuItem(page, 'Run Patch File');
+    // The method pick starts on exact patching: the spec names no method and patchlens.method is unset.
+    await pickMethod(page);
     const { result } = await resultAfter('induction-AB', since);
+    assert.equal(result.attribution, undefined, 'exact patching');
     assert.equal(result.status, 'done');
     assert.equal(result.model.id, 'induction-2l');
     const frame = await panelFor('induction-AB');
@@ -174,6 +179,7 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     await openFile('speaker.patch.json');
     const since = Date.now();
     await page.locator('.editor-group-container.active .editor-actions .action-label[aria-label^="Run Patch File"]').first().click();
+    await pickMethod(page);
     const { result } = await resultAfter('speaker', since);
     assert.equal(result.status, 'done');
     const frame = await panelFor('speaker');
@@ -271,8 +277,14 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     // Wrong answer: suggested from the other prompt.
     await waitFor('the wrong-answer box', async () => ((await message.innerText().catch(() => '')).startsWith('" John" → 1 token') ? true : undefined), 15_000);
     await page.keyboard.press('Enter');
+    // Method: AtP* with its estimates checked by exact patching.
+    await shot('method-pick');
+    await pickMethod(page, 'AtP* with verification');
     const { result } = await resultAfter('prompts.txt-L1', since);
     assert.equal(result.status, 'done');
+    assert.equal(result.attribution?.method, 'atp_star');
+    assert.equal(result.attribution?.verifyTop, 10);
+    assert.ok(result.sweeps.resid_pre?.verification?.cells.some((c) => c.chosen === 'top'), 'the largest estimates were patched exactly');
     assert.equal(result.source, join(ws, 'prompts.txt'));
     assert.deepEqual(result.spec.pairs?.[0], {
       clean: 'When Mary and John went to the store, John gave a drink to',
@@ -295,6 +307,7 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     const since = Date.now();
     // The editor-title button of a .patch.json.
     await page.locator('.editor-group-container.active .editor-actions .action-label[aria-label^="Run Patch File"]').first().click();
+    await pickMethod(page);
     await page.locator('.notification-toast', { hasText: 'PatchLens: long' }).filter({ hasText: 'patching' }).first().waitFor({ timeout: 60_000 });
     return since;
   }
@@ -331,6 +344,7 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     const next = Date.now();
     await openFile('speaker.patch.json');
     await runCommand(page, 'PatchLens: Run Patch File');
+    await pickMethod(page);
     const again = await resultAfter('speaker', next);
     assert.equal(again.result.status, 'done');
   });
@@ -347,6 +361,7 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     const next = Date.now();
     await openFile('speaker.patch.json');
     await runCommand(page, 'PatchLens: Run Patch File');
+    await pickMethod(page);
     const again = await resultAfter('speaker', next);
     assert.equal(again.result.status, 'done');
     const now = enginePids(host.extensionDir);

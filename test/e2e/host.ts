@@ -211,6 +211,22 @@ export async function pickMenuItem(page: Page, label: string): Promise<void> {
   }
 }
 
+/**
+ * Answers the method pick every run command shows before it submits (titled "PatchLens: run NAME by"):
+ * clicks the row `label`, or without one accepts the row it starts on, as Enter does.
+ */
+export async function pickMethod(page: Page, label?: string): Promise<void> {
+  const widget = page.locator('.quick-input-widget');
+  await widget.locator('.quick-input-title', { hasText: /^PatchLens: run .+ by( \(\d+\/\d+\))?$/ }).first().waitFor({ timeout: 60_000 });
+  const rows = widget.locator('.quick-input-list .monaco-list-row');
+  if (label) await rows.filter({ hasText: label }).first().click();
+  else {
+    await rows.first().waitFor();
+    await page.keyboard.press('Enter');
+  }
+  await widget.waitFor({ state: 'hidden', timeout: 10_000 });
+}
+
 /** The frame (webviews are nested iframes) that contains `selector`. */
 export async function frameWith(page: Page, selector: string, timeoutMs = 60_000): Promise<Frame> {
   const deadline = Date.now() + timeoutMs;

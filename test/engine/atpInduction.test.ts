@@ -6,12 +6,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
+import { UserError } from '../../src/common/userError';
 import { join } from 'node:path';
 import { runAttribution } from '../../src/engine/attribution/runAttribution';
 import { INDUCTION_2L } from '../../src/engine/model/builtin/induction2l';
 import { builtinModelDir } from '../../src/engine/model/builtinModels';
 import { loadTokenizer } from '../../src/engine/model/textTokenizer';
+import { ModelCache } from '../../src/engine/modelLoader';
 import { resolveSpec } from '../../src/engine/patching/resolveSpec';
+import { runSpec } from '../../src/engine/runSpec';
+import type { PatchResult } from '../../src/protocol/result';
 import { parseSpecText } from '../../src/spec/parseSpec';
 import { makeTmpDir } from '../helpers/checkpoint';
 import { loadTestModel } from '../helpers/models';
@@ -49,6 +53,31 @@ test('induction-2l: AtP* ranks the constructed heads first in the per-head sweep
       if (s! > 1e-3) assert.ok(constructed.has(i % perComponent), `${every.components![Math.floor(i / perComponent)]} of head ${i % perComponent} scores ${s}`);
     });
     assert.ok(every.verification!.spearman! > 0.5, `estimates and exact values rank alike: ${every.verification!.spearman}`);
+  } finally {
+    rmSync(cacheDir, { recursive: true, force: true });
+  }
+});
+
+test("a run's method and verify_top (the run commands' method pick) override the spec's, and a bad verify_top is refused", async () => {
+  const cacheDir = makeTmpDir('induction-2l-pick');
+  try {
+    const file = join(__dirname, '../../examples/induction-AB.patch.json');
+    const models = new ModelCache();
+    const params = { runId: 'r', specFile: file, outDir: join(cacheDir, 'runs'), device: 'cpu' as const, cacheDir };
+    const exact = JSON.parse(readFileSync((await runSpec(params, { models })).resultPath, 'utf8')) as PatchResult;
+    assert.equal(exact.attribution, undefined, 'the example names no method: exact patching');
+    const outcome = await runSpec({ ...params, method: 'atp_star', verifyTop: 2 }, { models });
+    const result = JSON.parse(readFileSync(outcome.resultPath, 'utf8')) as PatchResult;
+    assert.equal(result.attribution?.method, 'atp_star');
+    assert.equal(result.attribution?.verifyTop, 2);
+    assert.deepEqual(Object.keys(result.sweeps), Object.keys(exact.sweeps));
+    for (const [name, sweep] of Object.entries(result.sweeps)) {
+      const cells = sweep!.verification!.cells;
+      assert.deepEqual(cells.map((c) => c.chosen), ['top', 'top', 'random', 'random'], name);
+      // A verified cell's exact value is the exact run's.
+      for (const c of cells) assert.ok(Math.abs(c.exact - exact.sweeps[name as keyof typeof exact.sweeps]!.values[c.index]!) < 1e-4, `${name}[${c.index}]`);
+    }
+    await assert.rejects(runSpec({ ...params, method: 'atp', verifyTop: 2.5 }, { models }), (e: Error) => e instanceof UserError && /2\.5, is not a whole number from 0 to 1000/.test(e.message));
   } finally {
     rmSync(cacheDir, { recursive: true, force: true });
   }
