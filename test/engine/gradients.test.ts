@@ -130,7 +130,7 @@ for (const family of ['gpt2-2l4h', 'neox-2l4h', 'neel-attn-only-2l4h', 'llama-2l
   });
 }
 
-for (const family of ['gpt2-2l4h', 'neox-2l4h']) {
+for (const family of ['gpt2-2l4h', 'neox-2l4h', 'llama-2l4h-gqa', 'gemma2-2l4h', 'gemma3-2l4h', 'qwen3-2l4h', 'olmo2-2l4h']) {
   test(`${family}: the hooks attribution reads, with the norms fused and two columns of the unembedding, equal finite differences`, async () => {
     const m = await loadTestModel(join(GOLDEN_ROOT, family, 'model'));
     await expectGradientsMatch(m.model, m.ref, 13, 'logit_diff', ['hook_resid_pre', 'attn.hook_z', 'attn.hook_pattern', 'hook_mlp_out', 'hook_resid_post']);
