@@ -112,14 +112,15 @@ async function main(): Promise<void> {
   let fastPeak = rssReady;
   const naiveRuns: (() => Promise<void>)[] = [];
   for (const name of sweeps) {
-    const plan = planSweep(name, config, problem.nPos);
+    const plan = planSweep(name, config, { kind: 'index', n: problem.nPos });
+    const patches = plan.slots.map((s) => [s]);
     const n = plan.slots.length;
     const times: number[] = [];
     let fastFlops = 0;
     let fastValues: Float64Array = new Float64Array(0);
     for (let r = 0; r < repeats; r++) {
       const f0 = model.flops;
-      times.push(await timeIt(async () => (fastValues = await executeFast(problem, plan.slots, {}))));
+      times.push(await timeIt(async () => (fastValues = await executeFast(problem, patches, {}))));
       fastFlops = model.flops - f0;
       fastPeak = Math.max(fastPeak, peakRssMiB());
     }
@@ -130,7 +131,7 @@ async function main(): Promise<void> {
       const sample = [...new Set(Array.from({ length: Math.min(sampleSize, n) * 3 }, () => rnd(0, n)))].slice(0, Math.min(sampleSize, n));
       const f0 = model.flops;
       let naiveValues: Float64Array = new Float64Array(0);
-      const tSample = await timeIt(async () => (naiveValues = await executeNaive(problem, sample.map((i) => plan.slots[i]!), {})));
+      const tSample = await timeIt(async () => (naiveValues = await executeNaive(problem, sample.map((i) => patches[i]!), {})));
       const naiveFlops = ((model.flops - f0) * n) / sample.length;
       const tNaive = (tSample * n) / sample.length;
       const diff = Math.max(...sample.map((i, k) => Math.abs(naiveValues[k]! - fastValues[i]!)));

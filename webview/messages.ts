@@ -45,7 +45,7 @@ function reject(what: string): undefined {
  */
 export function parseSweep(x: unknown): SweepResult | string {
   if (!isObject(x)) return 'not an object';
-  const { shape, axes, values, components } = x;
+  const { shape, axes, values, components, labels } = x;
   if (!Array.isArray(shape) || !shape.every(isIndex)) return 'shape is not a list of sizes';
   if (!isStringArray(axes) || axes.length !== shape.length) return 'axes do not match the shape';
   const n = shape.reduce((a: number, b: number) => a * b, 1);
@@ -60,7 +60,15 @@ export function parseSweep(x: unknown): SweepResult | string {
   if (components !== undefined && !isStringArray(components)) return 'components is not a list of names';
   const verification = parseVerification(x.verification, n);
   if (typeof verification === 'string') return verification;
-  return { shape: [...shape], axes: [...axes], values: out, ...(components !== undefined ? { components: [...components] } : {}), ...(verification ? { verification } : {}) };
+  if (labels !== undefined && !isStringArray(labels)) return 'labels is not a list of names';
+  return {
+    shape: [...shape],
+    axes: [...axes],
+    values: out,
+    ...(components !== undefined ? { components: [...components] } : {}),
+    ...(labels !== undefined ? { labels: [...labels] } : {}),
+    ...(verification ? { verification } : {}),
+  };
 }
 
 /** An attribution run's verified cells (absent: none); a malformed one makes the sweep unreadable. */

@@ -98,7 +98,7 @@ function promptTokens(m: LoadedModel, ids: number[], ranges: ([number, number] |
 }
 
 function pairTokens(m: LoadedModel, p: ResolvedPair): PairTokens {
-  return { clean: promptTokens(m, p.clean, p.cleanRanges), corrupted: promptTokens(m, p.corrupted, p.corruptedRanges) };
+  return { clean: promptTokens(m, p.clean, p.cleanRanges), corrupted: promptTokens(m, p.corrupted, p.corruptedRanges), ...(p.labels ? { labels: p.labels } : {}) };
 }
 
 /** Where the model was found, in the words of the run's first line. */

@@ -10,6 +10,9 @@
  *   [L, H, dest, src] one facet per 'LxHy',         rows dest positions, cols src positions
  *   [component, ...]  one facet per component, each laid out as above.
  *
+ * A labelled spec's sweeps have 'label' axes in place of the position axes ('dest_label', 'src_label'):
+ * laid out as positions are, with the labels as names (each pair was patched at its own positions).
+ *
  * Position labels are `tok_i` as in the notebook, with whitespace made visible (see tokenLabel). With
  * grouped-query attention, query heads carry their KV group ('H5 (KV1)') and KV-head axes say 'KV1'.
  */
@@ -60,7 +63,10 @@ export function tokenLabel(token: string | undefined, index: number): string {
 }
 
 const layerLabels = (n: number): string[] => Array.from({ length: n }, (_, i) => `L${i}`);
-const posLabels = (n: number, tokens: string[]): string[] => Array.from({ length: n }, (_, i) => tokenLabel(tokens[i], i));
+const tokenPosLabels = (n: number, tokens: string[]): string[] => Array.from({ length: n }, (_, i) => tokenLabel(tokens[i], i));
+/** The position axis a label axis stands for, and back. */
+const LABEL_AXIS: Readonly<Record<string, string>> = { label: 'pos', dest_label: 'dest_pos', src_label: 'src_pos' };
+const POS_TO_LABEL: Readonly<Record<string, string>> = { pos: 'label', dest_pos: 'dest_label', src_pos: 'src_label' };
 /** 'H3', 'H3 (KV1)' or 'KV1' (an empty label for a stacked sweep's padding), by what the head axis counts. */
 type HeadName = (h: number) => string;
 const headLabels = (n: number, name: HeadName): string[] => Array.from({ length: n }, (_, i) => name(i));
@@ -111,18 +117,23 @@ function layoutAxes(
   kvPadded: boolean,
 ): Facet[] {
   const tokens = labels.tokens;
+  // Label axes are laid out as the position axes they stand for, named by their labels.
+  const labelled = axes.some((a) => LABEL_AXIS[a] !== undefined);
+  const posLabels = (n: number, toks: string[]): string[] => (labelled ? Array.from({ length: n }, (_, i) => sweep.labels?.[i] ?? `label ${i}`) : tokenPosLabels(n, toks));
+  const posAxisOf = (axis: 'col' | 'row' | null) => (labelled ? null : axis);
+  const name = (a: string) => (labelled ? (POS_TO_LABEL[a] ?? a) : a);
   // A k/v sweep of a grouped-query model counts KV heads; the stacked sweeps pad them to query heads.
   const kv = kvPadded || axes.includes('kv_head');
   const headName: HeadName = kv ? (h) => kvHeadLabel(h, kvPadded ? labels.heads : undefined) : (h) => queryHeadLabel(h, labels.heads);
   const headAxis = kv ? 'kv_head' : 'head';
-  const key = axes.map((a) => (a === 'kv_head' ? 'head' : a)).join(',');
+  const key = axes.map((a) => (a === 'kv_head' ? 'head' : (LABEL_AXIS[a] ?? a))).join(',');
   const title = (t: string): string => (titlePrefix && t ? `${titlePrefix} ${t}` : titlePrefix || t);
   switch (key) {
     case 'layer,pos':
       return [
         buildFacet(
           sweep,
-          { title: title(''), rowAxis: 'layer', colAxis: 'pos', rowLabels: layerLabels(shape[0]), colLabels: posLabels(shape[1], tokens), posAxis: 'col' },
+          { title: title(''), rowAxis: 'layer', colAxis: name('pos'), rowLabels: layerLabels(shape[0]), colLabels: posLabels(shape[1], tokens), posAxis: posAxisOf('col') },
           (r, c) => [...prefix, r, c],
         ),
       ];
@@ -139,7 +150,7 @@ function layoutAxes(
       return [
         buildFacet(
           sweep,
-          { title: title(''), rowAxis: `layer·${headAxis}`, colAxis: 'pos', rowLabels: layerHeadLabels(shape[0], h, headName), colLabels: posLabels(shape[1], tokens), posAxis: 'col' },
+          { title: title(''), rowAxis: `layer·${headAxis}`, colAxis: name('pos'), rowLabels: layerHeadLabels(shape[0], h, headName), colLabels: posLabels(shape[1], tokens), posAxis: posAxisOf('col') },
           (r, c) => [...prefix, Math.floor(r / h), c, r % h],
         ),
       ];
@@ -149,7 +160,7 @@ function layoutAxes(
       return [
         buildFacet(
           sweep,
-          { title: title(''), rowAxis: 'layer·head', colAxis: 'dest_pos', rowLabels: layerHeadLabels(shape[0], h, headName), colLabels: posLabels(shape[2], tokens), posAxis: 'col' },
+          { title: title(''), rowAxis: 'layer·head', colAxis: name('dest_pos'), rowLabels: layerHeadLabels(shape[0], h, headName), colLabels: posLabels(shape[2], tokens), posAxis: posAxisOf('col') },
           (r, c) => [...prefix, Math.floor(r / h), r % h, c],
         ),
       ];
@@ -163,12 +174,12 @@ function layoutAxes(
               sweep,
               {
                 title: title(`L${l}${headName(h)}`),
-                rowAxis: 'dest_pos',
-                colAxis: 'src_pos',
+                rowAxis: name('dest_pos'),
+                colAxis: name('src_pos'),
                 rowLabels: posLabels(shape[2], tokens),
                 colLabels: posLabels(shape[3], tokens),
-                posAxis: 'col',
-                rowsArePositions: true,
+                posAxis: posAxisOf('col'),
+                ...(labelled ? {} : { rowsArePositions: true }),
               },
               (r, c) => [...prefix, l, h, r, c],
             ),
@@ -195,7 +206,7 @@ function genericFacet(sweep: SweepResult, axes: string[], shape: number[], prefi
         : name === 'kv_head'
           ? headLabels(n, (h) => kvHeadLabel(h, undefined))
           : /pos/.test(name)
-            ? posLabels(n, labels.tokens)
+            ? tokenPosLabels(n, labels.tokens)
             : Array.from({ length: n }, (_, i) => `${i}`);
   if (shape.length === 0) {
     return buildFacet(sweep, { title, rowAxis: '', colAxis: '', rowLabels: [''], colLabels: [''], posAxis: null }, () => [...prefix]);
@@ -245,7 +256,7 @@ export function layoutSweep(sweep: SweepResult, labels: LayoutLabels): Facet[] {
  * facet_col), dest×src facets with one row per layer and one column per head.
  */
 export function facetColumns(sweep: SweepResult, facetCount: number): number {
-  const axes = sweep.axes[0] === 'component' ? sweep.axes.slice(1) : sweep.axes;
+  const axes = (sweep.axes[0] === 'component' ? sweep.axes.slice(1) : sweep.axes).map((a) => LABEL_AXIS[a] ?? a);
   const shape = sweep.axes[0] === 'component' ? sweep.shape.slice(1) : sweep.shape;
   if (axes.join(',') === 'layer,head,dest_pos,src_pos' && sweep.axes[0] !== 'component') return Math.max(1, Math.min(facetCount, shape[1]));
   return Math.max(1, facetCount);

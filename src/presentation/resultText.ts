@@ -65,6 +65,7 @@ export function describeCell(
   const parts = sweep.axes.map((axis, k) => {
     const i = index[k]!;
     if (axis === 'component') return sweep.components?.[i] ?? `component ${i}`;
+    if (/label/.test(axis)) return `${axis} ${sweep.labels?.[i] ?? i}`;
     if (/pos/.test(axis)) {
       const t = tokens[i];
       return t === undefined ? `${axis} ${i}` : `${axis} ${i} (${tokenText(t)})`;

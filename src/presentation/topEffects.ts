@@ -50,7 +50,16 @@ export function cellName(sweep: SweepResult, index: readonly number[], tokens: r
     const p = at(axis);
     if (p !== undefined) parts.push(`${word} ${p}${token(p)}`);
   }
-  const known = new Set(['component', 'layer', 'head', 'kv_head', 'pos', 'dest_pos', 'src_pos']);
+  // A labelled sweep's columns are labels, each pair at its own positions: named, not tied to a token.
+  for (const [axis, word] of [
+    ['label', ''],
+    ['dest_label', 'dest '],
+    ['src_label', 'src '],
+  ] as const) {
+    const k = at(axis);
+    if (k !== undefined) parts.push(`${word}${sweep.labels?.[k] ?? `label ${k}`}`);
+  }
+  const known = new Set(['component', 'layer', 'head', 'kv_head', 'pos', 'dest_pos', 'src_pos', 'label', 'dest_label', 'src_label']);
   sweep.axes.forEach((axis, k) => {
     if (!known.has(axis)) parts.push(`${axis} ${index[k]}`);
   });

@@ -16,6 +16,8 @@ export interface PromptTokens {
 export interface PairTokens {
   readonly clean: PromptTokens;
   readonly corrupted: PromptTokens;
+  /** The pair's labelled positions (label → positions), when the spec names them. */
+  readonly labels?: Readonly<Record<string, readonly number[]>>;
 }
 
 export interface SweepResult {
@@ -30,6 +32,11 @@ export interface SweepResult {
   readonly values: (number | null)[];
   /** Names of the stacked activations of the *_every sweeps (the 'component' axis). */
   readonly components?: string[];
+  /**
+   * The labels of the 'label' axes ('label', 'dest_label', 'src_label'): a labelled spec's position-wise
+   * sweeps patch each pair at its own positions for a label, so the axis counts labels, not tokens.
+   */
+  readonly labels?: string[];
   /**
    * Attribution runs only. AtP*'s GradDrop score per value (same layout as `values`): the mean over the
    * dropped layers of |estimated effect|, what its ranking reads (a magnitude, in raw metric units).

@@ -53,6 +53,12 @@ export const SPEC_FILE_SUFFIX = '.patch.json';
 /** A spec larger than this is refused before parsing: prompts are small, and a runaway file should not hang the editor. */
 export const MAX_SPEC_CHARS = 10 * 1024 * 1024;
 
+/** A dataset file larger than this is refused before reading: hundreds of thousands of templated pairs fit. */
+export const MAX_DATASET_BYTES = 64 * 1024 * 1024;
+
+/** A label a pair may give a position: `[IO]Mary[/IO]` in a prompt, or a key of `positions`. */
+export const LABEL_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 export type InductionPattern = 'AB' | 'BA' | 'BB' | 'BC';
 export const INDUCTION_PATTERNS: readonly InductionPattern[] = ['AB', 'BA', 'BB', 'BC'];
 
@@ -81,6 +87,11 @@ export interface PairSpec {
   wrong_id?: number;
   /** For answer_logprob / answer_prob (token log-probs at given positions) and kl_divergence (positions only). */
   targets?: TargetSpec[];
+  /**
+   * Named positions (BOS counted when prepended): `{"IO": 2, "END": 14}`, or several positions for one
+   * label. Text prompts may mark them instead: `[IO]Mary[/IO]` labels the tokens the marked text covers.
+   */
+  positions?: Record<string, number | number[]>;
 }
 
 /**
@@ -152,8 +163,10 @@ export interface PatchSpec {
   metric: MetricName;
   /** Non-empty, no repeats. */
   sweeps: SweepName[];
-  /** Exactly one of `pairs` and `induction`. */
+  /** Exactly one of `pairs`, `dataset` and `induction`. */
   pairs?: PairSpec[];
+  /** A JSONL or CSV file of pairs, relative to the spec file. */
+  dataset?: string;
   induction?: InductionSpec;
   description?: string;
   plot?: PlotSpec;
@@ -212,6 +225,8 @@ export interface ResolvedPair {
   corruptedRanges?: ([number, number] | null)[];
   cleanSource?: SourceText;
   corruptedSource?: SourceText;
+  /** Labelled positions (ascending, BOS counted), when the pairs name them: every pair names the same labels. */
+  labels?: Record<string, number[]>;
 }
 
 /** What the engine consumes: every default applied, every token checked against the model. */
@@ -222,6 +237,8 @@ export interface ResolvedSpec {
   sweeps: SweepName[];
   prependBos: boolean;
   pairs: ResolvedPair[];
+  /** The pairs' labels in the order of the first pair's, when they name positions: position-wise sweeps then run over them. */
+  labels?: string[];
   /** Absent: exact. */
   method?: MethodName;
   /** Absent: no verification. */

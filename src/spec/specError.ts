@@ -18,6 +18,9 @@ export interface SpecLocation {
 
 /** A UserError that also says where in the document it is, so the editor can underline it. */
 export class SpecError extends UserError {
+  /** The JSON path of the value the message is about, when the check that failed knows it. */
+  path?: readonly PathSeg[];
+
   constructor(
     message: string,
     readonly location?: SpecLocation,

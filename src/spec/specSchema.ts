@@ -111,6 +111,8 @@ const TYPE_HINTS: Record<string, string> = {
   sweeps: 'write a list of sweep names, e.g. ["resid_pre", "attn_head_out_all_pos"]',
   pairs: 'write a list of pairs: [{"clean": "…", "corrupted": "…", "answer": "…", "wrong": "…"}]',
   induction: 'write an object: {"seed": 0, "corrupted": "AB"}',
+  dataset: 'write the file name, e.g. "ioi.jsonl" (relative to this file)',
+  positions: 'write an object of named positions, e.g. {"IO": 2, "END": 14}',
   targets: 'write a list like [{"pos": 5, "token_id": 123}]',
   token_range: 'write [lo, hi], e.g. [100, 10000]',
   prepend_bos: 'write true or false',
@@ -209,6 +211,17 @@ function ajvMessage(err: ErrorObject, data: unknown): { path: PathSeg[]; useKey:
         err.keyword === 'minimum' && isId ? 'token ids start at 0' : err.keyword === 'minimum' && field === 'pos' ? 'positions start at 0 (BOS included)' : `use a value ${bound}`;
       return { path, useKey: false, message: `${where} is ${String(err.data)}, but it must be ${bound}; ${hint}` };
     }
+    case 'pattern':
+    case 'propertyNames':
+      if ((err as { propertyName?: string }).propertyName !== undefined || p.propertyName !== undefined) {
+        const label = String((err as { propertyName?: string }).propertyName ?? p.propertyName);
+        return {
+          path: [...path, label],
+          useKey: true,
+          message: `${where} has the label ${quote(label)}; a label is a name of letters, digits and _ that does not start with a digit, e.g. "IO" or "S1"`,
+        };
+      }
+      return { path, useKey: false, message: `${where} ${err.message ?? 'is not valid'}` };
     case 'minLength':
       return {
         path,
@@ -231,11 +244,12 @@ function isComposite(err: ErrorObject): boolean {
  * that each broken one gets its own message. Also the rules a schema cannot state (lo < hi).
  */
 function checkRules(spec: PatchSpec, fail: (path: PathSeg[], useKey: boolean, message: string) => never): void {
-  if (spec.pairs !== undefined && spec.induction !== undefined) {
-    fail(['induction'], true, 'the spec has both "pairs" and "induction"; a spec uses one of them — remove the other');
+  const sources = (['pairs', 'dataset', 'induction'] as const).filter((k) => spec[k] !== undefined);
+  if (sources.length > 1) {
+    fail([sources[1]!], true, `the spec has both "${sources[0]}" and "${sources[1]}"; a spec takes its prompts from one of pairs, dataset and induction — remove the other`);
   }
-  if (spec.pairs === undefined && spec.induction === undefined) {
-    fail([], false, 'the spec has no prompts; add "pairs": [{"clean": …, "corrupted": …, "answer": …, "wrong": …}] or an "induction" block');
+  if (sources.length === 0) {
+    fail([], false, 'the spec has no prompts; add "pairs": [{"clean": …, "corrupted": …, "answer": …, "wrong": …}], a "dataset": "pairs.jsonl" file, or an "induction" block');
   }
   if (spec.verify_top !== undefined && !ATP_METHODS.includes(spec.method ?? 'exact')) {
     fail(['verify_top'], true, `verify_top checks attribution estimates, but the method is ${spec.method ?? 'exact (the default)'}; add "method": "atp" (or "atp_star"), or remove verify_top`);
@@ -274,6 +288,13 @@ function checkRules(spec: PatchSpec, fail: (path: PathSeg[], useKey: boolean, me
       if (pair.targets !== undefined)
         fail(['pairs', i, 'targets'], true, `${at}.targets: metric ${metric} does not read targets; remove them, or use answer_logprob or answer_prob`);
     }
+    // The schema states these with anyOf (a number or a list), whose errors say little.
+    for (const [label, at] of Object.entries(pair.positions ?? {})) {
+      const ok = (x: unknown) => Number.isInteger(x) && (x as number) >= 0;
+      if (!(ok(at) || (Array.isArray(at) && at.length > 0 && at.every(ok)))) {
+        fail(['pairs', i, 'positions', label], false, `pairs[${i}].positions.${label} must be a position (a whole number ≥ 0, BOS counted) or a list of them, e.g. 4 or [4, 5]`);
+      }
+    }
     if (TARGET_METRICS.includes(metric) && !hasAnswer && pair.targets === undefined) {
       fail(['pairs', i], false, `${at} has no answer; metric ${metric} needs "answer" (scored at the last token, e.g. " Alice") or "targets": [{"pos": …, "token_id": …}]`);
     }
@@ -291,7 +312,9 @@ export function validateSpecValue(value: unknown, file: string, info: TextInfo |
   const fail = (path: PathSeg[], useKey: boolean, message: string): never => {
     const node = info ? locate(info, path) : undefined;
     const start = node ? (useKey ? (node.keyStart ?? node.start) : node.start) : undefined;
-    throw errorAt(file, info, start, node?.end, message);
+    const error = errorAt(file, info, start, node?.end, message);
+    error.path = path;
+    throw error;
   };
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     fail([], false, `the spec must be a JSON object { … }, not ${describeValue(value)}; see the "PatchLens: New Patch File" template`);

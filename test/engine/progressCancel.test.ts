@@ -32,7 +32,7 @@ function countRuns(model: Awaited<ReturnType<typeof randomModel>>['model']): { r
 }
 
 for (const mode of ['fast', 'naive'] as const) {
-  test(`${mode}: progress is reported after every graph run, rises monotonically and ends at the total`, async () => {
+  test(`${mode}: progress counts pairs × patches, is reported after every graph run, rises monotonically and ends at the total`, async () => {
     const { model, cfg } = await randomModel(O);
     const s = spec(cfg.dVocab, ['attn_head_out_by_pos']);
     const counter = countRuns(model);
@@ -41,7 +41,7 @@ for (const mode of ['fast', 'naive'] as const) {
     const before = counter.runs;
     await runPatching(model, s, { mode, onProgress: (p) => (events.push(p.done), (total = p.total)) });
     const patchedRuns = counter.runs - before - 2; // minus the clean and corrupted baseline runs
-    assert.equal(total, cfg.nLayers * 12 * cfg.nHeads);
+    assert.equal(total, s.pairs.length * cfg.nLayers * 12 * cfg.nHeads);
     assert.ok(events.length >= patchedRuns, `${events.length} progress reports for ${patchedRuns} runs`);
     for (let i = 1; i < events.length; i++) assert.ok(events[i]! >= events[i - 1]!, 'progress went backwards');
     assert.equal(events.at(-1), total);

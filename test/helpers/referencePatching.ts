@@ -163,23 +163,38 @@ function* indices(shape: readonly number[]): Generator<number[]> {
   for (let flat = 0; flat < n; flat++) yield shape.map((s, i) => Math.floor(flat / st[i]) % s);
 }
 
-/** dst[fixed axes = values, every other axis whole] = src[same]: one TransformerLens patch setter. */
-function copySlice(dst: RefActivation, src: RefActivation, fixed: Map<number, number>): void {
+/**
+ * dst[fixed axes = values, every other axis whole] = src[same]: one TransformerLens patch setter. An axis
+ * may fix a different set of indices in each batch row (axis 0): a labelled position, each prompt at its own.
+ */
+export function copySlice(dst: RefActivation, src: RefActivation, fixed: Map<number, number | number[][]>): void {
   const shape = dst.shape;
   for (const [axis, v] of fixed) {
-    if (v < 0 || v >= shape[axis]) throw new Error(`reference patch: index ${v} outside axis ${axis} of [${shape}]`);
+    for (const x of typeof v === 'number' ? [v] : v.flat()) {
+      if (x < 0 || x >= shape[axis]) throw new Error(`reference patch: index ${x} outside axis ${axis} of [${shape}]`);
+    }
   }
   const st = strides(shape);
   for (let flat = 0; flat < dst.data.length; flat++) {
+    const row = Math.floor(flat / st[0]);
     let inSlice = true;
     for (const [axis, v] of fixed) {
-      if (Math.floor(flat / st[axis]) % shape[axis] !== v) {
+      const i = Math.floor(flat / st[axis]) % shape[axis];
+      if (typeof v === 'number' ? i !== v : !v[row].includes(i)) {
         inSlice = false;
         break;
       }
     }
     if (inSlice) dst.data[flat] = src.data[flat];
   }
+}
+
+/**
+ * Labelled positions: `at[label][row]` are row's positions for a label. A sweep's position axes then
+ * count labels, and each prompt is patched at its own positions for the label.
+ */
+export interface RefLabels {
+  at: number[][][];
 }
 
 function runSimple(
@@ -189,9 +204,11 @@ function runSimple(
   sweep: SimpleSweep,
   nPos: number,
   metric: (logits: RefActivation) => number,
+  labels?: RefLabels,
 ): { shape: number[]; values: Float64Array; nForward: number } {
   const cfg = model.cfg;
-  const shape = sweep.axes.map((a) => (a === 'layer' ? cfg.nLayers : a === 'head' ? headsOf(cfg, sweep.hook) : nPos));
+  const positions = labels ? labels.at.length : nPos;
+  const shape = sweep.axes.map((a) => (a === 'layer' ? cfg.nLayers : a === 'head' ? headsOf(cfg, sweep.hook) : positions));
   const values = new Float64Array(shape.reduce((a, b) => a * b, 1));
   let nForward = 0;
   let flat = 0;
@@ -200,7 +217,12 @@ function runSimple(
     const target = `blocks.${index[0]}.${sweep.hook}`;
     const clean = cleanCache.get(target);
     if (!clean) throw new Error(`reference patch: no clean activation for ${target}`);
-    const fixed = new Map<number, number>(sweep.slice.map((axis, i) => [axis, index[i + 1]]));
+    const fixed = new Map<number, number | number[][]>(
+      sweep.slice.map((axis, i) => {
+        const isPos = sweep.axes[i + 1] !== 'head';
+        return [axis, labels && isPos ? labels.at[index[i + 1]] : index[i + 1]];
+      }),
+    );
     const { logits } = referenceForward(model, corrupted, (name, act) => {
       if (name === target) copySlice(act, clean, fixed);
     });
@@ -220,6 +242,7 @@ export function referenceSweep(
   corrupted: number[][],
   sweep: SweepName,
   metric: (logits: RefActivation) => number,
+  labels?: RefLabels,
 ): { shape: number[]; axes: string[]; values: Float64Array; nForward: number } {
   if (clean.length !== corrupted.length) throw new Error('reference patch: clean and corrupted batches differ in size');
   const nPos = corrupted[0]?.length ?? 0;
@@ -227,20 +250,22 @@ export function referenceSweep(
     throw new Error('reference patch: every clean and corrupted prompt needs the same number of tokens');
   }
   const cleanCache = referenceForward(model, clean).cache;
-  return sweepWithCache(model, cleanCache, corrupted, sweep, metric);
+  return sweepWithCache(model, cleanCache, corrupted, sweep, metric, labels);
 }
 
-function sweepWithCache(
+/** One sweep the naive way, writing the activations of `cleanCache` (any source: a clean run, zeros, means) into runs of `corrupted`. */
+export function sweepWithCache(
   model: RefModel,
   cleanCache: Map<string, RefActivation>,
   corrupted: number[][],
   sweep: SweepName,
   metric: (logits: RefActivation) => number,
+  labels?: RefLabels,
 ): { shape: number[]; axes: string[]; values: Float64Array; nForward: number } {
-  const nPos = corrupted[0].length;
+  const nPos = labels ? labels.at.length : corrupted[0].length;
   const axes = refSweepAxes(sweep);
   const simple = SIMPLE[sweep];
-  if (simple) return { axes, ...runSimple(model, cleanCache, corrupted, simple, nPos, metric) };
+  if (simple) return { axes, ...runSimple(model, cleanCache, corrupted, simple, corrupted[0].length, metric, labels) };
 
   const every = EVERY[sweep];
   if (!every) throw new Error(`reference patch: unknown sweep ${sweep}`);
@@ -250,7 +275,7 @@ function sweepWithCache(
   const values = new Float64Array(shape.reduce((a, b) => a * b, 1));
   let nForward = 0;
   every.parts.forEach((part, p) => {
-    const r = sweepWithCache(model, cleanCache, corrupted, part.sweep, metric);
+    const r = sweepWithCache(model, cleanCache, corrupted, part.sweep, metric, labels);
     nForward += r.nForward;
     const perm = part.permute ?? partShape.map((_, i) => i);
     const srcStrides = strides(r.shape);

@@ -228,3 +228,25 @@ test('null (an index the model lacks) stays null; NaN stays NaN', () => {
   assert.deepEqual(f[0].values[0].slice(0, 2), [1, null]);
   assert.ok(Number.isNaN(f[0].values[0][2]));
 });
+
+test('a labelled sweep lays out its label axes as the positions they stand for, named by label, not tied to a token', () => {
+  const labels = ['IO', 'S1', 'S2', 'END'];
+  const byLabel = { ...sweep([L, 4], ['layer', 'label']), labels };
+  const [f] = layoutSweep(byLabel, { tokens: TOKENS });
+  assert.deepEqual(f!.colLabels, labels);
+  assert.equal(f!.colAxis, 'label');
+  assert.equal(f!.posAxis, null);
+  assertCellsConsistent(byLabel, [f!]);
+  const every = { ...sweep([5, L, 4, H], ['component', 'layer', 'label', 'head'], ['output', 'query', 'key', 'value', 'pattern']), labels };
+  const facets = layoutSweep(every, { tokens: TOKENS });
+  assert.equal(facets.length, 5);
+  assert.deepEqual(facets[4]!.colLabels, labels);
+  assertCellsConsistent(every, facets);
+  const destSrc = { ...sweep([L, H, 4, 4], ['layer', 'head', 'dest_label', 'src_label']), labels };
+  const grid = layoutSweep(destSrc, { tokens: TOKENS });
+  assert.equal(grid.length, L * H);
+  assert.deepEqual(grid[0]!.rowLabels, labels);
+  assert.equal(grid[0]!.rowsArePositions, undefined);
+  assert.equal(facetColumns(destSrc, grid.length), H);
+  assertCellsConsistent(destSrc, grid);
+});

@@ -95,10 +95,10 @@ test('the schema enums equal SWEEP_NAMES, METRIC_NAMES and the induction pattern
 test('the schema properties are exactly the fields of PatchSpec, PairSpec, InductionSpec and TargetSpec', () => {
   // Record<keyof T, true> fails to compile when a field is added to the type and not here.
   const specKeys: Record<keyof PatchSpec, true> = {
-    $schema: true, name: true, model: true, prepend_bos: true, metric: true, sweeps: true, pairs: true, induction: true, description: true, plot: true, method: true, verify_top: true,
+    $schema: true, name: true, model: true, prepend_bos: true, metric: true, sweeps: true, pairs: true, induction: true, description: true, plot: true, method: true, verify_top: true, dataset: true,
   };
   const pairKeys: Record<keyof PairSpec, true> = {
-    clean: true, corrupted: true, clean_ids: true, corrupted_ids: true, answer: true, wrong: true, answer_id: true, wrong_id: true, targets: true,
+    clean: true, corrupted: true, clean_ids: true, corrupted_ids: true, answer: true, wrong: true, answer_id: true, wrong_id: true, targets: true, positions: true,
   };
   const inductionKeys: Record<keyof InductionSpec, true> = { seed: true, token_range: true, length: true, batch: true, corrupted: true };
   const targetKeys: Record<keyof TargetSpec, true> = { pos: true, token_id: true };

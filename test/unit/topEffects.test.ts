@@ -71,3 +71,9 @@ test('describeCell: KV groups both ways, the fraction of clean, and "no such hea
   assert.equal(describeCell(kv, TOKENS, [0, 2, 0], -1, { heads }), 'layer 0, pos 2 (␣Mary), kv_head 0 (read by H0–H1): -1');
   assert.equal(describeCell(kv, TOKENS, [0, 2, 0], null), 'layer 0, pos 2 (␣Mary), kv_head 0: no such head');
 });
+
+test('a labelled cell is named by its label', () => {
+  const s = { shape: [2, 3, 2], axes: ['layer', 'label', 'head'], values: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], labels: ['IO', 'S2', 'END'] };
+  assert.equal(cellName(s, [1, 2, 0], ['a', 'b', 'c'], undefined), 'L1H0 · END');
+  assert.equal(describeCell(s, ['a', 'b', 'c'], [1, 1, 0], 0.5), 'layer 1, label S2, head 0: 0.5');
+});

@@ -92,10 +92,10 @@ export async function estimateAtp(problem: PatchProblem, parts: readonly SweepPa
   const cfg = model.cfg;
   const L = cfg.nLayers;
   const B = pairs.length;
-  const noising = opts.direction === 'noising';
-  const runIds = noising ? problem.clean : problem.corrupted;
-  const runCache = noising ? problem.cleanCache : problem.corruptedCache;
-  const srcCache = noising ? problem.corruptedCache : problem.cleanCache;
+  // The problem is already oriented: its run is the corrupted prompts when denoising, the clean ones when noising.
+  const runIds = problem.run;
+  const runCache = problem.runCache;
+  const srcCache = problem.sourceCache;
   const star = opts.star ?? false;
 
   const sums: SweepSums[] = parts.map((part) => ({ part, perLayer: part.count / L, slotOfCell: slotOfCell(cfg, part, nPos) }));

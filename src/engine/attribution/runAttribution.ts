@@ -1,6 +1,7 @@
 import type { AttributionInfo, SweepResult, SweepVerification } from '../../protocol/result';
 import type { ResolvedSpec, SweepName } from '../../protocol/spec';
 import { CancelledError } from '../cancel';
+import { UserError } from '../../common/userError';
 import type { HookedTransformer } from '../hookedTransformer';
 import { uniform } from '../random';
 import { executeFast } from '../patching/fastExecutor';
@@ -19,13 +20,15 @@ export interface AttributionOutcome extends PatchingOutcome {
  */
 export async function runAttribution(model: HookedTransformer, spec: ResolvedSpec, opts: PatchingOptions & { direction?: AtpDirection } = {}): Promise<AttributionOutcome> {
   const method = spec.method === 'atp_star' ? 'atp_star' : 'atp';
+  // The estimates sum each slot's cells over the batch at one position; a label's positions differ per pair.
+  if (spec.labels) throw new UserError(`method ${method} cannot estimate sweeps over labelled positions yet; use method exact, or leave out the labels (marks and "positions")`);
   const direction = opts.direction ?? 'denoising';
   const gradientRun = direction === 'noising' ? 'clean' : 'corrupted';
   const flops0 = model.flops;
   const { problem, baselines } = await preparePatching(model, spec, { ...opts, gradientRun });
   const forwardFlops = (model.flops - flops0) / 2;
   const { metric, nPos } = problem;
-  const layouts = spec.sweeps.map((name) => sweepLayout(name, model.cfg, nPos));
+  const layouts = spec.sweeps.map((name) => sweepLayout(name, model.cfg, { kind: 'index', n: nPos }));
   // Each simple sweep once, however many of the sweeps show it.
   const parts = [...new Map(layouts.flatMap((l) => l.parts).map((p) => [p.sweep, p])).values()];
   const attribution = (verifyFlops: number): AttributionInfo => ({
@@ -43,7 +46,7 @@ export async function runAttribution(model: HookedTransformer, spec: ResolvedSpe
       direction,
       star: method === 'atp_star',
       signal: opts.signal,
-      run: { cache: gradientRun === 'clean' ? problem.cleanCache : problem.corruptedCache, logits: gradientRun === 'clean' ? problem.cleanLogits : problem.corruptedLogits },
+      run: { cache: problem.runCache, logits: problem.runLogits },
       onProgress: (done, total) => opts.onProgress?.({ done, total, sweep: spec.sweeps[0]! }),
     });
     estimateFlops = model.flops - before;
@@ -84,7 +87,7 @@ export async function runAttribution(model: HookedTransformer, spec: ResolvedSpe
     const verifyStart = model.flops;
     const exact = await executeFast(
       problem,
-      [...todo.values()].map((t) => partSlot(t.part, model.cfg, t.n)),
+      [...todo.values()].map((t) => [partSlot(t.part, model.cfg, t.n)]),
       { signal: opts.signal, onProgress: (done) => opts.onProgress?.({ done, total: keys.length, sweep: spec.sweeps[0]! }) },
     );
     const exactOf = new Map(keys.map((key, i) => [key, metric.normalize(exact[i]!, baselines)]));

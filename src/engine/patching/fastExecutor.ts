@@ -5,81 +5,107 @@ import { numel, type Tensor32 } from '../tensor';
 import { concatRows, sliceAxis, tileRows } from '../tensorOps';
 import { bytesPerRow } from './memory';
 import { forEachSlotCell, markSlot } from './patchMask';
-import type { ExecuteOptions, PatchProblem } from './problem';
-import { type PatchSlot, slotStart } from './sweeps';
+import { type ExecuteOptions, type Patch, type PatchPart, type PatchProblem, partSource } from './problem';
+import { isPositioned, type PatchSlot, shiftSlot, slotPositions, slotStart } from './sweeps';
 
 /**
- * Exact patching with less work than one forward per slot. In a causal model a patch in block l whose
- * first touched position is p leaves every block below l, and every position before p, as in the
- * corrupted run. So a slot's run starts at block l with the corrupted residual stream of positions
- * p.., attends to the corrupted keys/values of positions ..p-1, and is unembedded only at the
- * positions the metric reads. Slots with the same p share runs on the batch axis; a slot joins the
- * batch at its own layer (batches grow layer by layer), so no row computes a block it does not need.
+ * Exact patching with less work than one forward per patch. In a causal model a patch whose first part
+ * is in block l and whose first touched position (in any pair) is p leaves every block below l, and
+ * every position before p, as in the unpatched run. So a patch's run starts at block l with the run's
+ * residual stream of positions p.., attends to the run's keys/values of positions ..p-1, and is
+ * unembedded only at the positions the metric reads. Patches with the same p share runs on the batch
+ * axis; a patch joins the batch at its first layer (batches grow layer by layer), so no row computes a
+ * block it does not need, and each of its parts is written at its own layer. A labelled slot patches
+ * each pair at that pair's own positions.
  *
  * Within a block, attention is cheap and the output projection and MLP are most of the work, so a block
  * computes those only where its output can matter: in the last block, at the positions the metric reads;
  * in the block a position-local patch joins (a head's output, query or pattern row, or a residual-stream
- * vector after attention, at one position), at that one position: every later position of that block is
- * exactly the corrupted run's, and is read back from its cache. A logit difference is read from two
- * columns of the unembedding, not all of them.
+ * vector after attention, at some positions), at those positions: every other position of that block is
+ * exactly the run's, and is read back from its cache. A logit difference is read from two columns of the
+ * unembedding, not all of them.
  */
-export async function executeFast(problem: PatchProblem, slots: readonly PatchSlot[], opts: ExecuteOptions): Promise<Float64Array> {
-  const { model, pairs, nPos } = problem;
-  const n = pairs.length;
-  const out = new Float64Array(slots.length);
-  const budgetCopies = Math.max(1, Math.floor(problem.memoryBudget / bytesPerRow(model.cfg, nPos) / n));
-  const tokenCap = model.runtime.provider === 'cpu' ? CPU_TOKENS_PER_RUN : GPU_TOKENS_PER_RUN;
-  const byStart = new Map<number, number[]>();
+export async function executeFast(problem: PatchProblem, patches: readonly Patch[], opts: ExecuteOptions): Promise<Float64Array> {
+  const plan = planFast(problem, patches);
+  const out = new Float64Array(patches.length);
   let done = 0;
-  const unchangedValue = problem.metric.raw(problem.corruptedLogits);
-  // A patch that starts after every position the metric reads cannot reach it (causality).
-  const lastRead = Math.max(...problem.metric.positions.flat());
-  slots.forEach((s, i) => {
-    // Writing in a value the corrupted run already has changes nothing: its metric is the baseline.
-    if (slotStart(s) > lastRead || patchIsNoOp(problem, s)) {
-      out[i] = unchangedValue;
-      done++;
-      return;
-    }
-    const p = slotStart(s);
-    const group = byStart.get(p);
-    if (group) group.push(i);
-    else byStart.set(p, [i]);
-  });
+  for (const i of plan.unchanged) out[i] = plan.unchangedValue;
+  done += plan.unchanged.length;
   if (done > 0) opts.onProgress?.(done);
-  for (const [p, members] of [...byStart].sort((a, b) => a[0] - b[0])) {
-    members.sort((a, b) => slots[a]!.layer - slots[b]!.layer);
-    const maxCopies = Math.max(1, Math.min(budgetCopies, Math.floor(tokenCap / (n * (nPos - p)))));
-    for (let c = 0; c < members.length; c += maxCopies) {
-      throwIfCancelled(opts.signal);
-      const chunk = members.slice(c, c + maxCopies);
-      const before = done;
-      const values = await runChunk(problem, chunk.map((i) => slots[i]!), p, opts.signal, (fraction) =>
-        opts.onProgress?.(before + fraction * chunk.length),
-      );
-      chunk.forEach((i, k) => (out[i] = values[k]!));
-      done += chunk.length;
-      opts.onProgress?.(done);
-    }
+  for (const chunk of plan.chunks) {
+    throwIfCancelled(opts.signal);
+    const before = done;
+    const values = await runChunk(problem, chunk.members.map((i) => plan.effective[i]!), chunk.p, opts.signal, (fraction) =>
+      opts.onProgress?.(before + fraction * chunk.members.length),
+    );
+    chunk.members.forEach((i, k) => (out[i] = values[k]!));
+    done += chunk.members.length;
+    opts.onProgress?.(done);
   }
   return out;
 }
 
-/** True when the clean and corrupted activations agree bit for bit on every cell the slot overwrites. */
-function patchIsNoOp(problem: PatchProblem, slot: PatchSlot): boolean {
-  const name = blockHookName(slot.layer, slot.hook);
-  const clean = problem.cleanCache.get(name)!;
-  const corrupted = problem.corruptedCache.get(name)!;
+/** How executeFast evaluates a list of patches: which need no run, and the batches the others run in. */
+export interface FastPlan {
+  /** Patches that cannot change the metric: they write what the run already has, or start after every position it reads. */
+  readonly unchanged: number[];
+  /** Their value: the unpatched run's metric. */
+  readonly unchangedValue: number;
+  /** Batches of patches (indices) that start at position `p`, in the order they run. */
+  readonly chunks: { readonly p: number; readonly members: number[] }[];
+  /** Each patch without its parts that change nothing. */
+  readonly effective: (Patch | undefined)[];
+}
+
+const firstLayer = (q: Patch): number => Math.min(...q.map((s) => s.layer));
+const patchStart = (q: Patch): number => Math.min(...q.map(slotStart));
+
+export function planFast(problem: PatchProblem, patches: readonly Patch[]): FastPlan {
+  const { model, pairs, nPos } = problem;
+  const n = pairs.length;
+  const budgetCopies = Math.max(1, Math.floor(problem.memoryBudget / bytesPerRow(model.cfg, nPos) / n));
+  const tokenCap = model.runtime.provider === 'cpu' ? CPU_TOKENS_PER_RUN : GPU_TOKENS_PER_RUN;
+  // A patch that starts after every position the metric reads cannot reach it (causality).
+  const lastRead = Math.max(...problem.metric.positions.flat());
+  const unchanged: number[] = [];
+  const effective: (Patch | undefined)[] = [];
+  const byStart = new Map<number, number[]>();
+  patches.forEach((q, i) => {
+    // Writing in a value the run already has changes nothing: such a part is left out, and a patch of only such parts is the baseline.
+    const live = q.filter((part) => !partIsNoOp(problem, part));
+    if (live.length === 0 || patchStart(live) > lastRead) {
+      unchanged.push(i);
+      return;
+    }
+    effective[i] = live;
+    const p = patchStart(live);
+    const group = byStart.get(p);
+    if (group) group.push(i);
+    else byStart.set(p, [i]);
+  });
+  const chunks: FastPlan['chunks'][number][] = [];
+  for (const [p, members] of [...byStart].sort((a, b) => a[0] - b[0])) {
+    members.sort((a, b) => firstLayer(effective[a]!) - firstLayer(effective[b]!));
+    const maxCopies = Math.max(1, Math.min(budgetCopies, Math.floor(tokenCap / (n * (nPos - p)))));
+    for (let c = 0; c < members.length; c += maxCopies) chunks.push({ p, members: members.slice(c, c + maxCopies) });
+  }
+  return { unchanged, unchangedValue: problem.metric.raw(problem.runLogits), chunks, effective };
+}
+
+/** True when the source and the run agree bit for bit on every cell the part overwrites. */
+function partIsNoOp(problem: PatchProblem, part: PatchPart): boolean {
+  const name = blockHookName(part.layer, part.hook);
+  const source = partSource(problem, part, name);
+  const run = problem.runCache.get(name)!;
   const n = problem.pairs.length;
-  const dims = hookMaskShape(problem.model.cfg, slot.hook, n, problem.nPos);
-  const cell = clean.data.length / numel(dims);
+  const dims = hookMaskShape(problem.model.cfg, part.hook, n, problem.nPos);
+  const cell = source.data.length / numel(dims);
   let same = true;
-  forEachSlotCell(dims, slot, 0, n, (c) => {
-    for (let k = c * cell; same && k < (c + 1) * cell; k++) same = clean.data[k] === corrupted.data[k];
+  forEachSlotCell(dims, part, 0, n, (c) => {
+    for (let k = c * cell; same && k < (c + 1) * cell; k++) same = source.data[k] === run.data[k];
   });
   return same;
 }
-
 
 /**
  * Tokens (rows x suffix positions) one block run may carry: on a CPU that keeps a run well under a
@@ -91,88 +117,117 @@ const GPU_TOKENS_PER_RUN = 65536;
 /** Hooks whose patch at one position changes only that position's output within the patched block. */
 const POSITION_LOCAL = new Set<BlockHook>(['attn.hook_q', 'attn.hook_z', 'attn.hook_pattern', 'hook_attn_out', 'hook_resid_mid', 'hook_mlp_out', 'hook_resid_post']);
 
-const isPositionLocal = (s: PatchSlot): boolean => POSITION_LOCAL.has(s.hook) && (s.pos !== undefined || s.dest !== undefined);
+const isPositionLocal = (s: PatchSlot): boolean => POSITION_LOCAL.has(s.hook) && isPositioned(s);
+
+/** The suffix positions (from p) each pair's row of a copy keeps when every part at this layer is position-local. */
+function localPositions(parts: readonly PatchSlot[], pair: number, p: number): number[] {
+  const keep = new Set<number>();
+  for (const part of parts) for (const x of slotPositions(part, pair)!) keep.add(x - p);
+  return [...keep].sort((a, b) => a - b);
+}
 
 /**
- * Evaluates slots that all start at position p, sorted by layer; returns their raw metric values.
+ * Evaluates patches that all start at position p, sorted by their first layer; returns their raw metric
+ * values. Each patch joins the batch at its first layer and has its parts written at theirs.
  * `progress` gets the fraction of the chunk's block runs done after each one.
  */
-async function runChunk(
-  problem: PatchProblem,
-  chunk: readonly PatchSlot[],
-  p: number,
-  signal: AbortSignal | undefined,
-  progress: (fraction: number) => void,
-): Promise<Float64Array> {
+async function runChunk(problem: PatchProblem, chunk: readonly Patch[], p: number, signal: AbortSignal | undefined, progress: (fraction: number) => void): Promise<Float64Array> {
   const { model, pairs, nPos } = problem;
   const cfg = model.cfg;
   const n = pairs.length;
   const S = nPos - p;
   const D = cfg.dModel;
   const gatherable = gatheredHooks(cfg);
-  const corrupted = (layer: number, hook: BlockHook) => problem.corruptedCache.get(blockHookName(layer, hook))!;
+  const runAct = (layer: number, hook: BlockHook) => problem.runCache.get(blockHookName(layer, hook))!;
   const last = cfg.nLayers - 1;
+  const start = firstLayer(chunk[0]!);
   let resid: Tensor32 | undefined;
   let active = 0;
-  for (let l = chunk[0]!.layer; l <= last; l++) {
+  for (let l = start; l <= last; l++) {
     throwIfCancelled(signal);
-    const joiners = chunk.slice(active).filter((s) => s.layer === l);
-    const joining = joiners.length;
+    let joining = 0;
+    while (active + joining < chunk.length && firstLayer(chunk[active + joining]!) === l) joining++;
     if (joining > 0) {
-      const fresh = tileRows(sliceAxis(corrupted(l, 'hook_resid_pre'), 1, p), joining);
+      const fresh = tileRows(sliceAxis(runAct(l, 'hook_resid_pre'), 1, p), joining);
       resid = resid ? concatRows([resid, fresh]) : fresh;
     }
     const copies = active + joining;
     const rows = copies * n;
-    const past = p === 0 ? undefined : { k: sliceAxis(corrupted(l, 'attn.hook_k'), 1, 0, p), v: sliceAxis(corrupted(l, 'attn.hook_v'), 1, 0, p) };
+    const past = p === 0 ? undefined : { k: sliceAxis(runAct(l, 'attn.hook_k'), 1, 0, p), v: sliceAxis(runAct(l, 'attn.hook_v'), 1, 0, p) };
+    const partsAt = (j: number) => chunk[j]!.filter((s) => s.layer === l);
+    // A copy that joins here with only position-local parts changes this block's output at those positions only.
+    const local = (j: number) => j >= active && partsAt(j).every(isPositionLocal);
     // Which (row, position) outputs this block must produce; undefined: all of them.
-    const local = (j: number) => j >= active && isPositionLocal(chunk[j]!);
     let outRows: Int32Array | undefined;
     if (l === last) outRows = metricRows(problem, copies, p);
-    else if (joiners.some((s) => isPositionLocal(s)) && S > 1) {
+    else if (joining > 0 && S > 1 && Array.from({ length: joining }, (_, k) => active + k).some(local)) {
       const keep: number[] = [];
-      for (let j = 0; j < copies; j++) for (let i = 0; i < n; i++) for (let t = 0; t < (local(j) ? 1 : S); t++) keep.push((j * n + i) * S + t);
+      for (let j = 0; j < copies; j++) {
+        const parts = local(j) ? partsAt(j) : undefined;
+        for (let i = 0; i < n; i++) {
+          const ts = parts ? localPositions(parts, i, p) : undefined;
+          if (ts) for (const t of ts) keep.push((j * n + i) * S + t);
+          else for (let t = 0; t < S; t++) keep.push((j * n + i) * S + t);
+        }
+      }
       outRows = Int32Array.from(keep);
     }
     const outIndex = new Map<number, number>();
     outRows?.forEach((r, e) => outIndex.set(r, e));
 
     const patches = new Map<BlockHook, { source: Tensor32; mask: Uint8Array; maskDims: number[] }>();
-    for (let j = active; j < copies; j++) {
-      const slot = chunk[j]!;
-      const clean = problem.cleanCache.get(blockHookName(l, slot.hook))!;
-      if (outRows && gatherable.has(slot.hook)) {
-        // Laid out over the kept outputs: the clean vector of each pair at the slot's position, where kept.
-        const width = hookInfo(cfg, slot.hook).width;
-        let patch = patches.get(slot.hook);
-        if (!patch) {
-          patch = { source: { shape: [1, outRows.length, width], data: new Float32Array(outRows.length * width) }, mask: new Uint8Array(outRows.length), maskDims: [1, outRows.length, 1] };
-          patches.set(slot.hook, patch);
+    const full = new Map<BlockHook, { mask: Uint8Array; maskDims: number[]; axis: number; own: (Tensor32 | undefined)[] }>();
+    for (let j = 0; j < copies; j++) {
+      for (const part of partsAt(j)) {
+        const name = blockHookName(l, part.hook);
+        const source = partSource(problem, part, name);
+        if (outRows && gatherable.has(part.hook)) {
+          // Laid out over the kept outputs: each pair's source vector at the part's positions, where kept.
+          const width = hookInfo(cfg, part.hook).width;
+          let patch = patches.get(part.hook);
+          if (!patch) {
+            patch = { source: { shape: [1, outRows.length, width], data: new Float32Array(outRows.length * width) }, mask: new Uint8Array(outRows.length), maskDims: [1, outRows.length, 1] };
+            patches.set(part.hook, patch);
+          }
+          for (let i = 0; i < n; i++) {
+            const positions = slotPositions(part, i) ?? Array.from({ length: S }, (_, t) => p + t);
+            for (const x of positions) {
+              const e = outIndex.get((j * n + i) * S + (x - p));
+              if (e === undefined) continue;
+              patch.mask[e] = 1;
+              patch.source.data.set(source.data.subarray((i * nPos + x) * width, (i * nPos + x + 1) * width), e * width);
+            }
+          }
+          continue;
         }
-        for (let i = 0; i < n; i++) {
-          const e = outIndex.get((j * n + i) * S + (slot.pos! - p));
-          if (e === undefined) continue;
-          patch.mask[e] = 1;
-          patch.source.data.set(clean.data.subarray((i * nPos + slot.pos!) * width, (i * nPos + slot.pos! + 1) * width), e * width);
+        let f = full.get(part.hook);
+        if (!f) {
+          // Attention hooks index [row, head, dest, src]: the suffix is a range of dest rows.
+          const maskDims = part.layout === 'attn' ? [rows, cfg.nHeads, S, nPos] : hookMaskGraphDims(cfg, part.hook, rows, S);
+          f = { mask: new Uint8Array(numel(maskDims)), maskDims, axis: part.layout === 'attn' ? 2 : 1, own: [] };
+          full.set(part.hook, f);
         }
-        continue;
+        if (part.source) f.own[j] = part.source;
+        markSlot(f.mask, f.maskDims, shiftSlot(part, p), j * n, (j + 1) * n);
       }
-      let patch = patches.get(slot.hook);
-      if (!patch) {
-        // Attention hooks index [row, head, dest, src]: the suffix is a range of dest rows.
-        const source = tileRows(sliceAxis(clean, slot.layout === 'attn' ? 2 : 1, p), copies);
-        const maskDims = slot.layout === 'attn' ? [rows, cfg.nHeads, S, nPos] : hookMaskGraphDims(cfg, slot.hook, rows, S);
-        patch = { source, mask: new Uint8Array(numel(maskDims)), maskDims };
-        patches.set(slot.hook, patch);
-      }
-      const shifted: PatchSlot = { ...slot, ...(slot.pos !== undefined ? { pos: slot.pos - p } : {}), ...(slot.dest !== undefined ? { dest: slot.dest - p } : {}) };
-      markSlot(patch.mask, patch.maskDims, shifted, j * n, (j + 1) * n);
+    }
+    // Each copy's block of the source: its parts' own values, or the problem's source (unused where its mask is 0).
+    for (const [hook, f] of full) {
+      const shared = problem.sourceCache.get(blockHookName(l, hook));
+      const sliced = new Map<Tensor32, Tensor32>();
+      const suffix = (t: Tensor32): Tensor32 => sliced.get(t) ?? sliced.set(t, sliceAxis(t, f.axis, p)).get(t)!;
+      const blocks = Array.from({ length: copies }, (_, j) => f.own[j] ?? shared);
+      const shape = suffix(blocks.find((t) => t !== undefined)!).shape;
+      const size = numel(shape);
+      const data = new Float32Array(size * copies);
+      blocks.forEach((t, j) => t && data.set(suffix(t).data, j * size));
+      patches.set(hook, { source: { shape: [rows, ...shape.slice(1)], data }, mask: f.mask, maskDims: f.maskDims });
     }
     const output = await model.blockSuffix(l, resid!, past, patches, outRows);
     active = copies;
-    progress((l - chunk[0]!.layer + 1) / (cfg.nLayers - chunk[0]!.layer));
+    progress((l - start + 1) / (cfg.nLayers - start));
     if (l === last) return readMetric(problem, output, copies, p);
-    resid = outRows ? unpackRows(output, outRows, corrupted(l + 1, 'hook_resid_pre'), { rows, S, p, n, D }) : output;
+    resid = outRows ? unpackRows(output, outRows, runAct(l + 1, 'hook_resid_pre'), { rows, S, p, n, D }) : output;
   }
   throw new Error('unreachable: every chunk ends at the last layer');
 }
@@ -251,7 +306,7 @@ async function readMetric(problem: PatchProblem, output: Tensor32, copies: numbe
     let r = 0;
     metric.positions.forEach((positions) => {
       for (const pos of positions) {
-        const src = pos >= p ? logits.subarray(next * V, ++next * V) : problem.corruptedLogits.subarray(r * V, (r + 1) * V);
+        const src = pos >= p ? logits.subarray(next * V, ++next * V) : problem.runLogits.subarray(r * V, (r + 1) * V);
         block.set(src, r * V);
         r++;
       }
@@ -261,11 +316,11 @@ async function readMetric(problem: PatchProblem, output: Tensor32, copies: numbe
   return out;
 }
 
-/** The corrupted run's logits at pair i's metric row, in the metric's columns (what an unpatched position reads). */
+/** The unpatched run's logits at pair i's metric row, in the metric's columns (what an unpatched position reads). */
 function columnsOf(problem: PatchProblem, i: number): Float32Array {
   const { metric, model } = problem;
   const V = model.cfg.dVocab;
   const C = metric.columnsPerRow;
   const row = metric.positions.slice(0, i).reduce((a, ps) => a + ps.length, 0);
-  return Float32Array.from({ length: C }, (_, c) => problem.corruptedLogits[row * V + metric.columns![i * C + c]!]!);
+  return Float32Array.from({ length: C }, (_, c) => problem.runLogits[row * V + metric.columns![i * C + c]!]!);
 }

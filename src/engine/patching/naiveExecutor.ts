@@ -1,33 +1,42 @@
 import { throwIfCancelled } from '../cancel';
+import type { HookPatch } from '../hookedTransformer';
 import { blockHookName, hookMaskShape } from '../hooks';
 import { numel } from '../tensor';
 import { markSlot } from './patchMask';
-import { type ExecuteOptions, metricRows, type PatchProblem } from './problem';
-import type { PatchSlot } from './sweeps';
+import { type ExecuteOptions, metricRows, type Patch, type PatchProblem, partSource } from './problem';
 
 /**
  * TransformerLens's algorithm, kept as the reference mode (--naive) and the benchmark's baseline: for
- * every slot, one full forward pass of the corrupted prompts (the batch is the prompt pairs) with one
- * slice of the clean activations written in, and logits at every position.
+ * every patch, one full forward pass of the run's prompts (the batch is the prompt pairs) with its
+ * slices of the source activations written in, and logits at every position.
  */
-export async function executeNaive(problem: PatchProblem, slots: readonly PatchSlot[], opts: ExecuteOptions): Promise<Float64Array> {
-  const { model, pairs, nPos, metric } = problem;
+export async function executeNaive(problem: PatchProblem, patches: readonly Patch[], opts: ExecuteOptions): Promise<Float64Array> {
+  const { model, metric } = problem;
   const V = model.cfg.dVocab;
   const rows = metricRows(problem, 1);
   const read = new Float32Array(metric.rowsPerEval * V);
-  const out = new Float64Array(slots.length);
-  for (let i = 0; i < slots.length; i++) {
+  const out = new Float64Array(patches.length);
+  for (let i = 0; i < patches.length; i++) {
     throwIfCancelled(opts.signal);
-    const slot = slots[i]!;
-    const name = blockHookName(slot.layer, slot.hook);
-    const maskShape = hookMaskShape(model.cfg, slot.hook, pairs.length, nPos);
-    const mask = new Uint8Array(numel(maskShape));
-    markSlot(mask, maskShape, slot, 0, pairs.length);
-    const patches = new Map([[name, { source: problem.cleanCache.get(name)!, mask }]]);
-    const { logits } = await model.forward(problem.corrupted, { patches, signal: opts.signal });
+    const { logits } = await model.forward(problem.run, { patches: hookPatches(problem, patches[i]!), signal: opts.signal });
     rows.forEach((row, k) => read.set(logits.data.subarray(row * V, (row + 1) * V), k * V));
     out[i] = metric.raw(read);
     opts.onProgress?.(i + 1);
   }
   return out;
+}
+
+/** A patch as the forward takes it: one source and mask per hook point it touches. */
+export function hookPatches(problem: PatchProblem, patch: Patch): Map<string, HookPatch> {
+  const patches = new Map<string, HookPatch>();
+  for (const part of patch) {
+    const name = blockHookName(part.layer, part.hook);
+    let p = patches.get(name);
+    if (!p) {
+      p = { source: partSource(problem, part, name), mask: new Uint8Array(numel(hookMaskShape(problem.model.cfg, part.hook, problem.pairs.length, problem.nPos))) };
+      patches.set(name, p);
+    }
+    markSlot(p.mask, hookMaskShape(problem.model.cfg, part.hook, problem.pairs.length, problem.nPos), part, 0, problem.pairs.length);
+  }
+  return patches;
 }

@@ -4,7 +4,7 @@
  * tokens, lengths and ids checked against the model, the induction batch generated. Errors are
  * SpecErrors pointing into the spec's text when there is one.
  */
-import { basename } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import {
   INDUCTION_DEFAULTS,
   type InductionSpec,
@@ -18,8 +18,10 @@ import {
   toDocumentRange,
 } from '../../protocol/spec';
 import { literalOffsets, locateNearest, type NodePos, scanNodes } from '../../spec/jsonc';
-import { errorAt, formatPath, type PathSeg, quote, stripBom, type TextInfo } from '../../spec/specError';
+import { parseMarks, tokensCovering } from '../../spec/positionMarks';
+import { errorAt, formatPath, type PathSeg, quote, SpecError, stripBom, type TextInfo } from '../../spec/specError';
 import { validateSpecValue } from '../../spec/specSchema';
+import { type Dataset, readDataset } from './dataset';
 import type { ModelConfig } from '../model/config';
 import type { TextTokenizer } from '../model/tokenizer';
 import { mulberry32 } from '../random';
@@ -109,9 +111,12 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
   const file = opts.file;
   const info: TextInfo | undefined = opts.text === undefined ? undefined : { text: stripBom(opts.text), base: opts.textOffset ?? 0 };
   validateSpecValue(spec, file, info);
-  const nodes = info ? pairNodes(info) : new Map<string, Located>();
+  const dataset = spec.dataset === undefined ? undefined : loadDataset(spec, file);
+  const nodes = info && !dataset ? pairNodes(info) : new Map<string, Located>();
   const fail = (path: PathSeg[], message: string, useKey = false): never => {
-    const node = path.length === 3 && path[0] === 'pairs' ? nodes.get(`${path[1]}/${path[2]}`) : info ? locateNearest(info, path) : undefined;
+    // A dataset's pair is found by its line; the spec's by its place in the text.
+    if (dataset && path[0] === 'pairs' && typeof path[1] === 'number') throw new SpecError(`${dataset.path}:${dataset.lines[path[1]]}: ${message}`);
+    const node = path.length >= 3 && path[0] === 'pairs' ? nodes.get(`${path[1]}/${path[2]}`) : info ? locateNearest(info, path) : undefined;
     throw errorAt(file, info, node ? (useKey ? (node.keyStart ?? node.start) : node.start) : undefined, node?.end, message);
   };
   // The default and the BOS token are the model's, as TransformerLens has them: Qwen prepends nothing by
@@ -148,7 +153,9 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
     return src;
   }
 
-  function textPrompt(i: number, which: 'clean' | 'corrupted', text: string) {
+  function textPrompt(i: number, which: 'clean' | 'corrupted', marked: string) {
+    const parsed = parseMarks(marked);
+    const text = parsed?.text ?? marked;
     // BPE time grows with the square of a word's length, so a runaway prompt (a megabyte pasted by
     // mistake) is measured on its start first: if that alone is past the context, the rest is moot.
     const probe = PROMPT_PROBE_CHARS_PER_TOKEN * (cfg.nCtx + 1);
@@ -163,12 +170,23 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
     }
     const enc = tok.encode(text);
     if (enc.ids.length === 0 && !prependBos) fail(['pairs', i, which], `pairs[${i}].${which} gives no tokens; write some text, or set prepend_bos to true`);
-    const source = sourceFor(i, which, text);
-    const ranges = enc.ranges.map((r) => (source ? toDocumentRange(source, r) : ([r[0], r[1]] as [number, number])));
+    const source = sourceFor(i, which, marked);
+    // Ranges of the unmarked text, mapped back to the text as written (marks included), then into the document.
+    const written = (r: readonly [number, number]): [number, number] =>
+      parsed ? [parsed.original[r[0]]!, r[1] > r[0] ? parsed.original[r[1] - 1]! + 1 : parsed.original[r[0]]!] : [r[0], r[1]];
+    const ranges = enc.ranges.map((r) => (source ? toDocumentRange(source, written(r)) : written(r)));
+    const off = prependBos ? 1 : 0;
+    const labels: Record<string, number[]> = {};
+    for (const [label, spans] of parsed?.marks ?? []) {
+      const covered = tokensCovering(enc.ranges, spans);
+      if (covered.length === 0) fail(['pairs', i, which], `pairs[${i}].${which} marks [${label}] around no text; put the mark around the word it labels, e.g. [${label}]Mary[/${label}]`);
+      labels[label] = covered.map((t) => t + off);
+    }
     return {
       ids: prependBos ? [bos(), ...enc.ids] : enc.ids,
       ranges: prependBos ? [null, ...ranges] : ranges,
       source,
+      labels,
     };
   }
 
@@ -205,9 +223,11 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
 
   function resolvePair(pair: PairSpec, i: number): ResolvedPair {
     const out: ResolvedPair = { clean: [], corrupted: [] };
+    let marked: Record<string, number[]> = {};
     if (pair.clean !== undefined && pair.corrupted !== undefined) {
       const c = textPrompt(i, 'clean', pair.clean);
       const k = textPrompt(i, 'corrupted', pair.corrupted);
+      marked = markedLabels(i, c.labels, k.labels);
       out.clean = c.ids;
       out.corrupted = k.ids;
       out.cleanRanges = c.ranges;
@@ -237,6 +257,8 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
     const wrong = answerToken(i, pair, 'wrong');
     if (answer !== undefined) out.answer = answer;
     if (wrong !== undefined) out.wrong = wrong;
+    const labels = pairLabels(i, pair, marked, out.clean.length, textForm);
+    if (Object.keys(labels).length > 0) out.labels = labels;
     if (pair.targets !== undefined) {
       const n = out.clean.length;
       out.targets = pair.targets.map((t, j) => {
@@ -253,6 +275,38 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
     return out;
   }
 
+  /** The labels the marks give: the clean prompt's; the corrupted prompt may mark the same tokens, or nothing. */
+  function markedLabels(i: number, clean: Record<string, number[]>, corrupted: Record<string, number[]>): Record<string, number[]> {
+    for (const [label, at] of Object.entries(corrupted)) {
+      if (clean[label]?.join() !== at.join()) {
+        fail(
+          ['pairs', i, 'corrupted'],
+          `pairs[${i}].corrupted marks [${label}] at token${at.length > 1 ? 's' : ''} ${at.join(', ')}, ${clean[label] ? `but the clean prompt marks it at ${clean[label]!.join(', ')}` : 'which the clean prompt does not mark'}; a label names the same positions in both prompts — mark the clean prompt only, or the same tokens in both`,
+        );
+      }
+    }
+    return clean;
+  }
+
+  /** A pair's labels: its marks and its `positions` (each label once), checked against its length. */
+  function pairLabels(i: number, pair: PairSpec, marked: Record<string, number[]>, n: number, textForm: boolean): Record<string, number[]> {
+    const labels: Record<string, number[]> = { ...marked };
+    for (const [label, at] of Object.entries(pair.positions ?? {})) {
+      if (labels[label]) fail(['pairs', i, 'positions'], `pairs[${i}] labels ${label} both with a mark in the prompt and in "positions"; keep one`, true);
+      const list = (Array.isArray(at) ? at : [at]).slice().sort((a, b) => a - b);
+      const bad = list.find((p) => p >= n);
+      if (bad !== undefined) {
+        fail(
+          ['pairs', i, 'positions'],
+          `pairs[${i}].positions.${label} is ${bad}, but the pair has ${n} tokens${prependBos && textForm ? ' (BOS included)' : ''}, so positions go 0…${n - 1}`,
+          true,
+        );
+      }
+      labels[label] = list;
+    }
+    return labels;
+  }
+
   let pairs: ResolvedPair[];
   if (spec.induction !== undefined) {
     const ind = spec.induction;
@@ -267,8 +321,9 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
       );
     pairs = generateInduction(ind, prependBos ? bos() : undefined);
   } else {
-    pairs = (spec.pairs ?? []).map((pair, i) => resolvePair(pair, i));
+    pairs = (dataset?.pairs ?? spec.pairs ?? []).map((pair, i) => resolvePair(pair, i));
   }
+  const labels = commonLabels(pairs, fail);
   return {
     name: spec.name ?? defaultName(file),
     model: spec.model,
@@ -276,7 +331,41 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
     sweeps: [...spec.sweeps],
     prependBos,
     pairs,
+    ...(labels ? { labels } : {}),
     ...(spec.method !== undefined ? { method: spec.method } : {}),
     ...(spec.verify_top !== undefined ? { verifyTop: spec.verify_top } : {}),
   };
+}
+
+/**
+ * The labels every pair names, in the first pair's order; undefined when no pair names any. Pairs that
+ * name different labels cannot share a heatmap's columns, so that is an error naming the first of them.
+ */
+function commonLabels(pairs: readonly ResolvedPair[], fail: (path: PathSeg[], message: string, useKey?: boolean) => never): string[] | undefined {
+  const names = (p: ResolvedPair) => Object.keys(p.labels ?? {});
+  if (pairs.every((p) => names(p).length === 0)) return undefined;
+  const first = names(pairs[0]!);
+  pairs.forEach((p, i) => {
+    const own = names(p);
+    if (own.length !== first.length || own.some((l) => !first.includes(l))) {
+      const list = (l: string[]) => (l.length === 0 ? 'no labels' : l.join(', '));
+      fail(['pairs', i], `pairs[${i}] labels ${list(own)}, but pairs[0] labels ${list(first)}; every pair must name the same labels (their positions may differ), so that each label is one column of the heatmaps`);
+    }
+  });
+  return first;
+}
+
+/** Reads a spec's dataset and checks its pairs as the schema checks `pairs`, each error at its line. */
+function loadDataset(spec: PatchSpec, file: string): Dataset & { path: string } {
+  const path = resolve(dirname(file), spec.dataset!);
+  const data = readDataset(path);
+  const { dataset: _, ...rest } = spec;
+  try {
+    validateSpecValue({ ...rest, pairs: data.pairs }, path, undefined);
+  } catch (e) {
+    const at = e instanceof SpecError && e.path?.[0] === 'pairs' && typeof e.path[1] === 'number' ? data.lines[e.path[1]] : undefined;
+    if (at === undefined) throw e;
+    throw new SpecError(`${path}:${at}: ${(e as Error).message.slice(path.length + 2)}`);
+  }
+  return { ...data, path };
 }

@@ -8,8 +8,8 @@ import { blockHookName } from '../hooks';
 import { Metric } from './metrics';
 import { executeFast } from './fastExecutor';
 import { executeNaive } from './naiveExecutor';
-import { metricRows, type PatchProblem, type SlotExecutor } from './problem';
-import { hooksOfSweeps, type PatchSlot, planSweep } from './sweeps';
+import { metricRows, type PatchExecutor, type PatchProblem } from './problem';
+import { hooksOfSweeps, type PositionAxis, planSweep, slotKey } from './sweeps';
 
 
 export interface PatchingProgress {
@@ -26,7 +26,7 @@ export interface PatchingOptions {
   readonly signal?: AbortSignal;
 }
 
-export const EXECUTORS: Record<PatchingMode, SlotExecutor> = { fast: executeFast, naive: executeNaive };
+export const EXECUTORS: Record<PatchingMode, PatchExecutor> = { fast: executeFast, naive: executeNaive };
 
 export interface PatchingOutcome {
   readonly status: 'done' | 'cancelled';
@@ -35,8 +35,6 @@ export interface PatchingOutcome {
   readonly sweeps: Partial<Record<SweepName, SweepResult>>;
   readonly nPos: number;
 }
-
-const slotKey = (s: PatchSlot): string => `${s.layer}|${s.hook}|${s.pos}|${s.head}|${s.dest}|${s.src}`;
 
 /** Right-pads rows to one length; padding sits after every real token, so causality hides it. */
 function padRows(rows: number[][], padId: number): { rows: number[][]; nPos: number } {
@@ -47,6 +45,14 @@ function padRows(rows: number[][], padId: number): { rows: number[][]; nPos: num
 export interface PreparedPatching {
   readonly problem: PatchProblem;
   readonly baselines: { clean: number; corrupted: number };
+  /** What the sweeps' position axes count: token positions, or the pairs' labels. */
+  readonly positions: PositionAxis;
+}
+
+/** A labelled spec's sweeps run over its labels, each pair at its own positions; any other over token positions. */
+export function positionAxis(spec: Pick<ResolvedSpec, 'labels' | 'pairs'>, nPos: number): PositionAxis {
+  if (!spec.labels) return { kind: 'index', n: nPos };
+  return { kind: 'label', labels: spec.labels, at: spec.labels.map((label) => spec.pairs.map((p) => p.labels![label]!)) };
 }
 
 /**
@@ -85,7 +91,7 @@ export async function preparePatching(
     const list = opts.gradientRun === 'clean' ? capture : corruptedCapture;
     for (const name of more) if (!list.includes(name)) list.push(name);
   }
-  const problemBase = { model, pairs: spec.pairs, nPos, clean, corrupted, metric };
+  const problemBase = { model, pairs: spec.pairs, nPos, metric };
   const rows1 = metricRows(problemBase, 1);
   const cleanRun = await model.forward(clean, { capture, logitRows: rows1, signal: opts.signal });
   metric.setCleanLogits(cleanRun.logits.data);
@@ -94,37 +100,43 @@ export async function preparePatching(
   metric.checkBaselines(baselines);
   return {
     baselines,
+    positions: positionAxis(spec, nPos),
     problem: {
       ...problemBase,
-      cleanCache: cleanRun.cache,
-      corruptedCache: corruptedRun.cache,
-      corruptedLogits: corruptedRun.logits.data,
-      cleanLogits: cleanRun.logits.data,
+      run: corrupted,
+      sourceCache: cleanRun.cache,
+      runCache: corruptedRun.cache,
+      runLogits: corruptedRun.logits.data,
       memoryBudget: budgetMiB * 2 ** 20,
     },
   };
 }
 
-/** Runs the baselines and every sweep of a resolved spec. */
+/**
+ * Runs the baselines and every sweep of a resolved spec. Progress counts prompt pairs × patches: a
+ * patched run of n pairs is n units of work.
+ */
 export async function runPatching(model: HookedTransformer, spec: ResolvedSpec, opts: PatchingOptions = {}): Promise<PatchingOutcome> {
   const execute = EXECUTORS[opts.mode ?? 'fast'];
-  const { problem, baselines } = await preparePatching(model, spec, opts);
+  const { problem, baselines, positions } = await preparePatching(model, spec, opts);
   const { metric, nPos } = problem;
-  const plans = spec.sweeps.map((name) => planSweep(name, model.cfg, nPos));
+  const nPairs = spec.pairs.length;
+  const plans = spec.sweeps.map((name) => planSweep(name, model.cfg, positions));
   const known = new Map<string, number>();
-  const total = new Set(plans.flatMap((p) => p.slots.map(slotKey))).size;
+  const total = nPairs * new Set(plans.flatMap((p) => p.slots.map(slotKey))).size;
   const sweeps: Partial<Record<SweepName, SweepResult>> = {};
   try {
     for (const plan of plans) {
       const todo = plan.slots.filter((s) => !known.has(slotKey(s)));
       const before = known.size;
-      const raw = await execute(problem, todo, {
-        signal: opts.signal,
-        onProgress: (done) => opts.onProgress?.({ done: before + done, total, sweep: plan.name }),
-      });
+      const raw = await execute(
+        problem,
+        todo.map((s) => [s]),
+        { signal: opts.signal, onProgress: (done) => opts.onProgress?.({ done: nPairs * (before + done), total, sweep: plan.name }) },
+      );
       todo.forEach((s, i) => known.set(slotKey(s), raw[i]!));
       const values = Array.from(plan.valueSlot, (i) => (i < 0 ? null : metric.normalize(known.get(slotKey(plan.slots[i]!))!, baselines)));
-      sweeps[plan.name] = { shape: plan.shape, axes: plan.axes, values, ...(plan.components ? { components: plan.components } : {}) };
+      sweeps[plan.name] = { shape: plan.shape, axes: plan.axes, values, ...(plan.components ? { components: plan.components } : {}), ...(plan.labels ? { labels: plan.labels } : {}) };
     }
   } catch (e) {
     if (e instanceof CancelledError) return { status: 'cancelled', baselines, sweeps, nPos };

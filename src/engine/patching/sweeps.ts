@@ -11,7 +11,10 @@ import { UserError } from '../../common/userError';
 export type IndexAxis = 'layer' | 'pos' | 'head' | 'dest_pos' | 'src_pos';
 
 /** What the result calls an index axis: a k/v sweep's head axis counts key/value heads on a grouped-query model. */
-type AxisName = IndexAxis | 'kv_head' | 'component';
+type AxisName = IndexAxis | 'kv_head' | 'component' | 'label' | 'dest_label' | 'src_label';
+
+/** A labelled sweep's position axes are named for labels, so no reader takes a label's index for a token's. */
+const LABEL_AXES: Partial<Record<IndexAxis, AxisName>> = { pos: 'label', dest_pos: 'dest_label', src_pos: 'src_label' };
 
 interface SimpleSweep {
   readonly hook: BlockHook;
@@ -80,7 +83,11 @@ const STACKED: Partial<Record<SweepName, StackedSweep>> = {
   },
 };
 
-/** One patched index: overwrite `hook` at `layer` where the activation's indices match the selector. */
+/**
+ * One patched index: overwrite `hook` at `layer` where the activation's indices match the selector. A
+ * position-wise index is either one position of every pair (`pos`, or a pattern's `dest`/`src`), or a
+ * label (`label`, `srcLabel`): then `at[i]` (`srcAt[i]`) are pair i's own positions for it.
+ */
 export interface PatchSlot {
   readonly layer: number;
   readonly hook: BlockHook;
@@ -90,35 +97,90 @@ export interface PatchSlot {
   readonly head?: number;
   readonly dest?: number;
   readonly src?: number;
+  /** A labelled position (the label's index) and, per pair, the positions it stands for (pos or dest). */
+  readonly label?: number;
+  readonly at?: readonly (readonly number[])[];
+  /** A labelled source position of a dest × src pattern entry, per pair. */
+  readonly srcLabel?: number;
+  readonly srcAt?: readonly (readonly number[])[];
 }
 
-/** The first position whose activations a slot can change (causality: nothing before it moves). */
+/** Pair i's positions a slot patches on its position (or destination) axis; undefined: every position. */
+export function slotPositions(s: PatchSlot, pair: number): readonly number[] | undefined {
+  if (s.at) return s.at[pair]!;
+  const p = s.pos ?? s.dest;
+  return p === undefined ? undefined : [p];
+}
+
+/** Pair i's source positions of a pattern slot; undefined: every source. */
+export function slotSources(s: PatchSlot, pair: number): readonly number[] | undefined {
+  if (s.srcAt) return s.srcAt[pair]!;
+  return s.src === undefined ? undefined : [s.src];
+}
+
+/** Whether the slot patches chosen positions (or destinations) only, rather than every one. */
+export const isPositioned = (s: PatchSlot): boolean => s.at !== undefined || s.pos !== undefined || s.dest !== undefined;
+
+/** The first position whose activations a slot can change in any pair (causality: nothing before it moves). */
 export function slotStart(s: PatchSlot): number {
+  if (s.at) return Math.min(...s.at.flat());
   return s.pos ?? s.dest ?? 0;
 }
 
-function axisSize(axis: IndexAxis, cfg: ModelConfig, nPos: number, hook: BlockHook): number {
-  return axis === 'layer' ? cfg.nLayers : axis === 'head' ? hookInfo(cfg, hook).heads : nPos;
+/** The same slot with its positions counted from `p` (a suffix of the sequence). */
+export function shiftSlot(s: PatchSlot, p: number): PatchSlot {
+  if (p === 0) return s;
+  const shift = (rows: readonly (readonly number[])[]) => rows.map((r) => r.map((x) => x - p));
+  return {
+    ...s,
+    ...(s.pos !== undefined ? { pos: s.pos - p } : {}),
+    ...(s.dest !== undefined ? { dest: s.dest - p } : {}),
+    ...(s.at ? { at: shift(s.at) } : {}),
+  };
+}
+
+/** A key that is equal for slots that patch the same cells (sweeps share slots; each runs once). */
+export const slotKey = (s: PatchSlot): string => `${s.layer}|${s.hook}|${s.pos}|${s.head}|${s.dest}|${s.src}|${s.label}|${s.srcLabel}`;
+
+/**
+ * What a position axis counts: token positions (`n` of them, the longest pair's length), or the
+ * labels the pairs name, each pair at its own positions for a label (`at[label][pair]`).
+ */
+export type PositionAxis =
+  | { readonly kind: 'index'; readonly n: number }
+  | { readonly kind: 'label'; readonly labels: readonly string[]; readonly at: readonly (readonly (readonly number[])[])[] };
+
+const axisLength = (axis: PositionAxis): number => (axis.kind === 'index' ? axis.n : axis.labels.length);
+
+function axisSize(axis: IndexAxis, cfg: ModelConfig, positions: PositionAxis, hook: BlockHook): number {
+  return axis === 'layer' ? cfg.nLayers : axis === 'head' ? hookInfo(cfg, hook).heads : axisLength(positions);
 }
 
 /** The slot at flat index `n` of a simple sweep of shape `sizes` (TransformerLens's index order, last axis fastest). */
-function simpleSlot(def: SimpleSweep, layout: HookLayout, sizes: readonly number[], n: number): PatchSlot {
+function simpleSlot(def: SimpleSweep, layout: HookLayout, sizes: readonly number[], n: number, positions?: PositionAxis): PatchSlot {
   const slot: { -readonly [K in keyof PatchSlot]: PatchSlot[K] } = { layer: 0, hook: def.hook, layout };
+  const labelled = positions?.kind === 'label' ? positions : undefined;
   let rest = n;
   for (let a = sizes.length - 1; a >= 0; a--) {
     const i = rest % sizes[a]!;
     rest = Math.floor(rest / sizes[a]!);
     const axis = def.axes[a]!;
     if (axis === 'layer') slot.layer = i;
-    else if (axis === 'pos') slot.pos = i;
     else if (axis === 'head') slot.head = i;
+    else if (labelled && axis === 'src_pos') {
+      slot.srcLabel = i;
+      slot.srcAt = labelled.at[i];
+    } else if (labelled) {
+      slot.label = i;
+      slot.at = labelled.at[i];
+    } else if (axis === 'pos') slot.pos = i;
     else if (axis === 'dest_pos') slot.dest = i;
     else slot.src = i;
   }
   return slot;
 }
 
-/** Slot `n` of a simple sweep (its own index order). */
+/** Slot `n` of a simple sweep (its own index order), over token positions. */
 export function partSlot(part: SweepPart, cfg: ModelConfig, n: number): PatchSlot {
   const def = SIMPLE[part.sweep]!;
   return simpleSlot(def, hookInfo(cfg, def.hook).layout, part.shape, n);
@@ -167,6 +229,8 @@ export interface SweepLayout {
   readonly shape: number[];
   readonly axes: AxisName[];
   readonly components?: string[];
+  /** The labels of a sweep whose position axes are labelled. */
+  readonly labels?: string[];
   readonly parts: readonly SweepPart[];
   /** For each output value (row-major over shape), the slot it reads (numbered across the parts), or -1 for an index the model lacks. */
   readonly valueSlot: Int32Array;
@@ -178,20 +242,24 @@ export interface SweepPlan extends SweepLayout {
 }
 
 /**
- * Shapes, axes and value layout of a sweep for a model and a prompt length. Attribution reads whole
- * simple sweeps at once and needs no slot objects; the all-sweeps run has 355,000 of them on GPT-2 small.
+ * Shapes, axes and value layout of a sweep for a model and the prompts' positions (or labels).
+ * Attribution reads whole simple sweeps at once and needs no slot objects; the all-sweeps run has
+ * 355,000 of them on GPT-2 small.
  */
-export function sweepLayout(name: SweepName, cfg: ModelConfig, nPos: number): SweepLayout {
+export function sweepLayout(name: SweepName, cfg: ModelConfig, positions: PositionAxis): SweepLayout {
   checkSweepHooks(name, cfg);
+  const labels = positions.kind === 'label' ? { labels: [...positions.labels] } : {};
+  const named = (a: IndexAxis): AxisName => (positions.kind === 'label' ? (LABEL_AXES[a] ?? a) : a);
   const simple = SIMPLE[name];
   if (simple) {
-    const shape = simple.axes.map((a) => axisSize(a, cfg, nPos, simple.hook));
+    const shape = simple.axes.map((a) => axisSize(a, cfg, positions, simple.hook));
     const count = shape.reduce((a, b) => a * b, 1);
     const kvHeads = hookInfo(cfg, simple.hook).heads !== cfg.nHeads;
     return {
       name,
       shape,
-      axes: simple.axes.map((a) => (a === 'head' && kvHeads ? 'kv_head' : a)),
+      axes: simple.axes.map((a) => (a === 'head' && kvHeads ? 'kv_head' : named(a))),
+      ...(simple.axes.some((a) => LABEL_AXES[a]) ? labels : {}),
       parts: [{ sweep: name, hook: simple.hook, axes: simple.axes, shape, count, base: 0 }],
       valueSlot: identity(count),
     };
@@ -201,12 +269,12 @@ export function sweepLayout(name: SweepName, cfg: ModelConfig, nPos: number): Sw
   const parts: SweepPart[] = [];
   // The stacked shape is TransformerLens's: query heads. A k/v part of a grouped-query model has fewer
   // heads; its missing rows are marked absent, where TransformerLens pads with zeros.
-  const partShape = stacked.axes.map((a) => (a === 'head' ? cfg.nHeads : axisSize(a, cfg, nPos, 'hook_resid_pre')));
+  const partShape = stacked.axes.map((a) => (a === 'head' ? cfg.nHeads : axisSize(a, cfg, positions, 'hook_resid_pre')));
   const per = partShape.reduce((a, b) => a * b, 1);
   const valueSlot = new Int32Array(stacked.parts.length * per);
   let base = 0;
   stacked.parts.forEach((part, q) => {
-    const sub = sweepLayout(part.sweep, cfg, nPos).parts[0]!;
+    const sub = sweepLayout(part.sweep, cfg, positions).parts[0]!;
     parts.push({ ...sub, base });
     placePart(valueSlot.subarray(q * per, (q + 1) * per), sub.shape, part.renameAxes ?? SIMPLE[part.sweep]!.axes, stacked.axes, partShape, base);
     base += sub.count;
@@ -214,8 +282,9 @@ export function sweepLayout(name: SweepName, cfg: ModelConfig, nPos: number): Sw
   return {
     name,
     shape: [stacked.parts.length, ...partShape],
-    axes: ['component', ...stacked.axes],
+    axes: ['component', ...stacked.axes.map(named)],
     components: stacked.parts.map((p) => p.component),
+    ...(stacked.axes.some((a) => LABEL_AXES[a]) ? labels : {}),
     parts,
     valueSlot,
   };
@@ -228,11 +297,11 @@ function identity(n: number): Int32Array {
 }
 
 /** A layout's slots as patches. */
-export function planSweep(name: SweepName, cfg: ModelConfig, nPos: number): SweepPlan {
-  const layout = sweepLayout(name, cfg, nPos);
+export function planSweep(name: SweepName, cfg: ModelConfig, positions: PositionAxis): SweepPlan {
+  const layout = sweepLayout(name, cfg, positions);
   const slots = layout.parts.flatMap((p) => {
     const hookLayout = hookInfo(cfg, p.hook).layout;
-    return Array.from({ length: p.count }, (_, n) => simpleSlot(SIMPLE[p.sweep]!, hookLayout, p.shape, n));
+    return Array.from({ length: p.count }, (_, n) => simpleSlot(SIMPLE[p.sweep]!, hookLayout, p.shape, n, positions));
   });
   return { ...layout, slots };
 }
@@ -262,6 +331,6 @@ function placePart(out: Int32Array, shape: readonly number[], named: readonly In
 /** Every hook a set of sweeps patches, per block hook name (e.g. 'attn.hook_z'). */
 export function hooksOfSweeps(names: readonly SweepName[], cfg: ModelConfig): Set<BlockHook> {
   const hooks = new Set<BlockHook>();
-  for (const n of names) for (const p of sweepLayout(n, cfg, 1).parts) hooks.add(p.hook);
+  for (const n of names) for (const p of sweepLayout(n, cfg, { kind: 'index', n: 1 }).parts) hooks.add(p.hook);
   return hooks;
 }
