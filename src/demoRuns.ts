@@ -13,6 +13,7 @@ import { INDUCTION_2L } from './engine/model/builtin/induction2l';
 import { sweepScale } from './presentation/colorScale';
 import { layoutSweep } from './presentation/heatmapLayout';
 import { headGroups } from './presentation/heads';
+import { baselinesText } from './presentation/resultText';
 import { topEffects } from './presentation/topEffects';
 
 // dist/demo.js and src/demoRuns.ts both sit one level below the repository root.
@@ -133,7 +134,7 @@ export function indexHtml(title: string, intro: string, reading: string, runs: D
       `spec: examples/${escapeHtml(exp.file)}`,
       escapeHtml(corruption),
       `metric: ${escapeHtml(result.metric)}`,
-      b ? `baselines: clean ${fmt(b.clean)}, corrupted ${fmt(b.corrupted)}` : '',
+      b ? `baselines: ${baselinesText(b, fmt)}` : '',
       `model: ${escapeHtml(result.model.id)} (${escapeHtml(result.model.provider ?? 'provider unknown')})`,
     ].filter(Boolean);
     const figures = pngs.map((p) => {
@@ -144,7 +145,7 @@ export function indexHtml(title: string, intro: string, reading: string, runs: D
       return (
         `<figure><a href="${href}"><img src="${href}" alt="${escapeHtml(`${result.name} ${sweep}`)}"></a>` +
         `<figcaption><b>${escapeHtml(sweep)}</b>${note}. ${escapeHtml(shortCorruption)}; ${escapeHtml(result.metric)}` +
-        (b ? `; clean ${fmt(b.clean)}, corrupted ${fmt(b.corrupted)}` : '') +
+        (b ? `; ${baselinesText(b, fmt)}` : '') +
         `.${strongest(result, sweep)}</figcaption></figure>`
       );
     });

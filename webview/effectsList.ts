@@ -30,7 +30,7 @@ export class EffectsList {
   render(effects: readonly Effect[], scale: ColorScale, estimated = false): void {
     clear(this.list);
     this.title.textContent = estimated ? 'Strongest estimated effects' : 'Strongest effects';
-    const from = scale.baselines ? `the corrupted baseline (${shortValue(scale.neutral)})` : shortValue(scale.neutral);
+    const from = scale.baselines ? `the ${scale.baselines.noneName} baseline (${shortValue(scale.neutral)})` : shortValue(scale.neutral);
     this.note.textContent = effects.length === 0 ? `No cell differs from ${from}.` : `The ${effects.length} cells furthest from ${from}.`;
     for (const e of effects) {
       const swatch = h('span', { className: 'pl-effect-swatch', attrs: { 'aria-hidden': 'true' } });

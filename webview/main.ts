@@ -1,7 +1,7 @@
 import '../media/panel.css';
 import { type ColorScale, fractionText, sweepScale } from '../src/presentation/colorScale';
 import { headGroups, type HeadGroups } from '../src/presentation/heads';
-import { describeCell, exactValue, notices, summaryParts } from '../src/presentation/resultText';
+import { baselinesText, describeCell, exactValue, notices, summaryParts } from '../src/presentation/resultText';
 import { cellName, topEffects } from '../src/presentation/topEffects';
 import type { PlotSpec, SweepName } from '../src/protocol/spec';
 import { plotProblem } from '../src/protocol/spec';
@@ -110,7 +110,7 @@ function renderHeader(s: ShownResult): void {
   for (const part of summaryParts(s.result)) {
     const span = metaEl.appendChild(h('span', { text: part }));
     // The line rounds the baselines; hovering them gives the exact values.
-    if (b && part.startsWith('clean ')) span.title = `clean ${exactValue(b.clean)}, corrupted ${exactValue(b.corrupted)}`;
+    if (b && part.startsWith('clean ')) span.title = baselinesText(b, exactValue);
   }
   metaEl.classList.toggle('pl-status-bad', s.result.status !== 'done');
   clear(noticesEl);

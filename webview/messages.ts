@@ -4,7 +4,7 @@
  * and the rest of the webview can rely on the types.
  */
 import type { AttributionInfo, PatchResult, RunStatus, SweepResult, SweepVerification } from '../src/protocol/result';
-import { plotProblem, type PlotSpec, type SweepName } from '../src/protocol/spec';
+import { ABLATION_NAMES, type Ablation, type Direction, DIRECTION_NAMES, plotProblem, type PlotSpec, type SweepName } from '../src/protocol/spec';
 import type { HostToWebview, WebviewState } from '../src/protocol/webviewMessages';
 
 /** Beyond this a sweep would stall the panel; no sweep of a model that fits in memory comes near it. */
@@ -119,12 +119,17 @@ function parseShowResult(m: Record<string, unknown>): ParsedHostMessage | undefi
   if (r.baselines !== undefined) {
     const b = r.baselines;
     const clean = isObject(b) ? finiteOrNaN(b.clean) : undefined;
-    const corrupted = isObject(b) ? finiteOrNaN(b.corrupted) : undefined;
+    // An ablation run has no corrupted baseline.
+    const corrupted = isObject(b) && b.corrupted !== undefined ? finiteOrNaN(b.corrupted) : null;
     if (clean === undefined || corrupted === undefined) return reject('result.baselines are not numbers');
-    baselines = { clean, corrupted };
+    baselines = corrupted === null ? { clean } : { clean, corrupted };
   }
-
   const problems: string[] = [];
+  const direction = r.direction === undefined || (DIRECTION_NAMES as readonly unknown[]).includes(r.direction) ? (r.direction as Direction | undefined) : undefined;
+  const ablation = r.ablation === undefined || (ABLATION_NAMES as readonly unknown[]).includes(r.ablation) ? (r.ablation as Ablation | undefined) : undefined;
+  if (direction === undefined && r.direction !== undefined) problems.push('The run\'s direction could not be read; the colours assume denoising.');
+  if (ablation === undefined && r.ablation !== undefined) problems.push('The run\'s ablation could not be read; the colours assume denoising.');
+
   const first = r.tokens[0];
   const strings = isObject(first) && isObject(first.clean) ? first.clean.strings : undefined;
   let tokens: string[] = [];
@@ -152,7 +157,8 @@ function parseShowResult(m: Record<string, unknown>): ParsedHostMessage | undefi
     else plot = m.plot as PlotSpec;
   }
   const attribution = parseAttribution(r.attribution);
-  const result: PatchResult = { ...(r as unknown as PatchResult), baselines, sweeps, ...(attribution ? { attribution } : {}) };
+  const { direction: _d, ablation: _a, ...rest } = r as unknown as PatchResult;
+  const result: PatchResult = { ...rest, baselines, sweeps, ...(direction ? { direction } : {}), ...(ablation ? { ablation } : {}), ...(attribution ? { attribution } : {}) };
   return { type: 'showResult', shown: { resultPath, result, sweeps: names, tokens, problems, ...(plot ? { plot } : {}) } };
 }
 

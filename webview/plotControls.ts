@@ -1,5 +1,5 @@
 /**
- * The panel's colour-scale controls: the choices of the spec's `plot` object (centre: corrupted, zero or
+ * The panel's colour-scale controls: the choices of the spec's `plot` object (centre: corrupted, clean, zero or
  * a number; zmin and zmax: auto, clean, corrupted or a number) and a reset to the spec's settings. A
  * setting that cannot be applied is marked on its control and explained beside them; the heatmap keeps
  * the last scale that could.
@@ -33,7 +33,7 @@ export class PlotControls {
       value: h('input', { attrs: { id: `pl-${key}-value`, type: 'number', step: 'any', 'aria-label': `${label} (a number)` } }),
     });
     this.controls = [
-      make('center', 'White at', [option('auto'), option('corrupted'), option('zero'), option('number', 'number…')]),
+      make('center', 'White at', [option('auto'), option('corrupted'), option('clean'), option('zero'), option('number', 'number…')]),
       make('zmin', 'Lower end', [option('auto'), option('clean'), option('corrupted'), option('number', 'number…')]),
       make('zmax', 'Upper end', [option('auto'), option('clean'), option('corrupted'), option('number', 'number…')]),
     ];

@@ -97,8 +97,13 @@ function promptTokens(m: LoadedModel, ids: number[], ranges: ([number, number] |
   return { ids, strings: ids.map((id) => m.tokenizer.tokenString(id)), ranges: ids.map((_, i) => ranges?.[i] ?? null) };
 }
 
-function pairTokens(m: LoadedModel, p: ResolvedPair): PairTokens {
-  return { clean: promptTokens(m, p.clean, p.cleanRanges), corrupted: promptTokens(m, p.corrupted, p.corruptedRanges), ...(p.labels ? { labels: p.labels } : {}) };
+function pairTokens(m: LoadedModel, p: ResolvedPair, ablation: boolean): PairTokens {
+  return {
+    clean: promptTokens(m, p.clean, p.cleanRanges),
+    // An ablation run has no corrupted prompt.
+    ...(ablation ? {} : { corrupted: promptTokens(m, p.corrupted, p.corruptedRanges) }),
+    ...(p.labels ? { labels: p.labels } : {}),
+  };
 }
 
 /** Where the model was found, in the words of the run's first line. */
@@ -202,7 +207,9 @@ async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<R
     source: params.selection?.document ?? specFile,
     model,
     metric: resolved.metric,
-    tokens: resolved.pairs.map((p) => pairTokens(loaded, p)),
+    direction: resolved.ablation ? 'noising' : (resolved.direction ?? 'denoising'),
+    ...(resolved.ablation ? { ablation: resolved.ablation } : {}),
+    tokens: resolved.pairs.map((p) => pairTokens(loaded, p, resolved.ablation !== undefined)),
   } as const;
   const companions = params.png ? resolved.sweeps.map(pngSuffix) : [];
   // The file is claimed only once there is something to keep: a spec error leaves no empty run behind.

@@ -359,7 +359,7 @@ export async function revealSpec(node: unknown): Promise<void> {
   try {
     const editor = await vscode.window.showTextDocument(uri);
     // Select the prompts' span so the reader lands on them, not on the file's first line.
-    const ranges = result.tokens.flatMap((p) => [...p.clean.ranges, ...p.corrupted.ranges]).filter((r): r is [number, number] => r !== null);
+    const ranges = result.tokens.flatMap((p) => [...p.clean.ranges, ...(p.corrupted?.ranges ?? [])]).filter((r): r is [number, number] => r !== null);
     if (ranges.length > 0) {
       const doc = editor.document;
       const start = Math.min(...ranges.map((r) => r[0]));

@@ -78,7 +78,7 @@ export function pngFromDataUrl(dataUrl: string): Buffer | undefined {
 export function tokenRangesAt(result: PatchResult, pos: number): [number, number][] {
   const out: [number, number][] = [];
   for (const pair of result.tokens) {
-    for (const t of [pair.clean, pair.corrupted]) {
+    for (const t of [pair.clean, ...(pair.corrupted ? [pair.corrupted] : [])]) {
       const r = t.ranges[pos];
       if (r && r[1] > r[0] && !out.some((o) => o[0] === r[0] && o[1] === r[1])) out.push([r[0], r[1]]);
     }
@@ -90,7 +90,7 @@ export function tokenRangesAt(result: PatchResult, pos: number): [number, number
 export function positionAtOffset(result: PatchResult, offset: number): number | null {
   let after: number | null = null;
   for (const pair of result.tokens) {
-    for (const t of [pair.clean, pair.corrupted]) {
+    for (const t of [pair.clean, ...(pair.corrupted ? [pair.corrupted] : [])]) {
       for (let i = 0; i < t.ranges.length; i++) {
         const r = t.ranges[i];
         if (!r) continue;

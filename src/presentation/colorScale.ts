@@ -10,10 +10,15 @@
  *   kl_divergence                           sequential: red at 0 (the clean distribution), pale at the
  *                                           corrupted run's KL or the largest value
  *
+ * That is denoising. In general white is the baseline of the run the patches went into ("no effect": the
+ * corrupted run when denoising, the clean run when noising or ablating) and full red the baseline of
+ * the run the values came from (the clean run when denoising, the corrupted run when noising); an
+ * ablation has no such run, and red lies the way that breaks the behaviour (lower, or higher KL).
+ *
  * A spec's `plot` (or the panel's colour controls) moves the centre and the ends; values beyond a
  * fixed end are drawn at the end's colour and counted, so clipping is never silent. Pure: no DOM, no Node.
  */
-import { type MetricName, type PlotCenter, type PlotEnd, plotProblem, type PlotSpec } from '../protocol/spec';
+import { type Ablation, type Direction, type MetricName, patchFlow, type PlotCenter, type PlotEnd, plotProblem, type PlotSpec } from '../protocol/spec';
 import { shortValue } from './resultText';
 
 export type Rgb = [number, number, number];
@@ -32,12 +37,15 @@ export interface ColorScale {
   readonly zmax: number;
   /** The value drawn white: the centre of a diverging scale, the pale end of a sequential one. */
   readonly center: number;
-  /** The end on the clean baseline's side, drawn the strongest red. */
+  /** The end on the source baseline's side, drawn the strongest red. */
   readonly redEnd: 'zmin' | 'zmax';
-  /** "No effect": the corrupted baseline when known, else the centre. Effects are measured from here. */
+  /** "No effect": the unpatched run's baseline when known, else the centre. Effects are measured from here. */
   readonly neutral: number;
-  /** The baselines in the metric's units (1 and 0 for the normalized logit difference). */
-  readonly baselines?: { readonly clean: number; readonly corrupted: number };
+  /**
+   * The baselines in the metric's units (1 and 0 for the normalized logit difference): `none` the
+   * unpatched run's (no effect), `full` the source run's (the whole effect), each with its run's name.
+   */
+  readonly baselines?: Anchors;
   readonly ticks: readonly ScaleTick[];
   /** Values outside [zmin, zmax] (only fixed ends can leave any), drawn at the end's colour. */
   readonly clipped: { readonly below: number; readonly above: number };
@@ -47,10 +55,22 @@ export interface ColorScale {
   readonly notes: readonly string[];
 }
 
+/** The baselines a scale is built around, in the metric's units. */
+export interface Anchors {
+  readonly none: number;
+  readonly noneName: 'clean' | 'corrupted';
+  /** Absent for an ablation: no run has the ablated behaviour. */
+  readonly full?: number;
+  readonly fullName?: 'clean' | 'corrupted';
+}
+
 export interface ScaleInput {
   readonly metric: MetricName | string;
   /** The result's raw baselines (un-normalized for normalized_logit_diff); absent when the run failed early. */
-  readonly baselines?: { readonly clean: number; readonly corrupted: number };
+  readonly baselines?: { readonly clean: number; readonly corrupted?: number };
+  /** Which way the patches went (absent: denoising), or the ablation that made them. */
+  readonly direction?: Direction;
+  readonly ablation?: Ablation;
   /** The sweep's values; null (an index the model lacks) and NaN take no part. */
   readonly values: readonly (number | null)[];
   readonly plot?: PlotSpec;
@@ -111,34 +131,44 @@ export function scaleColor(s: ColorScale, v: number | null): Rgb | null {
   return rampColor(scalePosition(s, v));
 }
 
-/** The fraction of the clean behaviour a value restores (1 = clean, 0 = no effect), when the baselines differ. */
+/**
+ * How far a value goes from no effect (0) to the source's behaviour (1): the fraction of the clean
+ * behaviour restored when denoising, of the corrupted behaviour reached when noising.
+ */
 export function fractionOfClean(s: ColorScale, v: number): number | undefined {
   const b = s.baselines;
-  if (!b || b.clean === b.corrupted || !Number.isFinite(v)) return undefined;
-  return (v - b.corrupted) / (b.clean - b.corrupted);
+  if (!b || b.full === undefined || b.full === b.none || !Number.isFinite(v)) return undefined;
+  return (v - b.none) / (b.full - b.none);
 }
 
-/** `92% of clean`, for tooltips and the strongest-effects list. */
+/** `92% of clean` (denoising) or `92% to corrupted` (noising), for tooltips and the strongest-effects list. */
 export function fractionText(s: ColorScale, v: number): string | undefined {
   const f = fractionOfClean(s, v);
   if (f === undefined) return undefined;
   const pct = Math.abs(f) >= 10 ? f.toExponential(1).replace('e+', 'e') : String(Math.round(f * 100));
-  return Math.abs(f) >= 10 ? `${pct}× clean` : `${pct}% of clean`;
+  const to = s.baselines!.fullName === 'clean' ? 'of clean' : 'to corrupted';
+  return Math.abs(f) >= 10 ? `${pct}× ${s.baselines!.fullName}` : `${pct}% ${to}`;
 }
 
 const finite = (x: number | undefined): x is number => x !== undefined && Number.isFinite(x);
 
-/** The baselines in the units the sweep's values are in. */
-function metricBaselines(metric: string, raw: ScaleInput['baselines']): ColorScale['baselines'] {
-  if (!raw || !finite(raw.clean) || !finite(raw.corrupted)) return undefined;
-  return metric === 'normalized_logit_diff' ? { clean: 1, corrupted: 0 } : { clean: raw.clean, corrupted: raw.corrupted };
+/** The baselines in the units the sweep's values are in, named by their runs. */
+function metricAnchors(input: ScaleInput): Anchors | undefined {
+  const raw = input.baselines;
+  if (!raw || !finite(raw.clean)) return undefined;
+  const flow = patchFlow(input.direction, input.ablation);
+  const fromRun = flow.from === 'clean' || flow.from === 'corrupted' ? flow.from : undefined;
+  const value = (name: 'clean' | 'corrupted') => (name === 'clean' ? raw.clean : raw.corrupted);
+  if (fromRun && !finite(value(fromRun))) return undefined;
+  if (input.metric === 'normalized_logit_diff') return { none: 0, noneName: flow.into, ...(fromRun ? { full: 1, fullName: fromRun } : {}) };
+  return { none: value(flow.into)!, noneName: flow.into, ...(fromRun ? { full: value(fromRun)!, fullName: fromRun } : {}) };
 }
 
 const endName = (e: PlotEnd | PlotCenter): string => (typeof e === 'number' ? String(e) : `"${e}"`);
 
 export function colorScale(input: ScaleInput): ColorScale {
   const { metric, plot = {} } = input;
-  const b = metricBaselines(metric, input.baselines);
+  const b = metricAnchors(input);
   const notes: string[] = [];
   let lo = Infinity;
   let hi = -Infinity;
@@ -148,11 +178,13 @@ export function colorScale(input: ScaleInput): ColorScale {
     if (v > hi) hi = v;
   }
   const hasData = lo <= hi;
+  const named = (which: 'clean' | 'corrupted'): number | undefined => (b?.noneName === which ? b.none : b?.fullName === which ? b.full : undefined);
 
-  // A baseline keyword without baselines (a run that failed before computing them) falls back to auto.
+  // A baseline keyword without that baseline (a run that failed before computing them, an ablation's missing corrupted run) falls back to auto.
   const baselineValue = (key: string, which: 'clean' | 'corrupted'): number | undefined => {
-    if (b) return b[which];
-    notes.push(`plot.${key} is "${which}", but this run has no baselines; ${key === 'center' ? 'centred on 0' : 'automatic end used'}.`);
+    const v = named(which);
+    if (v !== undefined) return v;
+    notes.push(`plot.${key} is "${which}", but this run has no ${b ? `${which} ` : ''}baseline; ${key === 'center' ? 'centred on 0' : 'automatic end used'}.`);
     return undefined;
   };
   const endValue = (key: 'zmin' | 'zmax', e: PlotEnd | undefined): number | undefined =>
@@ -160,17 +192,19 @@ export function colorScale(input: ScaleInput): ColorScale {
 
   let center: number | undefined;
   const c = plot.center;
-  if (c === undefined) center = metric === 'kl_divergence' ? undefined : metric === 'normalized_logit_diff' ? 0 : (b?.corrupted ?? 0);
+  if (c === undefined) center = metric === 'kl_divergence' ? undefined : metric === 'normalized_logit_diff' ? 0 : (b?.none ?? 0);
   else if (c === 'zero') center = 0;
-  else if (c === 'corrupted') center = baselineValue('center', 'corrupted') ?? 0;
+  else if (c === 'corrupted' || c === 'clean') center = baselineValue('center', c) ?? 0;
   else center = c;
   const kind: ColorScale['kind'] = center === undefined ? 'sequential' : 'diverging';
 
-  // Red lies towards the clean baseline; KL is lower when closer to clean, the other metrics higher.
-  const lowerIsClean = metric === 'kl_divergence';
-  const ref = center ?? b?.corrupted;
-  const dirFromBaselines = b && ref !== undefined && b.clean !== ref ? Math.sign(b.clean - ref) : b && b.clean !== b.corrupted ? Math.sign(b.clean - b.corrupted) : 0;
-  const redUp = dirFromBaselines !== 0 ? dirFromBaselines > 0 : !lowerIsClean;
+  // Red lies towards the source's baseline. Without one (an ablation), towards a broken behaviour: lower
+  // values, or a higher KL divergence; KL is lower when closer to clean, the other metrics higher.
+  const isKl = metric === 'kl_divergence';
+  const ref = center ?? b?.none;
+  const full = b?.full;
+  const dirFromBaselines = full !== undefined && ref !== undefined && full !== ref ? Math.sign(full - ref) : full !== undefined && full !== b!.none ? Math.sign(full - b!.none) : 0;
+  const redUp = dirFromBaselines !== 0 ? dirFromBaselines > 0 : input.ablation ? isKl : !isKl;
 
   let fixedMin = endValue('zmin', plot.zmin);
   let fixedMax = endValue('zmax', plot.zmax);
@@ -187,18 +221,20 @@ export function colorScale(input: ScaleInput): ColorScale {
     conflict(`plot.zmax (${endName(plot.zmax!)} = ${shortValue(fixedMax)}) is below the centre (${shortValue(center)})`);
   }
 
-  // Everything an automatic end must show: the values and both baselines.
-  const points = [...(hasData ? [lo, hi] : []), ...(b ? [b.clean, b.corrupted] : [])];
+  const baselineValues = b ? [b.none, ...(b.full !== undefined ? [b.full] : [])] : [];
+  // Everything an automatic end must show: the values and the baselines.
+  const points = [...(hasData ? [lo, hi] : []), ...baselineValues];
   let zmin: number;
   let zmax: number;
   if (center !== undefined) {
-    // Symmetric about the centre: each side reaches at least as far as the furthest baseline, so full
-    // restoration is full red. A value further out widens its own side only (the normalized metric's
-    // ±max(1, max |v|) widens both), and a fixed end sets its side, mirrored by an automatic other side.
+    // Symmetric about the centre: each side reaches at least as far as the furthest baseline, so the
+    // whole effect is full red. A value further out widens its own side only (the normalized metric's
+    // ±max(1, max |v|) widens both, as does a scale with one baseline), and a fixed end sets its side,
+    // mirrored by an automatic other side.
     const below = Math.max(0, ...points.map((x) => center! - x));
     const above = Math.max(0, ...points.map((x) => x - center!));
-    const reach = Math.max(0, ...(b ? [b.clean, b.corrupted] : []).map((x) => Math.abs(x - center!)));
-    const both = metric === 'normalized_logit_diff' || !b ? Math.max(below, above) : reach;
+    const reach = Math.max(0, ...baselineValues.map((x) => Math.abs(x - center!)));
+    const both = metric === 'normalized_logit_diff' || full === undefined ? Math.max(below, above) : reach;
     const half = (side: number): number => Math.max(both, side) || 1;
     // Rounding in center ± half must not leave the point that set the width (a baseline) a hair outside.
     zmin = fixedMin ?? Math.min(center - (fixedMax !== undefined ? Math.max(fixedMax - center, below) : half(below)), ...points);
@@ -235,13 +271,11 @@ export function colorScale(input: ScaleInput): ColorScale {
     { value: zmax, label: `${above ? '≥ ' : ''}${shortValue(zmax)}`, kind: 'end' },
     { value: zmin, label: `${below ? '≤ ' : ''}${shortValue(zmin)}`, kind: 'end' },
   ];
-  if (b) {
-    for (const which of ['clean', 'corrupted'] as const) {
-      const v = b[which];
-      if (v >= zmin && v <= zmax) ticks.push({ value: v, label: `${which} ${shortValue(v)}`, kind: which });
-    }
+  for (const which of ['clean', 'corrupted'] as const) {
+    const v = named(which);
+    if (v !== undefined && v >= zmin && v <= zmax) ticks.push({ value: v, label: `${which} ${shortValue(v)}`, kind: which });
   }
-  if (center !== undefined && center !== b?.corrupted) ticks.push({ value: center, label: shortValue(center), kind: 'center' });
+  if (center !== undefined && center !== b?.none) ticks.push({ value: center, label: shortValue(center), kind: 'center' });
 
   return {
     kind,
@@ -249,25 +283,27 @@ export function colorScale(input: ScaleInput): ColorScale {
     zmax,
     center: white,
     redEnd,
-    neutral: b?.corrupted ?? white,
+    neutral: b?.none ?? white,
     ...(b ? { baselines: b } : {}),
     ticks,
     clipped: { below, above },
-    legend: legendFor(kind, metric, center, b),
+    legend: legendFor(kind, metric, center, b, input.ablation),
     notes,
   };
 }
 
-function legendFor(kind: ColorScale['kind'], metric: string, center: number | undefined, b: ColorScale['baselines']): string {
+function legendFor(kind: ColorScale['kind'], metric: string, center: number | undefined, b: Anchors | undefined, ablation: Ablation | undefined): string {
+  const what = metric === 'kl_divergence' ? 'KL divergence from the clean run' : 'value';
+  const whole = (a: Anchors) => (a.fullName === 'clean' ? 'the clean behaviour restored' : 'the behaviour as broken as in the corrupted run');
   if (kind === 'sequential') {
-    const what = metric === 'kl_divergence' ? 'KL divergence from the clean run' : 'value';
-    return b
-      ? `Red: ${what} ${shortValue(b.clean)}, the clean behaviour restored; pale: the corrupted run's ${shortValue(b.corrupted)} or more, no effect.`
-      : `Red: ${what} 0; pale: the largest.`;
+    if (!b) return `Red: ${what} 0; pale: the largest.`;
+    if (b.full === undefined) return `Pale: ${what} ${shortValue(b.none)}, the ${b.noneName} run's: no effect; red: the largest, the ${ablation ?? ''} ablation's strongest effect.`;
+    return `Red: ${what} ${shortValue(b.full)}, ${whole(b)}; pale: the ${b.noneName} run's ${shortValue(b.none)} or more, no effect.`;
   }
-  const white = center !== undefined && center === b?.corrupted ? 'the corrupted baseline: the patch changes nothing' : `${shortValue(center ?? 0)}`;
+  const white = center !== undefined && center === b?.none ? `the ${b.noneName} baseline: the patch changes nothing` : `${shortValue(center ?? 0)}`;
   if (!b) return `White: ${white}; red above it, blue below.`;
-  return `White: ${white}. Red: towards the clean baseline (full red at ${shortValue(b.clean)}: the clean behaviour restored); blue: away from it.`;
+  if (b.full === undefined) return `White: ${white}. Red: the way the ${ablation ?? ''} ablation breaks the behaviour; blue: the other way.`;
+  return `White: ${white}. Red: towards the ${b.fullName} baseline (full red at ${shortValue(b.full)}: ${whole(b)}); blue: away from it.`;
 }
 
 /** Where the colour bar's labels go: value → offset from the bar's top, for a bar `height` tall. */
@@ -281,12 +317,19 @@ export function tickOffset(s: ColorScale, value: number, height: number): number
  * said so in the notes.
  */
 export function sweepScale(
-  result: { readonly metric: string; readonly baselines?: ScaleInput['baselines']; readonly spec?: { readonly plot?: unknown } },
+  result: Pick<ScaleInput, 'baselines' | 'direction' | 'ablation'> & { readonly metric: string; readonly spec?: { readonly plot?: unknown } },
   values: readonly (number | null)[],
   override?: PlotSpec,
 ): ColorScale {
   const given = override ?? result.spec?.plot;
   const problem = plotProblem(given);
-  const scale = colorScale({ metric: result.metric, ...(result.baselines ? { baselines: result.baselines } : {}), values, ...(problem ? {} : { plot: given as PlotSpec }) });
+  const scale = colorScale({
+    metric: result.metric,
+    ...(result.baselines ? { baselines: result.baselines } : {}),
+    ...(result.direction ? { direction: result.direction } : {}),
+    ...(result.ablation ? { ablation: result.ablation } : {}),
+    values,
+    ...(problem ? {} : { plot: given as PlotSpec }),
+  });
   return problem ? { ...scale, notes: [`The plot settings are set aside (${problem.message}).`, ...scale.notes] } : scale;
 }

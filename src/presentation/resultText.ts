@@ -78,10 +78,22 @@ export function describeCell(
   return `${parts.join(', ')}: ${exactValue(value)}${opts.fraction ? ` (${opts.fraction})` : ''}`;
 }
 
-/** The line under the title: model, metric, baselines, status; also the PNG's subtitle. */
+/** `clean 3.1, corrupted -2.9` (an ablation run has only a clean baseline). */
+export function baselinesText(b: { readonly clean: number; readonly corrupted?: number }, format: (v: number) => string = shortValue): string {
+  return `clean ${format(b.clean)}${b.corrupted === undefined ? '' : `, corrupted ${format(b.corrupted)}`}`;
+}
+
+/** Which way the patches went: `denoising: clean → corrupted run`, `noising: …`, `mean ablation of the clean run`. */
+export function flowText(result: Pick<PatchResult, 'direction' | 'ablation'>): string {
+  if (result.ablation) return `${result.ablation.replace(/_/g, ' ')} ablation of the clean run`;
+  return result.direction === 'noising' ? 'noising: corrupted → clean run' : 'denoising: clean → corrupted run';
+}
+
+/** The line under the title: model, metric, which way the patches went, baselines, status; also the PNG's subtitle. */
 export function summaryParts(result: PatchResult): string[] {
   const parts = [`model: ${result.model.id}${result.model.provider ? ` (${result.model.provider})` : ''}`, `metric: ${metricTitle(result.metric)}`];
-  if (result.baselines) parts.push(`clean ${shortValue(result.baselines.clean)}, corrupted ${shortValue(result.baselines.corrupted)}`);
+  if (result.direction || result.ablation) parts.push(flowText(result));
+  if (result.baselines) parts.push(baselinesText(result.baselines));
   if (result.status !== 'done') parts.push(`status: ${result.status}`);
   return parts;
 }

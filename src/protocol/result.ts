@@ -1,4 +1,4 @@
-import type { MethodName, MetricName, PatchSpec, SweepName } from './spec';
+import type { Ablation, Direction, MethodName, MetricName, PatchSpec, SweepName } from './spec';
 
 /** The result file a run writes (`<name>.result.json`): everything a viewer needs, nothing more. */
 export const RESULT_FORMAT = 'patchlens.result/1';
@@ -15,7 +15,8 @@ export interface PromptTokens {
 
 export interface PairTokens {
   readonly clean: PromptTokens;
-  readonly corrupted: PromptTokens;
+  /** Absent in an ablation run, which has no corrupted prompt. */
+  readonly corrupted?: PromptTokens;
   /** The pair's labelled positions (label → positions), when the spec names them. */
   readonly labels?: Readonly<Record<string, readonly number[]>>;
 }
@@ -127,10 +128,17 @@ export interface PatchResult {
   readonly metric: MetricName;
   readonly tokens: PairTokens[];
   /**
-   * The metric's raw value on the clean and on the corrupted run (for normalized metrics: the
-   * un-normalized ones). Absent only when the run failed before computing them.
+   * Which run the patches went into and where their values came from (absent in files written before
+   * it existed: denoising). With `ablation` the patches wrote zeros or means into the clean run.
    */
-  readonly baselines?: { readonly clean: number; readonly corrupted: number };
+  readonly direction?: Direction;
+  readonly ablation?: Ablation;
+  /**
+   * The metric's raw value on the clean and on the corrupted run (for normalized metrics: the
+   * un-normalized ones); an ablation run has no corrupted run. Absent only when the run failed before
+   * computing them.
+   */
+  readonly baselines?: { readonly clean: number; readonly corrupted?: number };
   readonly sweeps: Partial<Record<SweepName, SweepResult>>;
   /** Present when the spec's method is atp or atp_star: the sweeps' values are then estimates. */
   readonly attribution?: AttributionInfo;

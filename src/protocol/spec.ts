@@ -42,11 +42,36 @@ export const INDUCTION_METRICS: readonly MetricName[] = ['answer_logprob', 'kl_d
 /**
  * How a run computes its sweeps: `exact` patching (TransformerLens's semantics), or attribution patching's
  * first-order estimates: `atp` (Nanda's AtP) or `atp_star` (AtP* of Kramár et al. 2024: the query/key fix
- * and GradDrop). The estimates take the denoising direction, as the exact sweeps do.
+ * and GradDrop). The estimates follow the spec's `direction`, as the exact sweeps do.
  */
 export const METHOD_NAMES = ['exact', 'atp', 'atp_star'] as const;
 export type MethodName = (typeof METHOD_NAMES)[number];
 export const ATP_METHODS: readonly MethodName[] = ['atp', 'atp_star'];
+
+/**
+ * Which way activations flow. `denoising` (TransformerLens's convention): the clean run's activations
+ * are written into the corrupted run, and a patch that restores the clean behaviour scores high.
+ * `noising`: the corrupted run's are written into the clean run, and a patch that breaks the behaviour
+ * scores high on the normalised metric.
+ */
+export const DIRECTION_NAMES = ['denoising', 'noising'] as const;
+export type Direction = (typeof DIRECTION_NAMES)[number];
+
+/**
+ * Ablations: the clean run with an activation replaced by zeros, or by its mean over the dataset's
+ * clean runs (at each position, or over every position of every pair). No corrupted prompt is needed.
+ */
+export const ABLATION_NAMES = ['zero', 'mean', 'mean_over_positions'] as const;
+export type Ablation = (typeof ABLATION_NAMES)[number];
+
+/**
+ * The run a patch goes into and where the written values come from, in words ('the corrupted run',
+ * 'the clean run', …): what the result file's `direction` and `ablation` mean.
+ */
+export function patchFlow(direction: Direction | undefined, ablation: Ablation | undefined): { into: 'clean' | 'corrupted'; from: 'clean' | 'corrupted' | Ablation } {
+  if (ablation) return { into: 'clean', from: ablation };
+  return direction === 'noising' ? { into: 'clean', from: 'corrupted' } : { into: 'corrupted', from: 'clean' };
+}
 
 export const SPEC_FILE_SUFFIX = '.patch.json';
 
@@ -108,10 +133,10 @@ export interface InductionSpec {
 }
 
 /** Where the colour scale's neutral (white) value sits: a baseline, zero, or a number in the metric's units. */
-export type PlotCenter = 'corrupted' | 'zero' | number;
+export type PlotCenter = 'corrupted' | 'clean' | 'zero' | number;
 /** An end of the colour scale: a number in the metric's units, a baseline, or 'auto' (the metric's default). */
 export type PlotEnd = number | 'clean' | 'corrupted' | 'auto';
-export const PLOT_CENTERS = ['corrupted', 'zero'] as const;
+export const PLOT_CENTERS = ['corrupted', 'clean', 'zero'] as const;
 export const PLOT_ENDS = ['clean', 'corrupted', 'auto'] as const;
 
 /**
@@ -140,7 +165,7 @@ export function plotProblem(plot: unknown): { key?: keyof PlotSpec; message: str
   const p = plot as Record<string, unknown>;
   const unknown = Object.keys(p).find((k) => !['center', 'zmin', 'zmax'].includes(k));
   if (unknown !== undefined) return { message: `plot has an unknown key ${JSON.stringify(unknown)}; use center, zmin or zmax` };
-  if (p.center !== undefined && !isPlotCenter(p.center)) return { key: 'center', message: `plot.center is ${shown(p.center)}; use "corrupted", "zero" or a number` };
+  if (p.center !== undefined && !isPlotCenter(p.center)) return { key: 'center', message: `plot.center is ${shown(p.center)}; use "corrupted", "clean", "zero" or a number` };
   for (const key of ['zmin', 'zmax'] as const) {
     if (p[key] !== undefined && !isPlotEnd(p[key])) return { key, message: `plot.${key} is ${shown(p[key])}; use a number, "clean", "corrupted" or "auto"` };
   }
@@ -174,6 +199,10 @@ export interface PatchSpec {
   method?: MethodName;
   /** With an attribution method: exact patching of the k slots of largest |estimate| and k random others, per sweep. */
   verify_top?: number;
+  /** Default 'denoising'. */
+  direction?: Direction;
+  /** Instead of a corrupted prompt: the clean run with activations zeroed or set to their mean. */
+  ablation?: Ablation;
 }
 
 /**
@@ -243,4 +272,8 @@ export interface ResolvedSpec {
   method?: MethodName;
   /** Absent: no verification. */
   verifyTop?: number;
+  /** Absent: denoising. */
+  direction?: Direction;
+  /** Absent: patches come from a corrupted (or clean) run. With an ablation every pair's `corrupted` is its clean prompt, unused. */
+  ablation?: Ablation;
 }

@@ -112,6 +112,8 @@ const TYPE_HINTS: Record<string, string> = {
   pairs: 'write a list of pairs: [{"clean": "…", "corrupted": "…", "answer": "…", "wrong": "…"}]',
   induction: 'write an object: {"seed": 0, "corrupted": "AB"}',
   dataset: 'write the file name, e.g. "ioi.jsonl" (relative to this file)',
+  direction: 'write "denoising" or "noising"',
+  ablation: 'write "zero", "mean" or "mean_over_positions"',
   positions: 'write an object of named positions, e.g. {"IO": 2, "END": 14}',
   targets: 'write a list like [{"pos": 5, "token_id": 123}]',
   token_range: 'write [lo, hi], e.g. [100, 10000]',
@@ -255,6 +257,15 @@ function checkRules(spec: PatchSpec, fail: (path: PathSeg[], useKey: boolean, me
     fail(['verify_top'], true, `verify_top checks attribution estimates, but the method is ${spec.method ?? 'exact (the default)'}; add "method": "atp" (or "atp_star"), or remove verify_top`);
   }
   const metric = spec.metric;
+  if (spec.ablation !== undefined) {
+    if (spec.induction !== undefined) fail(['ablation'], true, 'an induction spec has corrupted rows of its own; remove "ablation", or give "pairs" to ablate');
+    if (spec.direction === 'denoising') {
+      fail(['direction'], true, `"ablation" writes ${spec.ablation === 'zero' ? 'zeros' : 'means'} into the clean run, which is noising; remove "direction" (or make it "noising")`);
+    }
+    if (metric === 'normalized_logit_diff') {
+      fail(['metric'], false, 'normalized_logit_diff is scaled between the clean and the corrupted run, and an ablation has no corrupted run; use logit_diff');
+    }
+  }
   if (spec.induction !== undefined) {
     if (!INDUCTION_METRICS.includes(metric)) {
       fail(
@@ -274,6 +285,15 @@ function checkRules(spec: PatchSpec, fail: (path: PathSeg[], useKey: boolean, me
     const hasIds = pair.clean_ids !== undefined || pair.corrupted_ids !== undefined;
     if (hasText && hasIds) fail(['pairs', i, 'clean_ids'], true, `${at} gives both text (clean, corrupted) and token ids (clean_ids, corrupted_ids); keep one form`);
     if (!hasText && !hasIds) fail(['pairs', i], false, `${at} has no prompts; give "clean" and "corrupted" (text) or "clean_ids" and "corrupted_ids" (token ids)`);
+    // An ablation needs only the clean prompt; otherwise prompts come in pairs (the schema says so with if/then).
+    for (const [has, missing] of [
+      ['clean', 'corrupted'],
+      ['clean_ids', 'corrupted_ids'],
+    ] as const) {
+      if (spec.ablation === undefined && pair[has] !== undefined && pair[missing] === undefined) {
+        fail(['pairs', i, has], true, `${at} has '${has}' but no '${missing}'; ${has === 'clean' ? 'text prompts' : 'token-id prompts'} come in pairs — add '${missing}' (the corrupted prompt), or set "ablation" to patch zeros or means instead`);
+      }
+    }
     if (pair.answer !== undefined && pair.answer_id !== undefined) fail(['pairs', i, 'answer_id'], true, `${at} gives both answer and answer_id; keep one`);
     if (pair.wrong !== undefined && pair.wrong_id !== undefined) fail(['pairs', i, 'wrong_id'], true, `${at} gives both wrong and wrong_id; keep one`);
     const hasAnswer = pair.answer !== undefined || pair.answer_id !== undefined;

@@ -206,7 +206,7 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     for (const col of [3, 5]) {
       await hoverColumn(col);
       // Position `col` in the clean and in the corrupted prompt (they differ where the prompts do).
-      const want = [result.tokens[0]!.clean.strings[col]!, result.tokens[0]!.corrupted.strings[col]!].sort();
+      const want = [result.tokens[0]!.clean.strings[col]!, result.tokens[0]!.corrupted!.strings[col]!].sort();
       const got = await waitFor(`the decoration of column ${col}`, async () => {
         const texts = await decorated();
         // The editor draws spaces as U+00A0.
@@ -236,7 +236,7 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     const pos = Math.min(...positions.filter((p) => p > 0));
     const entry = frame.locator(`.pl-effect[data-pos="${pos}"]`).first();
     await entry.hover();
-    const want = [result.tokens[0]!.clean.strings[pos]!, result.tokens[0]!.corrupted.strings[pos]!].sort();
+    const want = [result.tokens[0]!.clean.strings[pos]!, result.tokens[0]!.corrupted!.strings[pos]!].sort();
     await waitFor(`the decoration of the entry's token ${pos}`, async () => {
       const plain = (await decorated()).map((t) => t.replace(/\u00a0/g, ' '));
       return JSON.stringify([...plain].sort()) === JSON.stringify(want) ? true : undefined;
@@ -294,7 +294,7 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     });
     // Token ranges are document offsets: the corrupted prompt is the second line.
     const text = readFileSync(join(ws, 'prompts.txt'), 'utf8');
-    const corrupted = result.tokens[0]!.corrupted;
+    const corrupted = result.tokens[0]!.corrupted!;
     const last = corrupted.ranges[corrupted.ranges.length - 1]!;
     assert.equal(text.slice(last[0], last[1]), ' to');
     assert.ok(last[0] > text.indexOf('\n'));

@@ -89,7 +89,7 @@ LINEAR_CASES.forEach(([label, over], i) => {
       const perLayer = shape.slice(1).reduce((a, b) => a * b, 1);
       const last = (v: (number | null)[]) => v.slice((cfg.nLayers - 1) * perLayer);
       const e = last(exact.sweeps[sweep]!.values);
-      assert.ok(Math.max(...e.map((x) => Math.abs(x! - exact.baselines.corrupted))) > 1e-2, `${sweep}: the patches change the metric`);
+      assert.ok(Math.max(...e.map((x) => Math.abs(x! - exact.baselines.corrupted!))) > 1e-2, `${sweep}: the patches change the metric`);
       const d = maxAbsDiff(last(est.sweeps[sweep]!.values), e);
       assert.ok(d <= 1e-5, `${sweep}: AtP and exact patching differ by ${d} in the last layer`);
     }
@@ -144,7 +144,7 @@ test('saturated attention: plain AtP misses a key patch that moves all the atten
   const plain = await runAttribution(m, { ...spec, method: 'atp' });
   const star = await runAttribution(m, { ...spec, method: 'atp_star' });
   const at = (v: (number | null)[]) => v[1]!; // [layer 0, pos 1, head 0]
-  const base = exact.baselines.corrupted;
+  const base = exact.baselines.corrupted!;
   assert.ok(Math.abs(base) < 1e-6 && Math.abs(at(exact.sweeps.attn_head_k_by_pos!.values) - 1) < 1e-6, 'the clean key takes all the attention');
   assert.ok(Math.abs(at(plain.sweeps.attn_head_k_by_pos!.values) - base) < 1e-6, `plain AtP sees no effect: ${at(plain.sweeps.attn_head_k_by_pos!.values)}`);
   assert.ok(Math.abs(at(star.sweeps.attn_head_k_by_pos!.values) - 1) < 1e-5, `the QK fix recovers it: ${at(star.sweeps.attn_head_k_by_pos!.values)}`);
@@ -173,9 +173,9 @@ test("GradDrop: a component whose direct and indirect gradients cancel gets AtP'
   const plain = await runAttribution(m, { ...spec, method: 'atp' });
   const star = await runAttribution(m, { ...spec, method: 'atp_star' });
   const at = (v: (number | null)[]) => v[1]!; // [layer 0, pos 1]
-  const effect = at(exact.sweeps.mlp_out!.values) - exact.baselines.corrupted;
+  const effect = at(exact.sweeps.mlp_out!.values) - exact.baselines.corrupted!;
   assert.ok(Math.abs(effect + 4.9) < 1e-5, `patching moves the metric by ${effect}`);
-  assert.ok(Math.abs(at(plain.sweeps.mlp_out!.values) - exact.baselines.corrupted) < 1e-6, 'the gradients cancel: AtP estimates no effect');
+  assert.ok(Math.abs(at(plain.sweeps.mlp_out!.values) - exact.baselines.corrupted!) < 1e-6, 'the gradients cancel: AtP estimates no effect');
   const score = at(star.sweeps.mlp_out!.score!);
   assert.ok(Math.abs(score - 5) < 1e-4, `GradDrop scores |direct effect| = 5: ${score}`);
   const ranked = star.sweeps.mlp_out!.score!.map((s, i) => [s!, i] as const).sort((x, y) => y[0] - x[0]);

@@ -32,7 +32,7 @@ test('induction-2l: AtP* ranks the constructed heads first in the per-head sweep
     const out = await runAttribution(m.model, { ...spec, sweeps: [...spec.sweeps], method: 'atp_star', verifyTop: 2 });
     const H = INDUCTION_2L.nHeads;
     const constructed = new Set([INDUCTION_2L.prevTokenHead, INDUCTION_2L.inductionHead].map((h) => h.layer * H + h.head));
-    const base = out.baselines.corrupted;
+    const base = out.baselines.corrupted!;
 
     const heads = out.sweeps.attn_head_out_all_pos!;
     const ranked = heads.score!.map((s, i) => [s!, i] as const).sort((a, b) => b[0] - a[0]);

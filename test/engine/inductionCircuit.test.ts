@@ -177,9 +177,9 @@ async function checkEvery(corrupted: InductionPattern): Promise<{ grid: Grid; ou
   assert.deepEqual(every.shape, [5, C.nLayers, C.nHeads]);
   assert.deepEqual(every.components, [...COMPONENTS]);
   const base = ideal(spec.pairs);
-  assert.ok(Math.abs(out.baselines.corrupted - base.value) <= base.tol, `${corrupted} baseline ${out.baselines.corrupted}, construction says ${base.value}`);
+  assert.ok(Math.abs(out.baselines.corrupted! - base.value) <= base.tol, `${corrupted} baseline ${out.baselines.corrupted!}, construction says ${base.value}`);
   const grid: Grid = {
-    baseline: out.baselines.corrupted,
+    baseline: out.baselines.corrupted!,
     cell: (c, l, h) => every.values[(COMPONENTS.indexOf(c) * C.nLayers + l) * C.nHeads + h]!,
   };
   // Every cell, constructed heads and distractors alike, is what the construction predicts.
@@ -206,8 +206,8 @@ test("baselines on the notebook's setup: clean AA ≈ 0, AB ≈ −log(vocab)", 
   // except where the random tokens repeat within B (then it copies a wrong token: −30 instead of
   // −10.8, costing (30 − 10.8)/76 ≈ 0.25 each). The ideal evaluation counts those repeats exactly.
   const want = ideal(spec.pairs);
-  assert.ok(Math.abs(out.baselines.corrupted - want.value) <= want.tol, `AB ${out.baselines.corrupted}, construction says ${want.value} ± ${want.tol}`);
-  assert.ok(Math.abs(out.baselines.corrupted + LOG_V) < 0.5, `AB ${out.baselines.corrupted} is not near −log(${V})`);
+  assert.ok(Math.abs(out.baselines.corrupted! - want.value) <= want.tol, `AB ${out.baselines.corrupted!}, construction says ${want.value} ± ${want.tol}`);
+  assert.ok(Math.abs(out.baselines.corrupted! + LOG_V) < 0.5, `AB ${out.baselines.corrupted!} is not near −log(${V})`);
 });
 
 const P = C.prevTokenHead;

@@ -108,7 +108,7 @@ for (const mode of MODES) {
       const out = await runPatching(m.model, resolved, { mode });
       const metric = refMetric(metricName, pairs, cleanLogits);
       assert.ok(Math.abs(out.baselines.clean - metric(cleanLogits)) <= TOL, `${metricName} clean baseline`);
-      assert.ok(Math.abs(out.baselines.corrupted - metric(corruptedLogits)) <= TOL, `${metricName} corrupted baseline`);
+      assert.ok(Math.abs(out.baselines.corrupted! - metric(corruptedLogits)) <= TOL, `${metricName} corrupted baseline`);
       for (const name of resolved.sweeps) {
         const ref = referenceSweep(m.ref, clean, corrupted, name as RefSweepName, metric);
         const d = maxAbsDiff(out.sweeps[name]!.values, ref.values);

@@ -47,7 +47,7 @@ export async function expectGoldenMatches(name: string, mode: PatchingMode): Pro
     const d = maxAbsDiff(got.values, flat.map((x, i) => (got.values[i] === null ? null : x)));
     assert.ok(d <= TOL, `${name} ${sweep}: max abs diff ${d}`);
     assert.ok(Math.abs(out.baselines.clean - expected.clean_logit_diff) <= TOL, `${sweep}: clean baseline`);
-    assert.ok(Math.abs(out.baselines.corrupted - expected.corrupted_logit_diff) <= TOL, `${sweep}: corrupted baseline`);
+    assert.ok(Math.abs(out.baselines.corrupted! - expected.corrupted_logit_diff) <= TOL, `${sweep}: corrupted baseline`);
     worst = Math.max(worst, d);
   }
   return worst;

@@ -311,3 +311,56 @@ export function refLogitDiff(lastPos: number[], answers: [number, number][]): (l
     return sum / B;
   };
 }
+
+/**
+ * An ablation's source activations from the reference's clean cache, in float64: zeros, or each hook's
+ * mean over the prompts at each position (over the rows whose prompt reaches it: `lengths`), or over
+ * every real token of every prompt. Attention patterns ([B, H, dest, src]) average each entry over the
+ * rows that reach its destination.
+ */
+export function refAblationCache(cache: Map<string, RefActivation>, kind: 'zero' | 'mean' | 'mean_over_positions', lengths: number[]): Map<string, RefActivation> {
+  const out = new Map<string, RefActivation>();
+  for (const [name, act] of cache) {
+    const data = new Float64Array(act.data.length);
+    if (kind !== 'zero') {
+      const B = act.shape[0];
+      if (/hook_pattern|hook_attn_scores/.test(name)) {
+        const [, H, P] = act.shape;
+        for (let h = 0; h < H; h++) {
+          for (let d = 0; d < P; d++) {
+            for (let s = 0; s < P; s++) {
+              let sum = 0;
+              let n = 0;
+              for (let b = 0; b < B; b++) {
+                if (d >= lengths[b]) continue;
+                sum += act.data[((b * H + h) * P + d) * P + s];
+                n++;
+              }
+              for (let b = 0; b < B; b++) data[((b * H + h) * P + d) * P + s] = sum / n;
+            }
+          }
+        }
+      } else {
+        const P = act.shape[1];
+        const w = act.data.length / (B * P);
+        const groups = kind === 'mean' ? Array.from({ length: P }, (_, p) => [p]) : [Array.from({ length: P }, (_, p) => p)];
+        for (const ps of groups) {
+          for (let k = 0; k < w; k++) {
+            let sum = 0;
+            let n = 0;
+            for (let b = 0; b < B; b++) {
+              for (const p of ps) {
+                if (p >= lengths[b]) continue;
+                sum += act.data[(b * P + p) * w + k];
+                n++;
+              }
+            }
+            for (let b = 0; b < B; b++) for (const p of ps) data[(b * P + p) * w + k] = sum / n;
+          }
+        }
+      }
+    }
+    out.set(name, { shape: act.shape, data });
+  }
+  return out;
+}

@@ -15,7 +15,7 @@ test('normalized_logit_diff: white at 0 (the corrupted baseline), ends ±max(1, 
   assert.equal(s.kind, 'diverging');
   assert.deepEqual([s.zmin, s.center, s.zmax], [-1, 0, 1]);
   assert.equal(s.redEnd, 'zmax');
-  assert.deepEqual(s.baselines, { clean: 1, corrupted: 0 });
+  assert.deepEqual(s.baselines, { none: 0, noneName: 'corrupted', full: 1, fullName: 'clean' });
   assert.equal(tick(s, 'clean'), 1);
   assert.equal(tick(s, 'corrupted'), 0);
   assert.deepEqual(s.ticks.find((t) => t.kind === 'clean')?.label, 'clean 1');
@@ -172,4 +172,42 @@ test('colour bar labels: baselines first, then the ends, none closer than a line
     placedTicks(bb, 200).map((t) => t.label),
     ['clean -4.19e-6', 'corrupted -29.9', '-59.7'],
   );
+});
+
+test('noising: white at the clean baseline (no effect), full red at the corrupted one; ticks named by run; fractions towards corrupted', () => {
+  const s = colorScale({ metric: 'logit_diff', baselines: { clean: 4, corrupted: -2 }, direction: 'noising', values: [4, 1, -2] });
+  assert.equal(s.center, 4);
+  assert.equal(s.neutral, 4);
+  assert.equal(s.redEnd, 'zmin');
+  assert.equal(scaleColor(s, 4)!.join(), rampColor(0).join());
+  assert.equal(scaleColor(s, -2)!.join(), rampColor(1).join());
+  assert.deepEqual(
+    s.ticks.filter((t) => t.kind === 'clean' || t.kind === 'corrupted').map((t) => t.label),
+    ['clean 4', 'corrupted -2'],
+  );
+  assert.equal(fractionText(s, 1), '50% to corrupted');
+  assert.match(s.legend, /White: the clean baseline: the patch changes nothing\. Red: towards the corrupted baseline/);
+  // The normalized metric of a noising run is 0 at the clean run and 1 at the corrupted one.
+  const n = colorScale({ metric: 'normalized_logit_diff', baselines: { clean: 4, corrupted: -2 }, direction: 'noising', values: [0, 0.5, 1] });
+  assert.deepEqual(n.baselines, { none: 0, noneName: 'clean', full: 1, fullName: 'corrupted' });
+  assert.equal(n.redEnd, 'zmax');
+  // KL when noising: 0 at the clean run (pale), the corrupted run's divergence red.
+  const kl = colorScale({ metric: 'kl_divergence', baselines: { clean: 0, corrupted: 3 }, direction: 'noising', values: [0, 1, 3] });
+  assert.equal(kl.kind, 'sequential');
+  assert.equal(scaleColor(kl, 0)!.join(), rampColor(0).join());
+  assert.equal(scaleColor(kl, 3)!.join(), rampColor(1).join());
+});
+
+test('an ablation has only the clean baseline: white there, red the way that breaks the behaviour; a "corrupted" setting says it is missing', () => {
+  const s = colorScale({ metric: 'logit_diff', baselines: { clean: 3 }, ablation: 'mean', values: [3, 1, 3.5] });
+  assert.equal(s.center, 3);
+  assert.equal(s.redEnd, 'zmin');
+  assert.equal(fractionText(s, 1), undefined);
+  assert.equal(s.zmin, 1);
+  assert.ok(s.zmax >= 5, 'symmetric about the clean baseline');
+  assert.match(s.legend, /Red: the way the mean ablation breaks the behaviour/);
+  const kl = colorScale({ metric: 'kl_divergence', baselines: { clean: 0 }, ablation: 'zero', values: [0, 2] });
+  assert.equal(scaleColor(kl, 2)!.join(), rampColor(1).join());
+  const bad = colorScale({ metric: 'logit_diff', baselines: { clean: 3 }, ablation: 'zero', values: [1], plot: { zmax: 'corrupted' } });
+  assert.match(bad.notes.join(' '), /plot\.zmax is "corrupted", but this run has no corrupted baseline/);
 });

@@ -158,3 +158,18 @@ test('dataset mistakes are reported at the dataset line that has them', () => {
     /the spec has both "pairs" and "dataset"/,
   );
 });
+
+test('direction and ablation: an ablation needs only clean prompts, is noising, and has no normalized metric', () => {
+  const { resolved } = resolveIn({ ...BASE, ablation: 'mean', pairs: [{ clean: 'When [IO]Mary[/IO] and John met', answer: ' Mary', wrong: ' John' }] });
+  assert.equal(resolved.ablation, 'mean');
+  assert.deepEqual(resolved.pairs[0]!.corrupted, resolved.pairs[0]!.clean);
+  assert.deepEqual(resolved.labels, ['IO']);
+  const noising = resolveIn({ ...BASE, direction: 'noising', pairs: [{ clean: 'When Mary and John met', corrupted: 'When Anne and John met', answer: ' Mary', wrong: ' John' }] });
+  assert.equal(noising.resolved.direction, 'noising');
+  const clean = { clean: 'When Mary met', answer: ' Mary', wrong: ' John' };
+  assert.match(userError(() => resolveIn({ ...BASE, pairs: [clean] })), /pairs\[0\] has 'clean' but no 'corrupted'; text prompts come in pairs — add 'corrupted' \(the corrupted prompt\), or set "ablation"/);
+  assert.match(userError(() => resolveIn({ ...BASE, ablation: 'zero', direction: 'denoising', pairs: [clean] })), /"ablation" writes zeros into the clean run, which is noising; remove "direction"/);
+  assert.match(userError(() => resolveIn({ ...BASE, metric: 'normalized_logit_diff', ablation: 'mean', pairs: [clean] })), /an ablation has no corrupted run; use logit_diff/);
+  assert.match(userError(() => resolveIn({ ...BASE, ablation: 'average', pairs: [clean] })), /unknown value 'average' at ablation; use one of: zero, mean, mean_over_positions/);
+  assert.match(userError(() => resolveIn({ ...BASE, direction: 'backwards', pairs: [clean] })), /unknown value 'backwards' at direction; use one of: denoising, noising/);
+});

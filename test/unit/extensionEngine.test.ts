@@ -95,7 +95,7 @@ test('a selection run (two lines, or a JSON object) gives token ranges in the do
   for (const outcome of [a, b]) {
     const r = JSON.parse(readFileSync(outcome.resultPath, 'utf8')) as PatchResult;
     assert.equal(r.source, docPath);
-    for (const t of [r.tokens[0]!.clean, r.tokens[0]!.corrupted]) {
+    for (const t of [r.tokens[0]!.clean, r.tokens[0]!.corrupted!]) {
       t.ranges.forEach((range, i) => {
         if (!range) return;
         // JSON escapes: the document has \" where the prompt has ".

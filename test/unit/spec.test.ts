@@ -95,7 +95,7 @@ test('the schema enums equal SWEEP_NAMES, METRIC_NAMES and the induction pattern
 test('the schema properties are exactly the fields of PatchSpec, PairSpec, InductionSpec and TargetSpec', () => {
   // Record<keyof T, true> fails to compile when a field is added to the type and not here.
   const specKeys: Record<keyof PatchSpec, true> = {
-    $schema: true, name: true, model: true, prepend_bos: true, metric: true, sweeps: true, pairs: true, induction: true, description: true, plot: true, method: true, verify_top: true, dataset: true,
+    $schema: true, name: true, model: true, prepend_bos: true, metric: true, sweeps: true, pairs: true, induction: true, description: true, plot: true, method: true, verify_top: true, dataset: true, direction: true, ablation: true,
   };
   const pairKeys: Record<keyof PairSpec, true> = {
     clean: true, corrupted: true, clean_ids: true, corrupted_ids: true, answer: true, wrong: true, answer_id: true, wrong_id: true, targets: true, positions: true,
@@ -270,7 +270,7 @@ test('plot: the seed notebook\'s settings parse; wrong values get one located me
   assert.deepEqual(parseSpecText(spec({ metric: 'answer_logprob', induction: { seed: 0, corrupted: 'AB' }, plot: { zmax: 'clean' } }), 's.patch.json').plot, { zmax: 'clean' });
   assert.deepEqual(parseSpecText(spec({ pairs: [PAIR], plot: { center: 'zero', zmin: 'corrupted', zmax: 'auto' } }), 's.patch.json').plot, { center: 'zero', zmin: 'corrupted', zmax: 'auto' });
   const cases: [object, RegExp, string][] = [
-    [{ center: 'middle' }, /plot\.center is "middle"; use "corrupted", "zero" or a number$/, '"middle"'],
+    [{ center: 'middle' }, /plot\.center is "middle"; use "corrupted", "clean", "zero" or a number$/, '"middle"'],
     [{ zmax: 'cleanest' }, /plot\.zmax is "cleanest"; use a number, "clean", "corrupted" or "auto"$/, '"cleanest"'],
     [{ zmin: [1] }, /plot\.zmin is a list; use a number/, '[\n      1\n    ]'],
     [{ zmin: 1, zmax: -1 }, /plot\.zmin \(1\) must be below plot\.zmax \(-1\); swap them$/, '1'],

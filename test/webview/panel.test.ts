@@ -112,7 +112,7 @@ test('ready is the first message; showResult draws every sweep shape with the ri
 });
 
 /** The tooltip's "(x% of clean)" for a value of the fixture's run, computed here from the baselines. */
-const B = makeResult().baselines!;
+const B = makeResult().baselines as { clean: number; corrupted: number };
 const pct = (v: number): string => `${Math.round(((v - B.corrupted) / (B.clean - B.corrupted)) * 100)}% of clean`;
 const isWhite = ([r, g, b]: number[]): boolean => r >= 240 && g >= 240 && b >= 240;
 

@@ -90,3 +90,16 @@ test('cell descriptions and notices', () => {
   assert.deepEqual(notices(r), []);
   assert.match(notices({ ...r, status: 'cancelled', message: 'by the user' })[0], /cancelled: by the user/);
 });
+
+test('showResult: direction and ablation pass through, an ablation run has no corrupted baseline, unknown values are reported', () => {
+  const ok = parseHostMessage({ type: 'showResult', resultPath: 'a', result: { ...makeResult(), direction: 'noising', ablation: 'mean', baselines: { clean: 2 } } });
+  assert.ok(ok && ok.type === 'showResult');
+  assert.equal(ok.shown.result.direction, 'noising');
+  assert.equal(ok.shown.result.ablation, 'mean');
+  assert.deepEqual(ok.shown.result.baselines, { clean: 2 });
+  assert.deepEqual(ok.shown.problems, []);
+  const odd = parseHostMessage({ type: 'showResult', resultPath: 'a', result: { ...makeResult(), direction: 'sideways' } });
+  assert.ok(odd && odd.type === 'showResult');
+  assert.equal(odd.shown.result.direction, undefined);
+  assert.match(odd.shown.problems.join(' '), /direction could not be read/);
+});

@@ -33,10 +33,7 @@ import { numel, type Tensor32 } from '../tensor';
 import { tileRows } from '../tensorOps';
 import { type ForwardRun, MetricBackward } from './gradients';
 
-export type AtpDirection = 'denoising' | 'noising';
-
 export interface AtpOptions {
-  readonly direction?: AtpDirection;
   /** AtP*: the QK fix and GradDrop. */
   readonly star?: boolean;
   readonly signal?: AbortSignal;

@@ -1,5 +1,5 @@
 import type { AttributionInfo, SweepResult, SweepVerification } from '../../protocol/result';
-import type { ResolvedSpec, SweepName } from '../../protocol/spec';
+import type { Direction, ResolvedSpec, SweepName } from '../../protocol/spec';
 import { CancelledError } from '../cancel';
 import { UserError } from '../../common/userError';
 import type { HookedTransformer } from '../hookedTransformer';
@@ -7,7 +7,7 @@ import { uniform } from '../random';
 import { executeFast } from '../patching/fastExecutor';
 import { type PatchingOptions, type PatchingOutcome, preparePatching } from '../patching/runPatching';
 import { partSlot, type SweepLayout, type SweepPart, sweepLayout } from '../patching/sweeps';
-import { type AtpDirection, estimateAtp } from './atp';
+import { estimateAtp } from './atp';
 
 export interface AttributionOutcome extends PatchingOutcome {
   readonly attribution: AttributionInfo;
@@ -18,14 +18,13 @@ export interface AttributionOutcome extends PatchingOutcome {
  * sweep's shape, so every view of a result reads them as it reads exact values), and with verify_top,
  * exact fast patching of each sweep's k largest estimated effects and k random others.
  */
-export async function runAttribution(model: HookedTransformer, spec: ResolvedSpec, opts: PatchingOptions & { direction?: AtpDirection } = {}): Promise<AttributionOutcome> {
+export async function runAttribution(model: HookedTransformer, spec: ResolvedSpec, opts: PatchingOptions & { direction?: Direction } = {}): Promise<AttributionOutcome> {
   const method = spec.method === 'atp_star' ? 'atp_star' : 'atp';
   // The estimates sum each slot's cells over the batch at one position; a label's positions differ per pair.
   if (spec.labels) throw new UserError(`method ${method} cannot estimate sweeps over labelled positions yet; use method exact, or leave out the labels (marks and "positions")`);
-  const direction = opts.direction ?? 'denoising';
-  const gradientRun = direction === 'noising' ? 'clean' : 'corrupted';
   const flops0 = model.flops;
-  const { problem, baselines } = await preparePatching(model, spec, { ...opts, gradientRun });
+  // The problem comes oriented: its run is the corrupted prompts when denoising, the clean ones when noising or ablating.
+  const { problem, baselines, direction } = await preparePatching(model, opts.direction ? { ...spec, direction: opts.direction } : spec, { ...opts, gradient: true });
   const forwardFlops = (model.flops - flops0) / 2;
   const { metric, nPos } = problem;
   const layouts = spec.sweeps.map((name) => sweepLayout(name, model.cfg, { kind: 'index', n: nPos }));
@@ -43,7 +42,6 @@ export async function runAttribution(model: HookedTransformer, spec: ResolvedSpe
   try {
     const before = model.flops;
     const est = await estimateAtp(problem, parts, {
-      direction,
       star: method === 'atp_star',
       signal: opts.signal,
       run: { cache: problem.runCache, logits: problem.runLogits },
@@ -66,7 +64,7 @@ export async function runAttribution(model: HookedTransformer, spec: ResolvedSpe
       const scored = method === 'atp_star' ? new Array<number | null>(n) : undefined;
       for (let j = 0; j < n; j++) {
         const i = layout.valueSlot[j]!;
-        values[j] = i < 0 ? null : metric.normalize(est.base + delta[i]!, baselines);
+        values[j] = i < 0 ? null : metric.normalize(est.base + delta[i]!, baselines, direction);
         if (scored) scored[j] = i < 0 ? null : score[i]!;
       }
       sweeps[layout.name] = { shape: layout.shape, axes: layout.axes, values, ...(layout.components ? { components: layout.components } : {}), ...(scored ? { score: scored } : {}) };
@@ -90,7 +88,7 @@ export async function runAttribution(model: HookedTransformer, spec: ResolvedSpe
       [...todo.values()].map((t) => [partSlot(t.part, model.cfg, t.n)]),
       { signal: opts.signal, onProgress: (done) => opts.onProgress?.({ done, total: keys.length, sweep: spec.sweeps[0]! }) },
     );
-    const exactOf = new Map(keys.map((key, i) => [key, metric.normalize(exact[i]!, baselines)]));
+    const exactOf = new Map(keys.map((key, i) => [key, metric.normalize(exact[i]!, baselines, direction)]));
     layouts.forEach((layout, l) => {
       const result = sweeps[layout.name]!;
       const cells = picks[l]!.map((c) => {

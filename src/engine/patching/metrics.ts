@@ -1,4 +1,4 @@
-import type { MetricName, ResolvedPair } from '../../protocol/spec';
+import type { Direction, MetricName, ResolvedPair } from '../../protocol/spec';
 import { UserError } from '../../common/userError';
 
 /**
@@ -146,18 +146,23 @@ export class Metric {
     }
   }
 
-  /** Maps raw values to the reported metric; only normalized_logit_diff changes them. */
-  normalize(raw: number, baselines: { clean: number; corrupted: number }): number {
+  /**
+   * Maps raw values to the reported metric; only normalized_logit_diff changes them: 0 is the run the
+   * patches went into (the corrupted run when denoising, the clean run when noising), 1 the run their
+   * values came from.
+   */
+  normalize(raw: number, baselines: { clean: number; corrupted?: number }, direction: Direction = 'denoising'): number {
     if (this.name !== 'normalized_logit_diff') return raw;
-    return (raw - baselines.corrupted) / (baselines.clean - baselines.corrupted);
+    const [none, full] = direction === 'noising' ? [baselines.clean, baselines.corrupted!] : [baselines.corrupted!, baselines.clean];
+    return (raw - none) / (full - none);
   }
 
   /** A normalized metric is undefined when its baselines coincide: say so instead of printing NaN. */
-  checkBaselines(b: { clean: number; corrupted: number }): void {
+  checkBaselines(b: { clean: number; corrupted?: number }): void {
     for (const [which, v] of Object.entries(b)) {
       if (!Number.isFinite(v)) throw new UserError(`the ${this.name} of the ${which} run is ${v}; check the prompts and answers`);
     }
-    if (this.name !== 'normalized_logit_diff') return;
+    if (this.name !== 'normalized_logit_diff' || b.corrupted === undefined) return;
     const scale = Math.max(1, Math.abs(b.clean), Math.abs(b.corrupted));
     if (Math.abs(b.clean - b.corrupted) <= 1e-6 * scale) {
       throw new UserError(

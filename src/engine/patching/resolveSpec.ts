@@ -224,19 +224,23 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
   function resolvePair(pair: PairSpec, i: number): ResolvedPair {
     const out: ResolvedPair = { clean: [], corrupted: [] };
     let marked: Record<string, number[]> = {};
-    if (pair.clean !== undefined && pair.corrupted !== undefined) {
+    // An ablation runs the clean prompt only: its corrupted side is the clean prompt, never run.
+    const ablate = spec.ablation !== undefined;
+    if (pair.clean !== undefined) {
       const c = textPrompt(i, 'clean', pair.clean);
-      const k = textPrompt(i, 'corrupted', pair.corrupted);
-      marked = markedLabels(i, c.labels, k.labels);
+      const k = ablate ? undefined : textPrompt(i, 'corrupted', pair.corrupted!);
+      marked = markedLabels(i, c.labels, k?.labels ?? {});
       out.clean = c.ids;
-      out.corrupted = k.ids;
+      out.corrupted = k?.ids ?? c.ids;
       out.cleanRanges = c.ranges;
-      out.corruptedRanges = k.ranges;
       if (c.source) out.cleanSource = c.source;
-      if (k.source) out.corruptedSource = k.source;
+      if (k) {
+        out.corruptedRanges = k.ranges;
+        if (k.source) out.corruptedSource = k.source;
+      }
     } else {
       const cleanIds = pair.clean_ids ?? [];
-      const corruptedIds = pair.corrupted_ids ?? [];
+      const corruptedIds = ablate ? cleanIds : (pair.corrupted_ids ?? []);
       cleanIds.forEach((id, j) => checkId(['pairs', i, 'clean_ids', j], id, `pairs[${i}].clean_ids[${j}] (position ${j})`));
       corruptedIds.forEach((id, j) => checkId(['pairs', i, 'corrupted_ids', j], id, `pairs[${i}].corrupted_ids[${j}] (position ${j})`));
       out.clean = [...cleanIds];
@@ -334,6 +338,8 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
     ...(labels ? { labels } : {}),
     ...(spec.method !== undefined ? { method: spec.method } : {}),
     ...(spec.verify_top !== undefined ? { verifyTop: spec.verify_top } : {}),
+    ...(spec.direction ? { direction: spec.direction } : {}),
+    ...(spec.ablation ? { ablation: spec.ablation } : {}),
   };
 }
 

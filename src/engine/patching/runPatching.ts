@@ -1,10 +1,11 @@
 import type { SweepResult } from '../../protocol/result';
 import { DEFAULT_MEMORY_BUDGET_MIB, type PatchingMode } from '../../protocol/engineRpc';
-import type { ResolvedSpec, SweepName } from '../../protocol/spec';
+import type { Direction, ResolvedSpec, SweepName } from '../../protocol/spec';
 import { CancelledError } from '../cancel';
 import { UserError } from '../../common/userError';
 import type { HookedTransformer } from '../hookedTransformer';
 import { blockHookName } from '../hooks';
+import { ablationSource } from './ablation';
 import { Metric } from './metrics';
 import { executeFast } from './fastExecutor';
 import { executeNaive } from './naiveExecutor';
@@ -30,7 +31,7 @@ export const EXECUTORS: Record<PatchingMode, PatchExecutor> = { fast: executeFas
 
 export interface PatchingOutcome {
   readonly status: 'done' | 'cancelled';
-  readonly baselines: { clean: number; corrupted: number };
+  readonly baselines: Baselines;
   /** Sweeps that finished, in the spec's order. A cancelled run keeps those. */
   readonly sweeps: Partial<Record<SweepName, SweepResult>>;
   readonly nPos: number;
@@ -42,11 +43,19 @@ function padRows(rows: number[][], padId: number): { rows: number[][]; nPos: num
   return { rows: rows.map((r) => [...r, ...new Array<number>(nPos - r.length).fill(padId)]), nPos };
 }
 
+/** The metric's raw baselines: the clean run's, and the corrupted run's (none in an ablation run). */
+export interface Baselines {
+  readonly clean: number;
+  readonly corrupted?: number;
+}
+
 export interface PreparedPatching {
   readonly problem: PatchProblem;
-  readonly baselines: { clean: number; corrupted: number };
+  readonly baselines: Baselines;
   /** What the sweeps' position axes count: token positions, or the pairs' labels. */
   readonly positions: PositionAxis;
+  /** Which way the patches go (an ablation is noising: values written into the clean run). */
+  readonly direction: Direction;
 }
 
 /** A labelled spec's sweeps run over its labels, each pair at its own positions; any other over token positions. */
@@ -56,15 +65,17 @@ export function positionAxis(spec: Pick<ResolvedSpec, 'labels' | 'pairs'>, nPos:
 }
 
 /**
- * The clean run (caching every hook the sweeps patch), the corrupted run (caching what the fast
- * executor starts from), and the metric's baselines.
+ * The runs every patch starts from. The run the patches go into (the corrupted prompts when denoising,
+ * the clean ones when noising or ablating) caches what the fast executor starts from (resid_pre, keys,
+ * values) and every hook patched; the source (the other run, or the ablation's zeros or means computed
+ * from the clean run) every hook patched. Also the metric's baselines.
  */
 export async function preparePatching(
   model: HookedTransformer,
   spec: ResolvedSpec,
   opts: Pick<PatchingOptions, 'memoryBudgetMiB' | 'signal'> & {
-    /** The run attribution differentiates: its caches also keep every block's input and the last block's output. */
-    readonly gradientRun?: 'clean' | 'corrupted';
+    /** Attribution differentiates the run the patches go into: its cache also keeps every block's input and the last block's output. */
+    readonly gradient?: boolean;
   } = {},
 ): Promise<PreparedPatching> {
   const budgetMiB: unknown = opts.memoryBudgetMiB ?? DEFAULT_MEMORY_BUDGET_MIB;
@@ -78,35 +89,40 @@ export async function preparePatching(
   const { rows: clean, nPos } = padRows(spec.pairs.map((p) => p.clean), pad);
   const { rows: corrupted } = padRows(spec.pairs.map((p) => p.corrupted), pad);
   const metric = new Metric(spec.metric, spec.pairs, cfg.dVocab);
+  const direction: Direction = spec.ablation ? 'noising' : (spec.direction ?? 'denoising');
 
   const hooks = hooksOfSweeps(spec.sweeps, cfg);
-  const capture: string[] = [];
-  const corruptedCapture: string[] = [];
+  const sourceCapture: string[] = [];
+  const runCapture: string[] = [];
   for (let l = 0; l < cfg.nLayers; l++) {
-    for (const h of hooks) capture.push(blockHookName(l, h));
-    for (const h of new Set([...hooks, 'hook_resid_pre', 'attn.hook_k', 'attn.hook_v'] as const)) corruptedCapture.push(blockHookName(l, h));
+    for (const h of hooks) sourceCapture.push(blockHookName(l, h));
+    for (const h of new Set([...hooks, 'hook_resid_pre', 'attn.hook_k', 'attn.hook_v'] as const)) runCapture.push(blockHookName(l, h));
   }
-  if (opts.gradientRun) {
+  if (opts.gradient) {
     const more = [...Array.from({ length: cfg.nLayers }, (_, l) => blockHookName(l, 'hook_resid_pre')), blockHookName(cfg.nLayers - 1, 'hook_resid_post')];
-    const list = opts.gradientRun === 'clean' ? capture : corruptedCapture;
-    for (const name of more) if (!list.includes(name)) list.push(name);
+    for (const name of more) if (!runCapture.includes(name)) runCapture.push(name);
   }
   const problemBase = { model, pairs: spec.pairs, nPos, metric };
   const rows1 = metricRows(problemBase, 1);
-  const cleanRun = await model.forward(clean, { capture, logitRows: rows1, signal: opts.signal });
+  const denoising = direction === 'denoising';
+  const cleanRun = await model.forward(clean, { capture: denoising ? sourceCapture : runCapture, logitRows: rows1, signal: opts.signal });
   metric.setCleanLogits(cleanRun.logits.data);
-  const corruptedRun = await model.forward(corrupted, { capture: corruptedCapture, logitRows: rows1, signal: opts.signal });
-  const baselines = { clean: metric.raw(cleanRun.logits.data), corrupted: metric.raw(corruptedRun.logits.data) };
+  const corruptedRun = spec.ablation ? undefined : await model.forward(corrupted, { capture: denoising ? runCapture : sourceCapture, logitRows: rows1, signal: opts.signal });
+  const baselines: Baselines = { clean: metric.raw(cleanRun.logits.data), ...(corruptedRun ? { corrupted: metric.raw(corruptedRun.logits.data) } : {}) };
   metric.checkBaselines(baselines);
+  const run = denoising ? corruptedRun! : cleanRun;
+  const lengths = spec.pairs.map((p) => p.clean.length);
+  const sourceCache = spec.ablation ? ablationSource(cfg, cleanRun.cache, sourceCapture, spec.ablation, lengths) : denoising ? cleanRun.cache : corruptedRun!.cache;
   return {
     baselines,
+    direction,
     positions: positionAxis(spec, nPos),
     problem: {
       ...problemBase,
-      run: corrupted,
-      sourceCache: cleanRun.cache,
-      runCache: corruptedRun.cache,
-      runLogits: corruptedRun.logits.data,
+      run: denoising ? corrupted : clean,
+      sourceCache,
+      runCache: run.cache,
+      runLogits: run.logits.data,
       memoryBudget: budgetMiB * 2 ** 20,
     },
   };
@@ -118,7 +134,7 @@ export async function preparePatching(
  */
 export async function runPatching(model: HookedTransformer, spec: ResolvedSpec, opts: PatchingOptions = {}): Promise<PatchingOutcome> {
   const execute = EXECUTORS[opts.mode ?? 'fast'];
-  const { problem, baselines, positions } = await preparePatching(model, spec, opts);
+  const { problem, baselines, positions, direction } = await preparePatching(model, spec, opts);
   const { metric, nPos } = problem;
   const nPairs = spec.pairs.length;
   const plans = spec.sweeps.map((name) => planSweep(name, model.cfg, positions));
@@ -135,7 +151,7 @@ export async function runPatching(model: HookedTransformer, spec: ResolvedSpec, 
         { signal: opts.signal, onProgress: (done) => opts.onProgress?.({ done: nPairs * (before + done), total, sweep: plan.name }) },
       );
       todo.forEach((s, i) => known.set(slotKey(s), raw[i]!));
-      const values = Array.from(plan.valueSlot, (i) => (i < 0 ? null : metric.normalize(known.get(slotKey(plan.slots[i]!))!, baselines)));
+      const values = Array.from(plan.valueSlot, (i) => (i < 0 ? null : metric.normalize(known.get(slotKey(plan.slots[i]!))!, baselines, direction)));
       sweeps[plan.name] = { shape: plan.shape, axes: plan.axes, values, ...(plan.components ? { components: plan.components } : {}), ...(plan.labels ? { labels: plan.labels } : {}) };
     }
   } catch (e) {
