@@ -147,7 +147,8 @@ test('dataset mistakes are reported at the dataset line that has them', () => {
   assert.match(at({ 'd.jsonl': `${good}\n{oops\n` }, 'd.jsonl'), /d\.jsonl:2: not valid JSON/);
   assert.match(at({ 'd.jsonl': `${good}\n[1, 2]\n` }, 'd.jsonl'), /d\.jsonl:2: a line must be one pair object/);
   assert.match(at({ 'd.jsonl': '\n' }, 'd.jsonl'), /has no pairs/);
-  assert.match(at({}, 'missing.jsonl'), /cannot read the dataset .*missing\.jsonl \(.*\); check "dataset"/);
+  // A file that cannot be read is fixed in the spec: the message points at its "dataset".
+  assert.match(at({}, 'missing.jsonl'), /t\.patch\.json:\d+:\d+: cannot read the dataset .*missing\.jsonl \(.*\); check "dataset"/);
   assert.match(at({ 'd.txt': good }, 'd.txt'), /neither \.jsonl nor \.csv/);
   assert.match(at({ 'd.csv': 'clean,corrupted,answer,wrong,extra\n' }, 'd.csv'), /d\.csv:1: unknown column 'extra'/);
   assert.match(at({ 'd.csv': 'clean,corrupted,answer,wrong\na,b,c\n' }, 'd.csv'), /d\.csv:2: 3 fields where the header has 4/);

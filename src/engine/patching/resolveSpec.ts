@@ -21,6 +21,7 @@ import { literalOffsets, locateNearest, type NodePos, scanNodes } from '../../sp
 import { parseMarks, tokensCovering } from '../../spec/positionMarks';
 import { errorAt, formatPath, type PathSeg, quote, SpecError, stripBom, type TextInfo } from '../../spec/specError';
 import { validateSpecValue } from '../../spec/specSchema';
+import { isUserError } from '../../common/userError';
 import { type Dataset, readDataset } from './dataset';
 import type { ModelConfig } from '../model/config';
 import type { TextTokenizer } from '../model/tokenizer';
@@ -111,7 +112,7 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
   const file = opts.file;
   const info: TextInfo | undefined = opts.text === undefined ? undefined : { text: stripBom(opts.text), base: opts.textOffset ?? 0 };
   validateSpecValue(spec, file, info);
-  const dataset = spec.dataset === undefined ? undefined : loadDataset(spec, file);
+  const dataset = spec.dataset === undefined ? undefined : loadDataset(spec, file, info);
   const nodes = info && !dataset ? pairNodes(info) : new Map<string, Located>();
   const fail = (path: PathSeg[], message: string, useKey = false): never => {
     // A dataset's pair is found by its line; the spec's by its place in the text.
@@ -361,10 +362,20 @@ function commonLabels(pairs: readonly ResolvedPair[], fail: (path: PathSeg[], me
   return first;
 }
 
-/** Reads a spec's dataset and checks its pairs as the schema checks `pairs`, each error at its line. */
-function loadDataset(spec: PatchSpec, file: string): Dataset & { path: string } {
+/**
+ * Reads a spec's dataset and checks its pairs as the schema checks `pairs`, each error at its line. A
+ * file that cannot be read at all is the spec's "dataset" to fix: that message points there.
+ */
+function loadDataset(spec: PatchSpec, file: string, info: TextInfo | undefined): Dataset & { path: string } {
   const path = resolve(dirname(file), spec.dataset!);
-  const data = readDataset(path);
+  let data: Dataset;
+  try {
+    data = readDataset(path);
+  } catch (e) {
+    if (!isUserError(e) || e.message.startsWith(`${path}:`)) throw e;
+    const node = info ? locateNearest(info, ['dataset']) : undefined;
+    throw errorAt(file, info, node?.start, node?.end, e.message);
+  }
   const { dataset: _, ...rest } = spec;
   try {
     validateSpecValue({ ...rest, pairs: data.pairs }, path, undefined);
