@@ -104,7 +104,7 @@ async function main(argv: string[]): Promise<number> {
       const spec = JSON.parse(readFileSync(join(EXAMPLES, exp.file), 'utf8')) as PatchSpec;
       const label = spec.name ?? exp.file;
       const hasSweep = (s: SweepName) => modelHasSweep(s, cfg);
-      process.stderr.write(`${label}: ${(exp.sweeps ?? spec.sweeps).filter(hasSweep).join(', ')}\n`);
+      process.stderr.write(`${label}: ${(exp.sweeps ?? spec.sweeps ?? []).filter(hasSweep).join(', ')}\n`);
       done.push(await runExperiment(exp, { model, outDir, device: o.device as DeviceSetting, models, hasSweep, progress: progressPrinter(label), log: (m) => process.stderr.write(`${m}\n`) }));
     }
   } finally {

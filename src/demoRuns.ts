@@ -187,12 +187,12 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
   const spec = JSON.parse(readFileSync(specFile, 'utf8')) as PatchSpec;
   const label = spec.name ?? exp.file;
   // Sweeps of hooks the model lacks (block_every on an attention-only model) are left out.
-  const sweeps = (exp.sweeps ?? spec.sweeps).filter((s) => opts.hasSweep?.(s) ?? true);
+  const sweeps = (exp.sweeps ?? spec.sweeps ?? []).filter((s) => opts.hasSweep?.(s) ?? true);
   const outcome = await runSpec(
     {
       runId: label,
       specFile,
-      ...(sweeps.length !== spec.sweeps.length || exp.sweeps ? { specText: JSON.stringify({ ...spec, sweeps }, null, 2) } : {}),
+      ...(sweeps.length !== (spec.sweeps ?? []).length || exp.sweeps ? { specText: JSON.stringify({ ...spec, sweeps }, null, 2) } : {}),
       model: opts.model,
       outDir: opts.outDir,
       png: true,

@@ -66,6 +66,8 @@ export interface HeatmapEvents {
   hoverCell(cell: HoveredCell | null): void;
   /** An axis label under the pointer, in full (labels may be shortened, or drawn only every few cells). */
   hoverLabel(label: { text: string; clientX: number; clientY: number } | null): void;
+  /** A cell was clicked (to select it for "Patch together"). */
+  clickCell(cell: { facet: Facet; index: number; row: number; col: number }): void;
 }
 
 interface FacetView {
@@ -133,6 +135,8 @@ export class HeatmapView {
   private tokens: readonly string[] = [];
   /** While exporting, the highlight and hover outlines are left out of the picture. */
   private bare = false;
+  /** Selected cells, as `facet,row,col`. */
+  private selected = new Set<string>();
 
   constructor(private readonly events: HeatmapEvents) {
     this.element = h('div', { className: 'pl-facets' });
@@ -221,6 +225,12 @@ export class HeatmapView {
   setHighlight(pos: number | null): void {
     this.highlight = pos;
     this.setHighlightAttr();
+    for (const v of this.views) v.chart?.draw();
+  }
+
+  /** Marks the selected cells (`facet,row,col`). */
+  setSelected(keys: ReadonlySet<string>): void {
+    this.selected = new Set(keys);
     for (const v of this.views) v.chart?.draw();
   }
 
@@ -353,6 +363,23 @@ export class HeatmapView {
         drawn.push('row');
       }
     }
+    // Selected cells: a dashed frame in the text colour, inside the cell, so the colour still shows.
+    const index = this.views.indexOf(view);
+    let selected = 0;
+    if (!this.bare) {
+      ctx.setLineDash([3, 2]);
+      ctx.lineWidth = 2;
+      ctx.strokeStyle = theme.text;
+      for (let r = 0; r < rows; r++) {
+        for (let c = 0; c < cols; c++) {
+          if (!this.selected.has(`${index},${r},${c}`)) continue;
+          ctx.strokeRect(a.left + c * cw + 2, a.top + r * ch + 2, cw - 4, ch - 4);
+          selected++;
+        }
+      }
+      ctx.setLineDash([]);
+    }
+    view.box.dataset.selectedCells = String(selected);
     const hovered = view.hover && !this.bare ? view.hover : null;
     if (hovered) {
       ctx.lineWidth = 2;
@@ -412,6 +439,13 @@ export class HeatmapView {
         this.events.hoverLabel(onX || onY ? { text: this.labelText(facet, onX ? 'col' : 'row', onX ? col : row), clientX: ev.clientX, clientY: ev.clientY } : null);
       }
       this.events.hoverPosition(pos);
+    });
+    canvas.addEventListener('click', (ev) => {
+      const a = view.chart?.chartArea;
+      if (!a || ev.offsetX < a.left || ev.offsetX >= a.right || ev.offsetY < a.top || ev.offsetY >= a.bottom) return;
+      const col = clamp(Math.floor(((ev.offsetX - a.left) / (a.right - a.left)) * facet.colLabels.length), 0, facet.colLabels.length - 1);
+      const row = clamp(Math.floor(((ev.offsetY - a.top) / (a.bottom - a.top)) * facet.rowLabels.length), 0, facet.rowLabels.length - 1);
+      this.events.clickCell({ facet, index: this.views.indexOf(view), row, col });
     });
     canvas.addEventListener('mouseleave', () => {
       setHover(null);

@@ -3,6 +3,7 @@ import { type ColorScale, fractionText, sweepScale } from '../src/presentation/c
 import { headGroups, type HeadGroups } from '../src/presentation/heads';
 import { baselinesText, describeCell, exactValue, notices, summaryParts } from '../src/presentation/resultText';
 import { cellName, topEffects } from '../src/presentation/topEffects';
+import { cellComponent } from '../src/presentation/cellComponent';
 import type { PlotSpec, SweepName } from '../src/protocol/spec';
 import { plotProblem } from '../src/protocol/spec';
 import { colorBarCssWidth, drawColorBar } from './colorBar';
@@ -32,6 +33,8 @@ let scale: ColorScale | undefined;
 let heads: HeadGroups | undefined;
 /** The facets drawn, which the strongest-effects list points into. */
 let facets: Facet[] = [];
+/** Cells selected for "Patch together", across sweeps: `sweep|index` → the component the cell patches. */
+const selection = new Map<string, string>();
 
 // ---- the page ----------------------------------------------------------------------------------
 const label = (text: string, ...controls: HTMLElement[]): HTMLElement => h('label', { className: 'pl-control' }, h('span', { text }), ...controls);
@@ -48,10 +51,16 @@ const plotControls = new PlotControls((plot) => {
 });
 const exportPngButton = h('button', { text: 'Export PNG', attrs: { id: 'pl-export-png', type: 'button' } });
 const exportCsvButton = h('button', { text: 'Export CSV', attrs: { id: 'pl-export-csv', type: 'button' } });
+const patchButton = h('button', { text: 'Patch together', attrs: { id: 'pl-patch-together', type: 'button', title: 'Click cells to select them, then run the spec again with their components patched together' } });
+const clearButton = h('button', { text: 'Clear selection', attrs: { id: 'pl-clear-selection', type: 'button' } });
+const selectionNote = h('span', { className: 'pl-selection-note', attrs: { id: 'pl-selection-note', role: 'status' } });
 const toolbar = h(
   'div',
   { className: 'pl-toolbar' },
   label('Sweep', sweepSelect),
+  patchButton,
+  clearButton,
+  selectionNote,
   h('span', { className: 'pl-spacer' }),
   exportPngButton,
   exportCsvButton,
@@ -63,11 +72,14 @@ const colorBar = h('canvas', { className: 'pl-colorbar', attrs: { role: 'img', '
 const tooltip = h('div', { className: 'pl-tooltip', attrs: { id: 'pl-tooltip', role: 'tooltip' } });
 tooltip.hidden = true;
 
+const patchSetsEl = h('div', { className: 'pl-patch-sets', attrs: { id: 'pl-patch-sets' } });
+
 const hover = new HoverSender((pos) => host.post({ type: 'hoverPosition', pos }));
 const view = new HeatmapView({
   hoverPosition: (pos) => hover.set(pos),
   hoverCell: showTooltip,
   hoverLabel: (l) => (l ? placeTooltip(l.text, l.clientX, l.clientY) : showTooltip(null)),
+  clickCell: toggleCell,
 });
 const effects = new EffectsList({
   show: (e, reveal) => {
@@ -81,12 +93,13 @@ const body = h('div', { className: 'pl-body' }, plot, effects.element);
 const attribution = new AttributionView();
 
 const app = document.getElementById('app') ?? document.body.appendChild(h('div', { attrs: { id: 'app' } }));
-app.append(h('header', { className: 'pl-header' }, titleEl, metaEl, noticesEl), toolbar, emptyEl, legendEl, body, attribution.element, tooltip);
+app.append(h('header', { className: 'pl-header' }, titleEl, metaEl, noticesEl), patchSetsEl, toolbar, emptyEl, legendEl, body, attribution.element, tooltip);
 setControlsEnabled(false);
 
 // ---- rendering ---------------------------------------------------------------------------------
 function setControlsEnabled(on: boolean): void {
   for (const c of [sweepSelect, exportPngButton, exportCsvButton]) c.disabled = !on;
+  showSelection();
   plotControls.setEnabled(on);
   body.hidden = !on;
   legendEl.hidden = !on;
@@ -118,6 +131,58 @@ function renderHeader(s: ShownResult): void {
   clear(sweepSelect);
   for (const name of s.sweeps) sweepSelect.appendChild(h('option', { text: name, attrs: { value: name } }));
   if (sweep) sweepSelect.value = sweep;
+  renderPatchSets(s);
+}
+
+/** A run's patch sets: name, components, value (and its share of the whole effect). */
+function renderPatchSets(s: ShownResult): void {
+  clear(patchSetsEl);
+  const sets = s.result.patchSets ?? [];
+  patchSetsEl.hidden = sets.length === 0;
+  if (sets.length === 0) return;
+  const setScale = sweepScale(s.result, sets.map((x) => x.value));
+  const table = h('table', { className: 'pl-patch-set-table' }, h('caption', { text: 'Patch sets: each set\'s components patched together' }));
+  table.appendChild(h('tr', {}, h('th', { text: 'set' }), h('th', { text: 'components' }), h('th', { text: 'value' })));
+  for (const set of sets) {
+    const fraction = set.value === null ? undefined : fractionText(setScale, set.value);
+    const value = set.value === null ? 'not computed' : `${exactValue(set.value)}${fraction ? ` (${fraction})` : ''}`;
+    table.appendChild(h('tr', { className: 'pl-patch-set' }, h('td', { text: set.name }), h('td', { text: set.components.join(' ') }), h('td', { text: value })));
+  }
+  patchSetsEl.appendChild(table);
+}
+
+/** Selecting a cell (or unselecting it) for "Patch together"; cells with no component (pattern entries) say so. */
+function toggleCell(cell: { facet: Facet; index: number; row: number; col: number }): void {
+  const data = currentSweep();
+  if (!data || !sweep || cell.facet.values[cell.row]![cell.col] === null) return;
+  const index = cell.facet.cells[cell.row]![cell.col]!.index;
+  const key = `${sweep}|${index.join(',')}`;
+  const component = cellComponent(sweep, data, index);
+  if (selection.has(key)) selection.delete(key);
+  else if (component) selection.set(key, component);
+  else {
+    selectionNote.textContent = 'An attention-pattern cell cannot be patched in a set; pick heads, positions or layers.';
+    return;
+  }
+  showSelection();
+}
+
+/** The selection's count on the buttons, and its cells in the shown sweep outlined. */
+function showSelection(): void {
+  const n = selection.size;
+  patchButton.disabled = n === 0;
+  clearButton.disabled = n === 0;
+  patchButton.textContent = n === 0 ? 'Patch together' : `Patch ${n} together`;
+  selectionNote.textContent = n === 0 ? 'Click cells to patch them together.' : [...selection.values()].join(' ');
+  const keys = new Set<string>();
+  facets.forEach((f, fi) =>
+    f.cells.forEach((row, r) =>
+      row.forEach((c, col) => {
+        if (selection.has(`${sweep}|${c.index.join(',')}`)) keys.add(`${fi},${r},${col}`);
+      }),
+    ),
+  );
+  view.setSelected(keys);
 }
 
 /** The strongest-effects list goes beside the heatmaps when that costs them nothing, else under them. */
@@ -131,8 +196,10 @@ function renderSweep(): void {
   if (!shown || !data) {
     view.destroy();
     attribution.render(undefined, undefined, readTheme());
+    facets = [];
     setControlsEnabled(false);
-    emptyEl.hidden = false;
+    const onlySets = shown !== undefined && (shown.result.patchSets?.length ?? 0) > 0;
+    emptyEl.hidden = onlySets;
     emptyEl.textContent = shown ? 'This run has no sweep results to show.' : 'Waiting for a result…';
     return;
   }
@@ -151,6 +218,7 @@ function renderSweep(): void {
   const grid = besideFits ? beside : alone;
   view.render({ sweep: data, tokens: shown.tokens, heads, scale, theme, highlight, width: total - barW, viewportHeight: window.innerHeight }, grid);
   facets = grid.facets;
+  showSelection();
   showScale();
   const strides = data.shape.map((_, k) => data.shape.slice(k + 1).reduce((a, b) => a * b, 1));
   attribution.render(shown.result.attribution, data, theme, (flat) => cellName(data, strides.map((st, k) => Math.floor(flat / st) % data.shape[k]!), shown!.tokens, heads));
@@ -216,7 +284,10 @@ function onShowResult(s: ShownResult): void {
   plotControls.set(choice ?? specPlot());
   // A reloaded panel (or a result sent again) comes back to the sweep that was picked for this run.
   sweep = saved?.resultPath === s.resultPath && saved.sweep && s.sweeps.includes(saved.sweep) ? saved.sweep : s.sweeps[0];
-  if (previous !== s.resultPath) highlight = null;
+  if (previous !== s.resultPath) {
+    highlight = null;
+    selection.clear();
+  }
   host.setState(sweep ? { resultPath: s.resultPath, sweep } : { resultPath: s.resultPath });
   document.title = s.result.name;
   renderHeader(s);
@@ -271,6 +342,13 @@ sweepSelect.addEventListener('change', () => {
   renderSweep();
 });
 exportPngButton.addEventListener('click', exportPng);
+patchButton.addEventListener('click', () => {
+  if (selection.size > 0) host.post({ type: 'patchTogether', components: [...new Set(selection.values())] });
+});
+clearButton.addEventListener('click', () => {
+  selection.clear();
+  showSelection();
+});
 exportCsvButton.addEventListener('click', exportCsv);
 
 // A resized panel is laid out again: the width sets the cells and the facets per row, the height how flat they may be.

@@ -157,8 +157,15 @@ function parseShowResult(m: Record<string, unknown>): ParsedHostMessage | undefi
     else plot = m.plot as PlotSpec;
   }
   const attribution = parseAttribution(r.attribution);
-  const { direction: _d, ablation: _a, ...rest } = r as unknown as PatchResult;
-  const result: PatchResult = { ...rest, baselines, sweeps, ...(direction ? { direction } : {}), ...(ablation ? { ablation } : {}), ...(attribution ? { attribution } : {}) };
+  let patchSets: PatchResult['patchSets'];
+  if (r.patchSets !== undefined) {
+    const sets = Array.isArray(r.patchSets) ? r.patchSets : [];
+    const ok = sets.filter((x): x is NonNullable<PatchResult['patchSets']>[number] => isObject(x) && typeof x.name === 'string' && isStringArray(x.components) && (typeof x.value === 'number' || x.value === null));
+    if (!Array.isArray(r.patchSets) || ok.length !== sets.length) problems.push('Some patch sets could not be read and are not shown.');
+    patchSets = ok.map((x) => ({ name: x.name, components: [...x.components], value: x.value }));
+  }
+  const { direction: _d, ablation: _a, patchSets: _p, ...rest } = r as unknown as PatchResult;
+  const result: PatchResult = { ...rest, baselines, sweeps, ...(direction ? { direction } : {}), ...(ablation ? { ablation } : {}), ...(patchSets ? { patchSets } : {}), ...(attribution ? { attribution } : {}) };
   return { type: 'showResult', shown: { resultPath, result, sweeps: names, tokens, problems, ...(plot ? { plot } : {}) } };
 }
 

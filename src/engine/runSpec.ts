@@ -213,7 +213,7 @@ async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<R
   } as const;
   const companions = params.png ? resolved.sweeps.map(pngSuffix) : [];
   // The file is claimed only once there is something to keep: a spec error leaves no empty run behind.
-  const finish = (status: RunStatus, outcome: Partial<Pick<AttributionOutcome, 'baselines' | 'attribution'>> & Pick<PatchingOutcome, 'sweeps'>, message?: string) => {
+  const finish = (status: RunStatus, outcome: Partial<Pick<AttributionOutcome, 'baselines' | 'attribution' | 'patchSets'>> & Pick<PatchingOutcome, 'sweeps'>, message?: string) => {
     const result: PatchResult = {
       ...base,
       status,
@@ -222,6 +222,7 @@ async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<R
       ...(outcome.baselines ? { baselines: outcome.baselines } : {}),
       sweeps: outcome.sweeps,
       ...(outcome.attribution ? { attribution: outcome.attribution } : {}),
+      ...(outcome.patchSets ? { patchSets: outcome.patchSets } : {}),
     };
     const written = writeResultSomewhere(outDir, resolved.name, companions, result);
     ctx.onResult?.(written.path);

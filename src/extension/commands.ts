@@ -14,6 +14,8 @@ import { NEW_SPEC_TEMPLATE } from '../spec/specTemplate';
 import type { EngineClient } from './engineClient';
 import { answerCandidates, readSelection, selectionRunName, selectionSource, singleTokenForms, specDefaultName } from './promptSources';
 import { documentKey, type PanelRegistry } from './panelRegistry';
+import { patchTogetherSpec } from './panelModel';
+import type { PatchResult } from '../protocol/result';
 import { readResultFile } from '../common/resultFile';
 import { readTextFile, SPEC_FILE } from '../common/fileRead';
 import { createNewFile, replaceFile } from '../common/fileWrite';
@@ -142,6 +144,23 @@ export async function runPatchFile(s: Services, uri?: vscode.Uri): Promise<void>
   };
   s.noteResultsFolder(outDir);
   s.runs.submit({ label: name, params, spec, name, outDir, source: specFile, modelId: model ?? spec.model ?? '' });
+}
+
+/**
+ * The panel's "Patch together": the shown run's spec again, with the selected cells' components as one
+ * patch set instead of its sweeps, on the same model, from where the run's prompts came (so a dataset or
+ * a model folder named relative to the spec resolves as it did), into the run's folder.
+ */
+export function patchTogether(s: Services, result: PatchResult, resultPath: string, components: string[]): void {
+  const spec = patchTogetherSpec(result, components);
+  const specFile = result.source && isAbsolute(result.source) ? result.source : resultPath;
+  const outDir = dirname(resultPath);
+  // A folder the run named relative to somewhere else (--model in a terminal) is read where it was found.
+  const model = result.model.location?.kind === 'folder' ? result.model.location.dir : result.model.id;
+  // Sets are patched exactly, whatever patchlens.method estimates sweeps with.
+  const { method: _method, ...settings } = engineSettings(s.settings(), workspaceRoot(vscode.Uri.file(specFile)));
+  const params: Omit<RunParams, 'runId'> = { specFile, specText: JSON.stringify(spec, null, 2), model, outDir, ...settings };
+  s.runs.submit({ label: spec.name!, params, spec, name: spec.name!, outDir, source: specFile, modelId: model });
 }
 
 export async function patchSelection(s: Services): Promise<void> {

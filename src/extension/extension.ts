@@ -1,7 +1,7 @@
 /** Activation: wiring only. Everything with logic lives in the modules it connects. */
 import { dirname, isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
-import { registerCommands, type Services, watchSpecDiagnostics } from './commands';
+import { patchTogether, registerCommands, type Services, watchSpecDiagnostics } from './commands';
 import { EngineClient, engineInspectArgv } from './engineClient';
 import { PanelRegistry } from './panelRegistry';
 import { RunHistory } from './runHistory';
@@ -88,6 +88,7 @@ export function activate(context: vscode.ExtensionContext): void {
     },
     refreshRuns,
   };
+  panels.onPatchTogether = (result, resultPath, components) => patchTogether(services, result, resultPath, components);
 
 
   context.subscriptions.push(

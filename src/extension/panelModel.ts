@@ -4,8 +4,9 @@
  */
 import { layoutSweep } from '../presentation/heatmapLayout';
 import { headGroups } from '../presentation/heads';
+import { parseComponent } from '../protocol/components';
 import type { PatchResult } from '../protocol/result';
-import { plotProblem, type PlotSpec, SWEEP_NAMES, type SweepName } from '../protocol/spec';
+import { type PatchSpec, plotProblem, type PlotSpec, SWEEP_NAMES, type SweepName } from '../protocol/spec';
 import type { WebviewState, WebviewToHost } from '../protocol/webviewMessages';
 
 /** Bounds on what the webview may send: a PNG of a big facet grid is a few MB, never hundreds. */
@@ -15,6 +16,19 @@ const MAX_POSITION = 1 << 20;
 
 const isSweep = (v: unknown): v is SweepName => (SWEEP_NAMES as readonly unknown[]).includes(v);
 const isPos = (v: unknown): v is number | null => v === null || (Number.isInteger(v) && (v as number) >= 0 && (v as number) < MAX_POSITION);
+
+/**
+ * The spec of a "Patch together" run: the shown run's spec with one patch set, the selected
+ * components, in place of its sweeps (and named after the run). Sets are patched exactly, so an
+ * attribution run's method goes too.
+ */
+export function patchTogetherSpec(result: PatchResult, components: string[]): PatchSpec {
+  const { sweeps: _sweeps, patch_sets: _sets, method: _method, verify_top: _verify, ...rest } = result.spec;
+  return { ...rest, name: `${result.name}-together`, patch_sets: [{ name: `${components.length} selected cell${components.length === 1 ? '' : 's'}`, components }] };
+}
+
+/** More cells than anyone selects by hand; the bound keeps a runaway page from queuing a huge run. */
+const MAX_PATCH_COMPONENTS = 1000;
 
 /**
  * The message if it is one the host understands with fields of the right types, else a reason. The
@@ -50,6 +64,13 @@ export function validateWebviewMessage(m: unknown): { ok: true; message: Webview
       if (!isSweep(o.sweep)) return { ok: false, reason: 'exportCsv.sweep is not a sweep name' };
       if (typeof o.csv !== 'string' || o.csv.length > MAX_CSV_CHARS) return { ok: false, reason: 'exportCsv.csv is not a string of bounded size' };
       return { ok: true, message: { type: 'exportCsv', sweep: o.sweep, csv: o.csv } };
+    case 'patchTogether': {
+      const c = o.components;
+      if (!Array.isArray(c) || c.length === 0 || c.length > MAX_PATCH_COMPONENTS || !c.every((x) => typeof x === 'string' && parseComponent(x) !== undefined)) {
+        return { ok: false, reason: `patchTogether.components is not a list of 1 to ${MAX_PATCH_COMPONENTS} component names` };
+      }
+      return { ok: true, message: { type: 'patchTogether', components: [...new Set(c as string[])] } };
+    }
     default:
       return { ok: false, reason: `unknown message type ${JSON.stringify(o.type)}` };
   }

@@ -144,6 +144,17 @@ export class PanelRegistry implements vscode.WebviewPanelSerializer, PanelHost {
     return plot !== undefined && !plotProblem(plot) ? (plot as PlotSpec) : undefined;
   }
 
+  /** What "Patch together" does: set by the extension's wiring, which owns the runs. */
+  onPatchTogether: ((result: PatchResult, resultPath: string, components: string[]) => void) | undefined;
+
+  patchTogether(p: ResultPanel, components: string[]): void {
+    if (!this.onPatchTogether) {
+      this.log('ignored "patch together": no run dispatcher');
+      return;
+    }
+    this.onPatchTogether(p.result, p.resultPath, components);
+  }
+
   rememberPlot(resultPath: string, plot: PlotSpec | null): void {
     const all = { ...(this.memory.get<Record<string, PlotSpec>>(PLOT_CHOICES_KEY) ?? {}) };
     delete all[resultPath];

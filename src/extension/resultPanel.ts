@@ -20,6 +20,8 @@ export interface PanelHost {
   /** The colour scale last chosen for a run, kept across panels and window reloads. */
   rememberedPlot(resultPath: string): PlotSpec | undefined;
   rememberPlot(resultPath: string, plot: PlotSpec | null): void;
+  /** Runs the panel's run again with these components patched together (the panel's "Patch together"). */
+  patchTogether(p: ResultPanel, components: string[]): void;
 }
 
 export class ResultPanel {
@@ -108,6 +110,9 @@ export class ResultPanel {
       }
       case 'exportCsv':
         void this.host.saveExport(this, `${m.sweep}.csv`, Buffer.from(m.csv, 'utf8'));
+        break;
+      case 'patchTogether':
+        this.host.patchTogether(this, m.components);
         break;
     }
   }

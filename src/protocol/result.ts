@@ -69,6 +69,15 @@ export interface AttributionInfo {
   readonly verifyTop?: number;
 }
 
+/** A patch set's value: every listed component patched at once. */
+export interface PatchSetResult {
+  readonly name: string;
+  /** The components in canonical form (`L9H6`, `L3.mlp_out@END`). */
+  readonly components: string[];
+  /** The metric with all of them patched together (normalized like the sweeps' values); null when not computed. */
+  readonly value: number | null;
+}
+
 /** A model's sizes, in TransformerLens's names. */
 export interface ModelShape {
   readonly nLayers: number;
@@ -142,4 +151,6 @@ export interface PatchResult {
   readonly sweeps: Partial<Record<SweepName, SweepResult>>;
   /** Present when the spec's method is atp or atp_star: the sweeps' values are then estimates. */
   readonly attribution?: AttributionInfo;
+  /** The spec's patch sets, in its order (absent when it has none). */
+  readonly patchSets?: PatchSetResult[];
 }

@@ -177,6 +177,13 @@ export function plotProblem(plot: unknown): { key?: keyof PlotSpec; message: str
   return undefined;
 }
 
+/** Components patched together, reported as one value: how much of the behaviour a candidate circuit carries. */
+export interface PatchSetSpec {
+  name: string;
+  /** Component names (src/protocol/components.ts): `L9H6`, `L9H6.q`, `L3.mlp_out@END`, … */
+  components: string[];
+}
+
 export interface PatchSpec {
   /** Lets editors find the schema; ignored otherwise. */
   $schema?: string;
@@ -186,8 +193,8 @@ export interface PatchSpec {
   /** Prepend the model's BOS to text prompts (default: the model's default_prepend_bos, as TransformerLens's to_tokens). */
   prepend_bos?: boolean;
   metric: MetricName;
-  /** Non-empty, no repeats. */
-  sweeps: SweepName[];
+  /** No repeats; may be left out when the spec has patch sets. */
+  sweeps?: SweepName[];
   /** Exactly one of `pairs`, `dataset` and `induction`. */
   pairs?: PairSpec[];
   /** A JSONL or CSV file of pairs, relative to the spec file. */
@@ -203,6 +210,7 @@ export interface PatchSpec {
   direction?: Direction;
   /** Instead of a corrupted prompt: the clean run with activations zeroed or set to their mean. */
   ablation?: Ablation;
+  patch_sets?: PatchSetSpec[];
 }
 
 /**
@@ -276,4 +284,5 @@ export interface ResolvedSpec {
   direction?: Direction;
   /** Absent: patches come from a corrupted (or clean) run. With an ablation every pair's `corrupted` is its clean prompt, unused. */
   ablation?: Ablation;
+  patchSets?: PatchSetSpec[];
 }

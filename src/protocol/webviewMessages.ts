@@ -30,7 +30,9 @@ export type WebviewToHost =
   | { readonly type: 'plotChoice'; readonly plot: PlotSpec | null }
   /** Export of the shown sweep: a PNG as a data: URL, or CSV text. */
   | { readonly type: 'exportPng'; readonly sweep: SweepName; readonly dataUrl: string }
-  | { readonly type: 'exportCsv'; readonly sweep: SweepName; readonly csv: string };
+  | { readonly type: 'exportCsv'; readonly sweep: SweepName; readonly csv: string }
+  /** Run the shown run's spec again with the selected cells' components patched together (one patch set). */
+  | { readonly type: 'patchTogether'; readonly components: string[] };
 
 /** What the webview keeps with vscode.setState, so a reloaded panel comes back as it was. */
 export interface WebviewState {

@@ -6,6 +6,7 @@
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import schemaJson from '../../schemas/patch.schema.json';
 import { ATP_METHODS, INDUCTION_METRICS, LOGIT_DIFF_METRICS, type PatchSpec, plotProblem, TARGET_METRICS } from '../protocol/spec';
+import { COMPONENT_HELP } from '../protocol/components';
 import { locate, locateMany, type NodePos, pathKey } from './jsonc';
 import { errorAt, formatPath, type PathSeg, quote, type TextInfo } from './specError';
 
@@ -120,6 +121,8 @@ const TYPE_HINTS: Record<string, string> = {
   prepend_bos: 'write true or false',
   plot: 'write an object such as {"zmin": -1, "zmax": 1} (or remove "plot")',
   verify_top: 'write a whole number of indices to check, e.g. 10',
+  patch_sets: 'write a list of sets, e.g. [{"name": "name movers", "components": ["L9H6", "L9H9"]}]',
+  components: 'write a list of component names, e.g. ["L9H6", "L3.mlp_out@END"]',
 };
 
 const TYPE_NAMES: Record<string, string> = {
@@ -189,6 +192,8 @@ function ajvMessage(err: ErrorObject, data: unknown): { path: PathSeg[]; useKey:
         pairs: 'add at least one pair {"clean": …, "corrupted": …}',
         targets: 'add a target {"pos": …, "token_id": …} or remove "targets"',
         token_range: 'write [lo, hi], e.g. [100, 10000]',
+        patch_sets: 'add a set {"name": …, "components": […]} or remove "patch_sets"',
+        components: 'name at least one component, e.g. ["L9H6"]',
       };
       const min = Number(p.limit);
       return { path, useKey: false, message: `${where} ${min <= 1 ? 'is empty' : `needs ${min} items`}; ${what[field] ?? 'add the missing items'}` };
@@ -223,6 +228,7 @@ function ajvMessage(err: ErrorObject, data: unknown): { path: PathSeg[]; useKey:
           message: `${where} has the label ${quote(label)}; a label is a name of letters, digits and _ that does not start with a digit, e.g. "IO" or "S1"`,
         };
       }
+      if (typeof err.data === 'string' && path.includes('components')) return { path, useKey: false, message: `${where} is ${quote(err.data)}, not a component; ${COMPONENT_HELP}` };
       return { path, useKey: false, message: `${where} ${err.message ?? 'is not valid'}` };
     case 'minLength':
       return {
@@ -256,6 +262,17 @@ function checkRules(spec: PatchSpec, fail: (path: PathSeg[], useKey: boolean, me
   if (spec.verify_top !== undefined && !ATP_METHODS.includes(spec.method ?? 'exact')) {
     fail(['verify_top'], true, `verify_top checks attribution estimates, but the method is ${spec.method ?? 'exact (the default)'}; add "method": "atp" (or "atp_star"), or remove verify_top`);
   }
+  if (spec.patch_sets !== undefined && ATP_METHODS.includes(spec.method ?? 'exact')) {
+    fail(['patch_sets'], true, `patch_sets are patched exactly, but the method is ${spec.method}; remove "method" (exact is the default), or run the sets in a spec of their own`);
+  }
+  if (spec.sweeps === undefined && spec.patch_sets === undefined) {
+    fail([], false, 'the spec is missing \'sweeps\'; add "sweeps": ["resid_pre"] (or "patch_sets" to patch components together)');
+  }
+  const setNames = (spec.patch_sets ?? []).map((s) => s.name);
+  setNames.forEach((name, i) => {
+    const first = setNames.indexOf(name);
+    if (first !== i) fail(['patch_sets', i, 'name'], false, `patch_sets[${first}] and patch_sets[${i}] are both called ${quote(name)}; give each set its own name`);
+  });
   const metric = spec.metric;
   if (spec.ablation !== undefined) {
     if (spec.induction !== undefined) fail(['ablation'], true, 'an induction spec has corrupted rows of its own; remove "ablation", or give "pairs" to ablate');

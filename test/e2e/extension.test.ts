@@ -245,6 +245,42 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     await shot('effects-decoration');
   });
 
+  test('"Patch together" on a clicked cell runs the spec again with it as a patch set of one, equal to the cell', async () => {
+    const frame = await panelFor('speaker');
+    await frame.selectOption('#pl-sweep', 'resid_pre');
+    const speaker = JSON.parse(readFileSync(join(runs, 'speaker.result.json'), 'utf8')) as PatchResult;
+    const nPos = speaker.tokens[0]!.clean.ids.length;
+    // resid_pre is [layer, pos]: the cell of layer 1, position 5 (" Bob").
+    const box = frame.locator('.pl-facet').first();
+    const d = await box.evaluate((b) => ({ ...(b as HTMLElement).dataset }));
+    const x = Number(d.plotLeft) + (5.5 * Number(d.plotWidth)) / Number(d.cols);
+    const y = Number(d.plotTop) + (1.5 * Number(d.plotHeight)) / Number(d.rows);
+    await box.locator('canvas').click({ position: { x, y } });
+    await waitFor('the selected cell', async () => ((await box.getAttribute('data-selected-cells')) === '1' ? true : undefined), 15_000);
+    assert.equal(await frame.locator('#pl-selection-note').innerText(), 'L1.resid_pre@5');
+    const since = Date.now();
+    await frame.click('#pl-patch-together');
+    const { result } = await resultAfter('speaker-together', since);
+    assert.equal(result.status, 'done');
+    assert.deepEqual(Object.keys(result.sweeps), []);
+    assert.deepEqual(result.patchSets?.map((s) => s.components), [['L1.resid_pre@5']]);
+    const cell = speaker.sweeps.resid_pre!.values[1 * nPos + 5]!;
+    assert.ok(Math.abs(result.patchSets![0]!.value! - cell) <= 1e-5, `set ${result.patchSets![0]!.value} vs cell ${cell}`);
+    // Its own panel lists the set.
+    const together = await waitFor('the panel of speaker-together', async () => {
+      for (const f of page.frames()) {
+        try {
+          if ((await f.locator('.pl-title').count()) > 0 && (await f.locator('.pl-title').innerText()) === 'speaker-together' && (await f.locator('.pl-patch-set').count()) === 1) return f;
+        } catch {
+          /* detached */
+        }
+      }
+      return undefined;
+    });
+    assert.match(await together.locator('.pl-patch-set').innerText(), /1 selected cell\s+L1\.resid_pre@5\s+-?\d/);
+    await shot('patch-together', together);
+  });
+
   test('(2) Patch Selected Prompts on two selected lines asks for the model and answers, then shows the panel', async () => {
     await openFile('prompts.txt');
     const since = Date.now();

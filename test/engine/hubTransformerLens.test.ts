@@ -57,7 +57,7 @@ test("the notebook's induction experiment runs on attn-only-2l from the hub and 
   const cacheDir = makeTmpDir('hub-tl-run');
   const out = makeTmpDir('hub-tl-out');
   const spec = JSON.parse(readFileSync(EXAMPLE, 'utf8')) as PatchSpec;
-  const sweeps = spec.sweeps.filter((s) => s !== 'block_every');
+  const sweeps = spec.sweeps!.filter((s) => s !== 'block_every');
   const specText = JSON.stringify({ ...spec, sweeps });
   const models = new ModelCache();
   try {

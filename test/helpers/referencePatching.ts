@@ -364,3 +364,17 @@ export function refAblationCache(cache: Map<string, RefActivation>, kind: 'zero'
   }
   return out;
 }
+
+/** One slice of a patch: the full hook name and the activation axes it fixes (as copySlice takes them). */
+export interface RefPart {
+  name: string;
+  fixed: Map<number, number | number[][]>;
+}
+
+/** One forward of `run` with every part's slice of `source` written in at once: a patch set, the naive way. */
+export function referencePatchedRun(model: RefModel, source: Map<string, RefActivation>, run: number[][], parts: RefPart[], metric: (logits: RefActivation) => number): number {
+  const { logits } = referenceForward(model, run, (name, act) => {
+    for (const p of parts) if (p.name === name) copySlice(act, source.get(name)!, p.fixed);
+  });
+  return metric(logits);
+}

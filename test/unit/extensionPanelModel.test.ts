@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type PatchResult, RESULT_FORMAT } from '../../src/protocol/result';
-import { pngFromDataUrl, positionAtOffset, sweepCsv, tokenRangesAt, validateWebviewMessage, validateWebviewState } from '../../src/extension/panelModel';
+import { patchTogetherSpec, pngFromDataUrl, positionAtOffset, sweepCsv, tokenRangesAt, validateWebviewMessage, validateWebviewState } from '../../src/extension/panelModel';
 
 test('webview messages: known types with well-typed fields pass, anything else is refused with a reason', () => {
   const ok = (m: unknown) => {
@@ -39,6 +39,24 @@ test('webview messages: known types with well-typed fields pass, anything else i
   no({ type: 'plotChoice', plot: { center: 'middle' } }, /plot\.center/);
   no({ type: 'plotChoice', plot: { zmin: 0, __proto__: { polluted: true }, extra: 1 } }, /unknown key "extra"/);
   no({ type: 'plotChoice' }, /plotChoice\.plot/);
+});
+
+test('"Patch together": component names only, repeats merged, bounded; the spec again with one set in place of its sweeps', () => {
+  const ok = validateWebviewMessage({ type: 'patchTogether', components: ['L1H2', 'L0.resid_pre@3', 'L1H2'] });
+  assert.deepEqual(ok, { ok: true, message: { type: 'patchTogether', components: ['L1H2', 'L0.resid_pre@3'] } });
+  for (const components of [[], ['L1H2', 'rm -rf /'], 'L1H2', [3], Array.from({ length: 1001 }, (_, i) => `L${i}H0`)]) {
+    const v = validateWebviewMessage({ type: 'patchTogether', components });
+    assert.ok(!v.ok && /patchTogether\.components is not a list of 1 to 1000 component names/.test(v.reason), JSON.stringify(components).slice(0, 80));
+  }
+  const result = { name: 'ioi', spec: { name: 'ioi', model: 'gpt2', metric: 'logit_diff', sweeps: ['resid_pre'], dataset: 'ioi.jsonl', method: 'atp', verify_top: 3, direction: 'noising', patch_sets: [{ name: 'old', components: ['L0H0'] }] } } as unknown as PatchResult;
+  assert.deepEqual(patchTogetherSpec(result, ['L1H2', 'L0.resid_pre@IO']), {
+    name: 'ioi-together',
+    model: 'gpt2',
+    metric: 'logit_diff',
+    dataset: 'ioi.jsonl',
+    direction: 'noising',
+    patch_sets: [{ name: '2 selected cells', components: ['L1H2', 'L0.resid_pre@IO'] }],
+  });
 });
 
 test('restored webview state is checked too', () => {

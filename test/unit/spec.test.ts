@@ -95,7 +95,7 @@ test('the schema enums equal SWEEP_NAMES, METRIC_NAMES and the induction pattern
 test('the schema properties are exactly the fields of PatchSpec, PairSpec, InductionSpec and TargetSpec', () => {
   // Record<keyof T, true> fails to compile when a field is added to the type and not here.
   const specKeys: Record<keyof PatchSpec, true> = {
-    $schema: true, name: true, model: true, prepend_bos: true, metric: true, sweeps: true, pairs: true, induction: true, description: true, plot: true, method: true, verify_top: true, dataset: true, direction: true, ablation: true,
+    $schema: true, name: true, model: true, prepend_bos: true, metric: true, sweeps: true, pairs: true, induction: true, description: true, plot: true, method: true, verify_top: true, dataset: true, direction: true, ablation: true, patch_sets: true,
   };
   const pairKeys: Record<keyof PairSpec, true> = {
     clean: true, corrupted: true, clean_ids: true, corrupted_ids: true, answer: true, wrong: true, answer_id: true, wrong_id: true, targets: true, positions: true,

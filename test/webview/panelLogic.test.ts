@@ -103,3 +103,17 @@ test('showResult: direction and ablation pass through, an ablation run has no co
   assert.equal(odd.shown.result.direction, undefined);
   assert.match(odd.shown.problems.join(' '), /direction could not be read/);
 });
+
+test('showResult: patch sets pass through in order; an unreadable one is left out and reported', () => {
+  const sets = [{ name: 'name movers', components: ['L1H2', 'L0H1'], value: 0.73 }, { name: 'not run', components: ['L0.resid_pre@IO'], value: null }];
+  const ok = parseHostMessage({ type: 'showResult', resultPath: 'a', result: { ...makeResult(), patchSets: sets } });
+  assert.ok(ok && ok.type === 'showResult');
+  assert.deepEqual(ok.shown.result.patchSets, sets);
+  assert.deepEqual(ok.shown.problems, []);
+  const odd = parseHostMessage({ type: 'showResult', resultPath: 'a', result: { ...makeResult(), patchSets: [sets[0], { name: 'x', components: 'L1H2', value: 1 }, { name: 'y', components: [], value: '1' }] } });
+  assert.ok(odd && odd.type === 'showResult');
+  assert.deepEqual(odd.shown.result.patchSets, [sets[0]]);
+  assert.match(odd.shown.problems.join(' '), /Some patch sets could not be read/);
+  const none = parseHostMessage({ type: 'showResult', resultPath: 'a', result: makeResult() });
+  assert.ok(none && none.type === 'showResult' && none.shown.result.patchSets === undefined);
+});

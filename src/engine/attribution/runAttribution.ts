@@ -21,6 +21,7 @@ export interface AttributionOutcome extends PatchingOutcome {
 export async function runAttribution(model: HookedTransformer, spec: ResolvedSpec, opts: PatchingOptions & { direction?: Direction } = {}): Promise<AttributionOutcome> {
   const method = spec.method === 'atp_star' ? 'atp_star' : 'atp';
   // The estimates sum each slot's cells over the batch at one position; a label's positions differ per pair.
+  if (spec.patchSets) throw new UserError(`patch_sets are patched exactly; run them with method exact (the default), apart from the ${method} estimates`);
   if (spec.labels) throw new UserError(`method ${method} cannot estimate sweeps over labelled positions yet; use method exact, or leave out the labels (marks and "positions")`);
   const flops0 = model.flops;
   // The problem comes oriented: its run is the corrupted prompts when denoising, the clean ones when noising or ablating.

@@ -333,7 +333,7 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
     name: spec.name ?? defaultName(file),
     model: spec.model,
     metric: spec.metric,
-    sweeps: [...spec.sweeps],
+    sweeps: [...(spec.sweeps ?? [])],
     prependBos,
     pairs,
     ...(labels ? { labels } : {}),
@@ -341,6 +341,7 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
     ...(spec.verify_top !== undefined ? { verifyTop: spec.verify_top } : {}),
     ...(spec.direction ? { direction: spec.direction } : {}),
     ...(spec.ablation ? { ablation: spec.ablation } : {}),
+    ...(spec.patch_sets ? { patchSets: spec.patch_sets } : {}),
   };
 }
 

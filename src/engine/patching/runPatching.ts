@@ -1,22 +1,26 @@
-import type { SweepResult } from '../../protocol/result';
+import type { PatchSetResult, SweepResult } from '../../protocol/result';
+import { componentName, parseComponent } from '../../protocol/components';
 import { DEFAULT_MEMORY_BUDGET_MIB, type PatchingMode } from '../../protocol/engineRpc';
 import type { Direction, ResolvedSpec, SweepName } from '../../protocol/spec';
 import { CancelledError } from '../cancel';
 import { UserError } from '../../common/userError';
 import type { HookedTransformer } from '../hookedTransformer';
+import type { ModelConfig } from '../model/config';
 import { blockHookName } from '../hooks';
 import { ablationSource } from './ablation';
 import { Metric } from './metrics';
 import { executeFast } from './fastExecutor';
 import { executeNaive } from './naiveExecutor';
-import { metricRows, type PatchExecutor, type PatchProblem } from './problem';
+import { componentSlot } from './componentSlots';
+import { metricRows, type Patch, type PatchExecutor, type PatchProblem } from './problem';
 import { hooksOfSweeps, type PositionAxis, planSweep, slotKey } from './sweeps';
 
 
 export interface PatchingProgress {
   readonly done: number;
   readonly total: number;
-  readonly sweep: SweepName;
+  /** What is being computed: a sweep's name, or 'patch sets'. */
+  readonly sweep: string;
 }
 
 export interface PatchingOptions {
@@ -34,6 +38,8 @@ export interface PatchingOutcome {
   readonly baselines: Baselines;
   /** Sweeps that finished, in the spec's order. A cancelled run keeps those. */
   readonly sweeps: Partial<Record<SweepName, SweepResult>>;
+  /** The spec's patch sets, once computed. */
+  readonly patchSets?: PatchSetResult[];
   readonly nPos: number;
 }
 
@@ -56,6 +62,11 @@ export interface PreparedPatching {
   readonly positions: PositionAxis;
   /** Which way the patches go (an ablation is noising: values written into the clean run). */
   readonly direction: Direction;
+}
+
+/** The parts of each of the spec's patch sets, checked against the model and the pairs. */
+export function patchSetParts(spec: ResolvedSpec, cfg: ModelConfig): Patch[] {
+  return (spec.patchSets ?? []).map((set, k) => set.components.map((c) => componentSlot(c, cfg, spec, `patch_sets[${k}] (${JSON.stringify(set.name)})`)));
 }
 
 /** A labelled spec's sweeps run over its labels, each pair at its own positions; any other over token positions. */
@@ -91,7 +102,7 @@ export async function preparePatching(
   const metric = new Metric(spec.metric, spec.pairs, cfg.dVocab);
   const direction: Direction = spec.ablation ? 'noising' : (spec.direction ?? 'denoising');
 
-  const hooks = hooksOfSweeps(spec.sweeps, cfg);
+  const hooks = new Set([...hooksOfSweeps(spec.sweeps, cfg), ...patchSetParts(spec, cfg).flat().map((s) => s.hook)]);
   const sourceCapture: string[] = [];
   const runCapture: string[] = [];
   for (let l = 0; l < cfg.nLayers; l++) {
@@ -129,18 +140,21 @@ export async function preparePatching(
 }
 
 /**
- * Runs the baselines and every sweep of a resolved spec. Progress counts prompt pairs × patches: a
- * patched run of n pairs is n units of work.
+ * Runs the baselines, every sweep and every patch set of a resolved spec. Progress counts prompt
+ * pairs × patches: a patched run of n pairs is n units of work.
  */
 export async function runPatching(model: HookedTransformer, spec: ResolvedSpec, opts: PatchingOptions = {}): Promise<PatchingOutcome> {
   const execute = EXECUTORS[opts.mode ?? 'fast'];
+  const sets = patchSetParts(spec, model.cfg);
   const { problem, baselines, positions, direction } = await preparePatching(model, spec, opts);
   const { metric, nPos } = problem;
   const nPairs = spec.pairs.length;
   const plans = spec.sweeps.map((name) => planSweep(name, model.cfg, positions));
   const known = new Map<string, number>();
-  const total = nPairs * new Set(plans.flatMap((p) => p.slots.map(slotKey))).size;
+  const total = nPairs * (new Set(plans.flatMap((p) => p.slots.map(slotKey))).size + sets.length);
   const sweeps: Partial<Record<SweepName, SweepResult>> = {};
+  const normalize = (raw: number) => metric.normalize(raw, baselines, direction);
+  let patchSets: PatchSetResult[] | undefined;
   try {
     for (const plan of plans) {
       const todo = plan.slots.filter((s) => !known.has(slotKey(s)));
@@ -151,12 +165,19 @@ export async function runPatching(model: HookedTransformer, spec: ResolvedSpec, 
         { signal: opts.signal, onProgress: (done) => opts.onProgress?.({ done: nPairs * (before + done), total, sweep: plan.name }) },
       );
       todo.forEach((s, i) => known.set(slotKey(s), raw[i]!));
-      const values = Array.from(plan.valueSlot, (i) => (i < 0 ? null : metric.normalize(known.get(slotKey(plan.slots[i]!))!, baselines, direction)));
+      const values = Array.from(plan.valueSlot, (i) => (i < 0 ? null : normalize(known.get(slotKey(plan.slots[i]!))!)));
       sweeps[plan.name] = { shape: plan.shape, axes: plan.axes, values, ...(plan.components ? { components: plan.components } : {}), ...(plan.labels ? { labels: plan.labels } : {}) };
+    }
+    if (sets.length > 0) {
+      const before = known.size;
+      const raw = await execute(problem, sets, { signal: opts.signal, onProgress: (done) => opts.onProgress?.({ done: nPairs * (before + done), total, sweep: 'patch sets' }) });
+      patchSets = spec.patchSets!.map((set, k) => ({ name: set.name, components: set.components.map(canonicalComponent), value: normalize(raw[k]!) }));
     }
   } catch (e) {
     if (e instanceof CancelledError) return { status: 'cancelled', baselines, sweeps, nPos };
     throw e;
   }
-  return { status: 'done', baselines, sweeps, nPos };
+  return { status: 'done', baselines, sweeps, nPos, ...(patchSets ? { patchSets } : {}) };
 }
+
+const canonicalComponent = (name: string): string => componentName(parseComponent(name)!);
