@@ -285,11 +285,15 @@ export async function openExample(s: Services, fileName?: string): Promise<void>
     return;
   }
   const target = join(root, file);
-  try {
-    createNewFile(target, readFileSync(join(dir, file)));
-  } catch (e) {
-    // A file of that name is kept as it is (the user's copy, possibly edited).
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  // An example's dataset goes with it, so that the copy runs as it is.
+  const dataset = (JSON.parse(readFileSync(join(dir, file), 'utf8')) as PatchSpec).dataset;
+  for (const f of [file, ...(dataset !== undefined && basename(dataset) === dataset ? [dataset] : [])]) {
+    try {
+      createNewFile(join(root, f), readFileSync(join(dir, f)));
+    } catch (e) {
+      // A file of that name is kept as it is (the user's copy, possibly edited).
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
   }
   await vscode.window.showTextDocument(vscode.Uri.file(target));
 }

@@ -111,3 +111,23 @@ test('a two-line selection resolves with document ranges through resolveSpec sou
   );
   assert.deepEqual(toDocumentRange(sel.clean, [0, 4]), [offset, offset + 4]);
 });
+
+test("the IOI example's dataset resolves against GPT-2's tokenizer: one-token names, equal lengths within a pair, labels on the names", () => {
+  const { file, text, spec } = example('ioi-template.patch.json');
+  const r = resolveSpec(spec, tok, GPT2, { file, text });
+  assert.equal(r.pairs.length, 12);
+  assert.deepEqual([...r.labels!].sort(), ['END', 'IO', 'S1', 'S2']);
+  assert.equal(new Set(r.pairs.map((p) => p.clean.length)).size, 4);
+  for (const [i, p] of r.pairs.entries()) {
+    assert.equal(p.clean.length, p.corrupted.length, `pair ${i}`);
+    const at = (label: string) => p.labels![label]!.map((k) => tok.tokenString(p.clean[k]!));
+    assert.deepEqual(at('IO'), [tok.tokenString(p.answer!)], `pair ${i}`);
+    assert.deepEqual(at('S1'), [tok.tokenString(p.wrong!)], `pair ${i}`);
+    assert.deepEqual(at('S2'), [tok.tokenString(p.wrong!)], `pair ${i}`);
+    assert.deepEqual(at('END'), [' to'], `pair ${i}`);
+    assert.deepEqual(p.labels!.END, [p.clean.length - 1], `pair ${i}: END is the last token`);
+    // The corrupted prompt differs at the three names only (the IOI paper's ABC).
+    const diff = p.clean.flatMap((id, k) => (id === p.corrupted[k] ? [] : [k]));
+    assert.deepEqual(diff, [...p.labels!.S1!, ...p.labels!.IO!, ...p.labels!.S2!].sort((a, b) => a - b), `pair ${i}`);
+  }
+});
