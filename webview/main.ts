@@ -1,10 +1,10 @@
 import '../media/panel.css';
 import { type ColorScale, fractionText, sweepScale } from '../src/presentation/colorScale';
 import { headGroups, type HeadGroups } from '../src/presentation/heads';
-import { baselinesText, describeCell, exactValue, notices, summaryParts } from '../src/presentation/resultText';
+import { baselinesText, describeCell, exactValue, notices, summaryParts, sweepTitle } from '../src/presentation/resultText';
 import { cellName, topEffects } from '../src/presentation/topEffects';
 import { cellComponent } from '../src/presentation/cellComponent';
-import type { PlotSpec, SweepName } from '../src/protocol/spec';
+import type { PlotSpec, ResultSweepName } from '../src/protocol/spec';
 import { plotProblem } from '../src/protocol/spec';
 import { colorBarCssWidth, drawColorBar } from './colorBar';
 import { sweepCsv } from './csv';
@@ -25,7 +25,7 @@ import { vscodeHost } from './vscodeApi';
 const host = vscodeHost();
 
 let shown: ShownResult | undefined;
-let sweep: SweepName | undefined;
+let sweep: ResultSweepName | undefined;
 let highlight: number | null = null;
 /** The colour scale chosen in the panel for the shown run; undefined: the spec's. */
 let choice: PlotSpec | undefined;
@@ -105,7 +105,7 @@ function setControlsEnabled(on: boolean): void {
   legendEl.hidden = !on;
 }
 
-function currentSweep(): ShownResult['result']['sweeps'][SweepName] {
+function currentSweep(): ShownResult['result']['sweeps'][ResultSweepName] {
   return shown && sweep ? shown.result.sweeps[sweep] : undefined;
 }
 
@@ -129,7 +129,7 @@ function renderHeader(s: ShownResult): void {
   clear(noticesEl);
   for (const n of [...notices(s.result), ...s.problems]) noticesEl.appendChild(h('p', { className: 'pl-notice', text: n }));
   clear(sweepSelect);
-  for (const name of s.sweeps) sweepSelect.appendChild(h('option', { text: name, attrs: { value: name } }));
+  for (const name of s.sweeps) sweepSelect.appendChild(h('option', { text: sweepTitle(name, s.result.sweeps[name]), attrs: { value: name } }));
   if (sweep) sweepSelect.value = sweep;
   renderPatchSets(s);
 }
@@ -334,8 +334,8 @@ window.addEventListener('message', (ev: MessageEvent) => {
 
 // ---- controls ----------------------------------------------------------------------------------
 sweepSelect.addEventListener('change', () => {
-  if (!shown || !shown.sweeps.includes(sweepSelect.value as SweepName)) return;
-  sweep = sweepSelect.value as SweepName;
+  if (!shown || !shown.sweeps.includes(sweepSelect.value as ResultSweepName)) return;
+  sweep = sweepSelect.value as ResultSweepName;
   host.setState({ resultPath: shown.resultPath, sweep });
   host.post({ type: 'selectSweep', sweep });
   hover.set(null);

@@ -4,7 +4,7 @@
  * and the rest of the webview can rely on the types.
  */
 import type { AttributionInfo, PatchResult, RunStatus, SweepResult, SweepVerification } from '../src/protocol/result';
-import { ABLATION_NAMES, type Ablation, type Direction, DIRECTION_NAMES, plotProblem, type PlotSpec, type SweepName } from '../src/protocol/spec';
+import { ABLATION_NAMES, type Ablation, type Direction, DIRECTION_NAMES, plotProblem, type PlotSpec, type ResultSweepName } from '../src/protocol/spec';
 import type { HostToWebview, WebviewState } from '../src/protocol/webviewMessages';
 
 /** Beyond this a sweep would stall the panel; no sweep of a model that fits in memory comes near it. */
@@ -17,7 +17,7 @@ export interface ShownResult {
   readonly resultPath: string;
   readonly result: PatchResult;
   /** The sweeps that can be drawn, in the result's order. */
-  readonly sweeps: readonly SweepName[];
+  readonly sweeps: readonly ResultSweepName[];
   /** Clean token strings of pair 0 (the axis labels). */
   readonly tokens: readonly string[];
   /** Parts of the result that were unreadable and are not shown, as sentences for the panel. */
@@ -61,6 +61,9 @@ export function parseSweep(x: unknown): SweepResult | string {
   const verification = parseVerification(x.verification, n);
   if (typeof verification === 'string') return verification;
   if (labels !== undefined && !isStringArray(labels)) return 'labels is not a list of names';
+  if (x.receivers !== undefined && !isStringArray(x.receivers)) return 'receivers is not a list of names';
+  const set = x.senderSet;
+  if (set !== undefined && !(isObject(set) && isStringArray(set.senders) && typeof set.value === 'number')) return 'senderSet is not {senders, value}';
   return {
     shape: [...shape],
     axes: [...axes],
@@ -68,6 +71,8 @@ export function parseSweep(x: unknown): SweepResult | string {
     ...(components !== undefined ? { components: [...components] } : {}),
     ...(labels !== undefined ? { labels: [...labels] } : {}),
     ...(verification ? { verification } : {}),
+    ...(x.receivers !== undefined ? { receivers: [...(x.receivers as string[])] } : {}),
+    ...(set !== undefined ? { senderSet: { senders: [...(set as { senders: string[] }).senders], value: (set as { value: number }).value } } : {}),
   };
 }
 
@@ -136,8 +141,8 @@ function parseShowResult(m: Record<string, unknown>): ParsedHostMessage | undefi
   if (isStringArray(strings)) tokens = [...strings];
   else if (r.tokens.length > 0) problems.push('The token strings could not be read; positions are shown by number.');
 
-  const sweeps: Partial<Record<SweepName, SweepResult>> = {};
-  const names: SweepName[] = [];
+  const sweeps: Partial<Record<ResultSweepName, SweepResult>> = {};
+  const names: ResultSweepName[] = [];
   for (const [name, raw] of Object.entries(r.sweeps)) {
     if (raw === undefined || raw === null) continue;
     const s = parseSweep(raw);
@@ -147,8 +152,8 @@ function parseShowResult(m: Record<string, unknown>): ParsedHostMessage | undefi
       continue;
     }
     // Names outside today's catalogue (a newer engine) are still drawn, with the generic layout.
-    sweeps[name as SweepName] = s;
-    names.push(name as SweepName);
+    sweeps[name as ResultSweepName] = s;
+    names.push(name as ResultSweepName);
   }
   let plot: PlotSpec | undefined;
   if (m.plot !== undefined) {
@@ -189,5 +194,5 @@ export function parseHostMessage(data: unknown): ParsedHostMessage | undefined {
 /** What vscode.getState() returned, if it is a state this panel wrote. */
 export function parseState(x: unknown): WebviewState | undefined {
   if (!isObject(x) || typeof x.resultPath !== 'string') return undefined;
-  return typeof x.sweep === 'string' ? { resultPath: x.resultPath, sweep: x.sweep as SweepName } : { resultPath: x.resultPath };
+  return typeof x.sweep === 'string' ? { resultPath: x.resultPath, sweep: x.sweep as ResultSweepName } : { resultPath: x.resultPath };
 }

@@ -186,6 +186,18 @@ export class HookedTransformer {
     patches: ReadonlyMap<BlockHook, { source: Tensor32; mask: Uint8Array; maskDims: number[] }>,
     outRows?: Int32Array,
   ): Promise<Tensor32> {
+    return (await this.blockSuffixCapture(layer, resid, past, patches, outRows, [])).output;
+  }
+
+  /** blockSuffix that also returns the values of `capture` (hooks before the gather: [rows, suffix, ...]), after any patch. */
+  async blockSuffixCapture(
+    layer: number,
+    resid: Tensor32,
+    past: { k: Tensor32; v: Tensor32 } | undefined,
+    patches: ReadonlyMap<BlockHook, { source: Tensor32; mask: Uint8Array; maskDims: number[] }>,
+    outRows: Int32Array | undefined,
+    capture: readonly BlockHook[],
+  ): Promise<{ output: Tensor32; captured: Map<BlockHook, Tensor32> }> {
     this.ensureRope(resid.shape[1]! + (past?.k.shape[1] ?? 0));
     const patch = new Map<string, PatchFeed>();
     for (const [hook, p] of patches) patch.set(hook, { source: f32(p.source), mask: new ort.Tensor('bool', p.mask, p.maskDims) });
@@ -195,8 +207,8 @@ export class HookedTransformer {
       feeds.past_v = f32(past.v);
     }
     if (outRows) feeds.out_rows = new ort.Tensor('int64', BigInt64Array.from(outRows, (r) => BigInt(r)), [outRows.length]);
-    const out = await this.runGraph('block', { capture: [], patch, withPast: past !== undefined, gather: outRows !== undefined }, feeds);
-    return toTensor32(out.resid_post!);
+    const out = await this.runGraph('block', { capture: [...capture], patch, withPast: past !== undefined, gather: outRows !== undefined }, feeds);
+    return { output: toTensor32(out.resid_post!), captured: new Map(capture.map((h) => [h, toTensor32(out[hookOutput(h)]!)])) };
   }
 
   /**

@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import pkg from '../../package.json';
 import type { ProgressParams, RunOutcome, RunParams } from '../protocol/engineRpc';
 import { type ModelInfo, type PairTokens, type PatchResult, RESULT_FORMAT, type RunStatus } from '../protocol/result';
-import { ATP_METHODS, type PatchSpec, type ResolvedPair, type ResolvedSpec, type SweepName } from '../protocol/spec';
+import { ATP_METHODS, PATH_PATCHING_SWEEP, type PatchSpec, type ResolvedPair, type ResolvedSpec, type ResultSweepName } from '../protocol/spec';
 import type { LoadedModel, ModelCache } from './modelLoader';
 import type { ResolvedModel } from './model/hub';
 import { parseSpecText } from '../spec/parseSpec';
@@ -211,7 +211,8 @@ async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<R
     ...(resolved.ablation ? { ablation: resolved.ablation } : {}),
     tokens: resolved.pairs.map((p) => pairTokens(loaded, p, resolved.ablation !== undefined)),
   } as const;
-  const companions = params.png ? resolved.sweeps.map(pngSuffix) : [];
+  const drawn: ResultSweepName[] = [...resolved.sweeps, ...(resolved.pathPatching ? [PATH_PATCHING_SWEEP] as const : [])];
+  const companions = params.png ? drawn.map(pngSuffix) : [];
   // The file is claimed only once there is something to keep: a spec error leaves no empty run behind.
   const finish = (status: RunStatus, outcome: Partial<Pick<AttributionOutcome, 'baselines' | 'attribution' | 'patchSets'>> & Pick<PatchingOutcome, 'sweeps'>, message?: string) => {
     const result: PatchResult = {
@@ -244,12 +245,12 @@ async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<R
     if (!isUserError(e)) finish('failed', { sweeps: {} }, `internal error: ${errorMessage(e)}`);
     throw e;
   }
-  const message = outcome.status === 'cancelled' ? `cancelled after ${Object.keys(outcome.sweeps).length} of ${resolved.sweeps.length} sweeps` : undefined;
+  const message = outcome.status === 'cancelled' ? `cancelled after ${Object.keys(outcome.sweeps).length} of ${resolved.sweeps.length + (resolved.pathPatching ? 1 : 0)} sweeps` : undefined;
   ctx.progress?.({ phase: 'write', message: 'writing the result' });
   const { result, path, warning } = finish(outcome.status, outcome, message);
   const pngPaths: string[] = [];
   let pngWarning: string | undefined;
-  for (const sweep of params.png ? (Object.keys(result.sweeps) as SweepName[]) : []) {
+  for (const sweep of params.png ? (Object.keys(result.sweeps) as ResultSweepName[]) : []) {
     try {
       pngPaths.push(await writeSweepPng(result, sweep, path));
     } catch (e) {

@@ -6,7 +6,7 @@ import { layoutSweep } from '../presentation/heatmapLayout';
 import { headGroups } from '../presentation/heads';
 import { parseComponent } from '../protocol/components';
 import type { PatchResult } from '../protocol/result';
-import { type PatchSpec, plotProblem, type PlotSpec, SWEEP_NAMES, type SweepName } from '../protocol/spec';
+import { type PatchSpec, plotProblem, type PlotSpec, RESULT_SWEEP_NAMES, type ResultSweepName } from '../protocol/spec';
 import type { WebviewState, WebviewToHost } from '../protocol/webviewMessages';
 
 /** Bounds on what the webview may send: a PNG of a big facet grid is a few MB, never hundreds. */
@@ -14,7 +14,7 @@ export const MAX_PNG_DATA_URL_CHARS = 64 * 1024 * 1024;
 export const MAX_CSV_CHARS = 64 * 1024 * 1024;
 const MAX_POSITION = 1 << 20;
 
-const isSweep = (v: unknown): v is SweepName => (SWEEP_NAMES as readonly unknown[]).includes(v);
+const isSweep = (v: unknown): v is ResultSweepName => (RESULT_SWEEP_NAMES as readonly unknown[]).includes(v);
 const isPos = (v: unknown): v is number | null => v === null || (Number.isInteger(v) && (v as number) >= 0 && (v as number) < MAX_POSITION);
 
 /**
@@ -132,7 +132,7 @@ function csvField(s: string): string {
  * the PNG export): a facet column, a row-label column, then one column per heatmap column. A cell the
  * model does not have (null) is empty.
  */
-export function sweepCsv(result: PatchResult, sweep: SweepName): string {
+export function sweepCsv(result: PatchResult, sweep: ResultSweepName): string {
   const s = result.sweeps[sweep];
   if (!s) throw new Error(`the result has no sweep ${sweep}`);
   const facets = layoutSweep(s, { tokens: result.tokens[0]?.clean.strings ?? [], heads: headGroups(result.model?.config) });

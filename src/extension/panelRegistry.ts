@@ -7,7 +7,7 @@
 import { basename, dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { PatchResult } from '../protocol/result';
-import { plotProblem, type PlotSpec, type SweepName } from '../protocol/spec';
+import { plotProblem, type PlotSpec, type ResultSweepName } from '../protocol/spec';
 import { readResultFile } from '../common/resultFile';
 import { safeFileStem } from '../common/fileName';
 import { replaceFile } from '../common/fileWrite';
@@ -250,7 +250,7 @@ export class PanelRegistry implements vscode.WebviewPanelSerializer, PanelHost {
       void vscode.window.showWarningMessage('PatchLens: no heatmap panel is open; open a run from the PatchLens runs view first.');
       return;
     }
-    const sweep = p.sweep ?? (Object.keys(p.result.sweeps)[0] as SweepName | undefined);
+    const sweep = p.sweep ?? (Object.keys(p.result.sweeps)[0] as ResultSweepName | undefined);
     if (format === 'json') {
       await this.saveExport(p, 'result.json', Buffer.from(JSON.stringify(p.result, null, 1) + '\n'));
     } else if (!sweep) {

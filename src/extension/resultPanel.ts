@@ -4,7 +4,7 @@
  */
 import * as vscode from 'vscode';
 import type { PatchResult } from '../protocol/result';
-import type { PlotSpec, SweepName } from '../protocol/spec';
+import type { PlotSpec, ResultSweepName } from '../protocol/spec';
 import type { HostToWebview } from '../protocol/webviewMessages';
 import { pngFromDataUrl, validateWebviewMessage } from './panelModel';
 
@@ -28,8 +28,8 @@ export class ResultPanel {
   private ready = false;
   private readonly pending: HostToWebview[] = [];
   private readonly disposables: vscode.Disposable[] = [];
-  sweep: SweepName | undefined;
-  private onPng: ((png: Buffer, sweep: SweepName) => void) | undefined;
+  sweep: ResultSweepName | undefined;
+  private onPng: ((png: Buffer, sweep: ResultSweepName) => void) | undefined;
 
   constructor(
     readonly panel: vscode.WebviewPanel,
@@ -118,7 +118,7 @@ export class ResultPanel {
   }
 
   /** Asks the webview for a PNG of the shown sweep. */
-  requestPng(): Promise<{ png: Buffer; sweep: SweepName }> {
+  requestPng(): Promise<{ png: Buffer; sweep: ResultSweepName }> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.onPng = undefined;

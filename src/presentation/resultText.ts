@@ -18,6 +18,18 @@ export function shortValue(v: number): string {
   return String(Number(v.toPrecision(3)));
 }
 
+/**
+ * A sweep's name as the panel's list and the PNG's title give it: path patching's heatmap says what it
+ * was measured through, and the value of its sender set (`path_patching → L2H0.q, L2H1.k`).
+ */
+export function sweepTitle(name: string, sweep: SweepResult | undefined): string {
+  const r = sweep?.receivers;
+  if (!r || r.length === 0) return name;
+  const through = r.length > 4 ? `${r.slice(0, 4).join(', ')}, … (${r.length} receivers)` : r.join(', ');
+  const set = sweep.senderSet ? `; ${sweep.senderSet.senders.join(' + ')} together: ${shortValue(sweep.senderSet.value)}` : '';
+  return `${name} → ${through}${set}`;
+}
+
 /** The same names the PNG export uses, so the panel and the exported picture agree. */
 export const METRIC_TITLES: Readonly<Record<string, string>> = {
   logit_diff: 'logit difference',

@@ -1,4 +1,4 @@
-import type { Ablation, Direction, MethodName, MetricName, PatchSpec, SweepName } from './spec';
+import type { Ablation, Direction, MethodName, MetricName, PatchSpec, ResultSweepName } from './spec';
 
 /** The result file a run writes (`<name>.result.json`): everything a viewer needs, nothing more. */
 export const RESULT_FORMAT = 'patchlens.result/1';
@@ -45,6 +45,10 @@ export interface SweepResult {
   readonly score?: (number | null)[];
   /** Attribution runs with verify_top: exact patching of some of the estimated values. */
   readonly verification?: SweepVerification;
+  /** Path patching: what the [layer, head] heatmap's senders were measured through (`L9H6.q`, …, or `resid_final`). */
+  readonly receivers?: string[];
+  /** Path patching with a sender set: the set patched together, in the values' units. */
+  readonly senderSet?: { readonly senders: string[]; readonly value: number };
 }
 
 /** Estimates checked by exact (fast) patching: the k largest by |estimated effect| (or score) and k random others. */
@@ -148,7 +152,7 @@ export interface PatchResult {
    * computing them.
    */
   readonly baselines?: { readonly clean: number; readonly corrupted?: number };
-  readonly sweeps: Partial<Record<SweepName, SweepResult>>;
+  readonly sweeps: Partial<Record<ResultSweepName, SweepResult>>;
   /** Present when the spec's method is atp or atp_star: the sweeps' values are then estimates. */
   readonly attribution?: AttributionInfo;
   /** The spec's patch sets, in its order (absent when it has none). */

@@ -29,6 +29,30 @@ export const SWEEP_NAMES = [
 ] as const;
 export type SweepName = (typeof SWEEP_NAMES)[number];
 
+/** The result's key for path patching's heatmap, beside the sweeps'. */
+export const PATH_PATCHING_SWEEP = 'path_patching';
+/** What a result file's `sweeps` are keyed by: the spec's sweeps, and path patching's heatmap. */
+export type ResultSweepName = SweepName | typeof PATH_PATCHING_SWEEP;
+export const RESULT_SWEEP_NAMES: readonly ResultSweepName[] = [...SWEEP_NAMES, PATH_PATCHING_SWEEP];
+
+/** Path patching's receiver that is the final residual stream (what the unembedding reads). */
+export const RESID_FINAL = 'resid_final';
+/** A receiver: a head's query, key or value input (`L9H6.q`; for k and v the head counts key/value heads). */
+export const PATH_RECEIVER_PATTERN = '^L(0|[1-9][0-9]*)H(0|[1-9][0-9]*)\\.(q|k|v)$';
+/** A sender: a head's output (`L5H1`). */
+export const PATH_SENDER_PATTERN = '^L(0|[1-9][0-9]*)H(0|[1-9][0-9]*)$';
+
+/**
+ * Path patching (Wang et al. 2022, ARENA's formulation): each head's output from the source, every other
+ * head frozen, MLPs recomputed, the effect measured through the receivers only; one value per head.
+ */
+export interface PathPatchingSpec {
+  /** Heads' inputs (`["L9H6.q", "L9H9.k"]`) or "resid_final". */
+  receivers: string[] | typeof RESID_FINAL;
+  /** A set of senders (heads' outputs, `L5H1`) patched together, reported besides the heatmap of single heads. */
+  senders?: string[];
+}
+
 export const METRIC_NAMES = ['logit_diff', 'normalized_logit_diff', 'answer_logprob', 'kl_divergence', 'answer_prob'] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 
@@ -193,7 +217,7 @@ export interface PatchSpec {
   /** Prepend the model's BOS to text prompts (default: the model's default_prepend_bos, as TransformerLens's to_tokens). */
   prepend_bos?: boolean;
   metric: MetricName;
-  /** No repeats; may be left out when the spec has patch sets. */
+  /** No repeats; may be left out when the spec has patch sets or path_patching. */
   sweeps?: SweepName[];
   /** Exactly one of `pairs`, `dataset` and `induction`. */
   pairs?: PairSpec[];
@@ -211,6 +235,7 @@ export interface PatchSpec {
   /** Instead of a corrupted prompt: the clean run with activations zeroed or set to their mean. */
   ablation?: Ablation;
   patch_sets?: PatchSetSpec[];
+  path_patching?: PathPatchingSpec;
 }
 
 /**
@@ -285,4 +310,5 @@ export interface ResolvedSpec {
   /** Absent: patches come from a corrupted (or clean) run. With an ablation every pair's `corrupted` is its clean prompt, unused. */
   ablation?: Ablation;
   patchSets?: PatchSetSpec[];
+  pathPatching?: PathPatchingSpec;
 }

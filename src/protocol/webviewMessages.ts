@@ -1,5 +1,5 @@
 import type { PatchResult } from './result';
-import type { PlotSpec, SweepName } from './spec';
+import type { PlotSpec, ResultSweepName } from './spec';
 
 /**
  * Messages between the extension host and the results webview. The webview sends `ready` first; the
@@ -25,17 +25,17 @@ export type WebviewToHost =
   /** The pointer is over position column `pos` of the shown sweep (null: left the chart). */
   | { readonly type: 'hoverPosition'; readonly pos: number | null }
   /** The user picked another sweep (kept so the panel restores to it). */
-  | { readonly type: 'selectSweep'; readonly sweep: SweepName }
+  | { readonly type: 'selectSweep'; readonly sweep: ResultSweepName }
   /** The colour scale chosen for this run, remembered for it; null: back to the spec's (forget the choice). */
   | { readonly type: 'plotChoice'; readonly plot: PlotSpec | null }
   /** Export of the shown sweep: a PNG as a data: URL, or CSV text. */
-  | { readonly type: 'exportPng'; readonly sweep: SweepName; readonly dataUrl: string }
-  | { readonly type: 'exportCsv'; readonly sweep: SweepName; readonly csv: string }
+  | { readonly type: 'exportPng'; readonly sweep: ResultSweepName; readonly dataUrl: string }
+  | { readonly type: 'exportCsv'; readonly sweep: ResultSweepName; readonly csv: string }
   /** Run the shown run's spec again with the selected cells' components patched together (one patch set). */
   | { readonly type: 'patchTogether'; readonly components: string[] };
 
 /** What the webview keeps with vscode.setState, so a reloaded panel comes back as it was. */
 export interface WebviewState {
   readonly resultPath: string;
-  readonly sweep?: SweepName;
+  readonly sweep?: ResultSweepName;
 }

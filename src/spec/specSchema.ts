@@ -5,7 +5,7 @@
  */
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import schemaJson from '../../schemas/patch.schema.json';
-import { ATP_METHODS, INDUCTION_METRICS, LOGIT_DIFF_METRICS, type PatchSpec, plotProblem, TARGET_METRICS } from '../protocol/spec';
+import { ATP_METHODS, INDUCTION_METRICS, LOGIT_DIFF_METRICS, PATH_RECEIVER_PATTERN, type PatchSpec, plotProblem, RESID_FINAL, TARGET_METRICS } from '../protocol/spec';
 import { COMPONENT_HELP } from '../protocol/components';
 import { locate, locateMany, type NodePos, pathKey } from './jsonc';
 import { errorAt, formatPath, type PathSeg, quote, type TextInfo } from './specError';
@@ -229,6 +229,9 @@ function ajvMessage(err: ErrorObject, data: unknown): { path: PathSeg[]; useKey:
         };
       }
       if (typeof err.data === 'string' && path.includes('components')) return { path, useKey: false, message: `${where} is ${quote(err.data)}, not a component; ${COMPONENT_HELP}` };
+      if (typeof err.data === 'string' && path[0] === 'path_patching' && path[1] === 'senders') {
+        return { path, useKey: false, message: `${where} is ${quote(err.data)}, not a sender; a sender is a head's output, LxHy, e.g. "L5H1"` };
+      }
       return { path, useKey: false, message: `${where} ${err.message ?? 'is not valid'}` };
     case 'minLength':
       return {
@@ -265,9 +268,10 @@ function checkRules(spec: PatchSpec, fail: (path: PathSeg[], useKey: boolean, me
   if (spec.patch_sets !== undefined && ATP_METHODS.includes(spec.method ?? 'exact')) {
     fail(['patch_sets'], true, `patch_sets are patched exactly, but the method is ${spec.method}; remove "method" (exact is the default), or run the sets in a spec of their own`);
   }
-  if (spec.sweeps === undefined && spec.patch_sets === undefined) {
-    fail([], false, 'the spec is missing \'sweeps\'; add "sweeps": ["resid_pre"] (or "patch_sets" to patch components together)');
+  if (spec.sweeps === undefined && spec.patch_sets === undefined && spec.path_patching === undefined) {
+    fail([], false, 'the spec is missing \'sweeps\'; add "sweeps": ["resid_pre"] (or "patch_sets" to patch components together, or "path_patching" for path patching)');
   }
+  checkPathPatching(spec, fail);
   const setNames = (spec.patch_sets ?? []).map((s) => s.name);
   setNames.forEach((name, i) => {
     const first = setNames.indexOf(name);
@@ -339,6 +343,31 @@ function checkRules(spec: PatchSpec, fail: (path: PathSeg[], useKey: boolean, me
   // The schema states plot's values with anyOf (number or keyword), whose errors say little.
   const plot = plotProblem(spec.plot);
   if (plot) fail(plot.key ? ['plot', plot.key] : ['plot'], false, plot.message);
+}
+
+/** path_patching's receivers are "resid_final" or a list (the schema's anyOf gives poor messages), and it is exact patching. */
+function checkPathPatching(spec: PatchSpec, fail: (path: PathSeg[], useKey: boolean, message: string) => never): void {
+  const pp = spec.path_patching;
+  if (pp === undefined || pp === null || typeof pp !== 'object' || !('receivers' in pp)) return;
+  const receivers: unknown = pp.receivers;
+  const at = ['path_patching', 'receivers'];
+  if (receivers !== RESID_FINAL) {
+    if (!Array.isArray(receivers) || receivers.length === 0) {
+      fail(at, false, `path_patching.receivers is ${Array.isArray(receivers) ? 'empty' : describeValue(receivers)}; write "${RESID_FINAL}" (the final residual stream) or a list of heads' inputs, e.g. ["L9H6.q", "L9H9.k"]`);
+    }
+    const pattern = new RegExp(PATH_RECEIVER_PATTERN);
+    receivers.forEach((r: unknown, i) => {
+      if (typeof r !== 'string' || !pattern.test(r)) {
+        const hint = r === RESID_FINAL ? `; "${RESID_FINAL}" is not a head: make receivers "${RESID_FINAL}" itself, not a list` : '';
+        fail([...at, i], false, `path_patching.receivers[${i}] is ${describeValue(r)}, not a receiver; a receiver is a head's query, key or value input, LxHy.q, LxHy.k or LxHy.v, e.g. "L9H6.q" (for k and v the head counts key/value heads)${hint}`);
+      }
+      const first = receivers.indexOf(r);
+      if (first !== i) fail([...at, i], false, `path_patching.receivers lists ${quote(r as string)} twice (receivers[${first}] and receivers[${i}]); remove one`);
+    });
+  }
+  if (ATP_METHODS.includes(spec.method ?? 'exact')) {
+    fail(['method'], true, `path_patching is exact patching in two stages, which method ${spec.method} does not estimate; remove "method" (or make it "exact"), or move path_patching to a spec of its own`);
+  }
 }
 
 /**

@@ -95,7 +95,7 @@ test('the schema enums equal SWEEP_NAMES, METRIC_NAMES and the induction pattern
 test('the schema properties are exactly the fields of PatchSpec, PairSpec, InductionSpec and TargetSpec', () => {
   // Record<keyof T, true> fails to compile when a field is added to the type and not here.
   const specKeys: Record<keyof PatchSpec, true> = {
-    $schema: true, name: true, model: true, prepend_bos: true, metric: true, sweeps: true, pairs: true, induction: true, description: true, plot: true, method: true, verify_top: true, dataset: true, direction: true, ablation: true, patch_sets: true,
+    $schema: true, name: true, model: true, prepend_bos: true, metric: true, sweeps: true, pairs: true, induction: true, description: true, plot: true, method: true, verify_top: true, dataset: true, direction: true, ablation: true, patch_sets: true, path_patching: true,
   };
   const pairKeys: Record<keyof PairSpec, true> = {
     clean: true, corrupted: true, clean_ids: true, corrupted_ids: true, answer: true, wrong: true, answer_id: true, wrong_id: true, targets: true, positions: true,
@@ -263,6 +263,35 @@ test('schema errors name the JSON path and what is allowed', () => {
     assert.match(msg, re, text);
     assert.match(msg, /^s\.patch\.json:\d+:\d+: /, msg);
   }
+});
+
+test('path_patching: receivers "resid_final" or heads\' inputs, sweeps optional; wrong names get one located message with the fix', () => {
+  const ok = (path: object, extra: object = {}) => parseSpecText(JSON.stringify({ metric: 'logit_diff', pairs: [PAIR], path_patching: path, ...extra }), 's.patch.json');
+  assert.deepEqual(ok({ receivers: ['L1H0.q', 'L1H2.k', 'L1H3.v'] }).path_patching, { receivers: ['L1H0.q', 'L1H2.k', 'L1H3.v'] });
+  assert.deepEqual(ok({ receivers: 'resid_final', senders: ['L0H1'] }, { sweeps: ['resid_pre'] }).path_patching, { receivers: 'resid_final', senders: ['L0H1'] });
+  const cases: [object, RegExp, string][] = [
+    [{ receivers: ['L1H0.q', 'L1H0'] }, /path_patching\.receivers\[1\] is the string 'L1H0', not a receiver; a receiver is a head's query, key or value input, LxHy\.q, LxHy\.k or LxHy\.v/, '"L1H0"'],
+    [{ receivers: ['resid_final'] }, /path_patching\.receivers\[0\] is the string 'resid_final', not a receiver; .*make receivers "resid_final" itself, not a list$/, '"resid_final"'],
+    [{ receivers: ['L1H0.q', 'L1H0.q'] }, /path_patching\.receivers lists 'L1H0\.q' twice \(receivers\[0\] and receivers\[1\]\); remove one$/, '"L1H0.q"'],
+    [{ receivers: 'resid_pre' }, /path_patching\.receivers is the string 'resid_pre'; write "resid_final" \(the final residual stream\) or a list of heads' inputs/, '"resid_pre"'],
+    [{ receivers: [] }, /path_patching\.receivers is empty; write "resid_final"/, '[]'],
+    [{ receivers: 'resid_final', senders: ['L0H1.q'] }, /path_patching\.senders\[0\] is 'L0H1\.q', not a sender; a sender is a head's output, LxHy, e.g\. "L5H1"$/, '"L0H1.q"'],
+    [{ senders: ['L0H1'] }, /path_patching is missing 'receivers'/, '{\n    "senders": [\n      "L0H1"\n    ]\n  }'],
+    [{ receiver: ['L1H0.q'] }, /unknown key 'receiver' in path_patching; did you mean 'receivers'\?/, '"receiver": [\n      "L1H0.q"\n    ]'],
+  ];
+  for (const [path, re, at] of cases) {
+    const text = JSON.stringify({ metric: 'logit_diff', pairs: [PAIR], path_patching: path }, null, 2);
+    try {
+      parseSpecText(text, 's.patch.json');
+      assert.fail(`no error for ${JSON.stringify(path)}`);
+    } catch (e) {
+      assert.ok(e instanceof SpecError, String(e));
+      assert.match(e.message, re);
+      assert.match(e.message, /^s\.patch\.json:\d+:\d+: /);
+      assert.equal(text.slice(e.location!.offset, e.location!.end), at, e.message);
+    }
+  }
+  assert.match(userError(() => ok({ receivers: ['L1H0.q'] }, { method: 'atp' })), /path_patching is exact patching in two stages, which method atp does not estimate/);
 });
 
 test('plot: the seed notebook\'s settings parse; wrong values get one located message with the fix', () => {

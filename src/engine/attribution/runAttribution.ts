@@ -22,6 +22,7 @@ export async function runAttribution(model: HookedTransformer, spec: ResolvedSpe
   const method = spec.method === 'atp_star' ? 'atp_star' : 'atp';
   // The estimates sum each slot's cells over the batch at one position; a label's positions differ per pair.
   if (spec.patchSets) throw new UserError(`patch_sets are patched exactly; run them with method exact (the default), apart from the ${method} estimates`);
+  if (spec.pathPatching) throw new UserError(`path_patching is exact patching in two stages, which ${method} does not estimate; use method exact (the default), or leave out path_patching`);
   if (spec.labels) throw new UserError(`method ${method} cannot estimate sweeps over labelled positions yet; use method exact, or leave out the labels (marks and "positions")`);
   const flops0 = model.flops;
   // The problem comes oriented: its run is the corrupted prompts when denoising, the clean ones when noising or ablating.

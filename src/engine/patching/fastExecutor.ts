@@ -1,11 +1,11 @@
 import { throwIfCancelled } from '../cancel';
 import { gatheredHooks } from '../graph/blockGraph';
-import { type BlockHook, blockHookName, hookInfo, hookMaskGraphDims, hookMaskShape } from '../hooks';
+import { type BlockHook, blockHookName, blockHooks, hookInfo, hookMaskGraphDims, hookMaskShape } from '../hooks';
 import { numel, type Tensor32 } from '../tensor';
 import { concatRows, sliceAxis, tileRows } from '../tensorOps';
 import { bytesPerRow } from './memory';
 import { forEachSlotCell, markSlot } from './patchMask';
-import { type ExecuteOptions, type Patch, type PatchPart, type PatchProblem, partSource } from './problem';
+import { type CaptureHooks, type ExecuteOptions, type Patch, type PatchPart, type PatchProblem, partSource } from './problem';
 import { isPositioned, type PatchSlot, shiftSlot, slotPositions, slotStart } from './sweeps';
 
 /**
@@ -28,21 +28,49 @@ import { isPositioned, type PatchSlot, shiftSlot, slotPositions, slotStart } fro
 export async function executeFast(problem: PatchProblem, patches: readonly Patch[], opts: ExecuteOptions): Promise<Float64Array> {
   const plan = planFast(problem, patches);
   const out = new Float64Array(patches.length);
-  let done = 0;
   for (const i of plan.unchanged) out[i] = plan.unchangedValue;
-  done += plan.unchanged.length;
+  await runPlan(problem, plan, opts, undefined, (i, r) => (out[i] = r.values![0]!));
+  return out;
+}
+
+/**
+ * The values of `capture`'s hooks in each patched run, [pairs, positions, ...] as the run's cache holds
+ * them (what a path patch's second stage writes into its receivers). Each chunk stops at the last layer
+ * captured; positions before a chunk's start, layers below a patch's first, and patches that change
+ * nothing read the run's own values.
+ */
+export async function captureFast(problem: PatchProblem, patches: readonly Patch[], capture: CaptureHooks, opts: ExecuteOptions): Promise<Map<string, Tensor32>[]> {
+  const plan = planFast(problem, patches, Math.max(...capture.keys()));
+  const out = patches.map(() => unpatchedCaptures(problem, capture));
+  await runPlan(problem, plan, opts, capture, (i, r) => (out[i] = r.captured![0]!));
+  return out;
+}
+
+/** What the capture hooks hold in the unpatched run. */
+function unpatchedCaptures(problem: PatchProblem, capture: CaptureHooks): Map<string, Tensor32> {
+  const names = [...capture].flatMap(([l, hooks]) => hooks.map((h) => blockHookName(l, h)));
+  return new Map(names.map((n) => [n, problem.runCache.get(n)!]));
+}
+
+/** Runs a plan's chunks in order, with progress and cancellation; `take` gets each patch's result (one copy's). */
+async function runPlan(
+  problem: PatchProblem,
+  plan: FastPlan,
+  opts: ExecuteOptions,
+  capture: CaptureHooks | undefined,
+  take: (patch: number, result: { values?: Float64Array; captured?: Map<string, Tensor32>[] }) => void,
+): Promise<void> {
+  let done = plan.unchanged.length;
   if (done > 0) opts.onProgress?.(done);
   for (const chunk of plan.chunks) {
     throwIfCancelled(opts.signal);
     const before = done;
-    const values = await runChunk(problem, chunk.members.map((i) => plan.effective[i]!), chunk.p, opts.signal, (fraction) =>
-      opts.onProgress?.(before + fraction * chunk.members.length),
-    );
-    chunk.members.forEach((i, k) => (out[i] = values[k]!));
+    const result = await runChunk(problem, chunk.members.map((i) => plan.effective[i]!), chunk.p, opts.signal, (fraction) =>
+      opts.onProgress?.(before + fraction * chunk.members.length), capture);
+    chunk.members.forEach((i, k) => take(i, { ...(result.values ? { values: result.values.subarray(k, k + 1) } : {}), ...(result.captured ? { captured: [result.captured[k]!] } : {}) }));
     done += chunk.members.length;
     opts.onProgress?.(done);
   }
-  return out;
 }
 
 /** How executeFast evaluates a list of patches: which need no run, and the batches the others run in. */
@@ -60,20 +88,23 @@ export interface FastPlan {
 const firstLayer = (q: Patch): number => Math.min(...q.map((s) => s.layer));
 const patchStart = (q: Patch): number => Math.min(...q.map(slotStart));
 
-export function planFast(problem: PatchProblem, patches: readonly Patch[]): FastPlan {
+/**
+ * `captureUpTo`: the plan is for reading hooks up to that layer (captureFast), not the metric: a patch
+ * that starts above it changes nothing read, one that starts after the metric's positions may.
+ */
+export function planFast(problem: PatchProblem, patches: readonly Patch[], captureUpTo?: number): FastPlan {
   const { model, pairs, nPos } = problem;
   const n = pairs.length;
   const budgetCopies = Math.max(1, Math.floor(problem.memoryBudget / bytesPerRow(model.cfg, nPos) / n));
   const tokenCap = model.runtime.provider === 'cpu' ? CPU_TOKENS_PER_RUN : GPU_TOKENS_PER_RUN;
   // A patch that starts after every position the metric reads cannot reach it (causality).
-  const lastRead = Math.max(...problem.metric.positions.flat());
+  const lastRead = captureUpTo === undefined ? Math.max(...problem.metric.positions.flat()) : Infinity;
   const unchanged: number[] = [];
   const effective: (Patch | undefined)[] = [];
   const byStart = new Map<number, number[]>();
   patches.forEach((q, i) => {
-    // Writing in a value the run already has changes nothing: such a part is left out, and a patch of only such parts is the baseline.
-    const live = q.filter((part) => !partIsNoOp(problem, part));
-    if (live.length === 0 || patchStart(live) > lastRead) {
+    const live = liveParts(problem, q);
+    if (live.length === 0 || patchStart(live) > lastRead || firstLayer(live) > (captureUpTo ?? Infinity)) {
       unchanged.push(i);
       return;
     }
@@ -90,6 +121,28 @@ export function planFast(problem: PatchProblem, patches: readonly Patch[]): Fast
     for (let c = 0; c < members.length; c += maxCopies) chunks.push({ p, members: members.slice(c, c + maxCopies) });
   }
   return { unchanged, unchangedValue: problem.metric.raw(problem.runLogits), chunks, effective };
+}
+
+/**
+ * The parts of a patch that can change anything. Writing in a value the run already has changes nothing
+ * while nothing before it has changed the run: such a part is left out when no changing part comes
+ * earlier (a layer below, or an earlier hook of its layer), and a patch of only such parts is the
+ * baseline. After a changing part, the run's own value is a patch like any other (a path patch's frozen
+ * heads). Parts after the first changing one are kept without comparing them.
+ */
+function liveParts(problem: PatchProblem, patch: Patch): Patch {
+  const order = [...blockHooks(problem.model.cfg).keys()];
+  const rank = (s: PatchSlot) => s.layer * order.length + order.indexOf(s.hook);
+  const kept = new Set<PatchPart>();
+  let first = Infinity;
+  for (const part of [...patch].sort((a, b) => rank(a) - rank(b))) {
+    if (rank(part) > first) kept.add(part);
+    else if (!partIsNoOp(problem, part)) {
+      first = rank(part);
+      kept.add(part);
+    }
+  }
+  return patch.filter((part) => kept.has(part));
 }
 
 /** True when the source and the run agree bit for bit on every cell the part overwrites. */
@@ -131,7 +184,14 @@ function localPositions(parts: readonly PatchSlot[], pair: number, p: number): n
  * values. Each patch joins the batch at its first layer and has its parts written at theirs.
  * `progress` gets the fraction of the chunk's block runs done after each one.
  */
-async function runChunk(problem: PatchProblem, chunk: readonly Patch[], p: number, signal: AbortSignal | undefined, progress: (fraction: number) => void): Promise<Float64Array> {
+async function runChunk(
+  problem: PatchProblem,
+  chunk: readonly Patch[],
+  p: number,
+  signal: AbortSignal | undefined,
+  progress: (fraction: number) => void,
+  capture?: CaptureHooks,
+): Promise<{ values?: Float64Array; captured?: Map<string, Tensor32>[] }> {
   const { model, pairs, nPos } = problem;
   const cfg = model.cfg;
   const n = pairs.length;
@@ -139,7 +199,8 @@ async function runChunk(problem: PatchProblem, chunk: readonly Patch[], p: numbe
   const D = cfg.dModel;
   const gatherable = gatheredHooks(cfg);
   const runAct = (layer: number, hook: BlockHook) => problem.runCache.get(blockHookName(layer, hook))!;
-  const last = cfg.nLayers - 1;
+  const last = capture ? Math.max(...capture.keys()) : cfg.nLayers - 1;
+  const captured = capture ? chunk.map(() => unpatchedCaptures(problem, capture)) : undefined;
   const start = firstLayer(chunk[0]!);
   let resid: Tensor32 | undefined;
   let active = 0;
@@ -159,7 +220,7 @@ async function runChunk(problem: PatchProblem, chunk: readonly Patch[], p: numbe
     const local = (j: number) => j >= active && partsAt(j).every(isPositionLocal);
     // Which (row, position) outputs this block must produce; undefined: all of them.
     let outRows: Int32Array | undefined;
-    if (l === last) outRows = metricRows(problem, copies, p);
+    if (l === last && !capture) outRows = metricRows(problem, copies, p);
     else if (joining > 0 && S > 1 && Array.from({ length: joining }, (_, k) => active + k).some(local)) {
       const keep: number[] = [];
       for (let j = 0; j < copies; j++) {
@@ -223,13 +284,26 @@ async function runChunk(problem: PatchProblem, chunk: readonly Patch[], p: numbe
       blocks.forEach((t, j) => t && data.set(suffix(t).data, j * size));
       patches.set(hook, { source: { shape: [rows, ...shape.slice(1)], data }, mask: f.mask, maskDims: f.maskDims });
     }
-    const output = await model.blockSuffix(l, resid!, past, patches, outRows);
+    const hooks = capture?.get(l) ?? [];
+    if (hooks.some((h) => gatherable.has(h))) throw new Error(`cannot capture ${hooks.join(', ')} from a block that gathers its outputs`);
+    const { output, captured: here } = await model.blockSuffixCapture(l, resid!, past, patches, outRows, hooks);
+    for (const [hook, t] of here) for (let j = 0; j < copies; j++) captured![j]!.set(blockHookName(l, hook), withPrefix(t, j, runAct(l, hook), p));
     active = copies;
-    progress((l - start + 1) / (cfg.nLayers - start));
-    if (l === last) return readMetric(problem, output, copies, p);
+    progress((l - start + 1) / (last - start + 1));
+    if (l === last) return captured ? { captured } : { values: await readMetric(problem, output, copies, p) };
     resid = outRows ? unpackRows(output, outRows, runAct(l + 1, 'hook_resid_pre'), { rows, S, p, n, D }) : output;
   }
   throw new Error('unreachable: every chunk ends at the last layer');
+}
+
+/** Copy j's rows of a captured suffix ([copies * pairs, S, ...]) as a whole activation: the run's own values before p. */
+function withPrefix(t: Tensor32, j: number, run: Tensor32, p: number): Tensor32 {
+  const [n, nPos] = run.shape as [number, number];
+  const S = nPos - p;
+  const cell = run.data.length / (n * nPos);
+  const data = Float32Array.from(run.data);
+  for (let i = 0; i < n; i++) data.set(t.data.subarray((j * n + i) * S * cell, (j * n + i + 1) * S * cell), (i * nPos + p) * cell);
+  return { shape: run.shape, data };
 }
 
 /** The flat (row * S + s) indices of the positions the metric reads, at or after p, for `copies` copies of the pairs. */

@@ -1,9 +1,9 @@
 import { throwIfCancelled } from '../cancel';
 import type { HookPatch } from '../hookedTransformer';
 import { blockHookName, hookMaskShape } from '../hooks';
-import { numel } from '../tensor';
+import { numel, type Tensor32 } from '../tensor';
 import { markSlot } from './patchMask';
-import { type ExecuteOptions, metricRows, type Patch, type PatchProblem, partSource } from './problem';
+import { type CaptureHooks, type ExecuteOptions, metricRows, type Patch, type PatchProblem, partSource } from './problem';
 
 /**
  * TransformerLens's algorithm, kept as the reference mode (--naive) and the benchmark's baseline: for
@@ -21,6 +21,20 @@ export async function executeNaive(problem: PatchProblem, patches: readonly Patc
     const { logits } = await model.forward(problem.run, { patches: hookPatches(problem, patches[i]!), signal: opts.signal });
     rows.forEach((row, k) => read.set(logits.data.subarray(row * V, (row + 1) * V), k * V));
     out[i] = metric.raw(read);
+    opts.onProgress?.(i + 1);
+  }
+  return out;
+}
+
+/** The values of `capture`'s hooks in one full patched forward per patch (captureFast's reference mode). */
+export async function captureNaive(problem: PatchProblem, patches: readonly Patch[], capture: CaptureHooks, opts: ExecuteOptions): Promise<Map<string, Tensor32>[]> {
+  const names = [...capture].flatMap(([l, hooks]) => hooks.map((h) => blockHookName(l, h)));
+  const rows = metricRows(problem, 1);
+  const out: Map<string, Tensor32>[] = [];
+  for (let i = 0; i < patches.length; i++) {
+    throwIfCancelled(opts.signal);
+    const { cache } = await problem.model.forward(problem.run, { patches: hookPatches(problem, patches[i]!), capture: names, logitRows: rows, signal: opts.signal });
+    out.push(cache);
     opts.onProgress?.(i + 1);
   }
   return out;

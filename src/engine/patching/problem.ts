@@ -1,5 +1,6 @@
 import type { ResolvedPair } from '../../protocol/spec';
 import type { HookedTransformer } from '../hookedTransformer';
+import type { BlockHook } from '../hooks';
 import type { Tensor32 } from '../tensor';
 import type { Metric } from './metrics';
 import type { PatchSlot } from './sweeps';
@@ -52,6 +53,12 @@ export interface ExecuteOptions {
 
 /** Computes the raw metric for each patch (in order). */
 export type PatchExecutor = (problem: PatchProblem, patches: readonly Patch[], opts: ExecuteOptions) => Promise<Float64Array>;
+
+/** Block hooks to read from patched runs, by layer (a path patch's receivers' inputs). */
+export type CaptureHooks = ReadonlyMap<number, readonly BlockHook[]>;
+
+/** Each patched run's values of the capture hooks, by full name, [nPairs, nPos, ...] as the run's cache holds them. */
+export type PatchCapturer = (problem: PatchProblem, patches: readonly Patch[], capture: CaptureHooks, opts: ExecuteOptions) => Promise<Map<string, Tensor32>[]>;
 
 /** The source tensor a part writes. */
 export function partSource(problem: PatchProblem, part: PatchPart, name: string): Tensor32 {

@@ -342,6 +342,7 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
     ...(spec.direction ? { direction: spec.direction } : {}),
     ...(spec.ablation ? { ablation: spec.ablation } : {}),
     ...(spec.patch_sets ? { patchSets: spec.patch_sets } : {}),
+    ...(spec.path_patching ? { pathPatching: spec.path_patching } : {}),
   };
 }
 

@@ -1,7 +1,7 @@
 import type { PatchSetResult, SweepResult } from '../../protocol/result';
 import { componentName, parseComponent } from '../../protocol/components';
 import { DEFAULT_MEMORY_BUDGET_MIB, type PatchingMode } from '../../protocol/engineRpc';
-import type { Direction, ResolvedSpec, SweepName } from '../../protocol/spec';
+import { type Direction, PATH_PATCHING_SWEEP, RESID_FINAL, type ResolvedSpec, type ResultSweepName } from '../../protocol/spec';
 import { CancelledError } from '../cancel';
 import { UserError } from '../../common/userError';
 import type { HookedTransformer } from '../hookedTransformer';
@@ -9,17 +9,18 @@ import type { ModelConfig } from '../model/config';
 import { blockHookName } from '../hooks';
 import { ablationSource } from './ablation';
 import { Metric } from './metrics';
-import { executeFast } from './fastExecutor';
-import { executeNaive } from './naiveExecutor';
+import { captureFast, executeFast } from './fastExecutor';
+import { captureNaive, executeNaive } from './naiveExecutor';
 import { componentSlot } from './componentSlots';
-import { metricRows, type Patch, type PatchExecutor, type PatchProblem } from './problem';
+import { pathPatchingHooks, planPathPatching, receiverName, runPathPatching, runsPerSet, senderName, senderSets } from './pathPatching';
+import { metricRows, type Patch, type PatchCapturer, type PatchExecutor, type PatchProblem } from './problem';
 import { hooksOfSweeps, type PositionAxis, planSweep, slotKey } from './sweeps';
 
 
 export interface PatchingProgress {
   readonly done: number;
   readonly total: number;
-  /** What is being computed: a sweep's name, or 'patch sets'. */
+  /** What is being computed: a sweep's name, 'patch sets', or path_patching. */
   readonly sweep: string;
 }
 
@@ -32,12 +33,13 @@ export interface PatchingOptions {
 }
 
 export const EXECUTORS: Record<PatchingMode, PatchExecutor> = { fast: executeFast, naive: executeNaive };
+const CAPTURERS: Record<PatchingMode, PatchCapturer> = { fast: captureFast, naive: captureNaive };
 
 export interface PatchingOutcome {
   readonly status: 'done' | 'cancelled';
   readonly baselines: Baselines;
-  /** Sweeps that finished, in the spec's order. A cancelled run keeps those. */
-  readonly sweeps: Partial<Record<SweepName, SweepResult>>;
+  /** Sweeps that finished, in the spec's order, then path patching's. A cancelled run keeps those. */
+  readonly sweeps: Partial<Record<ResultSweepName, SweepResult>>;
   /** The spec's patch sets, once computed. */
   readonly patchSets?: PatchSetResult[];
   readonly nPos: number;
@@ -103,6 +105,7 @@ export async function preparePatching(
   const direction: Direction = spec.ablation ? 'noising' : (spec.direction ?? 'denoising');
 
   const hooks = new Set([...hooksOfSweeps(spec.sweeps, cfg), ...patchSetParts(spec, cfg).flat().map((s) => s.hook)]);
+  if (spec.pathPatching) for (const h of pathPatchingHooks(planPathPatching(spec.pathPatching, cfg))) hooks.add(h);
   const sourceCapture: string[] = [];
   const runCapture: string[] = [];
   for (let l = 0; l < cfg.nLayers; l++) {
@@ -144,15 +147,20 @@ export async function preparePatching(
  * pairs × patches: a patched run of n pairs is n units of work.
  */
 export async function runPatching(model: HookedTransformer, spec: ResolvedSpec, opts: PatchingOptions = {}): Promise<PatchingOutcome> {
-  const execute = EXECUTORS[opts.mode ?? 'fast'];
+  const mode = opts.mode ?? 'fast';
+  const execute = EXECUTORS[mode];
   const sets = patchSetParts(spec, model.cfg);
+  // Checked before any work: a receiver the model lacks is the spec's mistake.
+  const path = spec.pathPatching ? planPathPatching(spec.pathPatching, model.cfg) : undefined;
   const { problem, baselines, positions, direction } = await preparePatching(model, spec, opts);
   const { metric, nPos } = problem;
   const nPairs = spec.pairs.length;
   const plans = spec.sweeps.map((name) => planSweep(name, model.cfg, positions));
   const known = new Map<string, number>();
-  const total = nPairs * (new Set(plans.flatMap((p) => p.slots.map(slotKey))).size + sets.length);
-  const sweeps: Partial<Record<SweepName, SweepResult>> = {};
+  const pathSets = path ? senderSets(path, model.cfg) : [];
+  const pathRuns = path ? pathSets.length * runsPerSet(path) : 0;
+  const total = nPairs * (new Set(plans.flatMap((p) => p.slots.map(slotKey))).size + sets.length + pathRuns);
+  const sweeps: Partial<Record<ResultSweepName, SweepResult>> = {};
   const normalize = (raw: number) => metric.normalize(raw, baselines, direction);
   let patchSets: PatchSetResult[] | undefined;
   try {
@@ -172,6 +180,21 @@ export async function runPatching(model: HookedTransformer, spec: ResolvedSpec, 
       const before = known.size;
       const raw = await execute(problem, sets, { signal: opts.signal, onProgress: (done) => opts.onProgress?.({ done: nPairs * (before + done), total, sweep: 'patch sets' }) });
       patchSets = spec.patchSets!.map((set, k) => ({ name: set.name, components: set.components.map(canonicalComponent), value: normalize(raw[k]!) }));
+    }
+    if (path) {
+      const before = known.size + sets.length;
+      const raw = await runPathPatching(problem, path, pathSets, { execute, capture: CAPTURERS[mode] }, {
+        signal: opts.signal,
+        onProgress: (done) => opts.onProgress?.({ done: nPairs * (before + done), total, sweep: PATH_PATCHING_SWEEP }),
+      });
+      const cells = path.layers * model.cfg.nHeads;
+      sweeps[PATH_PATCHING_SWEEP] = {
+        shape: [path.layers, model.cfg.nHeads],
+        axes: ['layer', 'head'],
+        values: Array.from(raw.subarray(0, cells), normalize),
+        receivers: path.receivers === RESID_FINAL ? [RESID_FINAL] : path.receivers.map(receiverName),
+        ...(path.senders ? { senderSet: { senders: path.senders.map(senderName), value: normalize(raw[cells]!) } } : {}),
+      };
     }
   } catch (e) {
     if (e instanceof CancelledError) return { status: 'cancelled', baselines, sweeps, nPos };

@@ -13,8 +13,8 @@ import type { Canvas, SKRSContext2D } from '@napi-rs/canvas';
 import { facetColumns, layoutSweep, placeFacets } from '../../presentation/heatmapLayout';
 import type { Facet } from '../../presentation/heatmapLayout';
 import type { PatchResult, SweepResult } from '../../protocol/result';
-import type { SweepName } from '../../protocol/spec';
-import { summaryParts } from '../../presentation/resultText';
+import type { ResultSweepName } from '../../protocol/spec';
+import { summaryParts, sweepTitle } from '../../presentation/resultText';
 import { BAR_MARGIN, colorBarWidth, paintColorBar } from '../../presentation/colorBar';
 import { type ColorScale, scaleColor, sweepScale } from '../../presentation/colorScale';
 import { headGroups } from '../../presentation/heads';
@@ -143,7 +143,7 @@ function facetChart(facet: Facet, m: Metrics, scale: ColorScale, theme: Theme, s
 }
 
 /** Renders one sweep of a result; returns the PNG and where each facet's cells are. */
-export async function renderSweepImage(result: PatchResult, sweep: SweepName, opts: RenderOptions = {}): Promise<SweepImage> {
+export async function renderSweepImage(result: PatchResult, sweep: ResultSweepName, opts: RenderOptions = {}): Promise<SweepImage> {
   init();
   const data: SweepResult | undefined = result.sweeps[sweep];
   if (!data) throw new Error(`result '${result.name}' has no sweep '${sweep}'`);
@@ -165,7 +165,7 @@ export async function renderSweepImage(result: PatchResult, sweep: SweepName, op
   const cols = ref.colLabels.length;
   const widest = facets.reduce((a, f) => (f.rowLabels.join('').length > a.rowLabels.join('').length ? f : a), ref);
 
-  const title = `${result.name} — ${sweep}`;
+  const title = `${result.name} — ${sweepTitle(sweep, data)}`;
   const subtitle = summaryParts(result).join('   ·   ');
   const legend = [scale.legend, ...scale.notes];
   const headerH = 16 + 8 + 12 + 6 + legend.length * (LEGEND_FONT + 5) + 8;
@@ -288,12 +288,12 @@ export async function renderSweepImage(result: PatchResult, sweep: SweepName, op
   return { png: canvas.toBuffer('image/png'), width, height, scale, facets: geometry };
 }
 
-export async function renderSweepPng(result: PatchResult, sweep: SweepName, opts?: RenderOptions): Promise<Buffer> {
+export async function renderSweepPng(result: PatchResult, sweep: ResultSweepName, opts?: RenderOptions): Promise<Buffer> {
   return (await renderSweepImage(result, sweep, opts)).png;
 }
 
 /** The suffix of a sweep's PNG after its run's stem: `speaker-2` + `.resid_pre.png`. */
-export function pngSuffix(sweep: SweepName): string {
+export function pngSuffix(sweep: ResultSweepName): string {
   return `.${sweep}.png`;
 }
 
@@ -302,7 +302,7 @@ export function pngSuffix(sweep: SweepName): string {
  * its result file's (claimed, sanitised) name; returns its path. It is a new file: a file or symlink
  * already there is never written through or replaced (EEXIST).
  */
-export async function writeSweepPng(result: PatchResult, sweep: SweepName, resultPath: string, opts?: RenderOptions): Promise<string> {
+export async function writeSweepPng(result: PatchResult, sweep: ResultSweepName, resultPath: string, opts?: RenderOptions): Promise<string> {
   const p = join(dirname(resultPath), `${resultStem(resultPath)}${pngSuffix(sweep)}`);
   createNewFile(p, await renderSweepPng(result, sweep, opts));
   return p;
@@ -311,7 +311,7 @@ export async function writeSweepPng(result: PatchResult, sweep: SweepName, resul
 /** writeSweepPng for every sweep in the result. */
 export async function writeSweepPngs(result: PatchResult, resultPath: string, opts?: RenderOptions): Promise<string[]> {
   const paths: string[] = [];
-  for (const sweep of Object.keys(result.sweeps) as SweepName[]) {
+  for (const sweep of Object.keys(result.sweeps) as ResultSweepName[]) {
     if (result.sweeps[sweep]) paths.push(await writeSweepPng(result, sweep, resultPath, opts));
   }
   return paths;
