@@ -17,6 +17,8 @@ test('webview messages: known types with well-typed fields pass, anything else i
   assert.deepEqual(ok({ type: 'hoverPosition', pos: 3, extra: '<img src=x onerror=alert(1)>' }), { type: 'hoverPosition', pos: 3 });
   assert.deepEqual(ok({ type: 'hoverPosition', pos: null }), { type: 'hoverPosition', pos: null });
   assert.deepEqual(ok({ type: 'selectSweep', sweep: 'block_every' }), { type: 'selectSweep', sweep: 'block_every' });
+  // Path patching's heatmap is a result sweep the spec's "sweeps" cannot name.
+  assert.deepEqual(ok({ type: 'selectSweep', sweep: 'path_patching' }), { type: 'selectSweep', sweep: 'path_patching' });
   assert.deepEqual(ok({ type: 'exportCsv', sweep: 'resid_pre', csv: 'a,b\n' }), { type: 'exportCsv', sweep: 'resid_pre', csv: 'a,b\n' });
   assert.equal(ok({ type: 'exportPng', sweep: 'resid_pre', dataUrl: 'data:image/png;base64,AAAA' }).type, 'exportPng');
   no(null, /not an object/);

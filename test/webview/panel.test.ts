@@ -8,8 +8,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import type { WebviewToHost } from '../../src/protocol/webviewMessages';
-import type { PatchResult } from '../../src/protocol/result';
-import { GPT2, gpt2Result, gqaResult, H, L, makeResult, P, SWEEPS } from './fixtures';
+import type { PatchResult, SweepResult } from '../../src/protocol/result';
+import { GPT2, gpt2Result, gqaResult, H, L, makeResult, P, SWEEPS, values } from './fixtures';
 import { buildWebview, cellCentre, facetBoxes, launchBrowser, openPanel, OUT_DIR, pixelAt, pngSize, servePanel } from './harness';
 import type { Panel, PanelServer } from './harness';
 
@@ -703,4 +703,22 @@ test('screenshots in light and dark', async () => {
     await assertClean(panel);
     await page.close();
   }
+});
+
+test('path patching: listed with what it was measured through and its sender set, drawn as [layer, head], exported under its own name', async () => {
+  const path: SweepResult = { shape: [1, H], axes: ['layer', 'head'], values: values(H, 9), receivers: ['L1H0.q', 'L1H2.k'], senderSet: { senders: ['L0H1', 'L0H2'], value: 0.5 } };
+  const panel = await shownPanel({}, makeResult({ sweeps: { resid_pre: SWEEPS.resid_pre!, path_patching: path } }));
+  const options = await panel.page.$$eval('#pl-sweep option', (os) => os.map((o) => [(o as HTMLOptionElement).value, o.textContent]));
+  assert.deepEqual(options, [
+    ['resid_pre', 'resid_pre'],
+    ['path_patching', 'path_patching → L1H0.q, L1H2.k; L0H1 + L0H2 together: 0.5'],
+  ]);
+  await selectSweep(panel, 'path_patching');
+  const [box] = await facetBoxes(panel.page);
+  assert.deepEqual([box!.rows, box!.cols, box!.drawnCells], [1, H, H]);
+  await panel.page.click('#pl-export-png');
+  const png = await panel.waitForPosted(is('exportPng'));
+  assert.equal(png.sweep, 'path_patching');
+  await panel.page.screenshot({ path: join(OUT_DIR, 'panel-path-patching.png') });
+  await assertClean(panel);
 });
