@@ -29,7 +29,7 @@ export async function executeFast(problem: PatchProblem, patches: readonly Patch
   const plan = planFast(problem, patches);
   const out = new Float64Array(patches.length);
   for (const i of plan.unchanged) out[i] = plan.unchangedValue;
-  await runPlan(problem, plan, opts, undefined, (i, r) => (out[i] = r.values![0]!));
+  await runPlan(problem, plan, opts, undefined, (i, k, r) => (out[i] = r.values![k]!));
   return out;
 }
 
@@ -42,7 +42,7 @@ export async function executeFast(problem: PatchProblem, patches: readonly Patch
 export async function captureFast(problem: PatchProblem, patches: readonly Patch[], capture: CaptureHooks, opts: ExecuteOptions): Promise<Map<string, Tensor32>[]> {
   const plan = planFast(problem, patches, Math.max(...capture.keys()));
   const out = patches.map(() => unpatchedCaptures(problem, capture));
-  await runPlan(problem, plan, opts, capture, (i, r) => (out[i] = r.captured![0]!));
+  await runPlan(problem, plan, opts, capture, (i, k, r) => (out[i] = r.captured![k]!));
   return out;
 }
 
@@ -52,13 +52,13 @@ function unpatchedCaptures(problem: PatchProblem, capture: CaptureHooks): Map<st
   return new Map(names.map((n) => [n, problem.runCache.get(n)!]));
 }
 
-/** Runs a plan's chunks in order, with progress and cancellation; `take` gets each patch's result (one copy's). */
+/** Runs a plan's chunks in order, with progress and cancellation; `take` gets patch i's result, copy k of its chunk's. */
 async function runPlan(
   problem: PatchProblem,
   plan: FastPlan,
   opts: ExecuteOptions,
   capture: CaptureHooks | undefined,
-  take: (patch: number, result: { values?: Float64Array; captured?: Map<string, Tensor32>[] }) => void,
+  take: (patch: number, copy: number, chunk: ChunkResult) => void,
 ): Promise<void> {
   let done = plan.unchanged.length;
   if (done > 0) opts.onProgress?.(done);
@@ -67,10 +67,16 @@ async function runPlan(
     const before = done;
     const result = await runChunk(problem, chunk.members.map((i) => plan.effective[i]!), chunk.p, opts.signal, (fraction) =>
       opts.onProgress?.(before + fraction * chunk.members.length), capture);
-    chunk.members.forEach((i, k) => take(i, { ...(result.values ? { values: result.values.subarray(k, k + 1) } : {}), ...(result.captured ? { captured: [result.captured[k]!] } : {}) }));
+    chunk.members.forEach((i, k) => take(i, k, result));
     done += chunk.members.length;
     opts.onProgress?.(done);
   }
+}
+
+/** A chunk's metric values, or (capturing) its hooks' values, per copy of the pairs. */
+interface ChunkResult {
+  readonly values?: Float64Array;
+  readonly captured?: Map<string, Tensor32>[];
 }
 
 /** How executeFast evaluates a list of patches: which need no run, and the batches the others run in. */
@@ -191,7 +197,7 @@ async function runChunk(
   signal: AbortSignal | undefined,
   progress: (fraction: number) => void,
   capture?: CaptureHooks,
-): Promise<{ values?: Float64Array; captured?: Map<string, Tensor32>[] }> {
+): Promise<ChunkResult> {
   const { model, pairs, nPos } = problem;
   const cfg = model.cfg;
   const n = pairs.length;
