@@ -14,12 +14,13 @@ import type { ModelWeights } from '../../src/engine/model/weights';
 import { planPathPatching } from '../../src/engine/patching/pathPatching';
 import { runPatching } from '../../src/engine/patching/runPatching';
 import { Runtime } from '../../src/engine/runtime';
-import type { Direction, PathPatchingSpec, ResolvedPair } from '../../src/protocol/spec';
+import type { Ablation, Direction, PathPatchingSpec, ResolvedPair } from '../../src/protocol/spec';
 import { makeTmpDir } from '../helpers/checkpoint';
 import { writeRandomLlamaCheckpoint } from '../helpers/checkpoints/llama';
 import { loadTestModel, maxAbsDiff, randomModel, type TestModel } from '../helpers/models';
 import { labelledPairs, padded, refMetricOf, specOf } from '../helpers/patchingCases';
 import { referenceForward, type RefModel } from '../helpers/reference';
+import { refAblationCache } from '../helpers/referencePatching';
 import { referencePathPatch, referencePathPatchingSweep, type RefPathRuns, type RefReceiver } from '../helpers/referencePathPatching';
 import { syntheticConfig, randomWeights, toReference } from '../helpers/syntheticModels';
 
@@ -36,23 +37,29 @@ const refReceivers = (r: PathPatchingSpec['receivers']): RefReceiver[] | 'resid_
 const refSenders = (names: string[]): [number, number][] => names.map((n) => n.slice(1).split('H').map(Number) as [number, number]);
 
 /** Both runs in the reference, oriented as the engine's: the source is clean when denoising, corrupted when noising. */
-function refRuns(ref: RefModel, pairs: ResolvedPair[], bos: number, direction: Direction): RefPathRuns {
+function refRuns(ref: RefModel, pairs: ResolvedPair[], bos: number, flow: Direction | Ablation): RefPathRuns {
   const clean = padded(pairs.map((p) => p.clean), bos);
   const corrupted = padded(pairs.map((p) => p.corrupted), bos);
-  const [source, run] = direction === 'noising' ? [corrupted, clean] : [clean, corrupted];
+  if (flow !== 'denoising' && flow !== 'noising') {
+    // An ablation writes its zeros or means into the clean run.
+    const cleanCache = referenceForward(ref, clean).cache;
+    return { source: refAblationCache(cleanCache, flow, pairs.map((p) => p.clean.length)), run: clean, runCache: cleanCache };
+  }
+  const [source, run] = flow === 'noising' ? [corrupted, clean] : [clean, corrupted];
   return { source: referenceForward(ref, source).cache, run, runCache: referenceForward(ref, run).cache };
 }
 
-async function expectMatchesArena(m: Pick<TestModel, 'cfg' | 'model' | 'ref'>, pairs: ResolvedPair[], path: PathPatchingSpec, direction: Direction): Promise<void> {
-  const runs = refRuns(m.ref, pairs, m.cfg.bosTokenId, direction);
+async function expectMatchesArena(m: Pick<TestModel, 'cfg' | 'model' | 'ref'>, pairs: ResolvedPair[], path: PathPatchingSpec, flow: Direction | Ablation): Promise<void> {
+  const runs = refRuns(m.ref, pairs, m.cfg.bosTokenId, flow);
   const metric = refMetricOf(pairs);
   const want = referencePathPatchingSweep(m.ref, runs, refReceivers(path.receivers), metric);
   const wantSet = path.senders ? referencePathPatch(m.ref, runs, refSenders(path.senders), refReceivers(path.receivers), metric) : undefined;
   for (const [mode, budget] of [['naive', 1024], ['fast', 1024], ['fast', 0.005]] as const) {
     // A small budget splits the sender sets into groups and the fast executor's batches.
-    const out = await runPatching(m.model, specOf(pairs, [], { direction, pathPatching: path }), { mode, memoryBudgetMiB: budget });
+    const how = flow === 'denoising' || flow === 'noising' ? { direction: flow } : { ablation: flow };
+    const out = await runPatching(m.model, specOf(pairs, [], { ...how, pathPatching: path }), { mode, memoryBudgetMiB: budget });
     const got = out.sweeps.path_patching!;
-    const what = `${mode} (${budget} MiB) ${direction} into ${JSON.stringify(path.receivers)}`;
+    const what = `${mode} (${budget} MiB) ${flow} into ${JSON.stringify(path.receivers)}`;
     assert.deepEqual(got.shape, want.shape, what);
     assert.deepEqual(got.axes, ['layer', 'head']);
     assert.deepEqual(got.receivers, path.receivers === 'resid_final' ? ['resid_final'] : path.receivers);
@@ -75,6 +82,13 @@ for (const direction of ['denoising', 'noising'] as const) {
     await expectMatchesArena(m, pairs, { receivers: 'resid_final', senders: ['L2H2'] }, direction);
   });
 }
+
+test("GPT-2: path patching from a mean ablation (the dataset's means into the clean run) equals ARENA's algorithm with the same means, both modes", async () => {
+  const m = await randomModel(GPT2);
+  const pairs = labelledPairs(m, 92, [7, 4, 6]);
+  await expectMatchesArena(m, pairs, { receivers: ['L2H2.q', 'L2H0.k'] }, 'mean');
+  await expectMatchesArena(m, pairs, { receivers: 'resid_final' }, 'zero');
+});
 
 test("Llama with grouped-query attention (4 query heads, 2 key/value heads): path patching into q, k and v (k and v by key/value head) and resid_final equals ARENA's algorithm, both modes", async () => {
   const dir = makeTmpDir('llama-path');
