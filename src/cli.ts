@@ -1,3 +1,5 @@
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MEMORY_BUDGET_MIB, DEVICE_SETTINGS, type DeviceSetting, type ProgressParams } from './protocol/engineRpc';
 import { runSpec } from './engine/runSpec';
@@ -5,7 +7,13 @@ import { ModelCache } from './engine/modelLoader';
 import { checkHubEndpoint } from './engine/model/hub';
 import { isCancelled } from './common/cancelled';
 import { isUserError, printable, UserError } from './common/userError';
-import { METHOD_NAMES, type MethodName } from './protocol/spec';
+import { METHOD_NAMES, type MethodName, type SweepName } from './protocol/spec';
+import { claimResultPath, RESULT_SUFFIX, writeResultFile } from './common/resultFile';
+import { readShardFile, shardFilesIn } from './common/shardFile';
+import { mergeShards } from './common/mergeShards';
+import { createNewFile, fileErrorCode, writableFolderFix } from './common/fileWrite';
+import { errnoWords } from './common/errorReason';
+import { pngSuffix, writeSweepPng } from './engine/render/heatmapPng';
 
 const USAGE = `usage: patchlens <command> [options]
 
@@ -22,7 +30,12 @@ commands:
       --memory-budget MIB    working memory for batched patches (default ${DEFAULT_MEMORY_BUDGET_MIB})
       --hub-endpoint URL     Hugging Face hub mirror (default $HF_ENDPOINT or https://huggingface.co)
       --cache DIR            model cache (default $PATCHLENS_CACHE or ~/.cache/patchlens)
+      --shard I/N            compute only share I of N (1..N) of the sweeps and write DIR/<name>.shard-I-of-N.json,
+                             for patchlens merge (a split run: one share per machine or job)
       --quiet                no progress on stderr
+  merge OUT SHARDS...  combine the N shard files of a split run (files, or folders of them) into the result
+                       one machine would have written: OUT/<name>.result.json, or OUT itself if it ends in .result.json
+      --png                  also write one heatmap PNG per sweep
   help                 print this text`;
 
 function progressPrinter(quiet: boolean): (p: Omit<ProgressParams, 'runId'>) => void {
@@ -78,6 +91,7 @@ async function run(argv: string[]): Promise<number> {
         'memory-budget': { type: 'string' },
         'hub-endpoint': { type: 'string' },
         cache: { type: 'string' },
+        shard: { type: 'string' },
         quiet: { type: 'boolean', default: false },
       },
     });
@@ -102,6 +116,10 @@ async function run(argv: string[]): Promise<number> {
     throw new UserError(`unknown method '${method}'; use one of ${METHOD_NAMES.join(', ')}`);
   }
 
+  const shard = o.shard === undefined ? undefined : parseShard(o.shard);
+  if (shard && o.png) throw new UserError('--shard writes a share of each sweep, not a heatmap: leave out --png, and pass it to patchlens merge');
+  if (shard && method !== undefined && method !== 'exact') throw new UserError(`--shard splits exact patching's sweeps; --method ${method} estimates every index from a few passes and is not split: run it without --shard`);
+
   const controller = new AbortController();
   const stoppedBy = cancelOnSignals(controller, o.quiet!);
   const models = new ModelCache();
@@ -121,6 +139,7 @@ async function run(argv: string[]): Promise<number> {
         ...(budget !== undefined ? { memoryBudgetMiB: budget } : {}),
         ...(o['hub-endpoint'] !== undefined ? { hubEndpoint: o['hub-endpoint'] } : {}),
         ...(cache !== undefined ? { cacheDir: cache } : {}),
+        ...(shard ? { shard } : {}),
       },
       {
         models,
@@ -150,6 +169,88 @@ async function run(argv: string[]): Promise<number> {
   }
 }
 
+/** More shards than any cluster runs at once: a typo, not a plan. */
+const MAX_SHARDS = 100_000;
+
+/** `--shard I/N`: shard I (1-based) of N. */
+function parseShard(text: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+  const index = m ? Number(m[1]) : NaN;
+  const count = m ? Number(m[2]) : NaN;
+  if (!(index >= 1 && index <= count && count <= MAX_SHARDS)) {
+    throw new UserError(`--shard takes I/N, share I of N counted from 1 (1/4 ... 4/4, N at most ${MAX_SHARDS}), got '${text}'; a Kubernetes job index counts from 0: pass $((JOB_COMPLETION_INDEX + 1))/N`);
+  }
+  return { index, count };
+}
+
+/** The files a merge argument names: a shard file, or every shard file in a folder. */
+function shardPaths(arg: string): string[] {
+  let st;
+  try {
+    st = statSync(arg);
+  } catch (e) {
+    throw new UserError(`cannot read ${arg} (${errnoWords(fileErrorCode(e) ?? String(e))}); give shard files or folders of them`);
+  }
+  if (!st.isDirectory()) return [arg];
+  const found = shardFilesIn(arg);
+  if (found.length === 0) throw new UserError(`the folder ${arg} holds no shard files (NAME.shard-I-of-N.json); give the folder patchlens run --shard wrote to`);
+  return found;
+}
+
+/** Where the merged result goes: OUT itself when it names a new .result.json file, else a new <name>.result.json in the folder OUT. */
+function mergedResultPath(out: string, name: string, companions: string[]): string {
+  const isFile = existsSync(out) && !statSync(out).isDirectory();
+  if (!out.endsWith(RESULT_SUFFIX) && (isFile || out.endsWith('.json'))) {
+    throw new UserError(`OUT must be a folder or a new .result.json file, got ${out}; usage: patchlens merge OUT SHARDS...`);
+  }
+  try {
+    if (!out.endsWith(RESULT_SUFFIX)) return claimResultPath(out, name, companions);
+    mkdirSync(dirname(out), { recursive: true });
+    createNewFile(out, '');
+    return out;
+  } catch (e) {
+    const code = fileErrorCode(e);
+    if (code === undefined) throw e;
+    if (code === 'EEXIST') throw new UserError(`${out} already exists; give a new file name, or a folder for the merged result`);
+    throw new UserError(`cannot write the merged result to ${out} (${errnoWords(code)}); ${writableFolderFix(code, 'OUT')}`);
+  }
+}
+
+async function merge(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { png: { type: 'boolean', default: false } } });
+  } catch (e) {
+    throw new UserError(`${(e as Error).message}; run 'patchlens help' for the options`);
+  }
+  const { values: o, positionals } = parsed;
+  if (positionals.length < 2) throw new UserError(`'merge' takes where to write the result and the shards, got ${positionals.length} argument(s); usage: patchlens merge OUT SHARDS...`);
+  const [out, ...given] = positionals as [string, ...string[]];
+  const inputs = given.flatMap(shardPaths).map((path) => ({ path, shard: readShardFile(path) }));
+  const result = mergeShards(inputs);
+  const sweeps = Object.keys(result.sweeps) as SweepName[];
+  const path = mergedResultPath(out, result.name, o.png ? sweeps.map(pngSuffix) : []);
+  try {
+    writeResultFile(path, result);
+  } catch (e) {
+    rmSync(path, { force: true });
+    const code = fileErrorCode(e);
+    if (code === undefined) throw e;
+    throw new UserError(`cannot write the merged result to ${path} (${errnoWords(code)}); ${writableFolderFix(code, 'OUT')}`);
+  }
+  console.log(path);
+  for (const sweep of o.png ? sweeps : []) {
+    try {
+      console.log(await writeSweepPng(result, sweep, path));
+    } catch (e) {
+      const code = fileErrorCode(e);
+      if (code === undefined) throw e;
+      throw new UserError(`cannot write the heatmap PNG of ${sweep} beside ${path} (${errnoWords(code)}); the merged result itself is written; ${writableFolderFix(code, 'OUT')}`);
+    }
+  }
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
@@ -157,6 +258,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'run') return run(rest);
+  if (command === 'merge') return merge(rest);
   console.error(`patchlens: unknown command '${printable(command)}'; run 'patchlens help' for the list`);
   return 2;
 }

@@ -6,6 +6,7 @@
 import { lstatSync, mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { type PatchResult, RESULT_FORMAT, type RunStatus } from '../protocol/result';
+import { SHARD_FORMAT } from '../protocol/shard';
 import { errnoCode } from './errorReason';
 import { safeFileStem } from './fileName';
 import { readJsonFile } from './fileRead';
@@ -69,6 +70,10 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /** Why `value` is not a result file the panel can show, or undefined when it is one. */
 export function resultProblem(value: unknown): string | undefined {
   if (!isObject(value)) return 'not a JSON object';
+  if (value.format === SHARD_FORMAT) {
+    const s: Record<string, unknown> = isObject(value.shard) ? value.shard : {};
+    return `it is shard ${String(s.index)} of ${String(s.count)} of a split run, not a whole result; combine the shards with 'patchlens merge OUT SHARDS...' and open the merged result`;
+  }
   if (value.format !== RESULT_FORMAT) return `not a PatchLens result (format ${JSON.stringify(value.format ?? null)}, expected "${RESULT_FORMAT}")`;
   if (typeof value.name !== 'string') return 'no "name"';
   if (!STATUSES.includes(value.status as RunStatus)) return `unknown status ${JSON.stringify(value.status)}`;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as ort from 'onnxruntime-node';
 import { type BlockVariant, buildBlockGraph } from './graph/blockGraph';
 import { buildEmbedGraph } from './graph/embedGraph';
@@ -77,6 +78,25 @@ export class HookedTransformer {
       unembed: f32(weights.unembed),
       ...(weights.bU ? { bU: f32(weights.bU) } : {}),
     };
+  }
+
+  /**
+   * sha256 of the config and every weight as the graphs read it (float32): which model this is, wherever
+   * it was loaded from (a shard of a split run records it, and merge refuses shards of different models).
+   */
+  weightsDigest(): string {
+    const hash = createHash('sha256').update(this.graphKey);
+    const add = (feeds: Record<string, ort.Tensor>, names: readonly string[]) => {
+      for (const name of names) {
+        const data = feeds[name]?.data as Float32Array | undefined;
+        if (data) hash.update(name).update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      }
+    };
+    const blockNames = blockWeightShapes(this.cfg).map(([n]) => n);
+    for (const feeds of this.blockFeeds) add(feeds, blockNames);
+    add(this.embedFeeds, ['wte', 'wpe']);
+    add(this.unembedFeeds, ['lnfW', 'lnfB', 'unembed', 'bU']);
+    return hash.digest('hex');
   }
 
   /**

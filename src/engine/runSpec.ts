@@ -2,20 +2,23 @@ import { closeSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import pkg from '../../package.json';
-import type { ProgressParams, RunOutcome, RunParams } from '../protocol/engineRpc';
+import { DEFAULT_MEMORY_BUDGET_MIB, type ProgressParams, type RunOutcome, type RunParams } from '../protocol/engineRpc';
 import { type ModelInfo, type PairTokens, type PatchResult, RESULT_FORMAT, type RunStatus } from '../protocol/result';
+import { SHARD_FORMAT, type ShardResult } from '../protocol/shard';
 import { ATP_METHODS, PATH_PATCHING_SWEEP, type PatchSpec, type ResolvedPair, type ResolvedSpec, type ResultSweepName } from '../protocol/spec';
 import type { LoadedModel, ModelCache } from './modelLoader';
 import type { ResolvedModel } from './model/hub';
 import { parseSpecText } from '../spec/parseSpec';
 import { resolveSpec } from './patching/resolveSpec';
-import { type PatchingOutcome, runPatching } from './patching/runPatching';
+import { type PatchingOptions, type PatchingOutcome, runPatching } from './patching/runPatching';
+import { runShard, type ShardShare } from './patching/runShard';
 import { pngSuffix, writeSweepPng } from './render/heatmapPng';
 import { CancelledError, isCancelled } from '../common/cancelled';
 import { readFileOrPipe, SPEC_FILE } from '../common/fileRead';
 import { createTempBeside, fileErrorCode, writableFolderFix } from '../common/fileWrite';
 import { type AttributionOutcome, runAttribution } from './attribution/runAttribution';
 import { claimResultPath, writeResultFile } from '../common/resultFile';
+import { shardFileName, specHash, writeShardFile } from '../common/shardFile';
 import { isUserError, UserError } from '../common/userError';
 import { errnoWords, errorMessage } from '../common/errorReason';
 
@@ -211,6 +214,16 @@ async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<R
     ...(resolved.ablation ? { ablation: resolved.ablation } : {}),
     tokens: resolved.pairs.map((p) => pairTokens(loaded, p, resolved.ablation !== undefined)),
   } as const;
+  const options = {
+    mode,
+    ...(params.memoryBudgetMiB !== undefined ? { memoryBudgetMiB: params.memoryBudgetMiB } : {}),
+    signal: ctx.signal,
+    onProgress: (p: { sweep: string; done: number; total: number }) => ctx.progress?.({ phase: 'sweep' as const, message: p.sweep, done: p.done, total: p.total }),
+  };
+  if (params.shard) {
+    if (attribution) throw new UserError(`--shard splits exact patching's sweeps; method '${resolved.method}' estimates every index from a few passes and is not split: run it without --shard`);
+    return runShardOf(params.shard, params, ctx, { loaded, resolved, base, outDir, options, started });
+  }
   const drawn: ResultSweepName[] = [...resolved.sweeps, ...(resolved.pathPatching ? [PATH_PATCHING_SWEEP] as const : [])];
   const companions = params.png ? drawn.map(pngSuffix) : [];
   // The file is claimed only once there is something to keep: a spec error leaves no empty run behind.
@@ -233,12 +246,6 @@ async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<R
   let outcome: PatchingOutcome & Partial<Pick<AttributionOutcome, 'attribution'>>;
   try {
     ctx.progress?.({ phase: 'baseline', message: 'clean and corrupted baselines' });
-    const options = {
-      mode,
-      ...(params.memoryBudgetMiB !== undefined ? { memoryBudgetMiB: params.memoryBudgetMiB } : {}),
-      signal: ctx.signal,
-      onProgress: (p: { sweep: string; done: number; total: number }) => ctx.progress?.({ phase: 'sweep' as const, message: p.sweep, done: p.done, total: p.total }),
-    };
     outcome = attribution ? await runAttribution(loaded.model, resolved, options) : await runPatching(loaded.model, resolved, options);
   } catch (e) {
     // A user error (equal baselines of a normalized metric, say) is reported, not recorded as a run.
@@ -262,4 +269,41 @@ async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<R
   }
   const warnings = [warning, pngWarning].filter((w) => w !== undefined).join('; also ');
   return { runId: params.runId, resultPath: path, status: outcome.status, ...(message ? { message } : {}), pngPaths, ...(warnings ? { warning: warnings } : {}) };
+}
+
+/**
+ * `--shard i/n`: this shard's share of the sweeps, written as `<name>.shard-i-of-n.json` (replacing an
+ * earlier attempt of the same shard) once the share is done; a cancelled shard writes nothing.
+ */
+async function runShardOf(
+  share: ShardShare,
+  params: RunParams,
+  ctx: RunContext,
+  run: { loaded: LoadedModel; resolved: ResolvedSpec; base: Omit<PatchResult, 'status' | 'engine' | 'sweeps'>; outDir: string; options: PatchingOptions; started: number },
+): Promise<RunOutcome> {
+  const { index, count } = share;
+  ctx.progress?.({ phase: 'baseline', message: `shard ${index}/${count}: clean and corrupted baselines` });
+  const modelHash = run.loaded.model.weightsDigest();
+  const outcome = await runShard(run.loaded.model, run.resolved, share, run.options);
+  if (outcome.status === 'cancelled') throw new CancelledError(`cancelled; shard ${index}/${count} wrote nothing: run it again`);
+  ctx.progress?.({ phase: 'write', message: 'writing the shard' });
+  const shard: ShardResult = {
+    ...run.base,
+    format: SHARD_FORMAT,
+    status: 'done',
+    engine: { version: pkg.version, mode: run.options.mode ?? 'fast', seconds: (Date.now() - run.started) / 1000 },
+    baselines: outcome.baselines,
+    shard: { index, count, specHash: specHash(run.base), modelHash, memoryBudgetMiB: params.memoryBudgetMiB ?? DEFAULT_MEMORY_BUDGET_MIB, units: outcome.units, planHash: outcome.planHash },
+    sweeps: outcome.sweeps,
+  };
+  const path = join(run.outDir, shardFileName(run.resolved.name, index, count));
+  try {
+    writeShardFile(path, shard);
+  } catch (e) {
+    const code = fileErrorCode(e);
+    if (code === undefined) throw e;
+    throw new UserError(`cannot write the shard to ${path} (${errnoWords(code)}); ${writableFolderFix(code, RESULTS_FOLDER)}`);
+  }
+  ctx.onResult?.(path);
+  return { runId: params.runId, resultPath: path, status: 'done', pngPaths: [] };
 }

@@ -56,6 +56,11 @@ export interface RunParams extends EngineSettings {
   readonly outDir?: string;
   /** Also write one PNG per sweep beside the result. */
   readonly png?: boolean;
+  /**
+   * Compute only this share (1-based `index` of `count`) of the sweeps and write it as a shard file for
+   * `patchlens merge` (the CLI's `--shard i/n`).
+   */
+  readonly shard?: { readonly index: number; readonly count: number };
 }
 
 export interface RunOutcome {

@@ -5,7 +5,7 @@ import { numel, type Tensor32 } from '../tensor';
 import { concatRows, sliceAxis, tileRows } from '../tensorOps';
 import { bytesPerRow } from './memory';
 import { forEachSlotCell, markSlot } from './patchMask';
-import { type CaptureHooks, type ExecuteOptions, type Patch, type PatchPart, type PatchProblem, partSource } from './problem';
+import { type CaptureHooks, type ExecuteOptions, type ExecutorUnit, type Patch, type PatchPart, type PatchProblem, partSource } from './problem';
 import { isPositioned, type PatchSlot, shiftSlot, slotPositions, slotStart } from './sweeps';
 
 /**
@@ -89,6 +89,19 @@ export interface FastPlan {
   readonly chunks: { readonly p: number; readonly members: number[] }[];
   /** Each patch without its parts that change nothing. */
   readonly effective: (Patch | undefined)[];
+}
+
+/**
+ * executeFast's units: each batch, and the patches that need no run. Planning a batch's patches alone
+ * gives that batch again (one start position, already in layer order, within the batch size), so its
+ * values are the same bit for bit wherever it runs.
+ */
+export function fastUnits(problem: PatchProblem, patches: readonly Patch[]): ExecutorUnit[] {
+  const plan = planFast(problem, patches);
+  const { nLayers } = problem.model.cfg;
+  const n = problem.pairs.length;
+  const batches = plan.chunks.map((c) => ({ members: c.members, cost: c.members.reduce((a, i) => a + (nLayers - firstLayer(plan.effective[i]!)) * n * (problem.nPos - c.p), 0) }));
+  return plan.unchanged.length > 0 ? [{ members: plan.unchanged, cost: 0 }, ...batches] : batches;
 }
 
 const firstLayer = (q: Patch): number => Math.min(...q.map((s) => s.layer));

@@ -3,7 +3,7 @@ import type { HookPatch } from '../hookedTransformer';
 import { blockHookName, hookMaskShape } from '../hooks';
 import { numel, type Tensor32 } from '../tensor';
 import { markSlot } from './patchMask';
-import { type CaptureHooks, type ExecuteOptions, metricRows, type Patch, type PatchProblem, partSource } from './problem';
+import { type CaptureHooks, type ExecuteOptions, type ExecutorUnit, metricRows, type Patch, type PatchProblem, partSource } from './problem';
 
 /**
  * TransformerLens's algorithm, kept as the reference mode (--naive) and the benchmark's baseline: for
@@ -38,6 +38,12 @@ export async function captureNaive(problem: PatchProblem, patches: readonly Patc
     opts.onProgress?.(i + 1);
   }
   return out;
+}
+
+/** executeNaive's units: every patch is its own full forward of the pairs. */
+export function naiveUnits(problem: PatchProblem, patches: readonly Patch[]): ExecutorUnit[] {
+  const cost = problem.model.cfg.nLayers * problem.pairs.length * problem.nPos;
+  return patches.map((_, i) => ({ members: [i], cost }));
 }
 
 /** A patch as the forward takes it: one source and mask per hook point it touches. */

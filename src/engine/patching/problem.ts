@@ -60,6 +60,19 @@ export type CaptureHooks = ReadonlyMap<number, readonly BlockHook[]>;
 /** Each patched run's values of the capture hooks, by full name, [nPairs, nPos, ...] as the run's cache holds them. */
 export type PatchCapturer = (problem: PatchProblem, patches: readonly Patch[], capture: CaptureHooks, opts: ExecuteOptions) => Promise<Map<string, Tensor32>[]>;
 
+/**
+ * Patches (indices into the list given) that an executor evaluates together, as one batch. The executor
+ * given only these, in this order, evaluates them as the same batch: their values do not depend on what
+ * else was in the list, bit for bit. `cost`: the batch's work in block-tokens (rows × positions × blocks).
+ */
+export interface ExecutorUnit {
+  readonly members: readonly number[];
+  readonly cost: number;
+}
+
+/** How an executor cuts a list of patches into units (what `patchlens run --shard` deals out). */
+export type UnitPlanner = (problem: PatchProblem, patches: readonly Patch[]) => ExecutorUnit[];
+
 /** The source tensor a part writes. */
 export function partSource(problem: PatchProblem, part: PatchPart, name: string): Tensor32 {
   return part.source ?? problem.sourceCache.get(name)!;

@@ -9,11 +9,11 @@ import type { ModelConfig } from '../model/config';
 import { blockHookName } from '../hooks';
 import { ablationSource } from './ablation';
 import { Metric } from './metrics';
-import { captureFast, executeFast } from './fastExecutor';
-import { captureNaive, executeNaive } from './naiveExecutor';
+import { captureFast, executeFast, fastUnits } from './fastExecutor';
+import { captureNaive, executeNaive, naiveUnits } from './naiveExecutor';
 import { componentSlot } from './componentSlots';
 import { pathPatchingHooks, planPathPatching, receiverName, runPathPatching, runsPerSet, senderName, senderSets } from './pathPatching';
-import { metricRows, type Patch, type PatchCapturer, type PatchExecutor, type PatchProblem } from './problem';
+import { metricRows, type Patch, type PatchCapturer, type PatchExecutor, type PatchProblem, type UnitPlanner } from './problem';
 import { hooksOfSweeps, type PositionAxis, planSweep, slotKey } from './sweeps';
 
 
@@ -34,6 +34,7 @@ export interface PatchingOptions {
 
 export const EXECUTORS: Record<PatchingMode, PatchExecutor> = { fast: executeFast, naive: executeNaive };
 const CAPTURERS: Record<PatchingMode, PatchCapturer> = { fast: captureFast, naive: captureNaive };
+export const UNIT_PLANNERS: Record<PatchingMode, UnitPlanner> = { fast: fastUnits, naive: naiveUnits };
 
 export interface PatchingOutcome {
   readonly status: 'done' | 'cancelled';
