@@ -95,7 +95,9 @@ function mergeSweep(name: SweepName, inputs: readonly ShardInput[]): SweepResult
   }
   const gap = holder.findIndex((h) => h === undefined);
   if (gap >= 0) throw new UserError(`no shard holds value ${gap} of sweep ${name}; the files were edited: run the shards again`);
-  return { shape: layout.shape, axes: layout.axes, values, ...(layout.components ? { components: layout.components } : {}), ...(layout.labels ? { labels: layout.labels } : {}) };
+  // Laid out as the whole run lays out a sweep: shape, axes, values, then what else describes it (shard 1's).
+  const { shape, axes, cells: _cells, values: _values, ...described } = layout;
+  return { shape, axes, values, ...described };
 }
 
 /** The result one machine would have written, from all the shards of one split run. */
