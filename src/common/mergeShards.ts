@@ -7,9 +7,9 @@
  * (the earliest shard's start), `engine.seconds` (the shards' seconds added up), `source` and
  * `model.location` (shard 1's: machines may keep the spec and the model at different paths).
  */
-import type { PatchResult, SweepResult } from '../protocol/result';
+import type { PatchResult, PatchSetResult, SweepResult } from '../protocol/result';
 import { RESULT_FORMAT } from '../protocol/result';
-import type { ShardResult } from '../protocol/shard';
+import type { ShardCells, ShardResult } from '../protocol/shard';
 import type { SweepName } from '../protocol/spec';
 import { specHash } from './shardFile';
 import { UserError } from './userError';
@@ -73,31 +73,47 @@ function checkComplete(inputs: readonly ShardInput[]): void {
   }
 }
 
-/** One sweep's values from every shard's cells; every cell must be held by exactly one shard. */
-function mergeSweep(name: SweepName, inputs: readonly ShardInput[]): SweepResult {
-  const layout = inputs[0]!.shard.sweeps[name]!;
-  const size = layout.shape.reduce((a, b) => a * b, 1);
-  const values = new Array<number | null>(size);
+/** A list of `size` values from every shard's cells (a sweep's, the patch sets'); each must be held by exactly one shard. */
+function fillCells<T>(what: string, size: number, parts: readonly { path: string; held: ShardCells<T> }[]): T[] {
+  const values = new Array<T>(size);
   const holder = new Array<string | undefined>(size);
-  for (const { path, shard } of inputs) {
-    const sweep = shard.sweeps[name];
-    if (!sweep || JSON.stringify([sweep.shape, sweep.axes, sweep.components, sweep.labels]) !== JSON.stringify([layout.shape, layout.axes, layout.components, layout.labels])) {
-      throw new UserError(`${path} lays out sweep ${name} differently from ${inputs[0]!.path}; the files were edited: run those shards again`);
-    }
+  for (const { path, held } of parts) {
     let k = 0;
-    for (const [start, end] of sweep.cells) {
+    for (const [start, end] of held.cells) {
+      if (end > size) throw new UserError(`${path} holds value ${end - 1} of ${what}, which has ${size}; the files were edited: run that shard again`);
       for (let i = start; i < end; i++) {
-        if (holder[i] !== undefined) throw new UserError(`${holder[i]} and ${path} both hold value ${i} of sweep ${name}; the files were edited: run those shards again`);
+        if (holder[i] !== undefined) throw new UserError(`${holder[i]} and ${path} both hold value ${i} of ${what}; the files were edited: run those shards again`);
         holder[i] = path;
-        values[i] = sweep.values[k++]!;
+        values[i] = held.values[k++]!;
       }
     }
   }
   const gap = holder.findIndex((h) => h === undefined);
-  if (gap >= 0) throw new UserError(`no shard holds value ${gap} of sweep ${name}; the files were edited: run the shards again`);
+  if (gap >= 0) throw new UserError(`no shard holds value ${gap} of ${what}; the files were edited: run the shards again`);
+  return values;
+}
+
+/** One sweep from every shard's cells. */
+function mergeSweep(name: SweepName, inputs: readonly ShardInput[]): SweepResult {
+  const layout = inputs[0]!.shard.sweeps[name]!;
+  const parts = inputs.map(({ path, shard }) => {
+    const sweep = shard.sweeps[name];
+    if (!sweep || JSON.stringify([sweep.shape, sweep.axes, sweep.components, sweep.labels]) !== JSON.stringify([layout.shape, layout.axes, layout.components, layout.labels])) {
+      throw new UserError(`${path} lays out sweep ${name} differently from ${inputs[0]!.path}; the files were edited: run those shards again`);
+    }
+    return { path, held: sweep };
+  });
+  const values = fillCells(`sweep ${name}`, layout.shape.reduce((a, b) => a * b, 1), parts);
   // Laid out as the whole run lays out a sweep: shape, axes, values, then what else describes it (shard 1's).
   const { shape, axes, cells: _cells, values: _values, ...described } = layout;
   return { shape, axes, values, ...described };
+}
+
+/** The spec's patch sets from every shard's share of them. */
+function mergePatchSets(inputs: readonly ShardInput[]): PatchSetResult[] {
+  const size = inputs[0]!.shard.spec.patch_sets?.length ?? 0;
+  const parts = inputs.map(({ path, shard }) => ({ path, held: shard.patchSets ?? { cells: [], values: [] } }));
+  return fillCells('the patch sets', size, parts);
 }
 
 /** The result one machine would have written, from all the shards of one split run. */
@@ -113,7 +129,7 @@ export function mergeShards(inputs: readonly ShardInput[]): PatchResult {
     if (names.join() !== sweepNames.join()) throw new UserError(`${path} has sweeps ${names.join(', ')} where ${ordered[0]!.path} has ${sweepNames.join(', ')}; the files were edited: run those shards again`);
   }
   // Laid out as runSpec lays out a result: the run's fields, then status, engine, baselines, sweeps.
-  const { format: _format, status: _status, engine, baselines, shard: _shard, sweeps: _sweeps, ...run } = first;
+  const { format: _format, status: _status, engine, baselines, shard: _shard, sweeps: _sweeps, patchSets: shardSets, ...run } = first;
   const createdAt = ordered.map((s) => s.shard.createdAt).reduce((a, b) => (b < a ? b : a));
   const seconds = ordered.reduce((a, s) => a + s.shard.engine.seconds, 0);
   return {
@@ -124,5 +140,6 @@ export function mergeShards(inputs: readonly ShardInput[]): PatchResult {
     engine: { ...engine, seconds },
     baselines,
     sweeps: Object.fromEntries(sweepNames.map((name) => [name, mergeSweep(name, ordered)])),
+    ...(shardSets ? { patchSets: mergePatchSets(ordered) } : {}),
   };
 }

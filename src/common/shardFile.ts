@@ -62,18 +62,31 @@ export function shardProblem(value: unknown): string | undefined {
   if (typeof value.name !== 'string' || !isObject(value.model) || typeof value.model.id !== 'string') return 'no "name" or "model.id"';
   if (!isObject(value.engine) || !isObject(value.baselines) || !Array.isArray(value.tokens) || !isObject(value.sweeps)) return 'no "engine", "baselines", "tokens" or "sweeps"';
   for (const [name, w] of Object.entries(value.sweeps)) {
-    if (!isObject(w) || !Array.isArray(w.shape) || !Array.isArray(w.axes) || !Array.isArray(w.cells) || !Array.isArray(w.values)) return `sweep ${name} is malformed`;
+    if (!isObject(w) || !Array.isArray(w.shape) || !Array.isArray(w.axes)) return `sweep ${name} is malformed`;
     const size = (w.shape as unknown[]).reduce<number>((a, d) => a * (isCount(d) ? d : NaN), 1);
-    let held = 0;
-    let end = 0;
-    for (const c of w.cells as unknown[]) {
-      if (!Array.isArray(c) || c.length !== 2 || !Number.isInteger(c[0]) || !Number.isInteger(c[1]) || c[0] < end || c[1] <= c[0] || c[1] > size) return `sweep ${name} has a cell range ${JSON.stringify(c)} out of order or outside its shape`;
-      held += c[1] - c[0];
-      end = c[1];
-    }
-    if (held !== w.values.length) return `sweep ${name} holds ${w.values.length} values for ${held} cells`;
-    if (!(w.values as unknown[]).every((v) => v === null || typeof v === 'number')) return `sweep ${name} has a value that is not a number`;
+    const problem = cellsProblem(`sweep ${name}`, w, size, (v) => v === null || typeof v === 'number');
+    if (problem) return problem;
   }
+  if (value.patchSets !== undefined) {
+    const spec = isObject(value.spec) ? value.spec : {};
+    const size = Array.isArray(spec.patch_sets) ? spec.patch_sets.length : 0;
+    return cellsProblem('patchSets', value.patchSets, size, (v) => isObject(v) && typeof v.name === 'string' && Array.isArray(v.components) && (v.value === null || typeof v.value === 'number'));
+  }
+  return undefined;
+}
+
+/** Why `held` is not a well-formed share of a list of `size` values (ranges in order, one value each), or undefined. */
+function cellsProblem(what: string, held: unknown, size: number, isValue: (v: unknown) => boolean): string | undefined {
+  if (!isObject(held) || !Array.isArray(held.cells) || !Array.isArray(held.values)) return `${what} has no "cells" and "values"`;
+  let count = 0;
+  let end = 0;
+  for (const c of held.cells as unknown[]) {
+    if (!Array.isArray(c) || c.length !== 2 || !Number.isInteger(c[0]) || !Number.isInteger(c[1]) || c[0] < end || c[1] <= c[0] || c[1] > size) return `${what} has a cell range ${JSON.stringify(c)} out of order or outside its ${size} values`;
+    count += c[1] - c[0];
+    end = c[1];
+  }
+  if (count !== held.values.length) return `${what} holds ${held.values.length} values for ${count} cells`;
+  if (!(held.values as unknown[]).every(isValue)) return `${what} has a malformed value`;
   return undefined;
 }
 

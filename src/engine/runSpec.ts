@@ -279,7 +279,7 @@ async function runShardOf(
   share: ShardShare,
   params: RunParams,
   ctx: RunContext,
-  run: { loaded: LoadedModel; resolved: ResolvedSpec; base: Omit<PatchResult, 'status' | 'engine' | 'sweeps'>; outDir: string; options: PatchingOptions; started: number },
+  run: { loaded: LoadedModel; resolved: ResolvedSpec; base: Omit<PatchResult, 'status' | 'engine' | 'sweeps' | 'patchSets'>; outDir: string; options: PatchingOptions; started: number },
 ): Promise<RunOutcome> {
   const { index, count } = share;
   ctx.progress?.({ phase: 'baseline', message: `shard ${index}/${count}: clean and corrupted baselines` });
@@ -295,6 +295,7 @@ async function runShardOf(
     baselines: outcome.baselines,
     shard: { index, count, specHash: specHash(run.base), modelHash, memoryBudgetMiB: params.memoryBudgetMiB ?? DEFAULT_MEMORY_BUDGET_MIB, units: outcome.units, planHash: outcome.planHash },
     sweeps: outcome.sweeps,
+    ...(outcome.patchSets ? { patchSets: outcome.patchSets } : {}),
   };
   const path = join(run.outDir, shardFileName(run.resolved.name, index, count));
   try {

@@ -1,4 +1,4 @@
-import type { PatchResult, SweepResult } from './result';
+import type { PatchResult, PatchSetResult, SweepResult } from './result';
 import type { SweepName } from './spec';
 
 /**
@@ -24,18 +24,23 @@ export interface ShardIdentity {
   readonly planHash: string;
 }
 
-/** A sweep's layout as in a result file, with the values of this shard's cells only. */
-export interface ShardSweep extends Omit<SweepResult, 'values' | 'score' | 'verification'> {
-  /** The flat indices (row-major over `shape`) this shard holds, as [start, end) ranges in increasing order. */
+/** The part of a list (a sweep's values, the patch sets) a shard holds. */
+export interface ShardCells<T> {
+  /** The indices this shard holds (row-major over a sweep's `shape`), as [start, end) ranges in increasing order. */
   readonly cells: [number, number][];
-  /** Their values, in order. The cells a model lacks (null) belong to shard 1. */
-  readonly values: (number | null)[];
+  /** Their values, in order. */
+  readonly values: T[];
 }
 
-export interface ShardResult extends Omit<PatchResult, 'format' | 'status' | 'message' | 'sweeps' | 'attribution'> {
+/** A sweep's layout as in a result file, with the values of this shard's cells only (the cells a model lacks, null, are shard 1's). */
+export interface ShardSweep extends Omit<SweepResult, 'values' | 'score' | 'verification'>, ShardCells<number | null> {}
+
+export interface ShardResult extends Omit<PatchResult, 'format' | 'status' | 'message' | 'sweeps' | 'attribution' | 'patchSets'> {
   readonly format: typeof SHARD_FORMAT;
   /** A shard file is written only when its share finished. */
   readonly status: 'done';
   readonly shard: ShardIdentity;
   readonly sweeps: Partial<Record<SweepName, ShardSweep>>;
+  /** The spec's patch sets this shard evaluated (indices into the spec's list). */
+  readonly patchSets?: ShardCells<PatchSetResult>;
 }

@@ -25,13 +25,18 @@ before(() => {
   work = makeTmpDir('shards');
   writeRandomGpt2Checkpoint(join(work, 'model'), { ...MODEL, seed: 61 });
   writeRandomGpt2Checkpoint(join(work, 'other'), { ...MODEL, seed: 62 });
-  // Slots shared between sweeps (block_every's resid_pre part is the resid_pre sweep), heads, two lengths padded.
+  // Slots shared between sweeps (block_every's resid_pre part is the resid_pre sweep), heads, two lengths padded, patch sets.
   writeFileSync(
     join(work, 'plain.patch.json'),
     JSON.stringify({
       model: './model',
       metric: 'logit_diff',
       sweeps: ['resid_pre', 'attn_head_out_all_pos', 'block_every'],
+      patch_sets: [
+        { name: 'heads', components: ['L0H1', 'L1H0'] },
+        { name: 'residual', components: ['L1.resid_pre'] },
+        { name: 'late mlp', components: ['L0.mlp_out@5', 'L1.attn_out@5'] },
+      ],
       pairs: [
         { clean: 'When Mary and John went out, John gave it to', corrupted: 'When Mary and John went out, Mary gave it to', answer: ' Mary', wrong: ' John' },
         { clean: 'Anne and Bob argued; Bob said to', corrupted: 'Anne and Bob argued; Anne said to', answer: ' Anne', wrong: ' Bob' },

@@ -1,7 +1,7 @@
 import type { PatchSetResult, SweepResult } from '../../protocol/result';
 import { componentName, parseComponent } from '../../protocol/components';
 import { DEFAULT_MEMORY_BUDGET_MIB, type PatchingMode } from '../../protocol/engineRpc';
-import { type Direction, PATH_PATCHING_SWEEP, RESID_FINAL, type ResolvedSpec, type ResultSweepName } from '../../protocol/spec';
+import { type Direction, PATH_PATCHING_SWEEP, type PatchSetSpec, RESID_FINAL, type ResolvedSpec, type ResultSweepName } from '../../protocol/spec';
 import { CancelledError } from '../cancel';
 import { UserError } from '../../common/userError';
 import type { HookedTransformer } from '../hookedTransformer';
@@ -180,7 +180,7 @@ export async function runPatching(model: HookedTransformer, spec: ResolvedSpec, 
     if (sets.length > 0) {
       const before = known.size;
       const raw = await execute(problem, sets, { signal: opts.signal, onProgress: (done) => opts.onProgress?.({ done: nPairs * (before + done), total, sweep: 'patch sets' }) });
-      patchSets = spec.patchSets!.map((set, k) => ({ name: set.name, components: set.components.map(canonicalComponent), value: normalize(raw[k]!) }));
+      patchSets = spec.patchSets!.map((set, k) => patchSetResult(set, normalize(raw[k]!)));
     }
     if (path) {
       const before = known.size + sets.length;
@@ -204,4 +204,5 @@ export async function runPatching(model: HookedTransformer, spec: ResolvedSpec, 
   return { status: 'done', baselines, sweeps, nPos, ...(patchSets ? { patchSets } : {}) };
 }
 
-const canonicalComponent = (name: string): string => componentName(parseComponent(name)!);
+/** A patch set's entry in the result: its components in canonical form, its normalized value. */
+export const patchSetResult = (set: PatchSetSpec, value: number): PatchSetResult => ({ name: set.name, components: set.components.map((c) => componentName(parseComponent(c)!)), value });

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import type { ShardSweep } from '../../protocol/shard';
+import type { PatchSetResult } from '../../protocol/result';
+import type { ShardCells, ShardSweep } from '../../protocol/shard';
 import type { ResolvedSpec, SweepName } from '../../protocol/spec';
 import { CancelledError } from '../cancel';
 import type { HookedTransformer } from '../hookedTransformer';
 import type { Patch } from './problem';
-import { type Baselines, EXECUTORS, type PatchingOptions, preparePatching, UNIT_PLANNERS } from './runPatching';
+import { type Baselines, EXECUTORS, type PatchingOptions, patchSetParts, patchSetResult, preparePatching, UNIT_PLANNERS } from './runPatching';
 import { planSweep, slotKey } from './sweeps';
 
 /** Shard `index` (1-based) of `count`. */
@@ -18,6 +19,8 @@ export interface ShardOutcome {
   readonly baselines: Baselines;
   /** Every sweep of the spec, each with the cells this shard computed. */
   readonly sweeps: Partial<Record<SweepName, ShardSweep>>;
+  /** The spec's patch sets this shard evaluated, when it has any. */
+  readonly patchSets?: ShardCells<PatchSetResult>;
   /** How many batches the whole run was cut into, and a sha256 of the cut. */
   readonly units: number;
   readonly planHash: string;
@@ -41,20 +44,22 @@ export function dealUnits(costs: readonly number[], count: number): number[] {
 }
 
 interface WorkUnit {
-  readonly sweep: SweepName;
+  /** What it is part of (for progress): a sweep, or the patch sets. */
+  readonly sweep: string;
   readonly patches: Patch[];
   readonly keys: string[];
   readonly cost: number;
 }
 
 /**
- * One shard's share of a spec's sweeps (`patchlens run --shard i/n`). The whole run evaluates, sweep by
- * sweep, the slots no earlier sweep evaluated, cut by its executor into batches; a shard makes the same
- * cut and evaluates only the batches dealt to it. A batch evaluated alone gives the same values as in
+ * One shard's share of a spec's sweeps and patch sets (`patchlens run --shard i/n`). The whole run
+ * evaluates, sweep by sweep, the slots no earlier sweep evaluated, then the patch sets, each list cut by
+ * its executor into batches; a shard makes the same cuts and evaluates only the batches dealt to it. A batch evaluated alone gives the same values as in
  * the whole run (see UnitPlanner), so the merged shards are the whole run's result bit for bit.
  */
 export async function runShard(model: HookedTransformer, spec: ResolvedSpec, share: ShardShare, opts: PatchingOptions = {}): Promise<ShardOutcome> {
   const mode = opts.mode ?? 'fast';
+  const sets = patchSetParts(spec, model.cfg);
   const { problem, baselines, positions, direction } = await preparePatching(model, spec, opts);
   const plans = spec.sweeps.map((name) => planSweep(name, model.cfg, positions));
   const units: WorkUnit[] = [];
@@ -66,6 +71,10 @@ export async function runShard(model: HookedTransformer, spec: ResolvedSpec, sha
     for (const u of UNIT_PLANNERS[mode](problem, patches)) {
       units.push({ sweep: plan.name, patches: u.members.map((i) => patches[i]!), keys: u.members.map((i) => slotKey(todo[i]!)), cost: u.cost });
     }
+  }
+  const setKey = (k: number) => `set ${k}`;
+  for (const u of sets.length > 0 ? UNIT_PLANNERS[mode](problem, sets) : []) {
+    units.push({ sweep: 'patch sets', patches: u.members.map((i) => sets[i]!), keys: u.members.map(setKey), cost: u.cost });
   }
   const planHash = createHash('sha256')
     .update(JSON.stringify(units.map((u) => [u.keys, u.cost])))
@@ -94,20 +103,36 @@ export async function runShard(model: HookedTransformer, spec: ResolvedSpec, sha
     throw e;
   }
 
+  const normalize = (raw: number) => problem.metric.normalize(raw, baselines, direction);
   const sweeps: Partial<Record<SweepName, ShardSweep>> = {};
   for (const plan of plans) {
-    const cells: [number, number][] = [];
-    const values: (number | null)[] = [];
-    plan.valueSlot.forEach((slot, n) => {
-      const raw = slot < 0 ? undefined : known.get(slotKey(plan.slots[slot]!));
-      // A cell the model lacks is nobody's work: shard 1 holds its null.
-      if (slot < 0 ? share.index !== 1 : raw === undefined) return;
-      values.push(raw === undefined ? null : problem.metric.normalize(raw, baselines, direction));
-      const last = cells[cells.length - 1];
-      if (last && last[1] === n) last[1] = n + 1;
-      else cells.push([n, n + 1]);
+    // A cell the model lacks is nobody's work: shard 1 holds its null.
+    const held = heldCells(plan.valueSlot.length, (n) => {
+      const slot = plan.valueSlot[n]!;
+      if (slot < 0) return share.index === 1 ? { value: null } : undefined;
+      const raw = known.get(slotKey(plan.slots[slot]!));
+      return raw === undefined ? undefined : { value: normalize(raw) };
     });
-    sweeps[plan.name] = { shape: plan.shape, axes: plan.axes, ...(plan.components ? { components: plan.components } : {}), ...(plan.labels ? { labels: plan.labels } : {}), cells, values };
+    sweeps[plan.name] = { shape: plan.shape, axes: plan.axes, ...(plan.components ? { components: plan.components } : {}), ...(plan.labels ? { labels: plan.labels } : {}), ...held };
   }
-  return { status: 'done', baselines, sweeps, units: units.length, planHash };
+  const patchSets = heldCells(sets.length, (k) => {
+    const raw = known.get(setKey(k));
+    return raw === undefined ? undefined : { value: patchSetResult(spec.patchSets![k]!, normalize(raw)) };
+  });
+  return { status: 'done', baselines, sweeps, ...(sets.length > 0 ? { patchSets } : {}), units: units.length, planHash };
+}
+
+/** The indices 0..size-1 this shard holds (`value` says: undefined when it does not), as ranges, and their values. */
+function heldCells<T>(size: number, value: (i: number) => { value: T } | undefined): ShardCells<T> {
+  const cells: [number, number][] = [];
+  const values: T[] = [];
+  for (let i = 0; i < size; i++) {
+    const v = value(i);
+    if (!v) continue;
+    values.push(v.value);
+    const last = cells[cells.length - 1];
+    if (last && last[1] === i) last[1] = i + 1;
+    else cells.push([i, i + 1]);
+  }
+  return { cells, values };
 }
