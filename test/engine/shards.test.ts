@@ -152,6 +152,9 @@ test('bad shard sets are refused with one line that names the problem', () => {
   for (const bad of ['0/3', '4/3', 'x', '1/0', '2']) assert.match(refused(['run', 'plain.patch.json', '--shard', bad]), /--shard takes I\/N/, bad);
   assert.match(refused(['run', 'plain.patch.json', '--shard', '1/2', '--png']), /leave out --png/);
   assert.match(refused(['run', 'plain.patch.json', '--shard', '1/2', '--method', 'atp']), /not split/);
+  const plain = JSON.parse(readFileSync(join(work, 'plain.patch.json'), 'utf8')) as Record<string, unknown>;
+  writeFileSync(join(work, 'path.patch.json'), JSON.stringify({ ...plain, path_patching: { receivers: 'resid_final' } }));
+  assert.match(refused(['run', 'path.patch.json', '--shard', '1/2', '--quiet']), /does not split path patching/);
   // Merged into a file named on the command line, with PNGs.
   const named = ok(['merge', 'named/ioi.result.json', '--png', ...two]);
   assert.equal(named[0], 'named/ioi.result.json');
