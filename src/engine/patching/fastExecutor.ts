@@ -105,7 +105,6 @@ export function fastUnits(problem: PatchProblem, patches: readonly Patch[]): Exe
 }
 
 const firstLayer = (q: Patch): number => Math.min(...q.map((s) => s.layer));
-const patchStart = (q: Patch): number => Math.min(...q.map(slotStart));
 
 /**
  * `captureUpTo`: the plan is for reading hooks up to that layer (captureFast), not the metric: a patch
@@ -123,18 +122,18 @@ export function planFast(problem: PatchProblem, patches: readonly Patch[], captu
   const byStart = new Map<number, number[]>();
   patches.forEach((q, i) => {
     const live = liveParts(problem, q);
-    if (live.length === 0 || patchStart(live) > lastRead || firstLayer(live) > (captureUpTo ?? Infinity)) {
+    const p = live.length === 0 ? Infinity : patchStart(problem, live);
+    if (live.length === 0 || p > lastRead || firstLayer(live) > (captureUpTo ?? Infinity)) {
       unchanged.push(i);
       return;
     }
     effective[i] = live;
-    const p = patchStart(live);
     const group = byStart.get(p);
     if (group) group.push(i);
     else byStart.set(p, [i]);
   });
   const chunks: FastPlan['chunks'][number][] = [];
-  for (const [p, members] of [...byStart].sort((a, b) => a[0] - b[0])) {
+  for (const { p, members } of mergeSmallGroups([...byStart].sort((a, b) => a[0] - b[0]), n, nPos, Math.min(tokenCap, budgetCopies * n * nPos))) {
     members.sort((a, b) => firstLayer(effective[a]!) - firstLayer(effective[b]!));
     const maxCopies = Math.max(1, Math.min(budgetCopies, Math.floor(tokenCap / (n * (nPos - p)))));
     for (let c = 0; c < members.length; c += maxCopies) chunks.push({ p, members: members.slice(c, c + maxCopies) });
@@ -177,6 +176,61 @@ function partIsNoOp(problem: PatchProblem, part: PatchPart): boolean {
     for (let k = c * cell; same && k < (c + 1) * cell; k++) same = source.data[k] === run.data[k];
   });
   return same;
+}
+
+/**
+ * Where a patch's run starts: the earliest position any of its parts changes. A part at given positions
+ * starts at them; a part over every position where its source first differs from the run, which for a
+ * clean/corrupted pair is the first token they differ in (every earlier position of both runs is the
+ * same computation). A part that writes the run's own tensor (a path patch's frozen heads) changes
+ * nothing before the patch's other parts do.
+ */
+function patchStart(problem: PatchProblem, patch: Patch): number {
+  return Math.min(...patch.map((part) => (isPositioned(part) ? slotStart(part) : firstDifference(problem, part))));
+}
+
+/** The first position at which an every-position part's source and the run differ, bit for bit (Infinity: nowhere). */
+function firstDifference(problem: PatchProblem, part: PatchPart): number {
+  const name = blockHookName(part.layer, part.hook);
+  const source = partSource(problem, part, name);
+  const run = problem.runCache.get(name)!;
+  if (source === run) return Infinity;
+  const n = problem.pairs.length;
+  const dims = hookMaskShape(problem.model.cfg, part.hook, n, problem.nPos);
+  const cell = source.data.length / numel(dims);
+  // Attention hooks index [row, head, dest, src]; the others [row, position, ...].
+  const posAxis = part.layout === 'attn' ? 2 : 1;
+  const posStride = dims.slice(posAxis + 1).reduce((a, b) => a * b, 1);
+  let first = Infinity;
+  forEachSlotCell(dims, part, 0, n, (c) => {
+    const pos = Math.floor(c / posStride) % dims[posAxis]!;
+    if (pos >= first) return;
+    for (let k = c * cell; k < (c + 1) * cell; k++) {
+      if (source.data[k] !== run.data[k]) {
+        first = pos;
+        return;
+      }
+    }
+  });
+  return first;
+}
+
+/**
+ * Groups of patches that start at different positions, merged into one run from the earliest where
+ * each group alone would make a small batch: a matrix product of a few dozen rows runs at half the rate
+ * of one of a thousand, so running a later group's few extra positions (the run's own values, recomputed)
+ * costs less than running it alone. A group joins only while the merged run stays under the token cap
+ * and its extra positions are at most a quarter of its own.
+ */
+function mergeSmallGroups(groups: readonly [number, number[]][], n: number, nPos: number, tokenCap: number): { p: number; members: number[] }[] {
+  const merged: { p: number; members: number[] }[] = [];
+  for (const [p, members] of groups) {
+    const open = merged.at(-1);
+    const fits = open !== undefined && (open.members.length + members.length) * n * (nPos - open.p) <= tokenCap && 4 * (p - open.p) <= nPos - p;
+    if (fits) open.members.push(...members);
+    else merged.push({ p, members: [...members] });
+  }
+  return merged;
 }
 
 /**
