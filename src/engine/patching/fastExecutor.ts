@@ -133,7 +133,7 @@ export function planFast(problem: PatchProblem, patches: readonly Patch[], captu
     else byStart.set(p, [i]);
   });
   const chunks: FastPlan['chunks'][number][] = [];
-  for (const { p, members } of mergeSmallGroups([...byStart].sort((a, b) => a[0] - b[0]), n, nPos, Math.min(tokenCap, budgetCopies * n * nPos))) {
+  for (const { p, members } of mergeSmallGroups([...byStart].sort((a, b) => a[0] - b[0]), n, nPos, (p) => Math.min(tokenCap, budgetCopies * n * (nPos - p)))) {
     members.sort((a, b) => firstLayer(effective[a]!) - firstLayer(effective[b]!));
     const maxCopies = Math.max(1, Math.min(budgetCopies, Math.floor(tokenCap / (n * (nPos - p)))));
     for (let c = 0; c < members.length; c += maxCopies) chunks.push({ p, members: members.slice(c, c + maxCopies) });
@@ -219,14 +219,15 @@ function firstDifference(problem: PatchProblem, part: PatchPart): number {
  * Groups of patches that start at different positions, merged into one run from the earliest where
  * each group alone would make a small batch: a matrix product of a few dozen rows runs at half the rate
  * of one of a thousand, so running a later group's few extra positions (the run's own values, recomputed)
- * costs less than running it alone. A group joins only while the merged run stays under the token cap
- * and its extra positions are at most a quarter of its own.
+ * costs less than running it alone. A group joins only while the merged groups stay one batch (under
+ * the token cap and the memory budget: planning a batch's patches alone then gives the same batch) and
+ * its extra positions are at most a quarter of its own.
  */
-function mergeSmallGroups(groups: readonly [number, number[]][], n: number, nPos: number, tokenCap: number): { p: number; members: number[] }[] {
+function mergeSmallGroups(groups: readonly [number, number[]][], n: number, nPos: number, capFrom: (p: number) => number): { p: number; members: number[] }[] {
   const merged: { p: number; members: number[] }[] = [];
   for (const [p, members] of groups) {
     const open = merged.at(-1);
-    const fits = open !== undefined && (open.members.length + members.length) * n * (nPos - open.p) <= tokenCap && 4 * (p - open.p) <= nPos - p;
+    const fits = open !== undefined && (open.members.length + members.length) * n * (nPos - open.p) <= capFrom(open.p) && 4 * (p - open.p) <= nPos - p;
     if (fits) open.members.push(...members);
     else merged.push({ p, members: [...members] });
   }
