@@ -222,6 +222,7 @@ async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<R
   };
   if (params.shard) {
     if (attribution) throw new UserError(`--shard splits exact patching's sweeps; method '${resolved.method}' estimates every index from a few passes and is not split: run it without --shard`);
+    if (resolved.pathPatching) throw new UserError('--shard does not split path patching: run a spec with "path_patching" without --shard');
     return runShardOf(params.shard, params, ctx, { loaded, resolved, base, outDir, options, started });
   }
   const drawn: ResultSweepName[] = [...resolved.sweeps, ...(resolved.pathPatching ? [PATH_PATCHING_SWEEP] as const : [])];
