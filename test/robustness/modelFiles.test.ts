@@ -281,16 +281,34 @@ test('safetensors headers with random lies (dtype, shape, offsets, names, bytes)
         const name = rng.pick(names);
         const entry = h[name] as Record<string, unknown> | undefined;
         const r = rng.int(0, 7);
-        if (r === 0 && entry) (entry.dtype = rng.pick(ODD_DTYPES)), edits.push(`${name}.dtype=${JSON.stringify(entry.dtype)}`);
-        else if (r === 1 && entry) (entry.shape = rng.pick(ODD_SHAPES)), edits.push(`${name}.shape=${JSON.stringify(entry.shape)}`);
-        else if (r === 2 && entry) (entry.data_offsets = rng.pick(ODD_OFFSETS)), edits.push(`${name}.offsets=${JSON.stringify(entry.data_offsets)}`);
-        else if (r === 3) delete h[name], edits.push(`delete ${name}`);
-        else if (r === 4) (h[`transformer.${name}`] = h[name]), edits.push(`duplicate ${name} with prefix`);
+        if (r === 0 && entry) {
+          entry.dtype = rng.pick(ODD_DTYPES);
+          edits.push(`${name}.dtype=${JSON.stringify(entry.dtype)}`);
+        } else if (r === 1 && entry) {
+          entry.shape = rng.pick(ODD_SHAPES);
+          edits.push(`${name}.shape=${JSON.stringify(entry.shape)}`);
+        } else if (r === 2 && entry) {
+          entry.data_offsets = rng.pick(ODD_OFFSETS);
+          edits.push(`${name}.offsets=${JSON.stringify(entry.data_offsets)}`);
+        } else if (r === 3) {
+          delete h[name];
+          edits.push(`delete ${name}`);
+        } else if (r === 4) {
+          h[`transformer.${name}`] = h[name];
+          edits.push(`duplicate ${name} with prefix`);
+        }
         else if (r === 5 && entry) {
           // The shape of another tensor with a consistent byte count: a swap that only the config exposes.
           const other = h[rng.pick(names)] as Record<string, unknown> | undefined;
-          if (other) (entry.shape = other.shape), (entry.data_offsets = other.data_offsets), edits.push(`${name} takes the place of another`);
-        } else (h[rng.pick(['__metadata__', 'lm_head.weight', 'junk', ''])] = rng.pick([null, 1, 'x', { dtype: 'F32', shape: [1], data_offsets: [0, 4] }])), edits.push('extra entry');
+          if (other) {
+            entry.shape = other.shape;
+            entry.data_offsets = other.data_offsets;
+            edits.push(`${name} takes the place of another`);
+          }
+        } else {
+          h[rng.pick(['__metadata__', 'lm_head.weight', 'junk', ''])] = rng.pick([null, 1, 'x', { dtype: 'F32', shape: [1], data_offsets: [0, 4] }]);
+          edits.push('extra entry');
+        }
       }
       file = Buffer.concat([headerBytes(h), data]);
       what = edits.join(', ');

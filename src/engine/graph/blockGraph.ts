@@ -83,7 +83,9 @@ export function writeBlockGraph(g: GraphBuilder, cfg: ModelConfig, v: BlockVaria
   const toHeads = (x: string, n: number) => g.op('Reshape', [x, g.constInt64([0, 0, n, E])]);
   // One product with the fused q|k|v weights; splitting the weights instead would copy them every run.
   const split = (x: string) => g.opN('Split', [linear(g, x, w.wQkv, w.bQkv), g.constInt64([H * E, K * E, K * E])], 3, { axis: -1 });
-  let [qFlat, kFlat, vFlat] = split(attnIn);
+  const qkv = split(attnIn);
+  let [qFlat, kFlat] = qkv;
+  const vFlat = qkv[2];
   if (cfg.positional === 'shortformer') {
     // TransformerLens's shortformer: positions enter the query and key inputs only, never the residual stream.
     const wpe = g.input('wpe', DataType.FLOAT, [cfg.nCtx, D]);
