@@ -57,8 +57,11 @@ async function main(): Promise<void> {
       const ver = s!.verification!;
       cells += ver.cells.length;
       if (ver.spearman !== null) sp.push(ver.spearman);
-      if (ver.largestMiss && Math.abs(ver.largestMiss.estimate - ver.largestMiss.exact) > miss.d) miss = { sweep: name, d: Math.abs(ver.largestMiss.estimate - ver.largestMiss.exact), ...ver.largestMiss };
-      agreement.push(`| ${method} | ${name} | ${ver.spearman === null ? '–' : ver.spearman.toFixed(3)} | ${ver.largestMiss ? Math.abs(ver.largestMiss.estimate - ver.largestMiss.exact).toExponential(1) : '–'} |`);
+      if (ver.largestMiss && Math.abs(ver.largestMiss.estimate - ver.largestMiss.exact) > miss.d)
+        miss = { sweep: name, d: Math.abs(ver.largestMiss.estimate - ver.largestMiss.exact), ...ver.largestMiss };
+      agreement.push(
+        `| ${method} | ${name} | ${ver.spearman === null ? '–' : ver.spearman.toFixed(3)} | ${ver.largestMiss ? Math.abs(ver.largestMiss.estimate - ver.largestMiss.exact).toExponential(1) : '–'} |`,
+      );
     }
     console.log(
       `| ${method} | ${t.toFixed(2)} s | **${(t / fwd).toFixed(1)}** | ${fe.toFixed(1)} | ${cells} (${v.attribution.verifyForwardEquivalents.toFixed(0)} fwd-equiv. of FLOPs) | ${median(sp).toFixed(3)} | ${miss.d.toExponential(1)} (${miss.sweep}: ${miss.estimate.toFixed(3)} vs ${miss.exact.toFixed(3)}) | ${peakRssMiB().toFixed(0)} MiB |`,

@@ -16,7 +16,9 @@ async function main(): Promise<void> {
   const weightMiB = (modelParamCount(config) * 4) / 2 ** 20;
   const P = 47;
   const REPEATS = 7;
-  console.log(`model: GPT-2-small shape (L=${config.nLayers}, d_model=${config.dModel}, heads=${config.nHeads}, vocab=${config.dVocab}), random weights, provider ${runtime.provider}`);
+  console.log(
+    `model: GPT-2-small shape (L=${config.nLayers}, d_model=${config.dModel}, heads=${config.nHeads}, vocab=${config.dVocab}), random weights, provider ${runtime.provider}`,
+  );
   const rows: string[] = [];
   let batchedGflops = 0;
   for (const B of [1, 16]) {
@@ -38,7 +40,9 @@ async function main(): Promise<void> {
   rows.forEach((r) => console.log(r));
   console.log(`\nplain 2048x2048 MatMul through onnxruntime (${runtime.provider}): ${mm.toFixed(1)} GFLOP/s`);
   console.log(`batched forward / MatMul rate: ${((100 * batchedGflops) / mm).toFixed(0)}%`);
-  console.log(`peak RSS: ${peak.toFixed(0)} MiB (process before loading: ${rssBefore.toFixed(0)} MiB); float32 weights ${weightMiB.toFixed(0)} MiB; ratio ${(peak / weightMiB).toFixed(2)}x`);
+  console.log(
+    `peak RSS: ${peak.toFixed(0)} MiB (process before loading: ${rssBefore.toFixed(0)} MiB); float32 weights ${weightMiB.toFixed(0)} MiB; ratio ${(peak / weightMiB).toFixed(2)}x`,
+  );
   await runtime.release();
 }
 

@@ -69,7 +69,22 @@ function openblasCore(): string | undefined {
  */
 function runBaseline(dir: string, prompts: string, sweep: SweepName, maxPatches: number | undefined, total?: number): { seconds: number; forwards: number } | string {
   const out = join(mkdtempSync(join(tmpdir(), 'tlref-')), 'out.json');
-  const args = [o.tlref!, '--model', dir, '--input', prompts, '--sweep', sweep, '--out', out, '--dtype', 'float32', '--threads', String(Math.min(2, cpus().length)), '--full-logits'];
+  const args = [
+    o.tlref!,
+    '--model',
+    dir,
+    '--input',
+    prompts,
+    '--sweep',
+    sweep,
+    '--out',
+    out,
+    '--dtype',
+    'float32',
+    '--threads',
+    String(Math.min(2, cpus().length)),
+    '--full-logits',
+  ];
   if (maxPatches !== undefined) args.push('--max-patches', String(maxPatches));
   const core = openblasCore();
   const r = spawnSync('/usr/bin/python3', args, { encoding: 'utf8', env: { ...process.env, ...(core ? { OPENBLAS_CORETYPE: core } : {}) } });
@@ -82,7 +97,7 @@ function runBaseline(dir: string, prompts: string, sweep: SweepName, maxPatches:
 function baselineMissing(): string | undefined {
   if (!existsSync(o.tlref!)) return `${o.tlref} not found (give --tlref PATH)`;
   const r = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' });
-  if (r.status !== 0) return "PyTorch is not installed: apt-get install python3-torch libopenblas0-openmp";
+  if (r.status !== 0) return 'PyTorch is not installed: apt-get install python3-torch libopenblas0-openmp';
   return undefined;
 }
 
@@ -99,14 +114,21 @@ async function main(): Promise<void> {
   const spec = { name: 'bench', model: undefined, metric: 'logit_diff' as const, sweeps, prependBos: false, pairs: pairs(config.dVocab, tokens) };
   const work = mkdtempSync(join(tmpdir(), 'bench-patching-'));
   const prompts = join(work, 'prompts.json');
-  writeFileSync(prompts, JSON.stringify({ clean: spec.pairs.map((p) => p.clean), corrupted: spec.pairs.map((p) => p.corrupted), answers: spec.pairs.map((p) => [p.answer, p.wrong]) }));
+  writeFileSync(
+    prompts,
+    JSON.stringify({ clean: spec.pairs.map((p) => p.clean), corrupted: spec.pairs.map((p) => p.corrupted), answers: spec.pairs.map((p) => [p.answer, p.wrong]) }),
+  );
   const missing = o.baseline || o['whole-command'] ? baselineMissing() : undefined;
   if (missing) console.log(`baseline skipped: ${missing}\n`);
 
   const { problem } = await preparePatching(model, spec, { memoryBudgetMiB: budget });
   const rssReady = peakRssMiB();
-  console.log(`${shape} shape (L=${config.nLayers}, d_model=${config.dModel}, heads=${config.nHeads}, vocab=${config.dVocab}), random weights, 2 pairs x ${tokens} tokens, provider ${runtime.provider}, memory budget ${budget} MiB`);
-  console.log(`fast: median of ${repeats}; naive: ${sampleSize} random indices per sweep, timed and scaled to the sweep${o.baseline && !missing ? '; tlref.py: its loop timed on up to 40 indices and scaled, plus its setup' : ''}\n`);
+  console.log(
+    `${shape} shape (L=${config.nLayers}, d_model=${config.dModel}, heads=${config.nHeads}, vocab=${config.dVocab}), random weights, 2 pairs x ${tokens} tokens, provider ${runtime.provider}, memory budget ${budget} MiB`,
+  );
+  console.log(
+    `fast: median of ${repeats}; naive: ${sampleSize} random indices per sweep, timed and scaled to the sweep${o.baseline && !missing ? '; tlref.py: its loop timed on up to 40 indices and scaled, plus its setup' : ''}\n`,
+  );
 
   const rows: string[] = [];
   let fastPeak = rssReady;
@@ -131,13 +153,26 @@ async function main(): Promise<void> {
       const sample = [...new Set(Array.from({ length: Math.min(sampleSize, n) * 3 }, () => rnd(0, n)))].slice(0, Math.min(sampleSize, n));
       const f0 = model.flops;
       let naiveValues: Float64Array = new Float64Array(0);
-      const tSample = await timeIt(async () => (naiveValues = await executeNaive(problem, sample.map((i) => patches[i]!), {})));
+      const tSample = await timeIt(
+        async () =>
+          (naiveValues = await executeNaive(
+            problem,
+            sample.map((i) => patches[i]!),
+            {},
+          )),
+      );
       const naiveFlops = ((model.flops - f0) * n) / sample.length;
       const tNaive = (tSample * n) / sample.length;
       const diff = Math.max(...sample.map((i, k) => Math.abs(naiveValues[k]! - fastValues[i]!)));
       let base = '';
       if (o.baseline && !missing) {
-        const b = runBaseline(dir, prompts, name, n > 40 ? 40 : undefined, plan.shape.reduce((a, x) => a * x, 1));
+        const b = runBaseline(
+          dir,
+          prompts,
+          name,
+          n > 40 ? 40 : undefined,
+          plan.shape.reduce((a, x) => a * x, 1),
+        );
         base = typeof b === 'string' ? ` ${b} | |` : ` ${b.seconds.toFixed(1)} s | **${(b.seconds / tFast).toFixed(1)}x** |`;
       }
       rows.push(
@@ -153,7 +188,9 @@ async function main(): Promise<void> {
   console.log(`|---|---|---|---|---|${baseCols ? '---|---|' : ''}---|---|---|---|`);
   rows.forEach((r) => console.log(r));
   console.log(`\nplain 2048x2048 MatMul through onnxruntime (${runtime.provider}): ${mm.toFixed(1)} GFLOP/s`);
-  console.log(`peak RSS: ${rssReady.toFixed(0)} MiB with the model loaded and both runs cached; ${fastPeak.toFixed(0)} MiB at the fast executor's peak (+${(fastPeak - rssReady).toFixed(0)} MiB, budget ${budget} MiB)`);
+  console.log(
+    `peak RSS: ${rssReady.toFixed(0)} MiB with the model loaded and both runs cached; ${fastPeak.toFixed(0)} MiB at the fast executor's peak (+${(fastPeak - rssReady).toFixed(0)} MiB, budget ${budget} MiB)`,
+  );
   await runtime.release();
 
   if (o['whole-command'] && !missing) {
@@ -161,7 +198,17 @@ async function main(): Promise<void> {
     console.log('\n| whole command | sweep | patchlens run | tlref.py | ratio |\n|---|---|---|---|---|');
     for (const name of sweeps) {
       const specFile = join(work, `${name}.patch.json`);
-      writeFileSync(specFile, JSON.stringify({ name, model: dir, metric: 'logit_diff', sweeps: [name], prepend_bos: false, pairs: spec.pairs.map((p) => ({ clean_ids: p.clean, corrupted_ids: p.corrupted, answer_id: p.answer, wrong_id: p.wrong })) }));
+      writeFileSync(
+        specFile,
+        JSON.stringify({
+          name,
+          model: dir,
+          metric: 'logit_diff',
+          sweeps: [name],
+          prepend_bos: false,
+          pairs: spec.pairs.map((p) => ({ clean_ids: p.clean, corrupted_ids: p.corrupted, answer_id: p.answer, wrong_id: p.wrong })),
+        }),
+      );
       const cli = resolve(__dirname, '../cli.js');
       const ours = await timeIt(async () => {
         const r = spawnSync(process.execPath, [cli, 'run', specFile, '--out', join(work, 'runs'), '--quiet', '--device', o.device!], { encoding: 'utf8' });
@@ -172,7 +219,11 @@ async function main(): Promise<void> {
         const b = runBaseline(dir, prompts, name, undefined);
         if (typeof b === 'string') failed = b;
       });
-      console.log(failed ? `| ${shape} | ${name} | ${ours.toFixed(1)} s | ${failed} | |` : `| ${shape} | ${name} | ${ours.toFixed(1)} s | ${theirs.toFixed(1)} s | **${(theirs / ours).toFixed(1)}x** |`);
+      console.log(
+        failed
+          ? `| ${shape} | ${name} | ${ours.toFixed(1)} s | ${failed} | |`
+          : `| ${shape} | ${name} | ${ours.toFixed(1)} s | ${theirs.toFixed(1)} s | **${(theirs / ours).toFixed(1)}x** |`,
+      );
     }
   }
 }

@@ -20,10 +20,8 @@ const present = (entries) => Object.fromEntries(Object.entries(entries).filter((
 
 const common = { bundle: true, sourcemap: !production, minify: production, logLevel: 'warning' };
 const builds = [
-  { ...common, entryPoints: present(nodeEntries), outdir: 'dist', platform: 'node', format: 'cjs',
-    target: 'node20', packages: 'external', external: ['vscode'] },
-  { ...common, entryPoints: present({ 'webview/main': 'webview/main.ts' }), outdir: 'dist', platform: 'browser',
-    format: 'iife', target: 'es2022' },
+  { ...common, entryPoints: present(nodeEntries), outdir: 'dist', platform: 'node', format: 'cjs', target: 'node20', packages: 'external', external: ['vscode'] },
+  { ...common, entryPoints: present({ 'webview/main': 'webview/main.ts' }), outdir: 'dist', platform: 'browser', format: 'iife', target: 'es2022' },
 ].filter((b) => Object.keys(b.entryPoints).length > 0);
 
 if (watch) {
@@ -38,7 +36,10 @@ if (watch) {
         if (active++ === 0) console.log('[watch] build started');
       });
       build.onEnd((result) => {
-        for (const [severity, messages] of [['error', result.errors], ['warning', result.warnings]]) {
+        for (const [severity, messages] of [
+          ['error', result.errors],
+          ['warning', result.warnings],
+        ]) {
           for (const m of messages) {
             const l = m.location;
             console.log(l ? `${l.file}:${l.line}:${l.column + 1}: ${severity}: ${m.text}` : `${severity}: ${m.text}`);

@@ -151,10 +151,22 @@ function main(argv: string[]): number {
       return 2;
     }
     writeRandomLlamaCheckpoint(out, {
-      ...shape, arch: arch as LlamaArch, dMlp: shape.dMlp ?? 4 * shape.dModel, nKvHeads: kv, dHead: n['head-dim'], ...(v.tied ? { tied: true } : {}), ropeTheta,
-      attentionBias: v['attention-bias'] === true, slidingWindow: n['sliding-window'], dtype: dtype as (typeof DTYPES)[number], shards: n.shards,
-      slidingWindowPattern: n['sliding-window-pattern'], attnSoftcap: x['attn-softcap'], finalSoftcap: x['final-softcap'],
-      queryPreAttnScalar: x['query-pre-attn-scalar'], ropeLocalTheta: x['rope-local-theta'],
+      ...shape,
+      arch: arch as LlamaArch,
+      dMlp: shape.dMlp ?? 4 * shape.dModel,
+      nKvHeads: kv,
+      dHead: n['head-dim'],
+      ...(v.tied ? { tied: true } : {}),
+      ropeTheta,
+      attentionBias: v['attention-bias'] === true,
+      slidingWindow: n['sliding-window'],
+      dtype: dtype as (typeof DTYPES)[number],
+      shards: n.shards,
+      slidingWindowPattern: n['sliding-window-pattern'],
+      attnSoftcap: x['attn-softcap'],
+      finalSoftcap: x['final-softcap'],
+      queryPreAttnScalar: x['query-pre-attn-scalar'],
+      ropeLocalTheta: x['rope-local-theta'],
     });
   } else {
     const act = v.act as string | undefined;

@@ -88,7 +88,11 @@ if (missingCanvas.length > 0) {
 }
 const ortBin = `node_modules/onnxruntime-node/bin/napi-v6/${target.ort}`;
 if (!existsSync(ortBin)) throw new Error(`onnxruntime-node has no binaries for ${opt.target} (${ortBin})`);
-const canvasBinaries = new Set(Object.values(TARGETS).flatMap((t) => t.canvas).map((c) => `@napi-rs/canvas-${c}`));
+const canvasBinaries = new Set(
+  Object.values(TARGETS)
+    .flatMap((t) => t.canvas)
+    .map((c) => `@napi-rs/canvas-${c}`),
+);
 
 // vsce keeps whatever a '!' line matches, so node_modules is whitelisted package by package: the
 // run-time closure, other platforms' canvas binaries left out, and of onnxruntime-node only its
@@ -96,11 +100,7 @@ const canvasBinaries = new Set(Object.values(TARGETS).flatMap((t) => t.canvas).m
 const packageLines = [...keep]
   .sort()
   .filter((n) => !canvasBinaries.has(n) || target.canvas.some((c) => n === `@napi-rs/canvas-${c}`))
-  .flatMap((n) =>
-    n === 'onnxruntime-node'
-      ? [`!node_modules/${n}/package.json`, `!node_modules/${n}/dist/*.js`, `!${ortBin}/**`]
-      : [`!node_modules/${n}/**`],
-  );
+  .flatMap((n) => (n === 'onnxruntime-node' ? [`!node_modules/${n}/package.json`, `!node_modules/${n}/dist/*.js`, `!${ortBin}/**`] : [`!node_modules/${n}/**`]));
 const base = readFileSync('.vscodeignore', 'utf8')
   .split('\n')
   .filter((l) => l.trim() !== '!node_modules/**');

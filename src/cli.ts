@@ -118,7 +118,8 @@ async function run(argv: string[]): Promise<number> {
 
   const shard = o.shard === undefined ? undefined : parseShard(o.shard);
   if (shard && o.png) throw new UserError('--shard writes a share of each sweep, not a heatmap: leave out --png, and pass it to patchlens merge');
-  if (shard && method !== undefined && method !== 'exact') throw new UserError(`--shard splits exact patching's sweeps; --method ${method} estimates every index from a few passes and is not split: run it without --shard`);
+  if (shard && method !== undefined && method !== 'exact')
+    throw new UserError(`--shard splits exact patching's sweeps; --method ${method} estimates every index from a few passes and is not split: run it without --shard`);
 
   const controller = new AbortController();
   const stoppedBy = cancelOnSignals(controller, o.quiet!);
@@ -178,7 +179,9 @@ function parseShard(text: string): { index: number; count: number } {
   const index = m ? Number(m[1]) : NaN;
   const count = m ? Number(m[2]) : NaN;
   if (!(index >= 1 && index <= count && count <= MAX_SHARDS)) {
-    throw new UserError(`--shard takes I/N, share I of N counted from 1 (1/4 ... 4/4, N at most ${MAX_SHARDS}), got '${text}'; a Kubernetes job index counts from 0: pass $((JOB_COMPLETION_INDEX + 1))/N`);
+    throw new UserError(
+      `--shard takes I/N, share I of N counted from 1 (1/4 ... 4/4, N at most ${MAX_SHARDS}), got '${text}'; a Kubernetes job index counts from 0: pass $((JOB_COMPLETION_INDEX + 1))/N`,
+    );
   }
   return { index, count };
 }
@@ -224,7 +227,8 @@ async function merge(argv: string[]): Promise<number> {
     throw new UserError(`${(e as Error).message}; run 'patchlens help' for the options`);
   }
   const { values: o, positionals } = parsed;
-  if (positionals.length < 2) throw new UserError(`'merge' takes where to write the result and the shards, got ${positionals.length} argument(s); usage: patchlens merge OUT SHARDS...`);
+  if (positionals.length < 2)
+    throw new UserError(`'merge' takes where to write the result and the shards, got ${positionals.length} argument(s); usage: patchlens merge OUT SHARDS...`);
   const [out, ...given] = positionals as [string, ...string[]];
   const inputs = given.flatMap(shardPaths).map((path) => ({ path, shard: readShardFile(path) }));
   const result = mergeShards(inputs);

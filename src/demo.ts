@@ -57,9 +57,7 @@ function clearOld(outDir: string, names: string[]): void {
     return;
   }
   const ours = (f: string): boolean =>
-    names.some((n) =>
-      f.startsWith(`${n}.`) ? f.endsWith('.png') || f === `${n}.result.json` : /^-\d+\.result\.json$/.test(f.slice(n.length)) && f.startsWith(n),
-    );
+    names.some((n) => (f.startsWith(`${n}.`) ? f.endsWith('.png') || f === `${n}.result.json` : /^-\d+\.result\.json$/.test(f.slice(n.length)) && f.startsWith(n)));
   for (const f of entries) if (ours(f)) rmSync(join(outDir, f), { force: true });
 }
 
@@ -105,7 +103,17 @@ async function main(argv: string[]): Promise<number> {
       const label = spec.name ?? exp.file;
       const hasSweep = (s: SweepName) => modelHasSweep(s, cfg);
       process.stderr.write(`${label}: ${(exp.sweeps ?? spec.sweeps ?? []).filter(hasSweep).join(', ')}\n`);
-      done.push(await runExperiment(exp, { model, outDir, device: o.device as DeviceSetting, models, hasSweep, progress: progressPrinter(label), log: (m) => process.stderr.write(`${m}\n`) }));
+      done.push(
+        await runExperiment(exp, {
+          model,
+          outDir,
+          device: o.device as DeviceSetting,
+          models,
+          hasSweep,
+          progress: progressPrinter(label),
+          log: (m) => process.stderr.write(`${m}\n`),
+        }),
+      );
     }
   } finally {
     await models.release();

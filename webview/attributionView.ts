@@ -51,14 +51,31 @@ export class AttributionView {
     const lo = Math.min(...all);
     const hi = Math.max(...all);
     const point = (c: (typeof ver.cells)[number]) => ({ x: c.estimate, y: c.exact });
-    const axis = (title: string) => ({ type: 'linear' as const, title: { display: true, text: title, color: theme.text }, ticks: { color: theme.muted }, grid: { color: theme.border } });
+    const axis = (title: string) => ({
+      type: 'linear' as const,
+      title: { display: true, text: title, color: theme.text },
+      ticks: { color: theme.muted },
+      grid: { color: theme.border },
+    });
     this.chart = new Chart(canvas, {
       type: 'scatter',
       data: {
         datasets: [
           { label: 'largest estimates', data: ver.cells.filter((c) => c.chosen === 'top').map(point), backgroundColor: '#d9480f', pointRadius: 4 },
           { label: 'random others', data: ver.cells.filter((c) => c.chosen === 'random').map(point), backgroundColor: '#1c7ed6', pointRadius: 4 },
-          { type: 'line', label: 'estimate = exact', data: [{ x: lo, y: lo }, { x: hi, y: hi }], borderColor: theme.muted, borderDash: [4, 4], pointRadius: 0, borderWidth: 1, showLine: true },
+          {
+            type: 'line',
+            label: 'estimate = exact',
+            data: [
+              { x: lo, y: lo },
+              { x: hi, y: hi },
+            ],
+            borderColor: theme.muted,
+            borderDash: [4, 4],
+            pointRadius: 0,
+            borderWidth: 1,
+            showLine: true,
+          },
         ],
       },
       options: {

@@ -26,7 +26,9 @@ export function drawColorBar(canvas: HTMLCanvasElement, scale: ColorScale, theme
     zmax: String(scale.zmax),
     center: String(scale.center),
     redEnd: scale.redEnd,
-    labels: placedTicks(scale, barH).map((t) => t.label).join('|'),
+    labels: placedTicks(scale, barH)
+      .map((t) => t.label)
+      .join('|'),
   });
   canvas.setAttribute('aria-label', `colour scale from ${scale.zmin} to ${scale.zmax}; ${scale.legend}`);
   const ctx = canvas.getContext('2d');

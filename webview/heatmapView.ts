@@ -102,7 +102,10 @@ export function planGrid(sweep: SweepResult, tokens: readonly string[], heads: H
   const cols0 = ref?.colLabels.length ?? 1;
   const rows0 = ref?.rowLabels.length ?? 1;
   // The y labels' width depends on the font, which depends on the cell height: size for the larger font.
-  const rowW = textWidth(`11px ${theme.font}`, facets.flatMap((f) => f.rowLabels));
+  const rowW = textWidth(
+    `11px ${theme.font}`,
+    facets.flatMap((f) => f.rowLabels),
+  );
   const yAxisW = AXIS_TITLE_H + rowW + 8;
   const widthAt = (cols: number, places: Placement[]): number => {
     const labelled = Math.max(1, ...Array.from({ length: Math.ceil(n / cols) }, (_, r) => places.filter((p) => p.row === r && p.showY).length));

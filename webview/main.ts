@@ -51,7 +51,10 @@ const plotControls = new PlotControls((plot) => {
 });
 const exportPngButton = h('button', { text: 'Export PNG', attrs: { id: 'pl-export-png', type: 'button' } });
 const exportCsvButton = h('button', { text: 'Export CSV', attrs: { id: 'pl-export-csv', type: 'button' } });
-const patchButton = h('button', { text: 'Patch together', attrs: { id: 'pl-patch-together', type: 'button', title: 'Click cells to select them, then run the spec again with their components patched together' } });
+const patchButton = h('button', {
+  text: 'Patch together',
+  attrs: { id: 'pl-patch-together', type: 'button', title: 'Click cells to select them, then run the spec again with their components patched together' },
+});
 const clearButton = h('button', { text: 'Clear selection', attrs: { id: 'pl-clear-selection', type: 'button' } });
 const selectionNote = h('span', { className: 'pl-selection-note', attrs: { id: 'pl-selection-note', role: 'status' } });
 const toolbar = h(
@@ -140,8 +143,11 @@ function renderPatchSets(s: ShownResult): void {
   const sets = s.result.patchSets ?? [];
   patchSetsEl.hidden = sets.length === 0;
   if (sets.length === 0) return;
-  const setScale = sweepScale(s.result, sets.map((x) => x.value));
-  const table = h('table', { className: 'pl-patch-set-table' }, h('caption', { text: 'Patch sets: each set\'s components patched together' }));
+  const setScale = sweepScale(
+    s.result,
+    sets.map((x) => x.value),
+  );
+  const table = h('table', { className: 'pl-patch-set-table' }, h('caption', { text: "Patch sets: each set's components patched together" }));
   table.appendChild(h('tr', {}, h('th', { text: 'set' }), h('th', { text: 'components' }), h('th', { text: 'value' })));
   for (const set of sets) {
     const fraction = set.value === null ? undefined : fractionText(setScale, set.value);
@@ -221,7 +227,14 @@ function renderSweep(): void {
   showSelection();
   showScale();
   const strides = data.shape.map((_, k) => data.shape.slice(k + 1).reduce((a, b) => a * b, 1));
-  attribution.render(shown.result.attribution, data, theme, (flat) => cellName(data, strides.map((st, k) => Math.floor(flat / st) % data.shape[k]!), shown!.tokens, heads));
+  attribution.render(shown.result.attribution, data, theme, (flat) =>
+    cellName(
+      data,
+      strides.map((st, k) => Math.floor(flat / st) % data.shape[k]!),
+      shown!.tokens,
+      heads,
+    ),
+  );
   app.dataset.sweep = sweep ?? '';
 }
 

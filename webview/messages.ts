@@ -26,9 +26,7 @@ export interface ShownResult {
   readonly plot?: PlotSpec;
 }
 
-export type ParsedHostMessage =
-  | { readonly type: 'showResult'; readonly shown: ShownResult }
-  | Exclude<HostToWebview, { type: 'showResult' }>;
+export type ParsedHostMessage = { readonly type: 'showResult'; readonly shown: ShownResult } | Exclude<HostToWebview, { type: 'showResult' }>;
 
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 const isStringArray = (x: unknown): x is string[] => Array.isArray(x) && x.every((s) => typeof s === 'string');
@@ -89,7 +87,8 @@ function parseVerification(x: unknown, n: number): SweepVerification | undefined
   }
   const spearman = typeof x.spearman === 'number' ? x.spearman : null;
   const m = x.largestMiss;
-  const largestMiss = isObject(m) && isIndex(m.index) && typeof m.estimate === 'number' && typeof m.exact === 'number' ? { index: m.index, estimate: m.estimate, exact: m.exact } : null;
+  const largestMiss =
+    isObject(m) && isIndex(m.index) && typeof m.estimate === 'number' && typeof m.exact === 'number' ? { index: m.index, estimate: m.estimate, exact: m.exact } : null;
   return { cells, spearman, largestMiss };
 }
 
@@ -132,8 +131,8 @@ function parseShowResult(m: Record<string, unknown>): ParsedHostMessage | undefi
   const problems: string[] = [];
   const direction = r.direction === undefined || (DIRECTION_NAMES as readonly unknown[]).includes(r.direction) ? (r.direction as Direction | undefined) : undefined;
   const ablation = r.ablation === undefined || (ABLATION_NAMES as readonly unknown[]).includes(r.ablation) ? (r.ablation as Ablation | undefined) : undefined;
-  if (direction === undefined && r.direction !== undefined) problems.push('The run\'s direction could not be read; the colours assume denoising.');
-  if (ablation === undefined && r.ablation !== undefined) problems.push('The run\'s ablation could not be read; the colours assume denoising.');
+  if (direction === undefined && r.direction !== undefined) problems.push("The run's direction could not be read; the colours assume denoising.");
+  if (ablation === undefined && r.ablation !== undefined) problems.push("The run's ablation could not be read; the colours assume denoising.");
 
   const first = r.tokens[0];
   const strings = isObject(first) && isObject(first.clean) ? first.clean.strings : undefined;
@@ -165,12 +164,23 @@ function parseShowResult(m: Record<string, unknown>): ParsedHostMessage | undefi
   let patchSets: PatchResult['patchSets'];
   if (r.patchSets !== undefined) {
     const sets = Array.isArray(r.patchSets) ? r.patchSets : [];
-    const ok = sets.filter((x): x is NonNullable<PatchResult['patchSets']>[number] => isObject(x) && typeof x.name === 'string' && isStringArray(x.components) && (typeof x.value === 'number' || x.value === null));
+    const ok = sets.filter(
+      (x): x is NonNullable<PatchResult['patchSets']>[number] =>
+        isObject(x) && typeof x.name === 'string' && isStringArray(x.components) && (typeof x.value === 'number' || x.value === null),
+    );
     if (!Array.isArray(r.patchSets) || ok.length !== sets.length) problems.push('Some patch sets could not be read and are not shown.');
     patchSets = ok.map((x) => ({ name: x.name, components: [...x.components], value: x.value }));
   }
   const { direction: _d, ablation: _a, patchSets: _p, ...rest } = r as unknown as PatchResult;
-  const result: PatchResult = { ...rest, baselines, sweeps, ...(direction ? { direction } : {}), ...(ablation ? { ablation } : {}), ...(patchSets ? { patchSets } : {}), ...(attribution ? { attribution } : {}) };
+  const result: PatchResult = {
+    ...rest,
+    baselines,
+    sweeps,
+    ...(direction ? { direction } : {}),
+    ...(ablation ? { ablation } : {}),
+    ...(patchSets ? { patchSets } : {}),
+    ...(attribution ? { attribution } : {}),
+  };
   return { type: 'showResult', shown: { resultPath, result, sweeps: names, tokens, problems, ...(plot ? { plot } : {}) } };
 }
 

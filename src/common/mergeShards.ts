@@ -36,17 +36,25 @@ function checkSameRun(inputs: readonly ShardInput[]): void {
   for (const { path, shard: b } of rest) {
     const hashB = specHash(b);
     if (hashB !== hashA) {
-      throw new UserError(`shards of different specs: ${first!.path} is a shard of '${a.name}' (spec sha256 ${short(hashA)}), ${path} of '${b.name}' (spec sha256 ${short(hashB)}); merge the shards of one run (the same spec and dataset)`);
+      throw new UserError(
+        `shards of different specs: ${first!.path} is a shard of '${a.name}' (spec sha256 ${short(hashA)}), ${path} of '${b.name}' (spec sha256 ${short(hashB)}); merge the shards of one run (the same spec and dataset)`,
+      );
     }
     if (b.shard.modelHash !== a.shard.modelHash) {
-      throw new UserError(`shards of different models: ${first!.path} ran '${a.model.id}' (weights sha256 ${short(a.shard.modelHash)}), ${path} ran '${b.model.id}' (weights sha256 ${short(b.shard.modelHash)}); run every shard on the same model`);
+      throw new UserError(
+        `shards of different models: ${first!.path} ran '${a.model.id}' (weights sha256 ${short(a.shard.modelHash)}), ${path} ran '${b.model.id}' (weights sha256 ${short(b.shard.modelHash)}); run every shard on the same model`,
+      );
     }
     if (b.shard.count !== a.shard.count) {
-      throw new UserError(`${first!.path} is shard ${a.shard.index} of ${a.shard.count} but ${path} is shard ${b.shard.index} of ${b.shard.count}; merge the shards of one split (--shard i/N with the same N)`);
+      throw new UserError(
+        `${first!.path} is shard ${a.shard.index} of ${a.shard.count} but ${path} is shard ${b.shard.index} of ${b.shard.count}; merge the shards of one split (--shard i/N with the same N)`,
+      );
     }
     if (splitOf(b) !== splitOf(a) || b.shard.planHash !== a.shard.planHash) {
       const how = splitOf(b) !== splitOf(a) ? `${first!.path}: ${splitOf(a)}; ${path}: ${splitOf(b)}` : `${splitOf(a)} in both, yet different batches`;
-      throw new UserError(`${first!.path} and ${path} cut the sweeps into batches differently (${how}); run every shard with the same --naive, --memory-budget, --device and PatchLens version`);
+      throw new UserError(
+        `${first!.path} and ${path} cut the sweeps into batches differently (${how}); run every shard with the same --naive, --memory-budget, --device and PatchLens version`,
+      );
     }
     if (JSON.stringify(b.baselines) !== JSON.stringify(a.baselines)) {
       throw new UserError(
@@ -69,7 +77,9 @@ function checkComplete(inputs: readonly ShardInput[]): void {
   if (missing.length > 0) {
     const names = missing.slice(0, 10).map((i) => `${i}/${count}`);
     const more = missing.length > 10 ? ` (and ${missing.length - 10} more)` : '';
-    throw new UserError(`missing shard${missing.length > 1 ? 's' : ''} ${listed(names)}${more} of '${inputs[0]!.shard.name}': run them (patchlens run SPEC --shard ${names[0]} ...) and merge all ${count}`);
+    throw new UserError(
+      `missing shard${missing.length > 1 ? 's' : ''} ${listed(names)}${more} of '${inputs[0]!.shard.name}': run them (patchlens run SPEC --shard ${names[0]} ...) and merge all ${count}`,
+    );
   }
 }
 
@@ -103,7 +113,11 @@ function mergeSweep(name: SweepName, inputs: readonly ShardInput[]): SweepResult
     }
     return { path, held: sweep };
   });
-  const values = fillCells(`sweep ${name}`, layout.shape.reduce((a, b) => a * b, 1), parts);
+  const values = fillCells(
+    `sweep ${name}`,
+    layout.shape.reduce((a, b) => a * b, 1),
+    parts,
+  );
   // Laid out as the whole run lays out a sweep: shape, axes, values, then what else describes it (shard 1's).
   const { shape, axes, cells: _cells, values: _values, ...described } = layout;
   return { shape, axes, values, ...described };
@@ -126,7 +140,8 @@ export function mergeShards(inputs: readonly ShardInput[]): PatchResult {
   const sweepNames = Object.keys(first.sweeps) as SweepName[];
   for (const { path, shard } of ordered) {
     const names = Object.keys(shard.sweeps);
-    if (names.join() !== sweepNames.join()) throw new UserError(`${path} has sweeps ${names.join(', ')} where ${ordered[0]!.path} has ${sweepNames.join(', ')}; the files were edited: run those shards again`);
+    if (names.join() !== sweepNames.join())
+      throw new UserError(`${path} has sweeps ${names.join(', ')} where ${ordered[0]!.path} has ${sweepNames.join(', ')}; the files were edited: run those shards again`);
   }
   // Laid out as runSpec lays out a result: the run's fields, then status, engine, baselines, sweeps.
   const { format: _format, status: _status, engine, baselines, shard: _shard, sweeps: _sweeps, patchSets: shardSets, ...run } = first;

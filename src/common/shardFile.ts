@@ -70,7 +70,12 @@ export function shardProblem(value: unknown): string | undefined {
   if (value.patchSets !== undefined) {
     const spec = isObject(value.spec) ? value.spec : {};
     const size = Array.isArray(spec.patch_sets) ? spec.patch_sets.length : 0;
-    return cellsProblem('patchSets', value.patchSets, size, (v) => isObject(v) && typeof v.name === 'string' && Array.isArray(v.components) && (v.value === null || typeof v.value === 'number'));
+    return cellsProblem(
+      'patchSets',
+      value.patchSets,
+      size,
+      (v) => isObject(v) && typeof v.name === 'string' && Array.isArray(v.components) && (v.value === null || typeof v.value === 'number'),
+    );
   }
   return undefined;
 }
@@ -81,7 +86,8 @@ function cellsProblem(what: string, held: unknown, size: number, isValue: (v: un
   let count = 0;
   let end = 0;
   for (const c of held.cells as unknown[]) {
-    if (!Array.isArray(c) || c.length !== 2 || !Number.isInteger(c[0]) || !Number.isInteger(c[1]) || c[0] < end || c[1] <= c[0] || c[1] > size) return `${what} has a cell range ${JSON.stringify(c)} out of order or outside its ${size} values`;
+    if (!Array.isArray(c) || c.length !== 2 || !Number.isInteger(c[0]) || !Number.isInteger(c[1]) || c[0] < end || c[1] <= c[0] || c[1] > size)
+      return `${what} has a cell range ${JSON.stringify(c)} out of order or outside its ${size} values`;
     count += c[1] - c[0];
     end = c[1];
   }

@@ -226,7 +226,12 @@ export class HookedTransformer {
       feeds.past_k = f32(past.k);
       feeds.past_v = f32(past.v);
     }
-    if (outRows) feeds.out_rows = new ort.Tensor('int64', BigInt64Array.from(outRows, (r) => BigInt(r)), [outRows.length]);
+    if (outRows)
+      feeds.out_rows = new ort.Tensor(
+        'int64',
+        BigInt64Array.from(outRows, (r) => BigInt(r)),
+        [outRows.length],
+      );
     const out = await this.runGraph('block', { capture: [...capture], patch, withPast: past !== undefined, gather: outRows !== undefined }, feeds);
     return { output: toTensor32(out.resid_post!), captured: new Map(capture.map((h) => [h, toTensor32(out[hookOutput(h)]!)])) };
   }
@@ -237,7 +242,11 @@ export class HookedTransformer {
    */
   async logitColumns(resid: Tensor32, rows: readonly number[], cols: Int32Array, perRow: number): Promise<Float32Array> {
     const none = { capture: [], patch: new Map<string, PatchFeed>(), columns: true };
-    const colTensor = new ort.Tensor('int64', BigInt64Array.from(cols, (c) => BigInt(c)), [rows.length, perRow]);
+    const colTensor = new ort.Tensor(
+      'int64',
+      BigInt64Array.from(cols, (c) => BigInt(c)),
+      [rows.length, perRow],
+    );
     const out = await this.runGraph('unembed', none, { ...this.unembedFeeds, resid: f32(resid), rows: rowsTensor(rows), cols: colTensor });
     return out.logits!.data as Float32Array;
   }
@@ -358,4 +367,8 @@ interface ScopeHooks {
 const LOGIT_CHUNK_BYTES = 16 * 2 ** 20;
 
 const rowsTensor = (rows: readonly number[]): ort.Tensor =>
-  new ort.Tensor('int64', BigInt64Array.from(rows, (r) => BigInt(r)), [rows.length]);
+  new ort.Tensor(
+    'int64',
+    BigInt64Array.from(rows, (r) => BigInt(r)),
+    [rows.length],
+  );

@@ -65,7 +65,6 @@ function unwritable(dir: string): string | undefined {
   }
 }
 
-
 /**
  * The results folder, checked before any work: `--out` as given; else `.patchlens/runs` beside the spec,
  * or the current directory's when the spec is not in a real folder or its folder cannot be written.
@@ -84,7 +83,10 @@ function resultsFolder(params: RunParams, specFile: string, special: boolean, lo
     if (!code) return beside;
     if (beside === here) throw new UserError(`cannot write results to ${beside} (${errnoWords(code)}); ${writableFolderFix(code, RESULTS_FOLDER)}`);
     const second = unwritable(here);
-    if (second) throw new UserError(`cannot write results beside the spec (${beside}: ${errnoWords(code)}) or in ${here} (${errnoWords(second)}); ${writableFolderFix(code, RESULTS_FOLDER)}`);
+    if (second)
+      throw new UserError(
+        `cannot write results beside the spec (${beside}: ${errnoWords(code)}) or in ${here} (${errnoWords(second)}); ${writableFolderFix(code, RESULTS_FOLDER)}`,
+      );
     log?.(`cannot write results beside the spec (${beside}: ${errnoWords(code)}); they go to ${here} (--out DIR to choose)`);
     return here;
   }
@@ -139,7 +141,9 @@ function writeResultSomewhere(dir: string, name: string, companions: string[], r
       path = claimResultPath(mkdtempSync(join(tmpdir(), 'patchlens-')), name, companions);
       writeResultFile(path, result);
     } catch (e2) {
-      throw new UserError(`cannot write the result to ${dir} (${errnoWords(code)}) nor to a temporary folder (${errnoWords(fileErrorCode(e2) ?? String(e2))}); ${writableFolderFix(code, RESULTS_FOLDER)}`);
+      throw new UserError(
+        `cannot write the result to ${dir} (${errnoWords(code)}) nor to a temporary folder (${errnoWords(fileErrorCode(e2) ?? String(e2))}); ${writableFolderFix(code, RESULTS_FOLDER)}`,
+      );
     }
     return { path, warning: `cannot write the result to ${dir} (${errnoWords(code)}); it was written to ${path} instead; ${writableFolderFix(code, RESULTS_FOLDER)}` };
   }
@@ -221,11 +225,12 @@ async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<R
     onProgress: (p: { sweep: string; done: number; total: number }) => ctx.progress?.({ phase: 'sweep' as const, message: p.sweep, done: p.done, total: p.total }),
   };
   if (params.shard) {
-    if (attribution) throw new UserError(`--shard splits exact patching's sweeps; method '${resolved.method}' estimates every index from a few passes and is not split: run it without --shard`);
+    if (attribution)
+      throw new UserError(`--shard splits exact patching's sweeps; method '${resolved.method}' estimates every index from a few passes and is not split: run it without --shard`);
     if (resolved.pathPatching) throw new UserError('--shard does not split path patching: run a spec with "path_patching" without --shard');
     return runShardOf(params.shard, params, ctx, { loaded, resolved, base, outDir, options, started });
   }
-  const drawn: ResultSweepName[] = [...resolved.sweeps, ...(resolved.pathPatching ? [PATH_PATCHING_SWEEP] as const : [])];
+  const drawn: ResultSweepName[] = [...resolved.sweeps, ...(resolved.pathPatching ? ([PATH_PATCHING_SWEEP] as const) : [])];
   const companions = params.png ? drawn.map(pngSuffix) : [];
   // The file is claimed only once there is something to keep: a spec error leaves no empty run behind.
   const finish = (status: RunStatus, outcome: Partial<Pick<AttributionOutcome, 'baselines' | 'attribution' | 'patchSets'>> & Pick<PatchingOutcome, 'sweeps'>, message?: string) => {
@@ -253,7 +258,8 @@ async function runSpecUncancelled(params: RunParams, ctx: RunContext): Promise<R
     if (!isUserError(e)) finish('failed', { sweeps: {} }, `internal error: ${errorMessage(e)}`);
     throw e;
   }
-  const message = outcome.status === 'cancelled' ? `cancelled after ${Object.keys(outcome.sweeps).length} of ${resolved.sweeps.length + (resolved.pathPatching ? 1 : 0)} sweeps` : undefined;
+  const message =
+    outcome.status === 'cancelled' ? `cancelled after ${Object.keys(outcome.sweeps).length} of ${resolved.sweeps.length + (resolved.pathPatching ? 1 : 0)} sweeps` : undefined;
   ctx.progress?.({ phase: 'write', message: 'writing the result' });
   const { result, path, warning } = finish(outcome.status, outcome, message);
   const pngPaths: string[] = [];
@@ -280,7 +286,14 @@ async function runShardOf(
   share: ShardShare,
   params: RunParams,
   ctx: RunContext,
-  run: { loaded: LoadedModel; resolved: ResolvedSpec; base: Omit<PatchResult, 'status' | 'engine' | 'sweeps' | 'patchSets'>; outDir: string; options: PatchingOptions; started: number },
+  run: {
+    loaded: LoadedModel;
+    resolved: ResolvedSpec;
+    base: Omit<PatchResult, 'status' | 'engine' | 'sweeps' | 'patchSets'>;
+    outDir: string;
+    options: PatchingOptions;
+    started: number;
+  },
 ): Promise<RunOutcome> {
   const { index, count } = share;
   ctx.progress?.({ phase: 'baseline', message: `shard ${index}/${count}: clean and corrupted baselines` });
@@ -294,7 +307,15 @@ async function runShardOf(
     status: 'done',
     engine: { version: pkg.version, mode: run.options.mode ?? 'fast', seconds: (Date.now() - run.started) / 1000 },
     baselines: outcome.baselines,
-    shard: { index, count, specHash: specHash(run.base), modelHash, memoryBudgetMiB: params.memoryBudgetMiB ?? DEFAULT_MEMORY_BUDGET_MIB, units: outcome.units, planHash: outcome.planHash },
+    shard: {
+      index,
+      count,
+      specHash: specHash(run.base),
+      modelHash,
+      memoryBudgetMiB: params.memoryBudgetMiB ?? DEFAULT_MEMORY_BUDGET_MIB,
+      units: outcome.units,
+      planHash: outcome.planHash,
+    },
     sweeps: outcome.sweeps,
     ...(outcome.patchSets ? { patchSets: outcome.patchSets } : {}),
   };

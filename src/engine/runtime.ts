@@ -54,15 +54,25 @@ const EMULATED_DRIVER = /lvp|llvmpipe|swiftshader|swrast/i;
  */
 export function vulkanDrivers(env: NodeJS.ProcessEnv = process.env): { manifest: string; name: string; emulated: boolean }[] {
   const listed = (env.VK_DRIVER_FILES || env.VK_ICD_FILENAMES)?.split(':').filter(Boolean);
-  const dataDirs = [env.XDG_CONFIG_HOME ?? join(env.HOME ?? '/root', '.config'), '/etc/xdg', '/etc', env.XDG_DATA_HOME ?? join(env.HOME ?? '/root', '.local/share'), ...(env.XDG_DATA_DIRS ?? '/usr/local/share:/usr/share').split(':')];
-  const manifests = listed ?? dataDirs.flatMap((d) => {
-    const dir = join(d, 'vulkan', 'icd.d');
-    try {
-      return readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => join(dir, f));
-    } catch {
-      return [];
-    }
-  });
+  const dataDirs = [
+    env.XDG_CONFIG_HOME ?? join(env.HOME ?? '/root', '.config'),
+    '/etc/xdg',
+    '/etc',
+    env.XDG_DATA_HOME ?? join(env.HOME ?? '/root', '.local/share'),
+    ...(env.XDG_DATA_DIRS ?? '/usr/local/share:/usr/share').split(':'),
+  ];
+  const manifests =
+    listed ??
+    dataDirs.flatMap((d) => {
+      const dir = join(d, 'vulkan', 'icd.d');
+      try {
+        return readdirSync(dir)
+          .filter((f) => f.endsWith('.json'))
+          .map((f) => join(dir, f));
+      } catch {
+        return [];
+      }
+    });
   return manifests.flatMap((manifest) => {
     let library: unknown;
     try {
@@ -71,7 +81,9 @@ export function vulkanDrivers(env: NodeJS.ProcessEnv = process.env): { manifest:
       return [];
     }
     if (typeof library !== 'string') return [];
-    const name = basename(library).replace(/^lib(vulkan_|vk_)?/, '').replace(/(_icd)?\.so.*$|\.dll$/, '');
+    const name = basename(library)
+      .replace(/^lib(vulkan_|vk_)?/, '')
+      .replace(/(_icd)?\.so.*$|\.dll$/, '');
     return [{ manifest, name, emulated: EMULATED_DRIVER.test(library) }];
   });
 }

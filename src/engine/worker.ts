@@ -6,14 +6,7 @@
  * so console output is sent to stderr (which the extension copies into its output channel).
  */
 import { resolve } from 'node:path';
-import {
-  createMessageConnection,
-  ErrorCodes,
-  type MessageConnection,
-  ResponseError,
-  StreamMessageReader,
-  StreamMessageWriter,
-} from 'vscode-jsonrpc/node';
+import { createMessageConnection, ErrorCodes, type MessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import {
   CancelNotification,
   CANCELLED_CODE,

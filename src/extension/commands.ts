@@ -81,7 +81,12 @@ function reportSpecError(s: Services, e: unknown): void {
  * The method to run `name` by, asked with the patchlens.method setting (else the spec's) first: the run's
  * method and verify_top parameters, or undefined when the pick is dismissed.
  */
-async function chooseMethod(s: Services, name: string, spec: Pick<PatchSpec, 'method' | 'verify_top'>, step?: { step: number; totalSteps: number }): Promise<{ method: MethodName; verifyTop?: number } | undefined> {
+async function chooseMethod(
+  s: Services,
+  name: string,
+  spec: Pick<PatchSpec, 'method' | 'verify_top'>,
+  step?: { step: number; totalSteps: number },
+): Promise<{ method: MethodName; verifyTop?: number } | undefined> {
   const setting = s.settings().method;
   const choice = await askMethod({ title: `PatchLens: run ${name} by`, current: defaultMethod(setting, spec.method), reason: defaultReason(setting, spec.method), ...step });
   return choice && methodParams(choice, spec.verify_top);
@@ -262,7 +267,9 @@ export async function newPatchFile(): Promise<void> {
 /** Copies a shipped example into the workspace (never over an existing file) and opens it. */
 export async function openExample(s: Services, fileName?: string): Promise<void> {
   const dir = s.context.asAbsolutePath('examples');
-  const files = readdirSync(dir).filter((f) => f.endsWith(SPEC_FILE_SUFFIX)).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith(SPEC_FILE_SUFFIX))
+    .sort();
   let file = typeof fileName === 'string' && files.includes(fileName) ? fileName : undefined;
   if (!file) {
     const items = files.map((f) => {

@@ -90,7 +90,6 @@ export function activate(context: vscode.ExtensionContext): void {
   };
   panels.onPatchTogether = (result, resultPath, components) => patchTogether(services, result, resultPath, components);
 
-
   context.subscriptions.push(
     log,
     diagnostics,

@@ -51,7 +51,11 @@ export function validateWebviewMessage(m: unknown): { ok: true; message: Webview
       if (o.plot === undefined || problem) return { ok: false, reason: `plotChoice.plot is not plot settings${problem ? ` (${problem.message})` : ''}` };
       const p = o.plot as PlotSpec;
       // Rebuilt from the known keys only: what is stored comes from the webview, which shows untrusted text.
-      const plot: PlotSpec = { ...(p.center !== undefined ? { center: p.center } : {}), ...(p.zmin !== undefined ? { zmin: p.zmin } : {}), ...(p.zmax !== undefined ? { zmax: p.zmax } : {}) };
+      const plot: PlotSpec = {
+        ...(p.center !== undefined ? { center: p.center } : {}),
+        ...(p.zmin !== undefined ? { zmin: p.zmin } : {}),
+        ...(p.zmax !== undefined ? { zmax: p.zmax } : {}),
+      };
       return { ok: true, message: { type: 'plotChoice', plot } };
     }
     case 'exportPng':

@@ -205,9 +205,7 @@ export class PanelRegistry implements vscode.WebviewPanelSerializer, PanelHost {
     }
     const doc = editor.document;
     const length = doc.getText().length;
-    const vsRanges = ranges
-      .filter(([, b]) => b <= length)
-      .map(([a, b]) => new vscode.Range(doc.positionAt(a), doc.positionAt(b)));
+    const vsRanges = ranges.filter(([, b]) => b <= length).map(([a, b]) => new vscode.Range(doc.positionAt(a), doc.positionAt(b)));
     if (this.decorated && this.decorated !== editor) this.decorated.setDecorations(this.decoration, []);
     editor.setDecorations(this.decoration, vsRanges);
     this.decorated = editor;

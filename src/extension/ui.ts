@@ -75,7 +75,12 @@ export class VscodeRunUi implements RunUi {
   /** A spec error as a diagnostic on the document it points into (the message stays in the notification too). */
   async markSpecError(file: string, offset: number, end: number, message: string): Promise<void> {
     const uri = vscode.Uri.file(file);
-    const doc = vscode.workspace.textDocuments.find((d) => d.uri.fsPath === uri.fsPath) ?? (await vscode.workspace.openTextDocument(uri).then((d) => d, () => undefined));
+    const doc =
+      vscode.workspace.textDocuments.find((d) => d.uri.fsPath === uri.fsPath) ??
+      (await vscode.workspace.openTextDocument(uri).then(
+        (d) => d,
+        () => undefined,
+      ));
     if (!doc) return;
     const range = new vscode.Range(doc.positionAt(offset), doc.positionAt(Math.max(end, offset + 1)));
     const d = new vscode.Diagnostic(range, message.replace(/^PatchLens: /, ''), vscode.DiagnosticSeverity.Error);
@@ -110,12 +115,20 @@ function hubItems(families: readonly ModelFamily[]): ModelItem[] {
  * is typed (another hub id, a path). Folders inside the workspace are returned relative to
  * `workspaceRoot`, so the choice stays valid in a colleague's clone.
  */
-export async function askModel(families: Promise<readonly ModelFamily[]>, workspaceRoot: string | undefined, current?: string, title = 'PatchLens: model to run'): Promise<string | undefined> {
+export async function askModel(
+  families: Promise<readonly ModelFamily[]>,
+  workspaceRoot: string | undefined,
+  current?: string,
+  title = 'PatchLens: model to run',
+): Promise<string | undefined> {
   // An engine that cannot answer leaves the hub ids to be typed.
   const known = families.catch((): readonly ModelFamily[] => []);
   const head: ModelItem[] = [];
   for (const b of BUILTIN_MODELS) head.push({ label: `${b.name} (built in)`, detail: b.description, model: b.name });
-  const found = await vscode.workspace.findFiles('**/model.safetensors', '**/{node_modules,.git}/**', 20).then((u) => u, () => []);
+  const found = await vscode.workspace.findFiles('**/model.safetensors', '**/{node_modules,.git}/**', 20).then(
+    (u) => u,
+    () => [],
+  );
   if (found.length > 0) head.push({ label: 'In this workspace', kind: vscode.QuickPickItemKind.Separator });
   for (const u of found) {
     const dir = dirname(u.fsPath);
@@ -135,7 +148,9 @@ export async function askModel(families: Promise<readonly ModelFamily[]>, worksp
   qp.matchOnDetail = true;
   if (current) qp.activeItems = items.filter((i) => i.model === current);
   const typed = (value: string): ModelItem[] =>
-    value.trim() && !items.some((i) => i.model === value.trim()) ? [{ label: value.trim(), description: 'use as typed (hub id or path)', model: value.trim(), alwaysShow: true }] : [];
+    value.trim() && !items.some((i) => i.model === value.trim())
+      ? [{ label: value.trim(), description: 'use as typed (hub id or path)', model: value.trim(), alwaysShow: true }]
+      : [];
   qp.onDidChangeValue((v) => (qp.items = [...typed(v), ...items]));
   let open = true;
   qp.busy = true;
@@ -186,7 +201,12 @@ export async function askMethod(opts: { title: string; current: MethodName; reas
   if (opts.totalSteps !== undefined) qp.totalSteps = opts.totalSteps;
   qp.placeholder = 'Exact patching, or attribution estimates of every index (much faster on large sweeps)';
   qp.ignoreFocusOut = true;
-  qp.items = METHOD_CHOICES.map((choice) => ({ label: choice.label, detail: choice.detail, choice, ...(choice.method === opts.current ? { description: `(${opts.reason})` } : {}) }));
+  qp.items = METHOD_CHOICES.map((choice) => ({
+    label: choice.label,
+    detail: choice.detail,
+    choice,
+    ...(choice.method === opts.current ? { description: `(${opts.reason})` } : {}),
+  }));
   qp.activeItems = qp.items.filter((i) => i.choice.method === opts.current);
   const picked = await new Promise<Item | undefined>((resolve) => {
     qp.onDidAccept(() => resolve(qp.selectedItems[0]));

@@ -42,13 +42,7 @@ export function webviewHtml(opts: WebviewHtmlOptions): string {
   const src = opts.cspSource;
   // Chart.js sizes its canvases through the CSSOM (element.style.x = ...), which style-src does not
   // govern, so no 'unsafe-inline' is needed.
-  const csp = [
-    "default-src 'none'",
-    `img-src ${src} data:`,
-    `style-src ${src}`,
-    `script-src 'nonce-${opts.nonce}'`,
-    `font-src ${src}`,
-  ].join('; ');
+  const csp = ["default-src 'none'", `img-src ${src} data:`, `style-src ${src}`, `script-src 'nonce-${opts.nonce}'`, `font-src ${src}`].join('; ');
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

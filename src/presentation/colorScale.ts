@@ -297,7 +297,8 @@ function legendFor(kind: ColorScale['kind'], metric: string, center: number | un
   const whole = (a: Anchors) => (a.fullName === 'clean' ? 'the clean behaviour restored' : 'the behaviour as broken as in the corrupted run');
   if (kind === 'sequential') {
     if (!b) return `Red: ${what} 0; pale: the largest.`;
-    if (b.full === undefined) return `Pale: ${what} ${shortValue(b.none)}, the ${b.noneName} run's: no effect; red: the largest, the ${ablation ?? ''} ablation's strongest effect.`;
+    if (b.full === undefined)
+      return `Pale: ${what} ${shortValue(b.none)}, the ${b.noneName} run's: no effect; red: the largest, the ${ablation ?? ''} ablation's strongest effect.`;
     return `Red: ${what} ${shortValue(b.full)}, ${whole(b)}; pale: the ${b.noneName} run's ${shortValue(b.none)} or more, no effect.`;
   }
   const white = center !== undefined && center === b?.none ? `the ${b.noneName} baseline: the patch changes nothing` : `${shortValue(center ?? 0)}`;

@@ -110,14 +110,7 @@ function blankCells(color: string): Plugin {
  * in a grid and a cell's pixels follow from its index. `color` is called when cells are drawn, so a
  * new colour scale needs only an update.
  */
-export function facetChartConfig(
-  facet: Facet,
-  m: FacetSizes,
-  colors: ChartColors,
-  color: (v: number | null) => Rgb | null,
-  showX: boolean,
-  showY: boolean,
-): ChartConfiguration {
+export function facetChartConfig(facet: Facet, m: FacetSizes, colors: ChartColors, color: (v: number | null) => Rgb | null, showX: boolean, showY: boolean): ChartConfiguration {
   const yW = showY ? m.yAxisW : 0;
   const xH = showX ? m.xAxisH : 0;
   const titleFont = { size: 11, family: colors.font, weight: 'bold' as const };
@@ -192,7 +185,13 @@ export function facetChartConfig(
           },
           // Rotated along the plot's height: a title taller than two rows of cells would be cut at the canvas's edge
           // (the row labels, L0 or L0H1, say the same).
-          title: { display: facet.rowAxis.length * 7 <= facet.rowLabels.length * m.cellH, text: facet.rowAxis, font: titleFont, color: colors.muted, padding: { top: 0, bottom: 2 } },
+          title: {
+            display: facet.rowAxis.length * 7 <= facet.rowLabels.length * m.cellH,
+            text: facet.rowAxis,
+            font: titleFont,
+            color: colors.muted,
+            padding: { top: 0, bottom: 2 },
+          },
           afterFit: fixY,
         },
       },

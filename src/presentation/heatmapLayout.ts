@@ -80,11 +80,7 @@ function strides(shape: number[]): number[] {
 }
 
 /** A facet whose cell [r][c] sits at the full index `at(r, c)`. */
-function buildFacet(
-  sweep: SweepResult,
-  base: Omit<Facet, 'values' | 'cells'>,
-  at: (r: number, c: number) => number[],
-): Facet {
+function buildFacet(sweep: SweepResult, base: Omit<Facet, 'values' | 'cells'>, at: (r: number, c: number) => number[]): Facet {
   const st = strides(sweep.shape);
   const values: (number | null)[][] = [];
   const cells: FacetCell[][] = [];
@@ -107,15 +103,7 @@ function buildFacet(
 }
 
 /** Lays out the axes after an optional leading prefix (the component index of *_every sweeps). */
-function layoutAxes(
-  sweep: SweepResult,
-  axes: string[],
-  shape: number[],
-  prefix: number[],
-  titlePrefix: string,
-  labels: LayoutLabels,
-  kvPadded: boolean,
-): Facet[] {
+function layoutAxes(sweep: SweepResult, axes: string[], shape: number[], prefix: number[], titlePrefix: string, labels: LayoutLabels, kvPadded: boolean): Facet[] {
   const tokens = labels.tokens;
   // Label axes are laid out as the position axes they stand for, named by their labels.
   const labelled = axes.some((a) => LABEL_AXIS[a] !== undefined);
@@ -150,7 +138,14 @@ function layoutAxes(
       return [
         buildFacet(
           sweep,
-          { title: title(''), rowAxis: `layer·${headAxis}`, colAxis: name('pos'), rowLabels: layerHeadLabels(shape[0], h, headName), colLabels: posLabels(shape[1], tokens), posAxis: posAxisOf('col') },
+          {
+            title: title(''),
+            rowAxis: `layer·${headAxis}`,
+            colAxis: name('pos'),
+            rowLabels: layerHeadLabels(shape[0], h, headName),
+            colLabels: posLabels(shape[1], tokens),
+            posAxis: posAxisOf('col'),
+          },
           (r, c) => [...prefix, Math.floor(r / h), c, r % h],
         ),
       ];
@@ -160,7 +155,14 @@ function layoutAxes(
       return [
         buildFacet(
           sweep,
-          { title: title(''), rowAxis: 'layer·head', colAxis: name('dest_pos'), rowLabels: layerHeadLabels(shape[0], h, headName), colLabels: posLabels(shape[2], tokens), posAxis: posAxisOf('col') },
+          {
+            title: title(''),
+            rowAxis: 'layer·head',
+            colAxis: name('dest_pos'),
+            rowLabels: layerHeadLabels(shape[0], h, headName),
+            colLabels: posLabels(shape[2], tokens),
+            posAxis: posAxisOf('col'),
+          },
           (r, c) => [...prefix, Math.floor(r / h), r % h, c],
         ),
       ];
@@ -219,7 +221,11 @@ function genericFacet(sweep: SweepResult, axes: string[], shape: number[], prefi
   const rowLabels =
     lead.length === 1
       ? axisLabels(axes[0], lead[0])
-      : Array.from({ length: rowsN }, (_, r) => unflatten(r).map((v, k) => `${axes[k] ?? k}${v}`).join(' '));
+      : Array.from({ length: rowsN }, (_, r) =>
+          unflatten(r)
+            .map((v, k) => `${axes[k] ?? k}${v}`)
+            .join(' '),
+        );
   const colName = axes[last] ?? '';
   return buildFacet(
     sweep,

@@ -21,7 +21,8 @@ export interface Component {
 }
 
 /** The JSON schema's pattern for a component (kept equal to parseComponent by a unit test). */
-export const COMPONENT_PATTERN = '^L(0|[1-9][0-9]*)(H(0|[1-9][0-9]*)(\\.(z|out|q|k|v))?|\\.(resid_pre|resid_mid|resid_post|attn_out|mlp_out))(@(0|[1-9][0-9]*|[A-Za-z_][A-Za-z0-9_]*))?$';
+export const COMPONENT_PATTERN =
+  '^L(0|[1-9][0-9]*)(H(0|[1-9][0-9]*)(\\.(z|out|q|k|v))?|\\.(resid_pre|resid_mid|resid_post|attn_out|mlp_out))(@(0|[1-9][0-9]*|[A-Za-z_][A-Za-z0-9_]*))?$';
 const PATTERN = new RegExp(COMPONENT_PATTERN);
 
 /** A component, or undefined when `text` is not one. */
@@ -45,4 +46,5 @@ export function componentName(c: Component): string {
 }
 
 /** What a name that is not a component should have been, for messages. */
-export const COMPONENT_HELP = 'a component is LxHy (a head\'s output), LxHy.q, .k or .v, or Lx.resid_pre, .resid_mid, .resid_post, .attn_out or .mlp_out, optionally @POSITION or @LABEL, e.g. "L9H6" or "L3.mlp_out@END"';
+export const COMPONENT_HELP =
+  'a component is LxHy (a head\'s output), LxHy.q, .k or .v, or Lx.resid_pre, .resid_mid, .resid_post, .attn_out or .mlp_out, optionally @POSITION or @LABEL, e.g. "L9H6" or "L3.mlp_out@END"';

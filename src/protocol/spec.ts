@@ -176,7 +176,16 @@ export interface PlotSpec {
 
 const isPlotCenter = (v: unknown): v is PlotCenter => (typeof v === 'number' && Number.isFinite(v)) || (PLOT_CENTERS as readonly unknown[]).includes(v);
 const isPlotEnd = (v: unknown): v is PlotEnd => (typeof v === 'number' && Number.isFinite(v)) || (PLOT_ENDS as readonly unknown[]).includes(v);
-const shown = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v.length > 30 ? `${v.slice(0, 29)}…` : v) : Array.isArray(v) ? 'a list' : v === null ? 'null' : typeof v === 'object' ? 'an object' : String(v));
+const shown = (v: unknown): string =>
+  typeof v === 'string'
+    ? JSON.stringify(v.length > 30 ? `${v.slice(0, 29)}…` : v)
+    : Array.isArray(v)
+      ? 'a list'
+      : v === null
+        ? 'null'
+        : typeof v === 'object'
+          ? 'an object'
+          : String(v);
 
 /**
  * What is wrong with a `plot` value (the key it concerns and a sentence with the fix), or undefined
@@ -195,9 +204,12 @@ export function plotProblem(plot: unknown): { key?: keyof PlotSpec; message: str
   }
   const { center, zmin, zmax } = p as PlotSpec;
   if (typeof zmin === 'number' && typeof zmax === 'number' && !(zmin < zmax)) return { key: 'zmin', message: `plot.zmin (${zmin}) must be below plot.zmax (${zmax}); swap them` };
-  if (typeof zmin === 'string' && zmin !== 'auto' && zmin === zmax) return { key: 'zmax', message: `plot.zmin and plot.zmax are both "${zmin}", which leaves no range; set one of them to "auto" or to the other baseline` };
-  if (typeof center === 'number' && typeof zmin === 'number' && center < zmin) return { key: 'center', message: `plot.center (${center}) is below plot.zmin (${zmin}); the white value must lie within the scale: lower center or zmin` };
-  if (typeof center === 'number' && typeof zmax === 'number' && center > zmax) return { key: 'center', message: `plot.center (${center}) is above plot.zmax (${zmax}); the white value must lie within the scale: raise zmax or lower center` };
+  if (typeof zmin === 'string' && zmin !== 'auto' && zmin === zmax)
+    return { key: 'zmax', message: `plot.zmin and plot.zmax are both "${zmin}", which leaves no range; set one of them to "auto" or to the other baseline` };
+  if (typeof center === 'number' && typeof zmin === 'number' && center < zmin)
+    return { key: 'center', message: `plot.center (${center}) is below plot.zmin (${zmin}); the white value must lie within the scale: lower center or zmin` };
+  if (typeof center === 'number' && typeof zmax === 'number' && center > zmax)
+    return { key: 'center', message: `plot.center (${center}) is above plot.zmax (${zmax}); the white value must lie within the scale: raise zmax or lower center` };
   return undefined;
 }
 

@@ -228,7 +228,8 @@ function ajvMessage(err: ErrorObject, data: unknown): { path: PathSeg[]; useKey:
           message: `${where} has the label ${quote(label)}; a label is a name of letters, digits and _ that does not start with a digit, e.g. "IO" or "S1"`,
         };
       }
-      if (typeof err.data === 'string' && path.includes('components')) return { path, useKey: false, message: `${where} is ${quote(err.data)}, not a component; ${COMPONENT_HELP}` };
+      if (typeof err.data === 'string' && path.includes('components'))
+        return { path, useKey: false, message: `${where} is ${quote(err.data)}, not a component; ${COMPONENT_HELP}` };
       if (typeof err.data === 'string' && path[0] === 'path_patching' && path[1] === 'senders') {
         return { path, useKey: false, message: `${where} is ${quote(err.data)}, not a sender; a sender is a head's output, LxHy, e.g. "L5H1"` };
       }
@@ -263,7 +264,11 @@ function checkRules(spec: PatchSpec, fail: (path: PathSeg[], useKey: boolean, me
     fail([], false, 'the spec has no prompts; add "pairs": [{"clean": …, "corrupted": …, "answer": …, "wrong": …}], a "dataset": "pairs.jsonl" file, or an "induction" block');
   }
   if (spec.verify_top !== undefined && !ATP_METHODS.includes(spec.method ?? 'exact')) {
-    fail(['verify_top'], true, `verify_top checks attribution estimates, but the method is ${spec.method ?? 'exact (the default)'}; add "method": "atp" (or "atp_star"), or remove verify_top`);
+    fail(
+      ['verify_top'],
+      true,
+      `verify_top checks attribution estimates, but the method is ${spec.method ?? 'exact (the default)'}; add "method": "atp" (or "atp_star"), or remove verify_top`,
+    );
   }
   if (spec.patch_sets !== undefined && ATP_METHODS.includes(spec.method ?? 'exact')) {
     fail(['patch_sets'], true, `patch_sets are patched exactly, but the method is ${spec.method}; remove "method" (exact is the default), or run the sets in a spec of their own`);
@@ -281,7 +286,11 @@ function checkRules(spec: PatchSpec, fail: (path: PathSeg[], useKey: boolean, me
   if (spec.ablation !== undefined) {
     if (spec.induction !== undefined) fail(['ablation'], true, 'an induction spec has corrupted rows of its own; remove "ablation", or give "pairs" to ablate');
     if (spec.direction === 'denoising') {
-      fail(['direction'], true, `"ablation" writes ${spec.ablation === 'zero' ? 'zeros' : 'means'} into the clean run, which is noising; remove "direction" (or make it "noising")`);
+      fail(
+        ['direction'],
+        true,
+        `"ablation" writes ${spec.ablation === 'zero' ? 'zeros' : 'means'} into the clean run, which is noising; remove "direction" (or make it "noising")`,
+      );
     }
     if (metric === 'normalized_logit_diff') {
       fail(['metric'], false, 'normalized_logit_diff is scaled between the clean and the corrupted run, and an ablation has no corrupted run; use logit_diff');
@@ -312,7 +321,11 @@ function checkRules(spec: PatchSpec, fail: (path: PathSeg[], useKey: boolean, me
       ['clean_ids', 'corrupted_ids'],
     ] as const) {
       if (spec.ablation === undefined && pair[has] !== undefined && pair[missing] === undefined) {
-        fail(['pairs', i, has], true, `${at} has '${has}' but no '${missing}'; ${has === 'clean' ? 'text prompts' : 'token-id prompts'} come in pairs — add '${missing}' (the corrupted prompt), or set "ablation" to patch zeros or means instead`);
+        fail(
+          ['pairs', i, has],
+          true,
+          `${at} has '${has}' but no '${missing}'; ${has === 'clean' ? 'text prompts' : 'token-id prompts'} come in pairs — add '${missing}' (the corrupted prompt), or set "ablation" to patch zeros or means instead`,
+        );
       }
     }
     if (pair.answer !== undefined && pair.answer_id !== undefined) fail(['pairs', i, 'answer_id'], true, `${at} gives both answer and answer_id; keep one`);
@@ -353,20 +366,32 @@ function checkPathPatching(spec: PatchSpec, fail: (path: PathSeg[], useKey: bool
   const at = ['path_patching', 'receivers'];
   if (receivers !== RESID_FINAL) {
     if (!Array.isArray(receivers) || receivers.length === 0) {
-      fail(at, false, `path_patching.receivers is ${Array.isArray(receivers) ? 'empty' : describeValue(receivers)}; write "${RESID_FINAL}" (the final residual stream) or a list of heads' inputs, e.g. ["L9H6.q", "L9H9.k"]`);
+      fail(
+        at,
+        false,
+        `path_patching.receivers is ${Array.isArray(receivers) ? 'empty' : describeValue(receivers)}; write "${RESID_FINAL}" (the final residual stream) or a list of heads' inputs, e.g. ["L9H6.q", "L9H9.k"]`,
+      );
     }
     const pattern = new RegExp(PATH_RECEIVER_PATTERN);
     receivers.forEach((r: unknown, i) => {
       if (typeof r !== 'string' || !pattern.test(r)) {
         const hint = r === RESID_FINAL ? `; "${RESID_FINAL}" is not a head: make receivers "${RESID_FINAL}" itself, not a list` : '';
-        fail([...at, i], false, `path_patching.receivers[${i}] is ${describeValue(r)}, not a receiver; a receiver is a head's query, key or value input, LxHy.q, LxHy.k or LxHy.v, e.g. "L9H6.q" (for k and v the head counts key/value heads)${hint}`);
+        fail(
+          [...at, i],
+          false,
+          `path_patching.receivers[${i}] is ${describeValue(r)}, not a receiver; a receiver is a head's query, key or value input, LxHy.q, LxHy.k or LxHy.v, e.g. "L9H6.q" (for k and v the head counts key/value heads)${hint}`,
+        );
       }
       const first = receivers.indexOf(r);
       if (first !== i) fail([...at, i], false, `path_patching.receivers lists ${quote(r as string)} twice (receivers[${first}] and receivers[${i}]); remove one`);
     });
   }
   if (ATP_METHODS.includes(spec.method ?? 'exact')) {
-    fail(['method'], true, `path_patching is exact patching in two stages, which method ${spec.method} does not estimate; remove "method" (or make it "exact"), or move path_patching to a spec of its own`);
+    fail(
+      ['method'],
+      true,
+      `path_patching is exact patching in two stages, which method ${spec.method} does not estimate; remove "method" (or make it "exact"), or move path_patching to a spec of its own`,
+    );
   }
 }
 

@@ -40,7 +40,13 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     writeFileSync(
       join(ws, 'long.patch.json'),
       JSON.stringify(
-        { name: 'long', model: './big', metric: 'logit_diff', sweeps: ['resid_pre', 'attn_head_pattern_dest_src_pos'], pairs: [{ clean_ids: LONG_IDS(0), corrupted_ids: LONG_IDS(1), answer_id: 11, wrong_id: 12 }] },
+        {
+          name: 'long',
+          model: './big',
+          metric: 'logit_diff',
+          sweeps: ['resid_pre', 'attn_head_pattern_dest_src_pos'],
+          pairs: [{ clean_ids: LONG_IDS(0), corrupted_ids: LONG_IDS(1), answer_id: 11, wrong_id: 12 }],
+        },
         null,
         2,
       ),
@@ -66,23 +72,27 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
 
   /** The result of run `name` written after `since`, once it exists. */
   function resultAfter(name: string, since: number, timeoutMs = 90_000): Promise<{ path: string; result: PatchResult }> {
-    return waitFor(`a result of ${name}`, () => {
-      let files: string[];
-      try {
-        files = readdirSync(runs).filter((f) => f.endsWith('.result.json'));
-      } catch {
-        return undefined;
-      }
-      for (const f of files) {
+    return waitFor(
+      `a result of ${name}`,
+      () => {
+        let files: string[];
         try {
-          const result = JSON.parse(readFileSync(join(runs, f), 'utf8')) as PatchResult;
-          if (result.name === name && Date.parse(result.createdAt) >= since - 1000) return { path: join(runs, f), result };
+          files = readdirSync(runs).filter((f) => f.endsWith('.result.json'));
         } catch {
-          /* claimed but not written yet */
+          return undefined;
         }
-      }
-      return undefined;
-    }, timeoutMs);
+        for (const f of files) {
+          try {
+            const result = JSON.parse(readFileSync(join(runs, f), 'utf8')) as PatchResult;
+            if (result.name === name && Date.parse(result.createdAt) >= since - 1000) return { path: join(runs, f), result };
+          } catch {
+            /* claimed but not written yet */
+          }
+        }
+        return undefined;
+      },
+      timeoutMs,
+    );
   }
 
   async function shot(name: string, frame?: Frame): Promise<void> {
@@ -105,7 +115,12 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
       await input.fill(name);
       try {
         // The list re-filters after the value changes: accept only a first row that is the file.
-        await waitFor(`${name} first in Quick Open`, async () => ((await input.inputValue()) === name && (await page.locator('.quick-input-widget .monaco-list-row').first().innerText()).startsWith(name) ? true : undefined), 5000, 100);
+        await waitFor(
+          `${name} first in Quick Open`,
+          async () => ((await input.inputValue()) === name && (await page.locator('.quick-input-widget .monaco-list-row').first().innerText()).startsWith(name) ? true : undefined),
+          5000,
+          100,
+        );
         await page.keyboard.press('Enter');
         await active.first().waitFor({ timeout: 5000 });
         // Off the search box, whose tooltip would otherwise cover the editor's title buttons.
@@ -122,7 +137,8 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     return waitFor(`the panel of ${name}`, async () => {
       for (const f of page.frames()) {
         try {
-          if ((await f.locator('.pl-title').count()) > 0 && (await f.locator('.pl-title').innerText()) === name && (await f.locator('.pl-facets[data-cell-count]').count()) > 0) return f;
+          if ((await f.locator('.pl-title').count()) > 0 && (await f.locator('.pl-title').innerText()) === name && (await f.locator('.pl-facets[data-cell-count]').count()) > 0)
+            return f;
         } catch {
           /* detached */
         }
@@ -202,17 +218,23 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
       await box.locator('canvas').hover({ position: { x, y } });
     };
     const decorated = () =>
-      page.locator('.monaco-editor .view-lines span[class*="TextEditorDecorationType"]').evaluateAll((els) => els.filter((e) => getComputedStyle(e).fontWeight === '700').map((e) => e.textContent ?? ''));
+      page
+        .locator('.monaco-editor .view-lines span[class*="TextEditorDecorationType"]')
+        .evaluateAll((els) => els.filter((e) => getComputedStyle(e).fontWeight === '700').map((e) => e.textContent ?? ''));
     for (const col of [3, 5]) {
       await hoverColumn(col);
       // Position `col` in the clean and in the corrupted prompt (they differ where the prompts do).
       const want = [result.tokens[0]!.clean.strings[col]!, result.tokens[0]!.corrupted!.strings[col]!].sort();
-      const got = await waitFor(`the decoration of column ${col}`, async () => {
-        const texts = await decorated();
-        // The editor draws spaces as U+00A0.
-        const plain = texts.map((t) => t.replace(/\u00a0/g, ' '));
-        return JSON.stringify([...plain].sort()) === JSON.stringify(want) ? plain : undefined;
-      }, 15_000);
+      const got = await waitFor(
+        `the decoration of column ${col}`,
+        async () => {
+          const texts = await decorated();
+          // The editor draws spaces as U+00A0.
+          const plain = texts.map((t) => t.replace(/\u00a0/g, ' '));
+          return JSON.stringify([...plain].sort()) === JSON.stringify(want) ? plain : undefined;
+        },
+        15_000,
+      );
       step(`column ${col}: decorated ${JSON.stringify(got)}`);
     }
     await shot('hover-decoration');
@@ -237,10 +259,14 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     const entry = frame.locator(`.pl-effect[data-pos="${pos}"]`).first();
     await entry.hover();
     const want = [result.tokens[0]!.clean.strings[pos]!, result.tokens[0]!.corrupted!.strings[pos]!].sort();
-    await waitFor(`the decoration of the entry's token ${pos}`, async () => {
-      const plain = (await decorated()).map((t) => t.replace(/\u00a0/g, ' '));
-      return JSON.stringify([...plain].sort()) === JSON.stringify(want) ? true : undefined;
-    }, 15_000);
+    await waitFor(
+      `the decoration of the entry's token ${pos}`,
+      async () => {
+        const plain = (await decorated()).map((t) => t.replace(/\u00a0/g, ' '));
+        return JSON.stringify([...plain].sort()) === JSON.stringify(want) ? true : undefined;
+      },
+      15_000,
+    );
     assert.equal(await frame.locator('.pl-facet').first().getAttribute('data-hover-cell'), `${await entry.getAttribute('data-row')},${pos}`);
     await shot('effects-decoration');
   });
@@ -263,14 +289,18 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     const { result } = await resultAfter('speaker-together', since);
     assert.equal(result.status, 'done');
     assert.deepEqual(Object.keys(result.sweeps), []);
-    assert.deepEqual(result.patchSets?.map((s) => s.components), [['L1.resid_pre@5']]);
+    assert.deepEqual(
+      result.patchSets?.map((s) => s.components),
+      [['L1.resid_pre@5']],
+    );
     const cell = speaker.sweeps.resid_pre!.values[1 * nPos + 5]!;
     assert.ok(Math.abs(result.patchSets![0]!.value! - cell) <= 1e-5, `set ${result.patchSets![0]!.value} vs cell ${cell}`);
     // Its own panel lists the set.
     const together = await waitFor('the panel of speaker-together', async () => {
       for (const f of page.frames()) {
         try {
-          if ((await f.locator('.pl-title').count()) > 0 && (await f.locator('.pl-title').innerText()) === 'speaker-together' && (await f.locator('.pl-patch-set').count()) === 1) return f;
+          if ((await f.locator('.pl-title').count()) > 0 && (await f.locator('.pl-title').innerText()) === 'speaker-together' && (await f.locator('.pl-patch-set').count()) === 1)
+            return f;
         } catch {
           /* detached */
         }
@@ -294,15 +324,23 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     const rows = page.locator('.quick-input-widget .quick-input-list .monaco-list-row');
     await rows.filter({ hasText: 'checkpoint folder' }).first().waitFor();
     await input.fill('model');
-    await rows.filter({ hasText: /^model/ }).filter({ hasText: 'checkpoint folder' }).first().click();
+    await rows
+      .filter({ hasText: /^model/ })
+      .filter({ hasText: 'checkpoint folder' })
+      .first()
+      .click();
     // Answer: the box shows how the text is tokenized.
     const message = page.locator('.quick-input-widget .quick-input-message');
     await waitFor('the tokenization of the suggested answer', async () => ((await message.innerText().catch(() => '')).includes('→ 1 token') ? true : undefined), 30_000);
     await input.fill(' Mary');
-    const shown = await waitFor('the tokenization of " Mary"', async () => {
-      const t = await message.innerText().catch(() => '');
-      return t.startsWith('" Mary" → 1 token [') ? t : undefined;
-    }, 15_000);
+    const shown = await waitFor(
+      'the tokenization of " Mary"',
+      async () => {
+        const t = await message.innerText().catch(() => '');
+        return t.startsWith('" Mary" → 1 token [') ? t : undefined;
+      },
+      15_000,
+    );
     step(`answer box: ${shown}`);
     await shot('answer-box');
     await input.fill('Mary Poppins');
@@ -320,7 +358,10 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     assert.equal(result.status, 'done');
     assert.equal(result.attribution?.method, 'atp_star');
     assert.equal(result.attribution?.verifyTop, 10);
-    assert.ok(result.sweeps.resid_pre?.verification?.cells.some((c) => c.chosen === 'top'), 'the largest estimates were patched exactly');
+    assert.ok(
+      result.sweeps.resid_pre?.verification?.cells.some((c) => c.chosen === 'top'),
+      'the largest estimates were patched exactly',
+    );
     assert.equal(result.source, join(ws, 'prompts.txt'));
     assert.deepEqual(result.spec.pairs?.[0], {
       clean: 'When Mary and John went to the store, John gave a drink to',
@@ -356,7 +397,13 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     await shot('select-model');
     // The list shows what fits; the rest is found by typing, as a user would.
     const input = page.locator('.quick-input-widget input.input');
-    for (const [typed, id] of [['pythia', 'EleutherAI/pythia-160m'], ['attn-only', 'attn-only-2l'], ['llama-3', 'meta-llama/Llama-3.2-1B'], ['smollm', 'HuggingFaceTB/SmolLM2-135M'], ['qwen', 'Qwen/Qwen2.5-0.5B']]) {
+    for (const [typed, id] of [
+      ['pythia', 'EleutherAI/pythia-160m'],
+      ['attn-only', 'attn-only-2l'],
+      ['llama-3', 'meta-llama/Llama-3.2-1B'],
+      ['smollm', 'HuggingFaceTB/SmolLM2-135M'],
+      ['qwen', 'Qwen/Qwen2.5-0.5B'],
+    ]) {
       await input.fill(typed!);
       await rows.filter({ hasText: id! }).first().waitFor({ timeout: 10_000 });
     }
@@ -438,7 +485,8 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     const title = await waitFor('a restored panel', async () => {
       for (const f of page.frames()) {
         try {
-          if ((await f.locator('.pl-facets[data-cell-count]').count()) > 0 && Number(await f.locator('.pl-facets').getAttribute('data-cell-count')) > 0) return f.locator('.pl-title').innerText();
+          if ((await f.locator('.pl-facets[data-cell-count]').count()) > 0 && Number(await f.locator('.pl-facets').getAttribute('data-cell-count')) > 0)
+            return f.locator('.pl-title').innerText();
         } catch {
           /* detached */
         }

@@ -21,7 +21,12 @@ export const ARTIFACTS = join(REPO, '.test-tmp', 'e2e');
  * quick local `npm test`); with it (CI) a missing host is a failure, so CI never passes by skipping.
  */
 export function skipReason(): string | undefined {
-  const missing = !existsSync(join(HOST_DIR, '.installed')) || !existsSync(CODE_SERVER) ? 'the VS Code host is not installed (run scripts/e2e-setup.sh)' : !existsSync(CHROMIUM) ? `no Chromium at ${CHROMIUM}` : undefined;
+  const missing =
+    !existsSync(join(HOST_DIR, '.installed')) || !existsSync(CODE_SERVER)
+      ? 'the VS Code host is not installed (run scripts/e2e-setup.sh)'
+      : !existsSync(CHROMIUM)
+        ? `no Chromium at ${CHROMIUM}`
+        : undefined;
   if (!missing) return undefined;
   if (process.env.PATCHLENS_E2E) throw new Error(`PATCHLENS_E2E is set but ${missing}`);
   return missing;
@@ -83,7 +88,14 @@ export async function startHost(opts: { vsix?: string; developmentPath?: string;
       ...opts.userSettings,
     }),
   );
-  const env = { ...process.env, XDG_CONFIG_HOME: join(run, 'home'), XDG_DATA_HOME: join(run, 'home'), XDG_CACHE_HOME: join(run, 'home'), XDG_RUNTIME_DIR: join(run, 'tmp'), TMPDIR: join(run, 'tmp') };
+  const env = {
+    ...process.env,
+    XDG_CONFIG_HOME: join(run, 'home'),
+    XDG_DATA_HOME: join(run, 'home'),
+    XDG_CACHE_HOME: join(run, 'home'),
+    XDG_RUNTIME_DIR: join(run, 'tmp'),
+    TMPDIR: join(run, 'tmp'),
+  };
   const cs = [CODE_SERVER, '--extensions-dir', join(run, 'ext'), '--user-data-dir', join(run, 'data')];
   let extensionDir: string;
   if (opts.vsix !== undefined) {
@@ -103,7 +115,18 @@ export async function startHost(opts: { vsix?: string; developmentPath?: string;
   const out = (await import('node:fs')).openSync(log, 'a');
   const server: ChildProcess = spawn(
     process.execPath,
-    [...cs, '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override', opts.workspace],
+    [
+      ...cs,
+      '--auth',
+      'none',
+      '--bind-addr',
+      `127.0.0.1:${port}`,
+      '--disable-telemetry',
+      '--disable-update-check',
+      '--disable-workspace-trust',
+      '--disable-getting-started-override',
+      opts.workspace,
+    ],
     // Its own process group, so the extension host and the engine it spawned stop with it.
     { env, stdio: ['ignore', out, out], detached: true },
   );
@@ -132,7 +155,10 @@ export async function startHost(opts: { vsix?: string; developmentPath?: string;
     if (m.type() === 'error') consoleErrors.push(m.text());
   });
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
-  const payload = opts.developmentPath === undefined ? '' : `&payload=${encodeURIComponent(JSON.stringify([['extensionDevelopmentPath', `vscode-remote://127.0.0.1:${port}${opts.developmentPath}`]]))}`;
+  const payload =
+    opts.developmentPath === undefined
+      ? ''
+      : `&payload=${encodeURIComponent(JSON.stringify([['extensionDevelopmentPath', `vscode-remote://127.0.0.1:${port}${opts.developmentPath}`]]))}`;
   await page.goto(`${base}/?folder=${encodeURIComponent(opts.workspace)}${payload}`, { timeout: 60_000 });
   await page.locator('.monaco-workbench .part.statusbar').waitFor({ timeout: 60_000 });
   // Menus and commands exist once the extension host has scanned the extension: its activity-bar
@@ -217,7 +243,10 @@ export async function pickMenuItem(page: Page, label: string): Promise<void> {
  */
 export async function pickMethod(page: Page, label?: string): Promise<void> {
   const widget = page.locator('.quick-input-widget');
-  await widget.locator('.quick-input-title', { hasText: /^PatchLens: run .+ by( \(\d+\/\d+\))?$/ }).first().waitFor({ timeout: 60_000 });
+  await widget
+    .locator('.quick-input-title', { hasText: /^PatchLens: run .+ by( \(\d+\/\d+\))?$/ })
+    .first()
+    .waitFor({ timeout: 60_000 });
   const rows = widget.locator('.quick-input-list .monaco-list-row');
   if (label) await rows.filter({ hasText: label }).first().click();
   else {

@@ -78,7 +78,14 @@ LINEAR_CASES.forEach(([label, over], i) => {
     const m = await model;
     const sweeps: SweepName[] = ['attn_head_out_by_pos', 'attn_head_out_all_pos'];
     // The stacked sweep: absent key/value heads of a grouped-query model are null in both, nowhere else.
-    const spec: ResolvedSpec = { name: 'linear', model: undefined, metric: 'logit_diff', sweeps: [...sweeps, 'attn_head_all_pos_every'], prependBos: false, pairs: randomPairs(cfg, 60 + i) };
+    const spec: ResolvedSpec = {
+      name: 'linear',
+      model: undefined,
+      metric: 'logit_diff',
+      sweeps: [...sweeps, 'attn_head_all_pos_every'],
+      prependBos: false,
+      pairs: randomPairs(cfg, 60 + i),
+    };
     const est = await runAttribution(m, { ...spec, method: 'atp' });
     const exact = await runPatching(m, spec);
     const nulls = (r: typeof exact) => r.sweeps.attn_head_all_pos_every!.values.flatMap((v, k) => (v === null ? [k] : []));
@@ -117,9 +124,17 @@ const columns = (cols: Float32Array[]) => {
   cols.forEach((c, j) => c.forEach((v, i) => (t.data[i * cols.length + j] = v)));
   return t;
 };
-const handConfig = (over: Partial<ModelConfig>): ModelConfig => ({ ...syntheticConfig({ nHeads: 1, nKvHeads: 1, dModel: D, dVocab: 4, nCtx: 4, normEps: 1e12, tiedEmbeddings: false, ...over }), dHead: 2 });
+const handConfig = (over: Partial<ModelConfig>): ModelConfig => ({
+  ...syntheticConfig({ nHeads: 1, nKvHeads: 1, dModel: D, dVocab: 4, nCtx: 4, normEps: 1e12, tiedEmbeddings: false, ...over }),
+  dHead: 2,
+});
 const spec1 = (sweeps: SweepName[], clean: number[], corrupted: number[]): ResolvedSpec => ({
-  name: 'hand', model: undefined, metric: 'logit_diff', sweeps, prependBos: false, pairs: [{ clean, corrupted, answer: 0, wrong: 1 }],
+  name: 'hand',
+  model: undefined,
+  metric: 'logit_diff',
+  sweeps,
+  prependBos: false,
+  pairs: [{ clean, corrupted, answer: 0, wrong: 1 }],
 });
 
 test('saturated attention: plain AtP misses a key patch that moves all the attention, the QK fix gets it', async () => {
@@ -156,8 +171,18 @@ test("GradDrop: a component whose direct and indirect gradients cancel gets AtP'
   // the direct (+1) and indirect (−1) gradients cancel; patching in the clean s = −4.9 moves M by −4.9.
   const cfg = handConfig({ nLayers: 2, dMlp: 1, activation: 'relu' });
   const block = (wIn: Float32Array, wOut: Float32Array, bOut: Float32Array) => ({
-    ln1W: filled([D], 1e6), ln1B: zeros(D), wQkv: zeros(D, 6), bQkv: zeros(6), wO: zeros(2, D), bO: zeros(D),
-    ln2W: filled([D], 1e6), ln2B: zeros(D), wIn: columns([wIn]), bIn: zeros(1), wOut: { shape: [1, D], data: wOut }, bOut: { shape: [D], data: bOut },
+    ln1W: filled([D], 1e6),
+    ln1B: zeros(D),
+    wQkv: zeros(D, 6),
+    bQkv: zeros(6),
+    wO: zeros(2, D),
+    bO: zeros(D),
+    ln2W: filled([D], 1e6),
+    ln2B: zeros(D),
+    wIn: columns([wIn]),
+    bIn: zeros(1),
+    wOut: { shape: [1, D], data: wOut },
+    bOut: { shape: [D], data: bOut },
   });
   const weights = {
     wte: rowsOf([new Float32Array(D), new Float32Array(D), dir(1, 5), dir(1, -1)]),

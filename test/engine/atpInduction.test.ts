@@ -73,11 +73,18 @@ test("a run's method and verify_top (the run commands' method pick) override the
     assert.deepEqual(Object.keys(result.sweeps), Object.keys(exact.sweeps));
     for (const [name, sweep] of Object.entries(result.sweeps)) {
       const cells = sweep!.verification!.cells;
-      assert.deepEqual(cells.map((c) => c.chosen), ['top', 'top', 'random', 'random'], name);
+      assert.deepEqual(
+        cells.map((c) => c.chosen),
+        ['top', 'top', 'random', 'random'],
+        name,
+      );
       // A verified cell's exact value is the exact run's.
       for (const c of cells) assert.ok(Math.abs(c.exact - exact.sweeps[name as keyof typeof exact.sweeps]!.values[c.index]!) < 1e-4, `${name}[${c.index}]`);
     }
-    await assert.rejects(runSpec({ ...params, method: 'atp', verifyTop: 2.5 }, { models }), (e: Error) => e instanceof UserError && /2\.5, is not a whole number from 0 to 1000/.test(e.message));
+    await assert.rejects(
+      runSpec({ ...params, method: 'atp', verifyTop: 2.5 }, { models }),
+      (e: Error) => e instanceof UserError && /2\.5, is not a whole number from 0 to 1000/.test(e.message),
+    );
   } finally {
     rmSync(cacheDir, { recursive: true, force: true });
   }

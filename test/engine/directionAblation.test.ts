@@ -22,8 +22,14 @@ for (const mode of ['naive', 'fast'] as const) {
       const pairs = labelledPairs(m, 81, [7, 4, 6]).map((p) => (labelled ? p : { ...p, labels: undefined }));
       const spec = specOf(pairs, [...SWEEP_NAMES], { direction: 'noising' });
       const out = await runPatching(m.model, spec, { mode, memoryBudgetMiB: 0.02 });
-      const clean = padded(pairs.map((p) => p.clean), bos);
-      const corrupted = padded(pairs.map((p) => p.corrupted), bos);
+      const clean = padded(
+        pairs.map((p) => p.clean),
+        bos,
+      );
+      const corrupted = padded(
+        pairs.map((p) => p.corrupted),
+        bos,
+      );
       for (const name of SWEEP_NAMES) {
         // The reference's loop with the roles swapped: the corrupted run is the source, the clean prompts are run.
         const ref = referenceSweep(m.ref, corrupted, clean, name as RefSweepName, refMetricOf(pairs), labelled ? refLabels(spec) : undefined);
@@ -38,8 +44,14 @@ for (const mode of ['naive', 'fast'] as const) {
     const pairs = labelledPairs(m, 82, [6, 5]);
     const metric = refMetricOf(pairs);
     const bos = m.cfg.bosTokenId;
-    const clean = padded(pairs.map((p) => p.clean), bos);
-    const corrupted = padded(pairs.map((p) => p.corrupted), bos);
+    const clean = padded(
+      pairs.map((p) => p.clean),
+      bos,
+    );
+    const corrupted = padded(
+      pairs.map((p) => p.corrupted),
+      bos,
+    );
     const lc = metric(referenceForward(m.ref, clean).logits);
     const lk = metric(referenceForward(m.ref, corrupted).logits);
     const out = await runPatching(m.model, specOf(pairs, ['resid_pre'], { direction: 'noising', metric: 'normalized_logit_diff' }), { mode });
@@ -58,8 +70,15 @@ for (const mode of ['naive', 'fast'] as const) {
       const spec = specOf(pairs, sweeps, { ablation });
       const out = await runPatching(m.model, spec, { mode, memoryBudgetMiB: 0.02 });
       assert.equal(out.baselines.corrupted, undefined, 'an ablation has no corrupted run');
-      const clean = padded(pairs.map((p) => p.clean), bos);
-      const source = refAblationCache(referenceForward(m.ref, clean).cache, ablation, pairs.map((p) => p.clean.length));
+      const clean = padded(
+        pairs.map((p) => p.clean),
+        bos,
+      );
+      const source = refAblationCache(
+        referenceForward(m.ref, clean).cache,
+        ablation,
+        pairs.map((p) => p.clean.length),
+      );
       for (const name of sweeps) {
         const ref = sweepWithCache(m.ref, source, clean, name as RefSweepName, refMetricOf(pairs), refLabels(spec));
         const d = maxAbsDiff(out.sweeps[name as SweepName]!.values, ref.values);
@@ -72,5 +91,8 @@ for (const mode of ['naive', 'fast'] as const) {
 test('a pattern sweep with mean_over_positions is refused with one message before any work', async () => {
   const m = await randomModel(O);
   const spec = specOf(labelledPairs(m, 84, [5, 6]), ['attn_head_pattern_all_pos'], { ablation: 'mean_over_positions' });
-  await assert.rejects(runPatching(m.model, spec), /attention pattern, whose entries belong to a destination and a source position and have no mean over positions; use ablation "mean" or "zero"/);
+  await assert.rejects(
+    runPatching(m.model, spec),
+    /attention pattern, whose entries belong to a destination and a source position and have no mean over positions; use ablation "mean" or "zero"/,
+  );
 });

@@ -89,7 +89,10 @@ for (const [kind, arch, bos, bosText] of [
   test(`${kind} (byte-level BPE): ranges tile the text, BOS is ${bosText}`, async () => {
     const { tok } = await modelWith(arch, kind);
     const e = tok.encode(TEXT);
-    assert.deepEqual(e.ranges.slice(0, 4).map(([a, b]) => TEXT.slice(a, b)), ['Hello', ' world', ',', ' Alice']);
+    assert.deepEqual(
+      e.ranges.slice(0, 4).map(([a, b]) => TEXT.slice(a, b)),
+      ['Hello', ' world', ',', ' Alice'],
+    );
     e.ids.forEach((id, i) => !/\ufffd/.test(tok.tokenString(id)) && assert.equal(tok.tokenString(id), TEXT.slice(...e.ranges[i]!)));
     assertTiles(TEXT, e.ranges);
     assert.equal(tok.bosTokenId, bos);
@@ -161,10 +164,13 @@ test("answer checks: on Llama 2's SentencePiece vocabulary ' Alice' is two token
   const sp = await modelWith('llama', 'llama2');
   const spaced = pair();
   spaced.pairs![0] = { ...spaced.pairs![0]!, answer: ' Alice' };
-  assert.throws(() => resolveSpec(spaced, sp.tok, sp.config, { file: 'x.patch.json' }), (e: Error) => {
-    assert.match(e.message, /pairs\[0\]\.answer ' Alice' is 2 tokens \[' ' ' Alice'\].*drop the leading space: 'Alice' is one token/);
-    return true;
-  });
+  assert.throws(
+    () => resolveSpec(spaced, sp.tok, sp.config, { file: 'x.patch.json' }),
+    (e: Error) => {
+      assert.match(e.message, /pairs\[0\]\.answer ' Alice' is 2 tokens \[' ' ' Alice'\].*drop the leading space: 'Alice' is one token/);
+      return true;
+    },
+  );
   const bl = await modelWith('llama', 'llama3');
   const bare = pair();
   bare.pairs![0] = { ...bare.pairs![0]!, answer: 'drink' };
@@ -178,10 +184,24 @@ test("answer checks: on Llama 2's SentencePiece vocabulary ' Alice' is two token
 
 test('the result file of a run on a GQA Llama records the family, n_key_value_heads, the stored dtype and null KV cells', async () => {
   const dir = makeTmpDir('llama-result');
-  writeRandomLlamaCheckpoint(join(dir, 'model'), { arch: 'llama', nLayers: 2, nHeads: 4, nKvHeads: 2, dModel: 16, dMlp: 16, dVocab: familyTokenizerVocab('llama2'), nCtx: 64, seed: 5, dtype: 'BF16' });
+  writeRandomLlamaCheckpoint(join(dir, 'model'), {
+    arch: 'llama',
+    nLayers: 2,
+    nHeads: 4,
+    nKvHeads: 2,
+    dModel: 16,
+    dMlp: 16,
+    dVocab: familyTokenizerVocab('llama2'),
+    nCtx: 64,
+    seed: 5,
+    dtype: 'BF16',
+  });
   writeFamilyTokenizer(join(dir, 'model'), 'llama2');
   const specFile = join(dir, 'gqa.patch.json');
-  writeFileSync(specFile, JSON.stringify({ ...pair(), model: 'model', sweeps: ['attn_head_k_all_pos', 'attn_head_all_pos_every'], pairs: [{ ...pair().pairs![0], answer: 'Alice', wrong: 'Bob' }] }));
+  writeFileSync(
+    specFile,
+    JSON.stringify({ ...pair(), model: 'model', sweeps: ['attn_head_k_all_pos', 'attn_head_all_pos_every'], pairs: [{ ...pair().pairs![0], answer: 'Alice', wrong: 'Bob' }] }),
+  );
   const outcome = await runSpec({ runId: 'r', specFile, device: 'cpu' }, { models: new ModelCache() });
   const result = JSON.parse(readFileSync(outcome.resultPath, 'utf8')) as PatchResult;
   assert.equal(result.model.architecture, 'llama');

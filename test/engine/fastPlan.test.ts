@@ -23,7 +23,13 @@ async function plan(sweep: SweepName, nPos: number) {
   const spec: ResolvedSpec = { name: 't', metric: 'logit_diff', sweeps: [sweep], prependBos: false, pairs } as unknown as ResolvedSpec;
   const { problem, positions } = await preparePatching(m.model, spec);
   const slots = planSweep(sweep, m.model.cfg, positions).slots;
-  return { fast: planFast(problem, slots.map((s) => [s])), slots };
+  return {
+    fast: planFast(
+      problem,
+      slots.map((s) => [s]),
+    ),
+    slots,
+  };
 }
 
 test('a patch over every position starts at the first position where its source differs from the run', async () => {

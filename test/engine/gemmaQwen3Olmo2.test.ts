@@ -36,22 +36,48 @@ const CASES: [string, RandomLlamaOptions, { sweeps: boolean }][] = [
   [
     'gemma3_text: q/k norms, local layer 0 (window 3, base 10000), global layer 1 (base 1e6, linear scaling 4), GQA 4/1, head_dim 6, layer_types',
     {
-      ...base, arch: 'gemma3_text', nKvHeads: 1, dHead: 6, seed: 42, slidingWindow: 3, slidingWindowPattern: 2, layerTypes: true, queryPreAttnScalar: 16,
+      ...base,
+      arch: 'gemma3_text',
+      nKvHeads: 1,
+      dHead: 6,
+      seed: 42,
+      slidingWindow: 3,
+      slidingWindowPattern: 2,
+      layerTypes: true,
+      queryPreAttnScalar: 16,
       ropeScaling: { rope_type: 'linear', factor: 4.0 },
     },
     { sweeps: true },
   ],
-  ['qwen3: q/k norms per head, head_dim 12, GQA 4/2, sliding window 3 from layer 1', { ...base, arch: 'qwen3', nKvHeads: 2, dHead: 12, seed: 43, slidingWindow: 3, maxWindowLayers: 1 }, { sweeps: true }],
+  [
+    'qwen3: q/k norms per head, head_dim 12, GQA 4/2, sliding window 3 from layer 1',
+    { ...base, arch: 'qwen3', nKvHeads: 2, dHead: 12, seed: 43, slidingWindow: 3, maxWindowLayers: 1 },
+    { sweeps: true },
+  ],
   ['olmo2: norms after the sublayers, q/k norms over all heads, GQA 4/2', { ...base, arch: 'olmo2', nKvHeads: 2, seed: 44 }, { sweeps: true }],
   [
     "gemma3_text: Transformers 5's rope_parameters per layer type, the default pattern (layer 5 global), soft-caps set, attention_bias",
     {
-      ...base, nLayers: 7, arch: 'gemma3_text', nKvHeads: 2, seed: 45, slidingWindow: 4, ropeParametersByLayerType: true, ropeLocalTheta: 20000,
-      ropeScaling: { rope_type: 'linear', factor: 2.0 }, attnSoftcap: 3, finalSoftcap: 4, attentionBias: true,
+      ...base,
+      nLayers: 7,
+      arch: 'gemma3_text',
+      nKvHeads: 2,
+      seed: 45,
+      slidingWindow: 4,
+      ropeParametersByLayerType: true,
+      ropeLocalTheta: 20000,
+      ropeScaling: { rope_type: 'linear', factor: 2.0 },
+      attnSoftcap: 3,
+      finalSoftcap: 4,
+      attentionBias: true,
     },
     { sweeps: false },
   ],
-  ['gemma2: no soft-caps (null), untied, layer_types', { ...base, arch: 'gemma2', seed: 46, attnSoftcap: null, finalSoftcap: null, tied: false, layerTypes: true, slidingWindow: 2 }, { sweeps: false }],
+  [
+    'gemma2: no soft-caps (null), untied, layer_types',
+    { ...base, arch: 'gemma2', seed: 46, attnSoftcap: null, finalSoftcap: null, tied: false, layerTypes: true, slidingWindow: 2 },
+    { sweeps: false },
+  ],
   ['qwen3: attention_bias, tied, no windows', { ...base, arch: 'qwen3', nKvHeads: 2, seed: 47, attentionBias: true, tied: true }, { sweeps: false }],
   ['olmo2: attention_bias, tied, no GQA', { ...base, arch: 'olmo2', seed: 48, attentionBias: true, tied: true }, { sweeps: false }],
 ];
@@ -87,16 +113,31 @@ for (const [label, o, { sweeps }] of CASES) {
 
 test("every block's hook points named as TransformerLens names them (attn.hook_result aside), in forward order: ln1_post / ln2_post before hook_attn_out / hook_mlp_out on Gemma, OLMo 2's ln1 / ln2 after them", () => {
   const attn = (qkNorm: boolean) => [
-    'attn.hook_q', 'attn.hook_k', 'attn.hook_v',
+    'attn.hook_q',
+    'attn.hook_k',
+    'attn.hook_v',
     ...(qkNorm ? ['attn.q_norm.hook_scale', 'attn.q_norm.hook_normalized', 'attn.k_norm.hook_scale', 'attn.k_norm.hook_normalized'] : []),
     // One scores hook, after the soft-cap and the mask: TransformerLens has none on uncapped scores.
-    'attn.hook_rot_q', 'attn.hook_rot_k', 'attn.hook_attn_scores', 'attn.hook_pattern', 'attn.hook_z',
+    'attn.hook_rot_q',
+    'attn.hook_rot_k',
+    'attn.hook_attn_scores',
+    'attn.hook_pattern',
+    'attn.hook_z',
   ];
   const ln = (name: string) => [`${name}.hook_scale`, `${name}.hook_normalized`];
   const mlp = ['mlp.hook_pre', 'mlp.hook_pre_linear', 'mlp.hook_post'];
   const gemma = (qkNorm: boolean) => [
-    'hook_resid_pre', ...ln('ln1'), ...attn(qkNorm), ...ln('ln1_post'), 'hook_attn_out',
-    'hook_resid_mid', ...ln('ln2'), ...mlp, ...ln('ln2_post'), 'hook_mlp_out', 'hook_resid_post',
+    'hook_resid_pre',
+    ...ln('ln1'),
+    ...attn(qkNorm),
+    ...ln('ln1_post'),
+    'hook_attn_out',
+    'hook_resid_mid',
+    ...ln('ln2'),
+    ...mlp,
+    ...ln('ln2_post'),
+    'hook_mlp_out',
+    'hook_resid_post',
   ];
   const expected: Record<string, string[]> = {
     'gemma2-2l4h': gemma(false),
@@ -145,7 +186,7 @@ test('the mechanisms change the numbers where the tests look: windows shorter th
   assert.deepEqual(qwen3.cfg.window, [0, 3]);
 });
 
-test('golden Gemma 2, Gemma 3, Qwen3 and OLMo 2: every sweep in both modes equals the values TransformerLens\'s algorithm gives', async () => {
+test("golden Gemma 2, Gemma 3, Qwen3 and OLMo 2: every sweep in both modes equals the values TransformerLens's algorithm gives", async () => {
   for (const name of ['gemma2-2l4h', 'gemma3-2l4h', 'qwen3-2l4h', 'olmo2-2l4h']) {
     for (const mode of ['naive', 'fast'] as const) {
       const worst = await expectGoldenMatches(name, mode);
@@ -156,36 +197,125 @@ test('golden Gemma 2, Gemma 3, Qwen3 and OLMo 2: every sweep in both modes equal
 
 /** google/gemma-2-2b's config.json. */
 const GEMMA_2_2B = {
-  architectures: ['Gemma2ForCausalLM'], attention_bias: false, attention_dropout: 0.0, attn_logit_softcapping: 50.0, bos_token_id: 2, cache_implementation: 'hybrid',
-  eos_token_id: 1, final_logit_softcapping: 30.0, head_dim: 256, hidden_act: 'gelu_pytorch_tanh', hidden_activation: 'gelu_pytorch_tanh', hidden_size: 2304,
-  initializer_range: 0.02, intermediate_size: 9216, max_position_embeddings: 8192, model_type: 'gemma2', num_attention_heads: 8, num_hidden_layers: 26,
-  num_key_value_heads: 4, pad_token_id: 0, query_pre_attn_scalar: 256, rms_norm_eps: 1e-6, rope_theta: 10000.0, sliding_window: 4096, torch_dtype: 'float32',
-  transformers_version: '4.42.4', use_cache: true, vocab_size: 256000,
+  architectures: ['Gemma2ForCausalLM'],
+  attention_bias: false,
+  attention_dropout: 0.0,
+  attn_logit_softcapping: 50.0,
+  bos_token_id: 2,
+  cache_implementation: 'hybrid',
+  eos_token_id: 1,
+  final_logit_softcapping: 30.0,
+  head_dim: 256,
+  hidden_act: 'gelu_pytorch_tanh',
+  hidden_activation: 'gelu_pytorch_tanh',
+  hidden_size: 2304,
+  initializer_range: 0.02,
+  intermediate_size: 9216,
+  max_position_embeddings: 8192,
+  model_type: 'gemma2',
+  num_attention_heads: 8,
+  num_hidden_layers: 26,
+  num_key_value_heads: 4,
+  pad_token_id: 0,
+  query_pre_attn_scalar: 256,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000.0,
+  sliding_window: 4096,
+  torch_dtype: 'float32',
+  transformers_version: '4.42.4',
+  use_cache: true,
+  vocab_size: 256000,
 };
 
 /** google/gemma-3-1b-pt's config.json. */
 const GEMMA_3_1B = {
-  architectures: ['Gemma3ForCausalLM'], attention_bias: false, attention_dropout: 0.0, attn_logit_softcapping: null, bos_token_id: 2, cache_implementation: 'hybrid',
-  eos_token_id: 1, final_logit_softcapping: null, head_dim: 256, hidden_activation: 'gelu_pytorch_tanh', hidden_size: 1152, initializer_range: 0.02,
-  intermediate_size: 6912, max_position_embeddings: 32768, model_type: 'gemma3_text', num_attention_heads: 4, num_hidden_layers: 26, num_key_value_heads: 1,
-  pad_token_id: 0, query_pre_attn_scalar: 256, rms_norm_eps: 1e-6, rope_local_base_freq: 10000, rope_scaling: null, rope_theta: 1000000, sliding_window: 512,
-  sliding_window_pattern: 6, torch_dtype: 'bfloat16', transformers_version: '4.50.0.dev0', use_cache: true, vocab_size: 262144,
+  architectures: ['Gemma3ForCausalLM'],
+  attention_bias: false,
+  attention_dropout: 0.0,
+  attn_logit_softcapping: null,
+  bos_token_id: 2,
+  cache_implementation: 'hybrid',
+  eos_token_id: 1,
+  final_logit_softcapping: null,
+  head_dim: 256,
+  hidden_activation: 'gelu_pytorch_tanh',
+  hidden_size: 1152,
+  initializer_range: 0.02,
+  intermediate_size: 6912,
+  max_position_embeddings: 32768,
+  model_type: 'gemma3_text',
+  num_attention_heads: 4,
+  num_hidden_layers: 26,
+  num_key_value_heads: 1,
+  pad_token_id: 0,
+  query_pre_attn_scalar: 256,
+  rms_norm_eps: 1e-6,
+  rope_local_base_freq: 10000,
+  rope_scaling: null,
+  rope_theta: 1000000,
+  sliding_window: 512,
+  sliding_window_pattern: 6,
+  torch_dtype: 'bfloat16',
+  transformers_version: '4.50.0.dev0',
+  use_cache: true,
+  vocab_size: 262144,
 };
 
 /** Qwen/Qwen3-0.6B's config.json. */
 const QWEN3_0_6B = {
-  architectures: ['Qwen3ForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: 151643, eos_token_id: 151645, head_dim: 128, hidden_act: 'silu',
-  hidden_size: 1024, initializer_range: 0.02, intermediate_size: 3072, max_position_embeddings: 40960, max_window_layers: 28, model_type: 'qwen3',
-  num_attention_heads: 16, num_hidden_layers: 28, num_key_value_heads: 8, rms_norm_eps: 1e-6, rope_scaling: null, rope_theta: 1000000, sliding_window: null,
-  tie_word_embeddings: true, torch_dtype: 'bfloat16', transformers_version: '4.51.0', use_cache: true, use_sliding_window: false, vocab_size: 151936,
+  architectures: ['Qwen3ForCausalLM'],
+  attention_bias: false,
+  attention_dropout: 0.0,
+  bos_token_id: 151643,
+  eos_token_id: 151645,
+  head_dim: 128,
+  hidden_act: 'silu',
+  hidden_size: 1024,
+  initializer_range: 0.02,
+  intermediate_size: 3072,
+  max_position_embeddings: 40960,
+  max_window_layers: 28,
+  model_type: 'qwen3',
+  num_attention_heads: 16,
+  num_hidden_layers: 28,
+  num_key_value_heads: 8,
+  rms_norm_eps: 1e-6,
+  rope_scaling: null,
+  rope_theta: 1000000,
+  sliding_window: null,
+  tie_word_embeddings: true,
+  torch_dtype: 'bfloat16',
+  transformers_version: '4.51.0',
+  use_cache: true,
+  use_sliding_window: false,
+  vocab_size: 151936,
 };
 
 /** allenai/OLMo-2-0425-1B's config.json. */
 const OLMO_2_1B = {
-  architectures: ['Olmo2ForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: null, eos_token_id: 100257, hidden_act: 'silu', hidden_size: 2048,
-  initializer_range: 0.02, intermediate_size: 8192, max_position_embeddings: 4096, model_type: 'olmo2', num_attention_heads: 16, num_hidden_layers: 16,
-  num_key_value_heads: 16, pad_token_id: 100277, rms_norm_eps: 1e-6, rope_scaling: null, rope_theta: 500000, tie_word_embeddings: false, torch_dtype: 'float32',
-  transformers_version: '4.48.3', use_cache: true, vocab_size: 100352,
+  architectures: ['Olmo2ForCausalLM'],
+  attention_bias: false,
+  attention_dropout: 0.0,
+  bos_token_id: null,
+  eos_token_id: 100257,
+  hidden_act: 'silu',
+  hidden_size: 2048,
+  initializer_range: 0.02,
+  intermediate_size: 8192,
+  max_position_embeddings: 4096,
+  model_type: 'olmo2',
+  num_attention_heads: 16,
+  num_hidden_layers: 16,
+  num_key_value_heads: 16,
+  pad_token_id: 100277,
+  rms_norm_eps: 1e-6,
+  rope_scaling: null,
+  rope_theta: 500000,
+  tie_word_embeddings: false,
+  torch_dtype: 'float32',
+  transformers_version: '4.48.3',
+  use_cache: true,
+  vocab_size: 100352,
 };
 
 /** The engine's zero biases (q/k/v, o, MLP in and out) per layer, which the memory check counts too. */
@@ -194,7 +324,10 @@ const params = (c: Omit<ModelConfig, 'weightsDtype'>) => modelParamCount({ ...c,
 
 test("the Select Model examples' configs read as Hugging Face reads them, with Hugging Face's parameter counts", () => {
   const g2 = parseModelConfig(GEMMA_2_2B, 'gemma-2-2b/config.json').config;
-  assert.deepEqual([g2.architecture, g2.dHead, g2.nKvHeads, g2.normPlacement, g2.activation, g2.tiedEmbeddings, g2.defaultPrependBos], ['gemma2', 256, 4, 'pre_post', 'gelu_new', true, true]);
+  assert.deepEqual(
+    [g2.architecture, g2.dHead, g2.nKvHeads, g2.normPlacement, g2.activation, g2.tiedEmbeddings, g2.defaultPrependBos],
+    ['gemma2', 256, 4, 'pre_post', 'gelu_new', true, true],
+  );
   assert.deepEqual([g2.attnScale[0], g2.attnSoftcap, g2.finalSoftcap, g2.embedScale, g2.window.slice(0, 4)], [16, 50, 30, 48, [4096, 0, 4096, 0]]);
   assert.equal(params(g2), 2_614_341_888);
 

@@ -170,16 +170,29 @@ test('absurd or invalid configs are rejected by field before anything is allocat
 
 test('config mapping: defaults, n_ctx fallback, activation aliases, parameter count', () => {
   const c = {
-    ...parseModelConfig(
-      { architectures: ['GPT2Model'], n_layer: 12, n_head: 12, n_embd: 768, vocab_size: 50257, n_ctx: 1024, activation_function: 'gelu_pytorch_tanh' },
-      'f',
-    ).config,
+    ...parseModelConfig({ architectures: ['GPT2Model'], n_layer: 12, n_head: 12, n_embd: 768, vocab_size: 50257, n_ctx: 1024, activation_function: 'gelu_pytorch_tanh' }, 'f')
+      .config,
     weightsDtype: 'F32',
   };
   assert.deepEqual(c, GPT2_SMALL_CONFIG);
   // Hugging Face reports 124,439,808 parameters for GPT-2 small (tied embeddings).
   assert.equal(modelParamCount(c), 124_439_808);
-  const { config: relu } = parseModelConfig({ model_type: 'gpt2', n_layer: 1, n_head: 1, n_embd: 4, vocab_size: 10, n_positions: 8, n_inner: 6, activation_function: 'relu', layer_norm_epsilon: 1e-6, bos_token_id: 0, eos_token_id: 9 }, 'f');
+  const { config: relu } = parseModelConfig(
+    {
+      model_type: 'gpt2',
+      n_layer: 1,
+      n_head: 1,
+      n_embd: 4,
+      vocab_size: 10,
+      n_positions: 8,
+      n_inner: 6,
+      activation_function: 'relu',
+      layer_norm_epsilon: 1e-6,
+      bos_token_id: 0,
+      eos_token_id: 9,
+    },
+    'f',
+  );
   assert.equal(relu.activation, 'relu');
   assert.equal(relu.dMlp, 6);
   assert.equal(relu.normEps, 1e-6);
@@ -197,6 +210,9 @@ test('the golden 2-layer checkpoint (test/fixtures) loads', (t) => {
   assert.equal(config.bosTokenId, 999);
   assert.equal(weights.unembed, weights.wte);
   assert.deepEqual(weights.blocks[1]!.wQkv.shape, [32, 96]);
-  assert.ok(weights.lnfW.data.some((v) => Math.abs(v - 1) > 1e-3), 'LayerNorm gains are random, not 1');
+  assert.ok(
+    weights.lnfW.data.some((v) => Math.abs(v - 1) > 1e-3),
+    'LayerNorm gains are random, not 1',
+  );
   assert.ok(weights.wte.data.every(Number.isFinite));
 });

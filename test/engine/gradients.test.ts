@@ -29,7 +29,16 @@ function pairsFor(cfg: ModelConfig, seed: number, P = 6): ResolvedPair[] {
   return [0, 1].map(() => {
     const clean = Array.from({ length: P }, () => rnd(0, cfg.dVocab));
     const answer = rnd(0, cfg.dVocab);
-    return { clean, corrupted: clean, answer, wrong: (answer + 1) % cfg.dVocab, targets: [{ pos: P - 3, token: rnd(0, cfg.dVocab) }, { pos: P - 1, token: answer }] };
+    return {
+      clean,
+      corrupted: clean,
+      answer,
+      wrong: (answer + 1) % cfg.dVocab,
+      targets: [
+        { pos: P - 3, token: rnd(0, cfg.dVocab) },
+        { pos: P - 1, token: answer },
+      ],
+    };
   });
 }
 

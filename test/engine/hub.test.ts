@@ -139,9 +139,15 @@ test('a cache record of an older format (sizes only) is not trusted: small files
   const start = hub.requests.length;
   await resolveModelDir('org/tiny', opts(cache));
   const reqs = hub.requests.slice(start);
-  assert.ok(reqs.some((r) => r.path.endsWith('/config.json') && r.status === 200), 'config.json fetched again');
+  assert.ok(
+    reqs.some((r) => r.path.endsWith('/config.json') && r.status === 200),
+    'config.json fetched again',
+  );
   // The weights went back to being a partial file: the hub's answer (nothing left to send, and its sha256) verifies them.
-  assert.ok(reqs.some((r) => r.path.endsWith('model.safetensors') && r.status === 416), reqs.map((r) => `${r.status} ${r.path}`).join(', '));
+  assert.ok(
+    reqs.some((r) => r.path.endsWith('model.safetensors') && r.status === 416),
+    reqs.map((r) => `${r.status} ${r.path}`).join(', '),
+  );
   assert.ok(!reqs.some((r) => r.path.endsWith('model.safetensors') && r.status === 200), 'the weights were not downloaded again');
   assert.deepEqual(readFileSync(join(dir, 'model.safetensors')), modelBytes);
   assert.equal(typeof JSON.parse(readFileSync(join(dir, '.complete'), 'utf8')).files['model.safetensors'].sha256, 'string');
@@ -196,7 +202,10 @@ test('a transfer that keeps failing is a UserError, leaves no usable model, and 
   const start = hub.requests.length;
   await resolveModelDir('org/tiny', opts(cache));
   assert.deepEqual(readFileSync(join(dir, 'model.safetensors')), modelBytes);
-  const ranges = hub.requests.slice(start).filter((r) => r.range).map((r) => r.range);
+  const ranges = hub.requests
+    .slice(start)
+    .filter((r) => r.range)
+    .map((r) => r.range);
   assert.deepEqual(ranges, ['bytes=200000-', 'bytes=200000-'], 'the rerun resumed (hub hop and CDN hop)');
 });
 
@@ -292,10 +301,7 @@ test('an existing local folder is used as is, relative to baseDir', async () => 
 test('an abort signal stops the download; the partial file is kept for a resume', async () => {
   const cache = makeTmpDir('hub-abort');
   const ac = new AbortController();
-  const p = resolveModelDir(
-    'org/tiny',
-    opts(cache, { signal: ac.signal, onProgress: (x) => x.file === 'model.safetensors' && x.received > 100_000 && ac.abort() }),
-  );
+  const p = resolveModelDir('org/tiny', opts(cache, { signal: ac.signal, onProgress: (x) => x.file === 'model.safetensors' && x.received > 100_000 && ac.abort() }));
   await assert.rejects(p, (e: unknown) => (e as Error).name === 'AbortError');
   const dir = join(cache, 'org--tiny', 'main');
   assert.ok(!existsSync(join(dir, '.complete')));

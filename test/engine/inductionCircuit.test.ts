@@ -140,10 +140,7 @@ test('building twice gives byte-identical files', () => {
 
 test('the model is a GPT-2 checkpoint of the designed shape, with zero MLPs and an untied unembedding', () => {
   const { cfg, weights } = model;
-  assert.deepEqual(
-    [cfg.nLayers, cfg.nHeads, cfg.dModel, cfg.dVocab, cfg.nCtx, cfg.bosTokenId],
-    [C.nLayers, C.nHeads, C.dModel, C.dVocab, C.nCtx, 50256],
-  );
+  assert.deepEqual([cfg.nLayers, cfg.nHeads, cfg.dModel, cfg.dVocab, cfg.nCtx, cfg.bosTokenId], [C.nLayers, C.nHeads, C.dModel, C.dVocab, C.nCtx, 50256]);
   // The construction needs BOS + 2×20 tokens; n_ctx leaves room for longer repeats.
   assert.ok(cfg.nCtx >= 1 + 2 * 20);
   assert.notEqual(weights.unembed, weights.wte);
@@ -220,9 +217,7 @@ const NOT_RESTORED = -LOG_V + 1;
 
 /** Heads by |effect| on the output patch, largest first. */
 function rankHeads(values: readonly number[], baseline: number): { name: string; effect: number }[] {
-  return values
-    .map((v, i) => ({ name: key(Math.floor(i / C.nHeads), i % C.nHeads), effect: v - baseline }))
-    .sort((a, b) => Math.abs(b.effect) - Math.abs(a.effect));
+  return values.map((v, i) => ({ name: key(Math.floor(i / C.nHeads), i % C.nHeads), effect: v - baseline })).sort((a, b) => Math.abs(b.effect) - Math.abs(a.effect));
 }
 
 test('BB (another sequence, repeated): value patching of the induction head restores; key, query and pattern do not', async () => {
@@ -244,7 +239,10 @@ test('BB (another sequence, repeated): value patching of the induction head rest
   const ranked = rankHeads(outAllPos, grid.baseline);
   assert.deepEqual(new Set(ranked.slice(0, 2).map((r) => r.name)), new Set([key(P.layer, P.head), key(I.layer, I.head)]));
   assert.ok(ranked.slice(0, 2).every((r) => r.effect > 8));
-  assert.ok(ranked.slice(2).every((r) => Math.abs(r.effect) < 0.1), JSON.stringify(ranked));
+  assert.ok(
+    ranked.slice(2).every((r) => Math.abs(r.effect) < 0.1),
+    JSON.stringify(ranked),
+  );
 });
 
 test('BC (all random): only the output of the induction head restores', async () => {
@@ -280,7 +278,10 @@ test('BA (first half new): output restores; value and query change nothing; keys
   assert.ok(grid.cell('output', P.layer, P.head) < grid.baseline - 8);
   const ranked = rankHeads(outAllPos, grid.baseline);
   assert.deepEqual(new Set(ranked.slice(0, 2).map((r) => r.name)), new Set([key(P.layer, P.head), key(I.layer, I.head)]));
-  assert.ok(ranked.slice(2).every((r) => Math.abs(r.effect) < 0.1), JSON.stringify(ranked));
+  assert.ok(
+    ranked.slice(2).every((r) => Math.abs(r.effect) < 0.1),
+    JSON.stringify(ranked),
+  );
 });
 
 test('AB (second half new): clean output, query or pattern of the induction head restore; keys and values do not', async () => {
@@ -294,5 +295,8 @@ test('AB (second half new): clean output, query or pattern of the induction head
   for (const c of ['key', 'value'] as const) assert.ok(grid.cell(c, I.layer, I.head) < NOT_RESTORED, c);
   const ranked = rankHeads(outAllPos, grid.baseline);
   assert.equal(ranked[0]!.name, key(I.layer, I.head));
-  assert.ok(ranked.slice(1).every((r) => Math.abs(r.effect) < 1), JSON.stringify(ranked));
+  assert.ok(
+    ranked.slice(1).every((r) => Math.abs(r.effect) < 1),
+    JSON.stringify(ranked),
+  );
 });

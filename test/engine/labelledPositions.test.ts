@@ -18,8 +18,14 @@ for (const mode of ['naive', 'fast'] as const) {
     // A small budget splits the fast executor's batches.
     const out = await runPatching(m.model, spec, { mode, memoryBudgetMiB: 0.02 });
     const bos = m.cfg.bosTokenId;
-    const clean = padded(spec.pairs.map((p) => p.clean), bos);
-    const corrupted = padded(spec.pairs.map((p) => p.corrupted), bos);
+    const clean = padded(
+      spec.pairs.map((p) => p.clean),
+      bos,
+    );
+    const corrupted = padded(
+      spec.pairs.map((p) => p.corrupted),
+      bos,
+    );
     for (const name of SWEEP_NAMES) {
       const ref = referenceSweep(m.ref, clean, corrupted, name as RefSweepName, refMetricOf(spec.pairs), refLabels(spec));
       const got = out.sweeps[name as SweepName]!;

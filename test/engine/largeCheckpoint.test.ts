@@ -30,7 +30,10 @@ function expectLargeModelRuns(name: string, o: RandomLlamaOptions, params: numbe
     const saved = process.env.PATCHLENS_MAX_MODEL_BYTES;
     process.env.PATCHLENS_MAX_MODEL_BYTES = String(f32.limit);
     try {
-      assert.throws(() => loadCheckpoint(dir), (e: unknown) => e instanceof UserError && e.message.includes(`needs ${f32.needs} for its float32 weights (${params} parameters`));
+      assert.throws(
+        () => loadCheckpoint(dir),
+        (e: unknown) => e instanceof UserError && e.message.includes(`needs ${f32.needs} for its float32 weights (${params} parameters`),
+      );
     } finally {
       if (saved === undefined) delete process.env.PATCHLENS_MAX_MODEL_BYTES;
       else process.env.PATCHLENS_MAX_MODEL_BYTES = saved;
@@ -39,8 +42,15 @@ function expectLargeModelRuns(name: string, o: RandomLlamaOptions, params: numbe
     const child = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, '../helpers/largeModelRun.ts'), dir], { encoding: 'utf8', maxBuffer: 1 << 24 });
     assert.equal(child.status, 0, child.stderr);
     const r = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as {
-      weightsDtype: string; params: number; loadSeconds: number; sweepSeconds: number; loadPeakRss: number; peakRss: number;
-      baselines: { clean: number; corrupted: number }; shape: number[]; values: number[];
+      weightsDtype: string;
+      params: number;
+      loadSeconds: number;
+      sweepSeconds: number;
+      loadPeakRss: number;
+      peakRss: number;
+      baselines: { clean: number; corrupted: number };
+      shape: number[];
+      values: number[];
     };
     const bytes = 4 * r.params;
     console.log(

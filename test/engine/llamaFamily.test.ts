@@ -54,7 +54,11 @@ const CASES: [string, RandomLlamaOptions, { sweeps: boolean }][] = [
   [
     'llama: GQA 4/2, untied, llama3 rope scaling with all three frequency bands',
     {
-      ...base, arch: 'llama', nKvHeads: 2, seed: 11, ropeTheta: 10000,
+      ...base,
+      arch: 'llama',
+      nKvHeads: 2,
+      seed: 11,
+      ropeTheta: 10000,
       // d_head 8 gives wavelengths 6.3, 63, 628 and 6283: kept, interpolated, and two divided by the factor.
       ropeScaling: { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 64, rope_type: 'llama3' },
     },
@@ -106,7 +110,10 @@ for (const [label, o, { sweeps }] of CASES) {
 
 test("real configs read as Hugging Face reads them: Llama 3.2 1B (llama3 rope scaling, tied), Qwen2.5 0.5B (biases, no window), Hugging Face's parameter counts", () => {
   const llama = parseModelConfig(llamaConfigJson(LLAMA_3_2_1B), 'Llama-3.2-1B/config.json').config;
-  assert.deepEqual([llama.nLayers, llama.nHeads, llama.nKvHeads, llama.dHead, llama.tiedEmbeddings, llama.defaultPrependBos, llama.bosTokenId], [16, 32, 8, 64, true, true, 128000]);
+  assert.deepEqual(
+    [llama.nLayers, llama.nHeads, llama.nKvHeads, llama.dHead, llama.tiedEmbeddings, llama.defaultPrependBos, llama.bosTokenId],
+    [16, 32, 8, 64, true, true, 128000],
+  );
   // Hugging Face's llama3 frequencies for head_dim 64 and rope_theta 500000: the first is kept, the last divided by 32.
   assert.equal(llama.rotary!.invFreq[0], 1);
   assert.ok(Math.abs(llama.rotary!.invFreq[31]! - 500000 ** (-62 / 64) / 32) < 1e-18);
@@ -141,7 +148,10 @@ test('bfloat16, float16 and sharded checkpoints load: the stored dtype is record
   assert.equal(f32.config.weightsDtype, 'F32');
   const sharded = load({ shards: 3 });
   assert.deepEqual(sharded.weights, f32.weights, 'three shards load to exactly the single file');
-  for (const [dtype, relative] of [['BF16', 2 ** -8], ['F16', 2 ** -11]] as const) {
+  for (const [dtype, relative] of [
+    ['BF16', 2 ** -8],
+    ['F16', 2 ** -11],
+  ] as const) {
     const half = load({ dtype, shards: dtype === 'BF16' ? 2 : 1 });
     assert.equal(half.config.weightsDtype, dtype);
     const a = half.weights.blocks[1]!.wQkv.data;

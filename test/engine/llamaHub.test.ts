@@ -18,7 +18,20 @@ let hub: HubServer;
 before(async () => {
   const root = makeTmpDir('llama-hub');
   const repo = join(root, 'HuggingFaceTB', 'SmolLM2-135M');
-  writeRandomLlamaCheckpoint(repo, { arch: 'llama', nLayers: 2, nHeads: 4, nKvHeads: 2, dModel: 16, dMlp: 24, dVocab: familyTokenizerVocab('llama3'), nCtx: 64, seed: 8, tied: true, dtype: 'BF16', shards: 2 });
+  writeRandomLlamaCheckpoint(repo, {
+    arch: 'llama',
+    nLayers: 2,
+    nHeads: 4,
+    nKvHeads: 2,
+    dModel: 16,
+    dMlp: 24,
+    dVocab: familyTokenizerVocab('llama3'),
+    nCtx: 64,
+    seed: 8,
+    tied: true,
+    dtype: 'BF16',
+    shards: 2,
+  });
   writeFamilyTokenizer(repo, 'llama3');
   hub = await startHubServer(root);
 });
@@ -30,9 +43,18 @@ test("'smollm2-135m' downloads config, tokenizer files, index and shards, then r
   const cacheDir = makeTmpDir('llama-hub-cache');
   const loaded = await models.get({ source: 'smollm2-135m', settings: { hubEndpoint: hub.endpoint, cacheDir, device: 'cpu' } });
   assert.deepEqual(readdirSync(loaded.dir).sort(), [
-    '.complete', 'config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json', 'tokenizer.json', 'tokenizer_config.json',
+    '.complete',
+    'config.json',
+    'model-00001-of-00002.safetensors',
+    'model-00002-of-00002.safetensors',
+    'model.safetensors.index.json',
+    'tokenizer.json',
+    'tokenizer_config.json',
   ]);
-  assert.ok(hub.requests.some((r) => r.path === '/HuggingFaceTB/SmolLM2-135M/resolve/main/config.json'), 'the alias names the hub repo');
+  assert.ok(
+    hub.requests.some((r) => r.path === '/HuggingFaceTB/SmolLM2-135M/resolve/main/config.json'),
+    'the alias names the hub repo',
+  );
   const cfg = loaded.model.cfg;
   assert.deepEqual([cfg.architecture, cfg.weightsDtype, cfg.nKvHeads, cfg.tiedEmbeddings], ['llama', 'BF16', 2, true]);
   const spec = resolveSpec(

@@ -38,19 +38,42 @@ async function check(m: TestModel, mode: 'naive' | 'fast', how: 'denoising' | 'n
   const spec = specOf(pairs, ['resid_pre', 'attn_head_out_all_pos', 'attn_head_v_by_pos'], { patchSets: SETS, ...(how === 'mean' ? { ablation: how } : { direction: how }) });
   const out = await runPatching(m.model, spec, { mode, memoryBudgetMiB: 0.02 });
   const bos = m.cfg.bosTokenId;
-  const clean = padded(pairs.map((p) => p.clean), bos);
-  const corrupted = padded(pairs.map((p) => p.corrupted), bos);
+  const clean = padded(
+    pairs.map((p) => p.clean),
+    bos,
+  );
+  const corrupted = padded(
+    pairs.map((p) => p.corrupted),
+    bos,
+  );
   const [source, run] = how === 'denoising' ? [clean, corrupted] : [corrupted, clean];
-  const cache = how === 'mean' ? refAblationCache(referenceForward(m.ref, clean).cache, how, pairs.map((p) => p.clean.length)) : referenceForward(m.ref, source).cache;
-  assert.deepEqual(out.patchSets!.map((s) => s.name), SETS.map((s) => s.name));
+  const cache =
+    how === 'mean'
+      ? refAblationCache(
+          referenceForward(m.ref, clean).cache,
+          how,
+          pairs.map((p) => p.clean.length),
+        )
+      : referenceForward(m.ref, source).cache;
+  assert.deepEqual(
+    out.patchSets!.map((s) => s.name),
+    SETS.map((s) => s.name),
+  );
   for (const [k, set] of SETS.entries()) {
-    const want = referencePatchedRun(m.ref, cache, run, set.components.map((c) => refPart(c, spec)), refMetricOf(pairs));
+    const want = referencePatchedRun(
+      m.ref,
+      cache,
+      run,
+      set.components.map((c) => refPart(c, spec)),
+      refMetricOf(pairs),
+    );
     const d = Math.abs(out.patchSets![k]!.value! - want);
     assert.ok(d <= TOL, `${how} ${set.name}: ${out.patchSets![k]!.value} vs ${want} (diff ${d})`);
   }
   // A set of one is the sweep's cell (labels A, B, END; heads 3).
   const cell = (sweep: keyof typeof out.sweeps, i: number) => out.sweeps[sweep]!.values[i]!;
-  const same = (set: number, value: number) => assert.ok(Math.abs(out.patchSets![set]!.value! - value) <= 1e-5, `${SETS[set]!.name}: ${out.patchSets![set]!.value} vs the sweep's ${value}`);
+  const same = (set: number, value: number) =>
+    assert.ok(Math.abs(out.patchSets![set]!.value! - value) <= 1e-5, `${SETS[set]!.name}: ${out.patchSets![set]!.value} vs the sweep's ${value}`);
   same(3, cell('attn_head_out_all_pos', 1 * 3 + 2));
   same(4, cell('resid_pre', 0 * 3 + 0));
   same(5, cell('attn_head_v_by_pos', (1 * 3 + 1) * 3 + 1));

@@ -31,7 +31,10 @@ function makePairs(m: TestModel, seed: number, lengths: number[]): ResolvedPair[
     const clean = Array.from({ length: len }, () => rnd(0, m.cfg.dVocab));
     const corrupted = clean.map((t, i) => (i % 2 === 1 ? rnd(0, m.cfg.dVocab) : t));
     const answer = rnd(0, m.cfg.dVocab);
-    const targets = [{ pos: len - 2, token: clean[len - 1]! }, { pos: len - 1, token: rnd(0, m.cfg.dVocab) }];
+    const targets = [
+      { pos: len - 2, token: clean[len - 1]! },
+      { pos: len - 1, token: rnd(0, m.cfg.dVocab) },
+    ];
     return { clean, corrupted, answer, wrong: (answer + 1) % m.cfg.dVocab, targets };
   });
 }
@@ -48,7 +51,11 @@ function refMetric(name: MetricName, pairs: ResolvedPair[], cleanLogits: RefActi
     return row.map((x) => x - lse);
   };
   const positions = (pair: ResolvedPair) => (name === 'logit_diff' ? [pair.clean.length - 1] : pair.targets!.map((t) => t.pos));
-  if (name === 'logit_diff') return refLogitDiff(pairs.map((p) => p.clean.length - 1), pairs.map((p) => [p.answer!, p.wrong!]));
+  if (name === 'logit_diff')
+    return refLogitDiff(
+      pairs.map((p) => p.clean.length - 1),
+      pairs.map((p) => [p.answer!, p.wrong!]),
+    );
   return (l) => {
     let total = 0;
     pairs.forEach((pair, b) => {
@@ -81,8 +88,16 @@ for (const mode of MODES) {
       const pairs = makePairs(m, o.seed, [6, 4]);
       const resolved: ResolvedSpec = { name: 't', model: undefined, metric: 'logit_diff', sweeps: [...SWEEP_NAMES], prependBos: false, pairs };
       const out = await runPatching(m.model, resolved, { mode, memoryBudgetMiB: 0.05 });
-      const clean = pad(pairs.map((p) => p.clean), 6, m.cfg.bosTokenId);
-      const corrupted = pad(pairs.map((p) => p.corrupted), 6, m.cfg.bosTokenId);
+      const clean = pad(
+        pairs.map((p) => p.clean),
+        6,
+        m.cfg.bosTokenId,
+      );
+      const corrupted = pad(
+        pairs.map((p) => p.corrupted),
+        6,
+        m.cfg.bosTokenId,
+      );
       const metric = refMetric('logit_diff', pairs, { shape: [2, 6, m.cfg.dVocab], data: new Float64Array(0) });
       for (const name of SWEEP_NAMES) {
         const ref = referenceSweep(m.ref, clean, corrupted, name as RefSweepName, metric);
@@ -98,8 +113,16 @@ for (const mode of MODES) {
   test(`${mode}: answer_logprob, answer_prob and kl_divergence equal the reference's`, async () => {
     const m = await randomModel(RANDOM[0]!);
     const pairs = makePairs(m, 5, [5, 7]);
-    const clean = pad(pairs.map((p) => p.clean), 7, m.cfg.bosTokenId);
-    const corrupted = pad(pairs.map((p) => p.corrupted), 7, m.cfg.bosTokenId);
+    const clean = pad(
+      pairs.map((p) => p.clean),
+      7,
+      m.cfg.bosTokenId,
+    );
+    const corrupted = pad(
+      pairs.map((p) => p.corrupted),
+      7,
+      m.cfg.bosTokenId,
+    );
     const { referenceForward } = await import('../helpers/reference');
     const cleanLogits = referenceForward(m.ref, clean).logits;
     const corruptedLogits = referenceForward(m.ref, corrupted).logits;

@@ -38,12 +38,26 @@ const refSenders = (names: string[]): [number, number][] => names.map((n) => n.s
 
 /** Both runs in the reference, oriented as the engine's: the source is clean when denoising, corrupted when noising. */
 function refRuns(ref: RefModel, pairs: ResolvedPair[], bos: number, flow: Direction | Ablation): RefPathRuns {
-  const clean = padded(pairs.map((p) => p.clean), bos);
-  const corrupted = padded(pairs.map((p) => p.corrupted), bos);
+  const clean = padded(
+    pairs.map((p) => p.clean),
+    bos,
+  );
+  const corrupted = padded(
+    pairs.map((p) => p.corrupted),
+    bos,
+  );
   if (flow !== 'denoising' && flow !== 'noising') {
     // An ablation writes its zeros or means into the clean run.
     const cleanCache = referenceForward(ref, clean).cache;
-    return { source: refAblationCache(cleanCache, flow, pairs.map((p) => p.clean.length)), run: clean, runCache: cleanCache };
+    return {
+      source: refAblationCache(
+        cleanCache,
+        flow,
+        pairs.map((p) => p.clean.length),
+      ),
+      run: clean,
+      runCache: cleanCache,
+    };
   }
   const [source, run] = flow === 'noising' ? [corrupted, clean] : [clean, corrupted];
   return { source: referenceForward(ref, source).cache, run, runCache: referenceForward(ref, run).cache };
@@ -54,7 +68,11 @@ async function expectMatchesArena(m: Pick<TestModel, 'cfg' | 'model' | 'ref'>, p
   const metric = refMetricOf(pairs);
   const want = referencePathPatchingSweep(m.ref, runs, refReceivers(path.receivers), metric);
   const wantSet = path.senders ? referencePathPatch(m.ref, runs, refSenders(path.senders), refReceivers(path.receivers), metric) : undefined;
-  for (const [mode, budget] of [['naive', 1024], ['fast', 1024], ['fast', 0.005]] as const) {
+  for (const [mode, budget] of [
+    ['naive', 1024],
+    ['fast', 1024],
+    ['fast', 0.005],
+  ] as const) {
     // A small budget splits the sender sets into groups and the fast executor's batches.
     const how = flow === 'denoising' || flow === 'noising' ? { direction: flow } : { ablation: flow };
     const out = await runPatching(m.model, specOf(pairs, [], { ...how, pathPatching: path }), { mode, memoryBudgetMiB: budget });
@@ -115,10 +133,15 @@ const baselineOf = async (m: Pick<TestModel, 'model'>, pairs: ResolvedPair[]) =>
 test('a constructed path: only the senders that write into the receiver move the heatmap, and a receiver that writes nothing shows no effect at all', async () => {
   // Layer 0's heads 0 and 2 write nothing, so only L0H1 of layer 0 can reach L2H0's query; L2H1 writes nothing,
   // so nothing that passes through its query can reach the logits.
-  const m = await withSilentHeads([[0, 0], [0, 2], [2, 1]]);
+  const m = await withSilentHeads([
+    [0, 0],
+    [0, 2],
+    [2, 1],
+  ]);
   const pairs = labelledPairs(m, 95, [7, 6]);
   const base = await baselineOf(m, pairs);
-  const heatmap = async (receivers: PathPatchingSpec['receivers']) => (await runPatching(m.model, specOf(pairs, [], { pathPatching: { receivers } }))).sweeps.path_patching!.values as number[];
+  const heatmap = async (receivers: PathPatchingSpec['receivers']) =>
+    (await runPatching(m.model, specOf(pairs, [], { pathPatching: { receivers } }))).sweeps.path_patching!.values as number[];
   const moved = (v: number) => Math.abs(v - base) > 1e-4;
   const still = (v: number) => Math.abs(v - base) <= 1e-6;
   const intoQuery = await heatmap(['L2H0.q']);
@@ -133,9 +156,20 @@ test('a constructed path: only the senders that write into the receiver move the
 
 test("into resid_final, when no later head writes anything, each head's path effect is its whole effect (the sweep's cell); otherwise the frozen heads make them differ", async () => {
   const pairs = (m: Pick<TestModel, 'cfg'>) => labelledPairs(m, 96, [6, 7]);
-  const quiet = await withSilentHeads([0, 1, 2].flatMap((h) => [[1, h], [2, h]] as [number, number][]));
+  const quiet = await withSilentHeads(
+    [0, 1, 2].flatMap(
+      (h) =>
+        [
+          [1, h],
+          [2, h],
+        ] as [number, number][],
+    ),
+  );
   const loud = await withSilentHeads([]);
-  for (const [m, same] of [[quiet, true], [loud, false]] as const) {
+  for (const [m, same] of [
+    [quiet, true],
+    [loud, false],
+  ] as const) {
     const out = await runPatching(m.model, specOf(pairs(m), ['attn_head_out_all_pos'], { pathPatching: { receivers: 'resid_final' } }), { mode: 'fast' });
     const path = out.sweeps.path_patching!.values.slice(0, 3);
     const whole = out.sweeps.attn_head_out_all_pos!.values.slice(0, 3);
@@ -153,18 +187,31 @@ test('receivers and senders the model lacks are refused with one message that sa
   const cases: [Pick<TestModel, 'cfg'>, PathPatchingSpec, RegExp][] = [
     [m, { receivers: ['L3H0.q'] }, /^path_patching\.receivers\[0\]: L3H0\.q names layer 3, but the model has layers 0…2$/],
     [m, { receivers: ['L1H0.q', 'L2H3.v'] }, /^path_patching\.receivers\[1\]: L2H3\.v names head 3, but the model has heads 0…2$/],
-    [gqa, { receivers: ['L1H3.k'] }, /^path_patching\.receivers\[0\]: L1H3\.k names head 3, but the model has key\/value heads 0…1 \(on this grouped-query model \.k and \.v name key\/value heads: query head h reads key\/value head ⌊h \/ 2⌋\)$/],
+    [
+      gqa,
+      { receivers: ['L1H3.k'] },
+      /^path_patching\.receivers\[0\]: L1H3\.k names head 3, but the model has key\/value heads 0…1 \(on this grouped-query model \.k and \.v name key\/value heads: query head h reads key\/value head ⌊h \/ 2⌋\)$/,
+    ],
     [m, { receivers: ['L0H1.q'] }, /^path_patching\.receivers are all in layer 0, which no head's output reaches; choose heads in layers 1…2, or "resid_final"$/],
-    [m, { receivers: ['L1H1.q'], senders: ['L1H0'] }, /^path_patching\.senders\[0\]: L1H0 is in layer 1, but the receivers' last layer is 1: a head's output reaches only later layers; choose senders in layers 0…0$/],
+    [
+      m,
+      { receivers: ['L1H1.q'], senders: ['L1H0'] },
+      /^path_patching\.senders\[0\]: L1H0 is in layer 1, but the receivers' last layer is 1: a head's output reaches only later layers; choose senders in layers 0…0$/,
+    ],
     [m, { receivers: 'resid_final', senders: ['L0H5'] }, /^path_patching\.senders\[0\]: L0H5 names head 5, but the model has heads 0…2$/],
     [m, { receivers: ['L1H0.z'] }, /^path_patching\.receivers\[0\] is "L1H0\.z", not a receiver; a receiver is a head's query, key or value input/],
   ];
-  for (const [model, path, message] of cases) assert.throws(() => planPathPatching(path, model.cfg), (e: Error) => message.test(e.message), JSON.stringify(path));
+  for (const [model, path, message] of cases)
+    assert.throws(
+      () => planPathPatching(path, model.cfg),
+      (e: Error) => message.test(e.message),
+      JSON.stringify(path),
+    );
   // The run refuses before any work.
   await assert.rejects(runPatching(m.model, specOf(labelledPairs(m, 1, [5]), [], { pathPatching: { receivers: ['L9H0.q'] } })), /names layer 9/);
 });
 
-test('induction-2l: path patching into the induction head L1H2\'s keys finds the previous-token head L0H1 alone; the result file and its PNG carry the heatmap and its receivers', async () => {
+test("induction-2l: path patching into the induction head L1H2's keys finds the previous-token head L0H1 alone; the result file and its PNG carry the heatmap and its receivers", async () => {
   const outDir = makeTmpDir('path-run');
   const specFile = join(EXAMPLES, 'induction-path.patch.json');
   const outcome = await runSpec({ runId: 'r', specFile, outDir, png: true, device: 'cpu' }, { models: new ModelCache() });
@@ -175,5 +222,8 @@ test('induction-2l: path patching into the induction head L1H2\'s keys finds the
   const prev = INDUCTION_2L.prevTokenHead.head;
   assert.ok(effects[prev]! > 1, `L0H1 moves the log-prob by ${effects[prev]}`);
   effects.forEach((e, h) => h !== prev && assert.ok(e < 0.05 * effects[prev]!, `distractor L0H${h} moves it by ${e}`));
-  assert.deepEqual(outcome.pngPaths.map((p) => p.slice(p.lastIndexOf('.', p.length - 5))), ['.path_patching.png']);
+  assert.deepEqual(
+    outcome.pngPaths.map((p) => p.slice(p.lastIndexOf('.', p.length - 5))),
+    ['.path_patching.png'],
+  );
 });

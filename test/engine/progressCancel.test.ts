@@ -74,10 +74,16 @@ test('a cancelled job writes its result file marked cancelled, with the finished
   writeRandomGpt2Checkpoint(join(dir, 'model'), O);
   const s = spec(O.dVocab, ['resid_pre', 'attn_head_out_by_pos']);
   const specFile = join(dir, 'c.patch.json');
-  writeFileSync(specFile, JSON.stringify({
-    model: 'model', metric: 'logit_diff', sweeps: s.sweeps, prepend_bos: false,
-    pairs: s.pairs.map((p) => ({ clean_ids: p.clean, corrupted_ids: p.corrupted, answer_id: p.answer, wrong_id: p.wrong })),
-  }));
+  writeFileSync(
+    specFile,
+    JSON.stringify({
+      model: 'model',
+      metric: 'logit_diff',
+      sweeps: s.sweeps,
+      prepend_bos: false,
+      pairs: s.pairs.map((p) => ({ clean_ids: p.clean, corrupted_ids: p.corrupted, answer_id: p.answer, wrong_id: p.wrong })),
+    }),
+  );
   const controller = new AbortController();
   const outcome = await runSpec(
     { runId: 'r', specFile, device: 'cpu' },

@@ -137,8 +137,7 @@ test('the golden comparison is sensitive to index order (swapping two axes break
     const outer = r.values.length / (a * b);
     const golden = flatten(goldenFile(`${name}.json`).values);
     const swapped = new Float64Array(r.values.length);
-    for (let o = 0; o < outer; o++)
-      for (let i = 0; i < a; i++) for (let j = 0; j < b; j++) swapped[o * a * b + j * a + i] = r.values[o * a * b + i * b + j];
+    for (let o = 0; o < outer; o++) for (let i = 0; i < a; i++) for (let j = 0; j < b; j++) swapped[o * a * b + j * a + i] = r.values[o * a * b + i * b + j];
     assert.throws(() => assertClose(swapped, golden, name), `${name} does not notice its last two axes swapped`);
   }
 });
@@ -151,7 +150,11 @@ test('every hook point fires once, in TransformerLens order, with its documented
     const ref = parseHookName(name, cfg);
     assert.ok(ref, `unknown hook ${name}`);
     assert.deepEqual(act.shape, hookShape(cfg, ref.hook as BlockHook | GlobalHook, B, nPos), name);
-    assert.equal(act.data.length, act.shape.reduce((x, y) => x * y, 1), name);
+    assert.equal(
+      act.data.length,
+      act.shape.reduce((x, y) => x * y, 1),
+      name,
+    );
   });
   assert.deepEqual(seen, allHookNames(cfg));
   assert.deepEqual([...cache.keys()], allHookNames(cfg));

@@ -16,7 +16,11 @@ test('an unknown device is a UserError listing the choices', async () => {
 /** Runtime.create('auto') in a fresh process with `env`: its choice, its notes, its log and all it wrote to stderr. */
 function autoIn(env: Record<string, string>): { provider: string; notes: string[]; log: string[]; stderr: string } {
   const code = `const log = []; require('./src/engine/runtime').Runtime.create('auto', (m) => log.push(m)).then((r) => console.log(JSON.stringify({ provider: r.provider, notes: r.notes, log })))`;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], { cwd: resolve(__dirname, '../..'), encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: '/tmp', ...env } });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', code], {
+    cwd: resolve(__dirname, '../..'),
+    encoding: 'utf8',
+    env: { ...process.env, XDG_RUNTIME_DIR: '/tmp', ...env },
+  });
   assert.equal(r.status, 0, r.stderr);
   return { ...(JSON.parse(r.stdout) as { provider: string; notes: string[]; log: string[] }), stderr: r.stderr };
 }
@@ -44,7 +48,10 @@ test('auto never picks a CPU-emulated Vulkan driver: SwiftShader alone, lavapipe
     const { provider, notes, stderr } = autoIn({ VK_ICD_FILENAMES: files });
     assert.equal(provider, 'cpu', label);
     assert.equal(stderr, '', `${label}: nothing native on stderr`);
-    assert.ok(notes.some((n) => /webgpu unavailable: only CPU-emulated Vulkan drivers/.test(n)), `${label}: ${JSON.stringify(notes)}`);
+    assert.ok(
+      notes.some((n) => /webgpu unavailable: only CPU-emulated Vulkan drivers/.test(n)),
+      `${label}: ${JSON.stringify(notes)}`,
+    );
   }
 });
 
@@ -60,10 +67,19 @@ test('Vulkan drivers are read from their manifests and sorted into hardware and 
   manifest('lvp_icd.x86_64.json', '/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so');
   manifest('swiftshader.json', './libvk_swiftshader.so');
   writeFileSync(join(dir, 'vulkan', 'icd.d', 'broken.json'), '{');
-  const found = vulkanDrivers({ XDG_DATA_DIRS: dir, HOME: join(dir, 'nohome') }).map((d) => [d.name, d.emulated]).sort();
-  assert.deepEqual(found, [['GLX_nvidia', false], ['lvp', true], ['swiftshader', true]]);
+  const found = vulkanDrivers({ XDG_DATA_DIRS: dir, HOME: join(dir, 'nohome') })
+    .map((d) => [d.name, d.emulated])
+    .sort();
+  assert.deepEqual(found, [
+    ['GLX_nvidia', false],
+    ['lvp', true],
+    ['swiftshader', true],
+  ]);
   // The variables the loader itself reads win over the folders.
-  assert.deepEqual(vulkanDrivers({ VK_ICD_FILENAMES: join(dir, 'vulkan', 'icd.d', 'swiftshader.json'), XDG_DATA_DIRS: dir }).map((d) => d.name), ['swiftshader']);
+  assert.deepEqual(
+    vulkanDrivers({ VK_ICD_FILENAMES: join(dir, 'vulkan', 'icd.d', 'swiftshader.json'), XDG_DATA_DIRS: dir }).map((d) => d.name),
+    ['swiftshader'],
+  );
 });
 
 test('a hardware driver that finds no device: auto tries it in a child process, quietly, and keeps the CPU', () => {

@@ -124,12 +124,25 @@ test('F16, BF16 and F64 convert exactly to float32', () => {
   const p = join(dir, 'mixed.safetensors');
   // [bits, value] pairs; includes subnormals, extremes, signed zero and infinities.
   const f16: [number, number][] = [
-    [0x3c00, 1], [0xc000, -2], [0x7bff, 65504], [0x0001, 2 ** -24], [0x03ff, 1023 * 2 ** -24],
-    [0x0400, 2 ** -14], [0x3555, 0.333251953125], [0x8000, -0], [0x7c00, Infinity], [0xfc00, -Infinity],
+    [0x3c00, 1],
+    [0xc000, -2],
+    [0x7bff, 65504],
+    [0x0001, 2 ** -24],
+    [0x03ff, 1023 * 2 ** -24],
+    [0x0400, 2 ** -14],
+    [0x3555, 0.333251953125],
+    [0x8000, -0],
+    [0x7c00, Infinity],
+    [0xfc00, -Infinity],
   ];
   const bf16: [number, number][] = [
-    [0x3f80, 1], [0xc049, -3.140625], [0x7f7f, 3.3895313892515355e38], [0x0001, 9.183549615799121e-41],
-    [0x3eab, 0.333984375], [0x8000, -0], [0xff80, -Infinity],
+    [0x3f80, 1],
+    [0xc049, -3.140625],
+    [0x7f7f, 3.3895313892515355e38],
+    [0x0001, 9.183549615799121e-41],
+    [0x3eab, 0.333984375],
+    [0x8000, -0],
+    [0xff80, -Infinity],
   ];
   const f64 = [0.1, -1e-3, 1e300, 2 ** -140];
   const f64Buf = Buffer.alloc(8 * f64.length);
@@ -152,8 +165,14 @@ test('F16, BF16 and F64 convert exactly to float32', () => {
     assert.equal(got.length, want.length);
     want.forEach((w, i) => assert.ok(Object.is(got[i], Math.fround(w)), `index ${i}: got ${got[i]}, want ${w}`));
   };
-  eq(t.get('h')!.data, f16.map(([, v]) => v));
-  eq(t.get('b')!.data, bf16.map(([, v]) => v));
+  eq(
+    t.get('h')!.data,
+    f16.map(([, v]) => v),
+  );
+  eq(
+    t.get('b')!.data,
+    bf16.map(([, v]) => v),
+  );
   eq(t.get('d')!.data, f64);
   assert.deepEqual(t.get('d')!.shape, [2, 2]);
   eq(t.get('f')!.data, [-1.5]);

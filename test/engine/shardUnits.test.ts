@@ -29,7 +29,11 @@ for (const mode of ['fast', 'naive'] as const) {
       );
       assert.ok(units.length > 2 * sweeps.length, `${units.length} units: the budget cuts the work finely`);
       for (const u of units) {
-        const alone = await EXECUTORS[mode](problem, u.members.map((i) => patches[i]!), {});
+        const alone = await EXECUTORS[mode](
+          problem,
+          u.members.map((i) => patches[i]!),
+          {},
+        );
         u.members.forEach((i, k) => assert.ok(Object.is(alone[k], all[i]), `${labelled ? 'labelled' : 'positions'} patch ${i}: ${alone[k]} alone, ${all[i]} in the whole list`));
       }
     }

@@ -45,7 +45,12 @@ before(() => {
   );
   // A dataset of pairs of different lengths with labelled positions, noising.
   const pairs = [
-    { clean: 'When [IO]Mary[/IO] and [S]John[/S] went to the store, John gave a drink[END] to[/END]', corrupted: 'When Mary and John went to the store, Mark gave a drink to', answer: ' Mary', wrong: ' John' },
+    {
+      clean: 'When [IO]Mary[/IO] and [S]John[/S] went to the store, John gave a drink[END] to[/END]',
+      corrupted: 'When Mary and John went to the store, Mark gave a drink to',
+      answer: ' Mary',
+      wrong: ' John',
+    },
     { clean: 'Then [IO]Anne[/IO] and [S]Bob[/S] argued, and Bob said[END] to[/END]', corrupted: 'Then Anne and Bob argued, and Mark said to', answer: ' Anne', wrong: ' Bob' },
     { clean: 'After [IO]Lisa[/IO] met [S]Tom[/S], Tom handed it[END] to[/END]', corrupted: 'After Lisa met Tom, Mark handed it to', answer: ' Lisa', wrong: ' Tom' },
   ];
@@ -95,7 +100,11 @@ const memo = new Map<string, string[]>();
 /** Runs every share of an n-way split into its own folder (once per test file); the shard files' paths. */
 function split(spec: string, n: number, extra: string[] = []): string[] {
   const dir = `${basename(spec, '.patch.json')}${extra.join('')}-${n}`;
-  if (!memo.has(dir)) memo.set(dir, Array.from({ length: n }, (_, i) => ok(['run', spec, '--shard', `${i + 1}/${n}`, '--out', dir, '--quiet', ...extra])[0]!));
+  if (!memo.has(dir))
+    memo.set(
+      dir,
+      Array.from({ length: n }, (_, i) => ok(['run', spec, '--shard', `${i + 1}/${n}`, '--out', dir, '--quiet', ...extra])[0]!),
+    );
   return memo.get(dir)!;
 }
 
@@ -118,7 +127,11 @@ for (const c of CASES) {
       const shards = split(c.spec, n, c.extra);
       const held = shards.map((s) => Object.values(read<ShardResult>(s).sweeps).reduce((a, w) => a + w.values.length, 0));
       // Each of a few shards has a share of the work (7 may outnumber the batches of a small sweep).
-      if (n <= 3) assert.ok(held.every((h) => h > 0), `shares ${held}`);
+      if (n <= 3)
+        assert.ok(
+          held.every((h) => h > 0),
+          `shares ${held}`,
+        );
       const merged = ok(['merge', `merged-${basename(c.spec, '.patch.json')}${c.extra.join('')}-${n}`, dirname(shards[0]!)])[0]!;
       assert.match(merged, /\.result\.json$/);
       assertSameResult(merged, whole(c.spec, c.extra), `${n} shards`);
@@ -174,5 +187,8 @@ test('the extension opens a merged result as any other, and says what a shard fi
     [['labelled', 'done', ['resid_pre', 'attn_head_out_by_pos', 'attn_head_by_pos_every']]],
   );
   copyFileSync(resolve(work, split('labelled.patch.json', 3, ['--naive'])[0]!), join(work, 'opened', 'labelled-shard.result.json'));
-  assert.throws(() => readResultFile(join(work, 'opened', 'labelled-shard.result.json')), /shard 1 of 3 of a split run, not a whole result; combine the shards with 'patchlens merge/);
+  assert.throws(
+    () => readResultFile(join(work, 'opened', 'labelled-shard.result.json')),
+    /shard 1 of 3 of a split run, not a whole result; combine the shards with 'patchlens merge/,
+  );
 });

@@ -35,7 +35,10 @@ test("'Alice: What models have you tried?' gets GPT-2's real ids", () => {
   assert.deepEqual(e.ids, [44484, 25, 1867, 4981, 423, 345, 3088, 30]);
   assert.deepEqual(e.ids, gpt3Encode(text), "gpt-3-encoder's own encode agrees");
   assert.deepEqual(pieces(text), ['Alice', ':', ' What', ' models', ' have', ' you', ' tried', '?']);
-  assert.deepEqual(e.ids.map((id) => tok.tokenString(id)), pieces(text));
+  assert.deepEqual(
+    e.ids.map((id) => tok.tokenString(id)),
+    pieces(text),
+  );
   assert.equal(tok.decode(e.ids), text);
   assert.equal(tok.bosTokenId, 50256);
   assert.equal(tok.vocabSize, 50257);
@@ -76,11 +79,15 @@ test('multi-byte characters split across tokens map every piece to the whole cha
   const text = 'héllo 👋🏽 wörld 日本語';
   const e = tok.encode(text);
   assert.deepEqual(e.ids, gpt3Encode(text));
-  assert.deepEqual(pieces(text), [
-    'h', 'é', 'llo', ' 👋', '👋', '🏽', '🏽', '🏽', ' w', 'ör', 'ld', ' 日', '日', '日', '本', '本', '語', '語',
-  ]);
+  assert.deepEqual(pieces(text), ['h', 'é', 'llo', ' 👋', '👋', '🏽', '🏽', '🏽', ' w', 'ör', 'ld', ' 日', '日', '日', '本', '本', '語', '語']);
   // UTF-16 offsets, not bytes or code points: the emoji are surrogate pairs.
-  assert.deepEqual(e.ranges.slice(3, 8), [[5, 8], [6, 8], [8, 10], [8, 10], [8, 10]]);
+  assert.deepEqual(e.ranges.slice(3, 8), [
+    [5, 8],
+    [6, 8],
+    [8, 10],
+    [8, 10],
+    [8, 10],
+  ]);
   assert.equal(e.ranges.at(-1)![1], text.length);
   assert.equal(tok.decode(e.ids), text);
 });
@@ -89,7 +96,11 @@ test('<|endoftext|> in the text is the special token, with its 13 characters as 
   const text = 'a<|endoftext|>b';
   const e = tok.encode(text);
   assert.deepEqual(e.ids, [64, 50256, 65]);
-  assert.deepEqual(e.ranges, [[0, 1], [1, 14], [14, 15]]);
+  assert.deepEqual(e.ranges, [
+    [0, 1],
+    [1, 14],
+    [14, 15],
+  ]);
   assert.equal(tok.tokenString(50256), '<|endoftext|>');
 });
 
@@ -121,12 +132,15 @@ test('without tokenizer.json a non-GPT-2 model takes ids only: text is a UserErr
   const dir = makeTmpDir('tok-missing');
   const tok = await loadTokenizer(dir, { ...gpt2Cfg, dVocab: 1000 });
   assert.equal(tok.tokenString(42), '<42>');
-  assert.throws(() => tok.encode('hello'), (e: unknown) => {
-    assert.ok(e instanceof UserError);
-    assert.ok(e.message.includes(join(dir, 'tokenizer.json')), e.message);
-    assert.match(e.message, /clean_ids/);
-    return true;
-  });
+  assert.throws(
+    () => tok.encode('hello'),
+    (e: unknown) => {
+      assert.ok(e instanceof UserError);
+      assert.ok(e.message.includes(join(dir, 'tokenizer.json')), e.message);
+      assert.match(e.message, /clean_ids/);
+      return true;
+    },
+  );
 });
 
 test("a tokenizer that yields ids outside the model's vocabulary is a UserError", async () => {
@@ -134,7 +148,10 @@ test("a tokenizer that yields ids outside the model's vocabulary is a UserError"
   writeRandomGpt2Checkpoint(dir, { nLayers: 1, nHeads: 1, dModel: 4, dVocab: 50257, nCtx: 8, seed: 1, withTokenizer: true });
   const small = await loadTokenizer(dir, { ...gpt2Cfg, dVocab: 1000, bosTokenId: 999 });
   assert.deepEqual(small.encode(' a').ids, [257], 'ids below the vocabulary are fine');
-  assert.throws(() => small.encode('Alice'), (e: unknown) => e instanceof UserError && /44484.*1000/.test(e.message));
+  assert.throws(
+    () => small.encode('Alice'),
+    (e: unknown) => e instanceof UserError && /44484.*1000/.test(e.message),
+  );
 });
 
 test('added tokens count their raw UTF-8 bytes; special tokens a post-processor adds are left out', async () => {

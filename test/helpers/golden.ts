@@ -44,7 +44,10 @@ export async function expectGoldenMatches(name: string, mode: PatchingMode): Pro
     const flat = (expected.values as unknown[]).flat(4) as number[];
     // TransformerLens pads the key/value rows of a grouped-query model's stacked sweeps with zeros; PatchLens reports them as null.
     got.values.forEach((x, i) => x === null && assert.equal(flat[i], 0, `${name} ${sweep}[${i}] is padding in TransformerLens`));
-    const d = maxAbsDiff(got.values, flat.map((x, i) => (got.values[i] === null ? null : x)));
+    const d = maxAbsDiff(
+      got.values,
+      flat.map((x, i) => (got.values[i] === null ? null : x)),
+    );
     assert.ok(d <= TOL, `${name} ${sweep}: max abs diff ${d}`);
     assert.ok(Math.abs(out.baselines.clean - expected.clean_logit_diff) <= TOL, `${sweep}: clean baseline`);
     assert.ok(Math.abs(out.baselines.corrupted! - expected.corrupted_logit_diff) <= TOL, `${sweep}: corrupted baseline`);

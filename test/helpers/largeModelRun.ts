@@ -20,7 +20,11 @@ async function main(dir: string): Promise<void> {
   const clean = [config.bosTokenId, 1000, 2000, 3000, 4000];
   const corrupted = [config.bosTokenId, 1001, 2000, 3000, 4000];
   const t1 = Date.now();
-  const out = await runPatching(model, { name: 'large', model: undefined, metric: 'logit_diff', sweeps: ['resid_pre'], prependBos: false, pairs: [{ clean, corrupted, answer: 5000, wrong: 6000 }] }, { mode: 'fast' });
+  const out = await runPatching(
+    model,
+    { name: 'large', model: undefined, metric: 'logit_diff', sweeps: ['resid_pre'], prependBos: false, pairs: [{ clean, corrupted, answer: 5000, wrong: 6000 }] },
+    { mode: 'fast' },
+  );
   const sweep = out.sweeps.resid_pre!;
   process.stdout.write(
     `${JSON.stringify({

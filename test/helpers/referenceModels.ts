@@ -276,13 +276,25 @@ const transformerLens: ReferenceFamily = {
     const blocks = Array.from({ length: L }, (_, l) => {
       const b = (n: string) => g(`blocks.${l}.${n}`);
       return {
-        ln1W: b('ln1.w'), ln1B: b('ln1.b'),
-        W_Q: b('attn.W_Q'), b_Q: b('attn.b_Q'), W_K: b('attn.W_K'), b_K: b('attn.b_K'), W_V: b('attn.W_V'), b_V: b('attn.b_V'),
-        W_O: b('attn.W_O'), b_O: b('attn.b_O'),
+        ln1W: b('ln1.w'),
+        ln1B: b('ln1.b'),
+        W_Q: b('attn.W_Q'),
+        b_Q: b('attn.b_Q'),
+        W_K: b('attn.W_K'),
+        b_K: b('attn.b_K'),
+        W_V: b('attn.W_V'),
+        b_V: b('attn.b_V'),
+        W_O: b('attn.W_O'),
+        b_O: b('attn.b_O'),
         ...(attnOnly
           ? {}
           : {
-              ln2W: b('ln2.w'), ln2B: b('ln2.b'), W_in: b('mlp.W_in'), b_in: b('mlp.b_in'), W_out: b('mlp.W_out'), b_out: b('mlp.b_out'),
+              ln2W: b('ln2.w'),
+              ln2B: b('ln2.b'),
+              W_in: b('mlp.W_in'),
+              b_in: b('mlp.b_in'),
+              W_out: b('mlp.W_out'),
+              b_out: b('mlp.b_out'),
               ...(c.act_fn === 'solu_ln' ? { mlpLnW: b('mlp.ln.w'), mlpLnB: b('mlp.ln.b') } : {}),
             }),
       };
@@ -425,9 +437,22 @@ const llamaLike: ReferenceFamily = {
     };
     const invFreq = hfRopeInvFreq(c, E);
     const cfg = baseConfig({
-      nLayers: L, nHeads: H, nKvHeads: K, dModel: D, dHead: E, dMlp: M, dVocab: V, nCtx: c.max_position_embeddings as number,
-      norm: 'RMS', eps: c.rms_norm_eps as number, positional: 'rotary', rotaryDim: E, rotaryInvFreq: Array.from({ length: L }, () => invFreq),
-      gated: true, act: 'silu', window: Array.from({ length: L }, (_, l) => window(l)),
+      nLayers: L,
+      nHeads: H,
+      nKvHeads: K,
+      dModel: D,
+      dHead: E,
+      dMlp: M,
+      dVocab: V,
+      nCtx: c.max_position_embeddings as number,
+      norm: 'RMS',
+      eps: c.rms_norm_eps as number,
+      positional: 'rotary',
+      rotaryDim: E,
+      rotaryInvFreq: Array.from({ length: L }, () => invFreq),
+      gated: true,
+      act: 'silu',
+      window: Array.from({ length: L }, (_, l) => window(l)),
     });
     const { g, blocks } = llamaLayers(dir, dims);
     return {
@@ -455,12 +480,28 @@ const qwen3: ReferenceFamily = {
     const dims = llamaDims(c, 128);
     const { D, H, K, E, M, V, L } = dims;
     const slidingWindow = c.use_sliding_window === true ? ((c.sliding_window as number | null | undefined) ?? 0) : 0;
-    const types = (c.layer_types as string[] | undefined) ?? Array.from({ length: L }, (_, i) => (slidingWindow && i >= ((c.max_window_layers as number | undefined) ?? 28) ? 'sliding_attention' : 'full_attention'));
+    const types =
+      (c.layer_types as string[] | undefined) ??
+      Array.from({ length: L }, (_, i) => (slidingWindow && i >= ((c.max_window_layers as number | undefined) ?? 28) ? 'sliding_attention' : 'full_attention'));
     const invFreq = hfRopeInvFreq(c, E);
     const cfg = baseConfig({
-      nLayers: L, nHeads: H, nKvHeads: K, dModel: D, dHead: E, dMlp: M, dVocab: V, nCtx: c.max_position_embeddings as number,
-      norm: 'RMS', eps: (c.rms_norm_eps as number | undefined) ?? 1e-6, positional: 'rotary', rotaryDim: E, rotaryInvFreq: Array.from({ length: L }, () => invFreq),
-      gated: true, act: 'silu', qkNorm: 'head', window: types.map((t) => (t === 'sliding_attention' ? slidingWindow : 0)),
+      nLayers: L,
+      nHeads: H,
+      nKvHeads: K,
+      dModel: D,
+      dHead: E,
+      dMlp: M,
+      dVocab: V,
+      nCtx: c.max_position_embeddings as number,
+      norm: 'RMS',
+      eps: (c.rms_norm_eps as number | undefined) ?? 1e-6,
+      positional: 'rotary',
+      rotaryDim: E,
+      rotaryInvFreq: Array.from({ length: L }, () => invFreq),
+      gated: true,
+      act: 'silu',
+      qkNorm: 'head',
+      window: types.map((t) => (t === 'sliding_attention' ? slidingWindow : 0)),
     });
     const { g, blocks } = llamaLayers(dir, dims);
     return {
@@ -469,7 +510,13 @@ const qwen3: ReferenceFamily = {
       embedScale: 1,
       blocks: blocks.map((b, l) => {
         const p = `layers.${l}.`;
-        return { ...b, ln1W: g(`${p}input_layernorm.weight`), ln2W: g(`${p}post_attention_layernorm.weight`), qNorm: g(`${p}self_attn.q_norm.weight`), kNorm: g(`${p}self_attn.k_norm.weight`) };
+        return {
+          ...b,
+          ln1W: g(`${p}input_layernorm.weight`),
+          ln2W: g(`${p}post_attention_layernorm.weight`),
+          qNorm: g(`${p}self_attn.q_norm.weight`),
+          kNorm: g(`${p}self_attn.k_norm.weight`),
+        };
       }),
       lnfW: g('norm.weight'),
       W_U: llamaUnembed(c, g, dims, false),
@@ -492,9 +539,23 @@ const olmo2: ReferenceFamily = {
     const { D, H, K, E, M, V, L } = dims;
     const invFreq = hfRopeInvFreq(c, E);
     const cfg = baseConfig({
-      nLayers: L, nHeads: H, nKvHeads: K, dModel: D, dHead: E, dMlp: M, dVocab: V, nCtx: c.max_position_embeddings as number,
-      norm: 'RMS', eps: (c.rms_norm_eps as number | undefined) ?? 1e-5, normPlacement: 'post', positional: 'rotary', rotaryDim: E,
-      rotaryInvFreq: Array.from({ length: L }, () => invFreq), gated: true, act: 'silu', qkNorm: 'full',
+      nLayers: L,
+      nHeads: H,
+      nKvHeads: K,
+      dModel: D,
+      dHead: E,
+      dMlp: M,
+      dVocab: V,
+      nCtx: c.max_position_embeddings as number,
+      norm: 'RMS',
+      eps: (c.rms_norm_eps as number | undefined) ?? 1e-5,
+      normPlacement: 'post',
+      positional: 'rotary',
+      rotaryDim: E,
+      rotaryInvFreq: Array.from({ length: L }, () => invFreq),
+      gated: true,
+      act: 'silu',
+      qkNorm: 'full',
     });
     const { g, blocks } = llamaLayers(dir, dims);
     return {
@@ -503,7 +564,13 @@ const olmo2: ReferenceFamily = {
       embedScale: 1,
       blocks: blocks.map((b, l) => {
         const p = `layers.${l}.`;
-        return { ...b, ln1W: g(`${p}post_attention_layernorm.weight`), ln2W: g(`${p}post_feedforward_layernorm.weight`), qNorm: g(`${p}self_attn.q_norm.weight`), kNorm: g(`${p}self_attn.k_norm.weight`) };
+        return {
+          ...b,
+          ln1W: g(`${p}post_attention_layernorm.weight`),
+          ln2W: g(`${p}post_feedforward_layernorm.weight`),
+          qNorm: g(`${p}self_attn.q_norm.weight`),
+          kNorm: g(`${p}self_attn.k_norm.weight`),
+        };
       }),
       lnfW: g('norm.weight'),
       W_U: llamaUnembed(c, g, dims, false),
@@ -534,8 +601,7 @@ const gemma: ReferenceFamily = {
     const dims = llamaDims(c, 256);
     const { D, H, K, E, M, V, L } = dims;
     const pattern = (c.sliding_window_pattern as number | undefined) ?? 6;
-    const sliding = (l: number) =>
-      Array.isArray(c.layer_types) ? c.layer_types[l] === 'sliding_attention' : three ? (l + 1) % pattern !== 0 : l % 2 === 0;
+    const sliding = (l: number) => (Array.isArray(c.layer_types) ? c.layer_types[l] === 'sliding_attention' : three ? (l + 1) % pattern !== 0 : l % 2 === 0);
     const window = (c.sliding_window as number | undefined) ?? 4096;
     const nested = c.rope_parameters as { full_attention?: Json; sliding_attention?: Json } | undefined;
     const globalRope = nested?.full_attention
@@ -548,12 +614,27 @@ const gemma: ReferenceFamily = {
     const qpas = (c.query_pre_attn_scalar as number | undefined) ?? 256;
     const act = ((c.hidden_activation as string | undefined) ?? 'gelu_pytorch_tanh') === 'gelu_pytorch_tanh' ? 'gelu_new' : (c.hidden_activation as RefConfig['act']);
     const cfg = baseConfig({
-      nLayers: L, nHeads: H, nKvHeads: K, dModel: D, dHead: E, dMlp: M, dVocab: V, nCtx: c.max_position_embeddings as number,
-      norm: 'RMS', eps: (c.rms_norm_eps as number | undefined) ?? 1e-6, normPlacement: 'pre_post', positional: 'rotary', rotaryDim: E,
+      nLayers: L,
+      nHeads: H,
+      nKvHeads: K,
+      dModel: D,
+      dHead: E,
+      dMlp: M,
+      dVocab: V,
+      nCtx: c.max_position_embeddings as number,
+      norm: 'RMS',
+      eps: (c.rms_norm_eps as number | undefined) ?? 1e-6,
+      normPlacement: 'pre_post',
+      positional: 'rotary',
+      rotaryDim: E,
       rotaryInvFreq: Array.from({ length: L }, (_, l) => (three && sliding(l) ? localRope : globalRope)),
-      gated: true, act, attnScale: new Array<number>(L).fill(1 / qpas ** -0.5),
-      attnSoftcap: cap('attn_logit_softcapping', three ? 0 : 50), finalSoftcap: cap('final_logit_softcapping', three ? 0 : 30),
-      qkNorm: three ? 'head' : null, window: Array.from({ length: L }, (_, l) => (sliding(l) ? window : 0)),
+      gated: true,
+      act,
+      attnScale: new Array<number>(L).fill(1 / qpas ** -0.5),
+      attnSoftcap: cap('attn_logit_softcapping', three ? 0 : 50),
+      finalSoftcap: cap('final_logit_softcapping', three ? 0 : 30),
+      qkNorm: three ? 'head' : null,
+      window: Array.from({ length: L }, (_, l) => (sliding(l) ? window : 0)),
     });
     const { g, blocks } = llamaLayers(dir, dims);
     const gain = (n: string) => g(n).map((w) => Math.fround(1 + w));

@@ -63,20 +63,42 @@ export function llama2TokenizerJson(style: 'legacy' | 'metaspace'): object {
     added_tokens: [added(0, '<unk>'), added(1, '<s>'), added(2, '</s>')],
     normalizer:
       style === 'legacy'
-        ? { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: META }, { type: 'Replace', pattern: { String: ' ' }, content: META }] }
+        ? {
+            type: 'Sequence',
+            normalizers: [
+              { type: 'Prepend', prepend: META },
+              { type: 'Replace', pattern: { String: ' ' }, content: META },
+            ],
+          }
         : null,
     pre_tokenizer: style === 'legacy' ? null : { type: 'Metaspace', replacement: META, prepend_scheme: 'first', split: false },
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<s>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      pair: [
+        { SpecialToken: { id: '<s>', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '<s>', type_id: 1 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
       special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
     },
     decoder: {
       type: 'Sequence',
       decoders: [{ type: 'Replace', pattern: { String: META }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }],
     },
-    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: '<unk>',
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      ignore_merges: false,
+      vocab,
+      merges,
+    },
   };
 }
 
@@ -110,11 +132,27 @@ export function gemmaTokenizerJson(): object {
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: '<bos>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: '<bos>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<bos>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      pair: [
+        { SpecialToken: { id: '<bos>', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '<bos>', type_id: 1 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
       special_tokens: { '<bos>': { id: '<bos>', ids: [2], tokens: ['<bos>'] } },
     },
     decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: META }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }] },
-    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: '<unk>',
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      ignore_merges: false,
+      vocab,
+      merges,
+    },
   };
 }
 
@@ -149,7 +187,12 @@ export function llama3TokenizerJson(): object {
         {
           type: 'TemplateProcessing',
           single: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-          pair: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<|begin_of_text|>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+          pair: [
+            { SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } },
+            { Sequence: { id: 'A', type_id: 0 } },
+            { SpecialToken: { id: '<|begin_of_text|>', type_id: 1 } },
+            { Sequence: { id: 'B', type_id: 1 } },
+          ],
           special_tokens: { '<|begin_of_text|>': { id: '<|begin_of_text|>', ids: [BYTE_LEVEL_SPECIALS.first], tokens: ['<|begin_of_text|>'] } },
         },
       ],
@@ -193,11 +236,42 @@ export function writeFamilyTokenizer(dir: string, kind: FamilyTokenizer): void {
   const files: Record<FamilyTokenizer, [object, object]> = {
     llama2: [llama2TokenizerJson('legacy'), llama2TokenizerConfig()],
     'llama2-metaspace': [llama2TokenizerJson('metaspace'), llama2TokenizerConfig()],
-    llama3: [llama3TokenizerJson(), { bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>', clean_up_tokenization_spaces: true, model_max_length: 131072, tokenizer_class: 'PreTrainedTokenizerFast' }],
-    qwen2: [qwen2TokenizerJson(), { add_prefix_space: false, bos_token: null, clean_up_tokenization_spaces: false, eos_token: '<|endoftext|>', errors: 'replace', model_max_length: 131072, pad_token: '<|endoftext|>', split_special_tokens: false, tokenizer_class: 'Qwen2Tokenizer' }],
-    gemma: [gemmaTokenizerJson(), { add_bos_token: true, add_eos_token: false, bos_token: '<bos>', eos_token: '<eos>', pad_token: '<pad>', unk_token: '<unk>', spaces_between_special_tokens: false, tokenizer_class: 'GemmaTokenizer' }],
+    llama3: [
+      llama3TokenizerJson(),
+      { bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>', clean_up_tokenization_spaces: true, model_max_length: 131072, tokenizer_class: 'PreTrainedTokenizerFast' },
+    ],
+    qwen2: [
+      qwen2TokenizerJson(),
+      {
+        add_prefix_space: false,
+        bos_token: null,
+        clean_up_tokenization_spaces: false,
+        eos_token: '<|endoftext|>',
+        errors: 'replace',
+        model_max_length: 131072,
+        pad_token: '<|endoftext|>',
+        split_special_tokens: false,
+        tokenizer_class: 'Qwen2Tokenizer',
+      },
+    ],
+    gemma: [
+      gemmaTokenizerJson(),
+      {
+        add_bos_token: true,
+        add_eos_token: false,
+        bos_token: '<bos>',
+        eos_token: '<eos>',
+        pad_token: '<pad>',
+        unk_token: '<unk>',
+        spaces_between_special_tokens: false,
+        tokenizer_class: 'GemmaTokenizer',
+      },
+    ],
     // OLMo 2's tokenizer names <|endoftext|> as both BOS and EOS but does not add it; TransformerLens prepends it.
-    olmo2: [qwen2TokenizerJson(), { add_bos_token: false, add_eos_token: false, bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', model_max_length: 4096, tokenizer_class: 'GPT2Tokenizer' }],
+    olmo2: [
+      qwen2TokenizerJson(),
+      { add_bos_token: false, add_eos_token: false, bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', model_max_length: 4096, tokenizer_class: 'GPT2Tokenizer' },
+    ],
   };
   const [json, config] = files[kind];
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));

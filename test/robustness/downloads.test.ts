@@ -63,7 +63,11 @@ async function assertNothingLoadable(cacheDir: string): Promise<void> {
   const dir = modelDir(cacheDir);
   assert.ok(!existsSync(join(dir, 'model.safetensors')), 'no model file under its final name');
   assert.ok(!existsSync(join(dir, '.complete')), 'no completion marker');
-  await expectUserError(Promise.resolve().then(() => loadCheckpoint(dir)), 'model.safetensors', 'does not exist');
+  await expectUserError(
+    Promise.resolve().then(() => loadCheckpoint(dir)),
+    'model.safetensors',
+    'does not exist',
+  );
   await expectUserError(new ModelCache().get({ source: 'org/tiny', settings: settings(cacheDir, DOWN) }), 'unreachable');
 }
 
@@ -121,7 +125,10 @@ test('the engine killed (SIGKILL) in the middle of a download: the partial file 
   const got = statSync(partial).size;
   const start = hub.requests.length;
   await assertRecovers(cacheDir);
-  const ranges = hub.requests.slice(start).filter((r) => r.range).map((r) => r.range);
+  const ranges = hub.requests
+    .slice(start)
+    .filter((r) => r.range)
+    .map((r) => r.range);
   assert.ok(ranges.includes(`bytes=${got}-`), `the next run resumed at ${got} (ranges: ${ranges.join(', ')})`);
 });
 

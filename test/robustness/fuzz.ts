@@ -91,9 +91,7 @@ export class Failures {
   }
 
   report(): string {
-    return [...this.byKind]
-      .map(([kind, k]) => `${k.count}× ${kind}\n${k.examples.map((x) => `    e.g. ${x}`).join('\n')}`)
-      .join('\n');
+    return [...this.byKind].map(([kind, k]) => `${k.count}× ${kind}\n${k.examples.map((x) => `    e.g. ${x}`).join('\n')}`).join('\n');
   }
 }
 

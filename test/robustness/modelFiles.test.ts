@@ -98,7 +98,11 @@ test('a config.json claiming 10^12 parameters is rejected by the config alone: n
   // Weights that would take 6 GiB to read, if anything tried (sparse: no disk used).
   sparseFile(ck.st, headerBytes({ 'wte.weight': { dtype: 'F32', shape: [1_610_612_736], data_offsets: [0, 6 * 2 ** 30] } }), 6 * 2 ** 30 + 4096);
   const absurd: [string, (c: Record<string, unknown>) => void, string[]][] = [
-    ['10^12 parameters, each field in bounds', (c) => Object.assign(c, { n_embd: 65536, n_head: 64, n_layer: 20, n_inner: null, vocab_size: 50257 }), ['GiB', 'd_model 65536', 'n_layers 20']],
+    [
+      '10^12 parameters, each field in bounds',
+      (c) => Object.assign(c, { n_embd: 65536, n_head: 64, n_layer: 20, n_inner: null, vocab_size: 50257 }),
+      ['GiB', 'd_model 65536', 'n_layers 20'],
+    ],
     ['d_model 10^9', (c) => (c.n_embd = 1e9), ["'n_embd'", '1000000000']],
     ['n_layer 10^6', (c) => (c.n_layer = 1e6), ["'n_layer'", '1000000']],
     ['vocab 10^12', (c) => (c.vocab_size = 1e12), ["'vocab_size'", '1000000000000']],
@@ -250,7 +254,28 @@ test('a header that claims more bytes than the file has', () => {
 // ---------------------------------------------------------------------------------------------
 // Header fuzzing, dtypes, shapes
 
-const ODD_DTYPES: unknown[] = ['I64', 'I32', 'I16', 'I8', 'U8', 'U16', 'U32', 'U64', 'BOOL', 'F8_E4M3', 'F8_E5M2', 'Q4_K', 'f32', 'F32 ', '', 'float32', 7, null, ['F32'], { dtype: 'F32' }];
+const ODD_DTYPES: unknown[] = [
+  'I64',
+  'I32',
+  'I16',
+  'I8',
+  'U8',
+  'U16',
+  'U32',
+  'U64',
+  'BOOL',
+  'F8_E4M3',
+  'F8_E5M2',
+  'Q4_K',
+  'f32',
+  'F32 ',
+  '',
+  'float32',
+  7,
+  null,
+  ['F32'],
+  { dtype: 'F32' },
+];
 const ODD_SHAPES: unknown[] = [[], [-1], [1.5], ['8'], [2 ** 53], [1e9, 1e9], [2 ** 31, 2 ** 31, 4], [0], [0, 2 ** 52], null, 'x', 8, [null], [8, 8, 8, 8, 8, 8, 8, 8, 8, 8]];
 const ODD_OFFSETS: unknown[] = [[0], [5, 3], [-1, 0], [0, 2 ** 60], [0.5, 1], null, [0, 0], [1, 1], ['0', '4'], [0, 4, 8], [2 ** 53, 2 ** 53 + 4], 'x', {}];
 
@@ -296,8 +321,7 @@ test('safetensors headers with random lies (dtype, shape, offsets, names, bytes)
         } else if (r === 4) {
           h[`transformer.${name}`] = h[name];
           edits.push(`duplicate ${name} with prefix`);
-        }
-        else if (r === 5 && entry) {
+        } else if (r === 5 && entry) {
           // The shape of another tensor with a consistent byte count: a swap that only the config exposes.
           const other = h[rng.pick(names)] as Record<string, unknown> | undefined;
           if (other) {
@@ -404,7 +428,8 @@ test('config.json: wrong types, negative, non-integer, out-of-range and malforme
       const p = userErrorProblem(r.error);
       const msg = (r.error as Error).message;
       if (p) f.add(p, `${field}=${JSON.stringify(value)}`);
-      else if (!msg.includes(`'${field}'`) && !msg.includes('architecture') && !/tensor '[^']+'/.test(msg)) f.add('message does not name the field', `${field}=${JSON.stringify(value)}: ${msg}`);
+      else if (!msg.includes(`'${field}'`) && !msg.includes('architecture') && !/tensor '[^']+'/.test(msg))
+        f.add('message does not name the field', `${field}=${JSON.stringify(value)}: ${msg}`);
     }
   }
   // Text that is not a config at all.

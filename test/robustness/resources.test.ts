@@ -52,11 +52,22 @@ test('a prompt longer than the context: resolveSpec names the field, the token c
 
   // 15 words + BOS = 16 tokens: exactly the context, accepted.
   assert.equal(resolve(spec(words(15), words(15))).pairs[0]!.clean.length, 16);
-  await userError(() => resolve(spec(words(16), words(16))), /^ctx\.patch\.json:1:\d+: pairs\[0\]\.clean is 17 tokens \(with BOS\), but the model's context is 16 \(n_ctx\); shorten the prompt$/);
+  await userError(
+    () => resolve(spec(words(16), words(16))),
+    /^ctx\.patch\.json:1:\d+: pairs\[0\]\.clean is 17 tokens \(with BOS\), but the model's context is 16 \(n_ctx\); shorten the prompt$/,
+  );
   // A pasted megabyte: refused from its start, quickly, with both numbers.
   await userError(() => resolve(spec(words(300_000), words(300_000))), 'pairs[0].clean is 1200000 characters', "the model's context is 16");
   await userError(
-    () => resolve(JSON.stringify({ metric: 'logit_diff', sweeps: ['resid_pre'], prepend_bos: false, pairs: [{ clean_ids: Array(17).fill(1), corrupted_ids: Array(17).fill(2), answer_id: 1, wrong_id: 2 }] })),
+    () =>
+      resolve(
+        JSON.stringify({
+          metric: 'logit_diff',
+          sweeps: ['resid_pre'],
+          prepend_bos: false,
+          pairs: [{ clean_ids: Array(17).fill(1), corrupted_ids: Array(17).fill(2), answer_id: 1, wrong_id: 2 }],
+        }),
+      ),
     'pairs[0].clean_ids is 17 tokens',
     'context is 16',
   );
@@ -75,7 +86,14 @@ test('a prompt longer than the context given straight to the model: HookedTransf
   await userError(() => m.model.forward([Array(17).fill(3)]), '17 tokens', "the model's context is 16");
   await userError(() => m.model.forward([Array(100_000).fill(3)]), '100000 tokens', 'context is 16');
   // A whole run: the baselines are the first forward, and the run stops there.
-  const spec: ResolvedSpec = { name: 'long', model: undefined, metric: 'logit_diff', sweeps: ['resid_pre'], prependBos: false, pairs: [{ clean: Array(20).fill(1), corrupted: Array(20).fill(2), answer: 1, wrong: 2 }] };
+  const spec: ResolvedSpec = {
+    name: 'long',
+    model: undefined,
+    metric: 'logit_diff',
+    sweeps: ['resid_pre'],
+    prependBos: false,
+    pairs: [{ clean: Array(20).fill(1), corrupted: Array(20).fill(2), answer: 1, wrong: 2 }],
+  };
   await userError(() => runPatching(m.model, spec), '20 tokens', 'context is 16');
   // Other malformed input the model can be handed directly.
   for (const [ids, part] of [
@@ -156,17 +174,29 @@ test('a sweep whose patched batch exceeds the memory budget is split into runs w
       const allowed = Math.max(n, Math.floor(budgetBytes / perRow / n) * n);
       const over = log.rows.filter((r) => r > allowed);
       assert.deepEqual(over, [], `${mode}, budget ${budgetBytes} B: runs of ${over.join(', ')} rows, at most ${allowed} allowed`);
-      assert.ok(log.rows.every((r) => r % n === 0), 'every run holds whole copies of the batch');
+      assert.ok(
+        log.rows.every((r) => r % n === 0),
+        'every run holds whole copies of the batch',
+      );
       // The naive executor (TransformerLens's loop) runs one copy at a time whatever the budget.
       if (Math.max(...big.rows) > n) assert.ok(log.rows.length > big.rows.length, `${mode}: the small budget split the work (${log.rows.length} runs vs ${big.rows.length})`);
-      t.diagnostic(`${mode}, budget ${budgetBytes} B (${(budgetBytes / perRow).toFixed(1)} rows): ${log.rows.length} runs of at most ${Math.max(...log.rows)} rows; default budget: ${big.rows.length} runs of at most ${Math.max(...big.rows)} rows`);
+      t.diagnostic(
+        `${mode}, budget ${budgetBytes} B (${(budgetBytes / perRow).toFixed(1)} rows): ${log.rows.length} runs of at most ${Math.max(...log.rows)} rows; default budget: ${big.rows.length} runs of at most ${Math.max(...big.rows)} rows`,
+      );
     }
   }
 });
 
 test('a memory budget that is not a positive number is refused in one line, never a crash', async () => {
   const m = await randomModel({ nLayers: 1, nHeads: 2, dModel: 8, dVocab: 32, nCtx: 8, seed: 24 });
-  const spec: ResolvedSpec = { name: 'b', model: undefined, metric: 'logit_diff', sweeps: ['resid_pre'], prependBos: false, pairs: [{ clean: [1, 2, 3], corrupted: [1, 4, 3], answer: 5, wrong: 6 }] };
+  const spec: ResolvedSpec = {
+    name: 'b',
+    model: undefined,
+    metric: 'logit_diff',
+    sweeps: ['resid_pre'],
+    prependBos: false,
+    pairs: [{ clean: [1, 2, 3], corrupted: [1, 4, 3], answer: 5, wrong: 6 }],
+  };
   const reference = await runPatching(m.model, spec);
   for (const mode of ['fast', 'naive'] as PatchingMode[]) {
     for (const bad of [Number.NaN, 0, -1, -Infinity, 'abc' as unknown as number]) {

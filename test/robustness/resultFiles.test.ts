@@ -19,9 +19,7 @@ function writer(...args: string[]): { child: ChildProcess; done: Promise<number>
   const child = spawn(process.execPath, ['--import', 'tsx', WRITER, ...args], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const done = new Promise<number>((res, rej) =>
-    child.on('exit', (code) => (code === 0 ? res(0) : rej(new Error(`writer ${args.join(' ')} exited ${code}: ${err}`)))),
-  );
+  const done = new Promise<number>((res, rej) => child.on('exit', (code) => (code === 0 ? res(0) : rej(new Error(`writer ${args.join(' ')} exited ${code}: ${err}`)))));
   return { child, done };
 }
 
@@ -94,7 +92,10 @@ test('three processes writing 40 runs each with the same name at once: 120 disti
   assert.deepEqual(unreadable, [], 'a listing during the writes showed a run as unreadable');
   const files = readdirSync(dir).sort();
   assert.equal(files.length, 120, `expected 120 result files, got ${files.length}: ${files.filter((f) => !f.endsWith('.result.json')).join(', ')}`);
-  assert.ok(files.every((f) => /^same_name(-\d+)?\.result\.json$/.test(f)), files.join(', '));
+  assert.ok(
+    files.every((f) => /^same_name(-\d+)?\.result\.json$/.test(f)),
+    files.join(', '),
+  );
   const seen = new Set<string>();
   for (const f of files) seen.add((JSON.parse(readFileSync(join(dir, f), 'utf8')) as PatchResult).model.id);
   for (const tag of ['a', 'b', 'c']) for (let i = 0; i < 40; i++) assert.ok(seen.has(`${tag}#${i}`), `run ${tag}#${i} was lost`);
@@ -188,30 +189,30 @@ test('a results folder with corrupt and foreign files lists them as unreadable a
   // A sweep named __proto__ (an own key, as JSON.parse makes it) must not disturb the listing.
   writeFileSync(join(dir, 'proto.result.json'), JSON.stringify({ ...VALID, sweeps: JSON.parse('{"__proto__": {"shape": [1], "axes": [], "values": [1]}}') }));
   assert.ok(history.list(dir).some((e) => e.path.endsWith('proto.result.json')));
-  for (const name of ['a-folder.result.json', 'notes.txt', 'dangling.result.json']) assert.ok(!byName.has(name) || byName.get(name)!.kind === 'unreadable', `${name} listed as a result`);
-  t.diagnostic(`${entries.length} entries listed: ${entries.filter((e) => e.kind === 'unreadable').length} unreadable, ${entries.filter((e) => e.kind === 'result').length} result`);
+  for (const name of ['a-folder.result.json', 'notes.txt', 'dangling.result.json'])
+    assert.ok(!byName.has(name) || byName.get(name)!.kind === 'unreadable', `${name} listed as a result`);
+  t.diagnostic(
+    `${entries.length} entries listed: ${entries.filter((e) => e.kind === 'unreadable').length} unreadable, ${entries.filter((e) => e.kind === 'result').length} result`,
+  );
   assert.deepEqual(problems, []);
 });
 
-test(
-  'the reason an unreadable result is shown with is one line',
-  async () => {
-    const { RunHistory } = await import('../../src/extension/runHistory');
-    const { readResultFile } = await import('../../src/common/resultFile');
-    const dir = makeTmpDir('corrupt-lines');
-    const problems: string[] = [];
-    for (const name of corruptFolder(dir)) {
-      const listed = new RunHistory().list(dir).find((e) => e.path.endsWith(`/${name}`));
-      let opened = '';
-      try {
-        readResultFile(join(dir, name));
-      } catch (e) {
-        opened = (e as Error).message;
-      }
-      for (const reason of [listed?.kind === 'unreadable' ? listed.reason : '', opened]) {
-        if (/[\n\r\u2028\u2029]/.test(reason)) problems.push(`${name}: ${JSON.stringify(reason.slice(0, 160))}`);
-      }
+test('the reason an unreadable result is shown with is one line', async () => {
+  const { RunHistory } = await import('../../src/extension/runHistory');
+  const { readResultFile } = await import('../../src/common/resultFile');
+  const dir = makeTmpDir('corrupt-lines');
+  const problems: string[] = [];
+  for (const name of corruptFolder(dir)) {
+    const listed = new RunHistory().list(dir).find((e) => e.path.endsWith(`/${name}`));
+    let opened = '';
+    try {
+      readResultFile(join(dir, name));
+    } catch (e) {
+      opened = (e as Error).message;
     }
-    assert.deepEqual(problems, []);
-  },
-);
+    for (const reason of [listed?.kind === 'unreadable' ? listed.reason : '', opened]) {
+      if (/[\n\r\u2028\u2029]/.test(reason)) problems.push(`${name}: ${JSON.stringify(reason.slice(0, 160))}`);
+    }
+  }
+  assert.deepEqual(problems, []);
+});

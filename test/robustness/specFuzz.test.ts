@@ -106,7 +106,8 @@ before(async () => {
 const LINE_COL = /^fuzz\.patch\.json:(\d+):(\d+): \S/;
 // Errors about the file (or selection) as a whole have no position to give.
 const WHOLE_FILE = /^fuzz\.patch\.json: (the file is empty|the spec is [\d.]+ MB, over the \d+ MB limit)/;
-const WHOLE_SELECTION = /^selection: (the selection is empty|only one line is selected|\d+ lines are selected with no blank line between them|\d+ paragraphs are selected|[\d.]+ MB selected); select two prompts/;
+const WHOLE_SELECTION =
+  /^selection: (the selection is empty|only one line is selected|\d+ lines are selected with no blank line between them|\d+ paragraphs are selected|[\d.]+ MB selected); select two prompts/;
 
 interface Stats {
   cases: number;
@@ -283,7 +284,39 @@ const ODD_VALUES: Json[] = [
   { __proto__: 1 } as unknown as Json,
 ];
 
-const KEY_NAMES = ['metric', 'sweeps', 'pairs', 'induction', 'clean', 'corrupted', 'clean_ids', 'answer', 'answer_id', 'wrong', 'targets', 'pos', 'token_id', 'seed', 'corrupted_ids', 'wrong_id', 'prepend_bos', 'model', 'name', 'token_range', 'length', 'batch', '__proto__', 'constructor', '', 'a/b', 'a~b', 'x'.repeat(300), '"', '\u0000', 'пары'];
+const KEY_NAMES = [
+  'metric',
+  'sweeps',
+  'pairs',
+  'induction',
+  'clean',
+  'corrupted',
+  'clean_ids',
+  'answer',
+  'answer_id',
+  'wrong',
+  'targets',
+  'pos',
+  'token_id',
+  'seed',
+  'corrupted_ids',
+  'wrong_id',
+  'prepend_bos',
+  'model',
+  'name',
+  'token_range',
+  'length',
+  'batch',
+  '__proto__',
+  'constructor',
+  '',
+  'a/b',
+  'a~b',
+  'x'.repeat(300),
+  '"',
+  '\u0000',
+  'пары',
+];
 
 function typo(rng: Rng, s: string): string {
   if (s.length === 0) return 'x';
@@ -400,7 +433,51 @@ test('spec parser and resolver: every node of every seed replaced by every odd v
 // ---------------------------------------------------------------------------------------------
 // Text mutations
 
-const TOKENS = ['{', '}', '[', ']', ',', ':', '"', '\\', "'", 'NaN', 'Infinity', '-Infinity', '+1', '.5', '01', '1e999', '-', 'true', 'nul', 'undefined', '/*', '*/', '//', '\n', '\r', '\r\n', '\t', '\u2028', '\u0000', '\ufeff', '\ud800', '\udc00', '😀', '\\u12', '\\uD800', '\\x41', ' ', '0x10', '1_000', '"metric"', '"sweeps":', '"pairs": [', '{"clean": "a", "corrupted": "b"}'];
+const TOKENS = [
+  '{',
+  '}',
+  '[',
+  ']',
+  ',',
+  ':',
+  '"',
+  '\\',
+  "'",
+  'NaN',
+  'Infinity',
+  '-Infinity',
+  '+1',
+  '.5',
+  '01',
+  '1e999',
+  '-',
+  'true',
+  'nul',
+  'undefined',
+  '/*',
+  '*/',
+  '//',
+  '\n',
+  '\r',
+  '\r\n',
+  '\t',
+  '\u2028',
+  '\u0000',
+  '\ufeff',
+  '\ud800',
+  '\udc00',
+  '😀',
+  '\\u12',
+  '\\uD800',
+  '\\x41',
+  ' ',
+  '0x10',
+  '1_000',
+  '"metric"',
+  '"sweeps":',
+  '"pairs": [',
+  '{"clean": "a", "corrupted": "b"}',
+];
 
 function mutateText(rng: Rng, text: string): string {
   let s = text;
@@ -442,7 +519,28 @@ test('spec parser and resolver: random character edits (punctuation, NaN/Infinit
 
 test('spec parser: every number literal replaced by NaN, Infinity, huge, tiny and malformed numbers', (t) => {
   const f = new Failures();
-  const LITERALS = ['NaN', 'Infinity', '-Infinity', '1e400', '-1e400', '1e-400', '9007199254740993', '1e21', '-0', '0x10', '+1', '.5', '1.', '01', '1e', '--1', '1.5e+3', '1E2', '12abc', '٣'];
+  const LITERALS = [
+    'NaN',
+    'Infinity',
+    '-Infinity',
+    '1e400',
+    '-1e400',
+    '1e-400',
+    '9007199254740993',
+    '1e21',
+    '-0',
+    '0x10',
+    '+1',
+    '.5',
+    '1.',
+    '01',
+    '1e',
+    '--1',
+    '1.5e+3',
+    '1E2',
+    '12abc',
+    '٣',
+  ];
   for (const seed of SEEDS) {
     const numbers = [...seed.text.matchAll(/(?<=[:[,]\s*)-?\d+(\.\d+)?([eE][+-]?\d+)?(?=\s*[,\]}])/g)];
     for (const m of numbers.slice(0, 40)) {
@@ -562,11 +660,25 @@ test('spec parser and resolver: deep nesting (up to 10^5 levels), MB-long string
     ['100k sweeps', `{"metric": "logit_diff", "sweeps": ${JSON.stringify(Array.from({ length: 100_000 }, () => 'resid_pre'))}, "pairs": [${pair('a b')}]}`],
     ['100k distinct unknown sweeps', `{"metric": "logit_diff", "sweeps": ${JSON.stringify(Array.from({ length: 100_000 }, (_, i) => `s${i}`))}, "pairs": [${pair('a b')}]}`],
     ['20k pairs', base(`"pairs": [${Array.from({ length: 20_000 }, (_, i) => pair(`a b ${i % 10}`)).join(',')}]`)],
-    ['1M token ids', base(`"pairs": [{"clean_ids": ${JSON.stringify(Array.from({ length: 1_000_000 }, (_, i) => i % 50000))}, "corrupted_ids": [1], "answer_id": 1, "wrong_id": 2}]`)],
-    ['1M equal-length ids (longer than the context)', base(`"pairs": [{"clean_ids": ${JSON.stringify(Array.from({ length: 1_000_000 }, () => 5))}, "corrupted_ids": ${JSON.stringify(Array.from({ length: 1_000_000 }, () => 6))}, "answer_id": 1, "wrong_id": 2}]`)],
+    [
+      '1M token ids',
+      base(`"pairs": [{"clean_ids": ${JSON.stringify(Array.from({ length: 1_000_000 }, (_, i) => i % 50000))}, "corrupted_ids": [1], "answer_id": 1, "wrong_id": 2}]`),
+    ],
+    [
+      '1M equal-length ids (longer than the context)',
+      base(
+        `"pairs": [{"clean_ids": ${JSON.stringify(Array.from({ length: 1_000_000 }, () => 5))}, "corrupted_ids": ${JSON.stringify(Array.from({ length: 1_000_000 }, () => 6))}, "answer_id": 1, "wrong_id": 2}]`,
+      ),
+    ],
     ['100k keys in a pair', base(`"pairs": [{${Array.from({ length: 100_000 }, (_, i) => `"k${i}": ${i}`).join(',')}}]`)],
     ['100k duplicate keys', `{${Array.from({ length: 100_000 }, () => '"metric": "logit_diff"').join(',')}}`],
-    ['100k targets', base(`"pairs": [{"clean": "a b", "corrupted": "a c", "targets": ${JSON.stringify(Array.from({ length: 100_000 }, (_, i) => ({ pos: i, token_id: 1 })))}}]`).replace('logit_diff', 'answer_logprob')],
+    [
+      '100k targets',
+      base(`"pairs": [{"clean": "a b", "corrupted": "a c", "targets": ${JSON.stringify(Array.from({ length: 100_000 }, (_, i) => ({ pos: i, token_id: 1 })))}}]`).replace(
+        'logit_diff',
+        'answer_logprob',
+      ),
+    ],
     ['induction length 1e9', '{"metric": "answer_logprob", "sweeps": ["resid_pre"], "induction": {"seed": 0, "corrupted": "AB", "length": 1000000000}}'],
     ['induction batch 1e9', '{"metric": "answer_logprob", "sweeps": ["resid_pre"], "induction": {"seed": 0, "corrupted": "AB", "batch": 1000000000, "length": 5}}'],
     ['induction range 1e12', '{"metric": "answer_logprob", "sweeps": ["resid_pre"], "induction": {"seed": 0, "corrupted": "AB", "token_range": [0, 1000000000000]}}'],
@@ -586,7 +698,19 @@ test('spec parser and resolver: deep nesting (up to 10^5 levels), MB-long string
 // ---------------------------------------------------------------------------------------------
 // Selections
 
-const PROMPTS = ['When Alice and Bob went to the park, Bob gave a ball to', 'The Eiffel Tower is in', '  indented prompt with trailing space  ', 'tabs\tinside', 'émoji 🧪 prompt', '{not json at all', '"quoted"', 'x', '\u00a0nbsp\u00a0', '<script>alert(1)</script>', 'a'.repeat(5000)];
+const PROMPTS = [
+  'When Alice and Bob went to the park, Bob gave a ball to',
+  'The Eiffel Tower is in',
+  '  indented prompt with trailing space  ',
+  'tabs\tinside',
+  'émoji 🧪 prompt',
+  '{not json at all',
+  '"quoted"',
+  'x',
+  '\u00a0nbsp\u00a0',
+  '<script>alert(1)</script>',
+  'a'.repeat(5000),
+];
 const EOLS = ['\n', '\r\n', '\r', '\n\n', '\r\n\r\n', '\n \n', '\n\t\n', '\r\r', '\u2028'];
 
 /** A selection as an editor gives it: lines and paragraphs with any line ends, or a JSON spec. */
@@ -665,7 +789,8 @@ test('selection parser: thousands of selections (lines, paragraphs, CRLF, BOM, J
     if (!res.ok) {
       const p = userErrorProblem(res.error);
       if (p) f.add(`selection prompts resolve: ${p}`, where);
-      else if (!/^selection: pairs\[0\]/.test((res.error as Error).message)) f.add('selection prompts resolve: error does not name the pair', `${where}: ${(res.error as Error).message}`);
+      else if (!/^selection: pairs\[0\]/.test((res.error as Error).message))
+        f.add('selection prompts resolve: error does not name the pair', `${where}: ${(res.error as Error).message}`);
     } else {
       const p = resolvedProblem(res.value, SHORT_CTX);
       if (p) f.add(`selection prompts resolve: unrunnable (${p})`, where);

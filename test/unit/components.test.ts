@@ -24,7 +24,8 @@ test('the schema checks components with the same pattern', () => {
 });
 
 test('patch sets in a spec: one located message per mistake', () => {
-  const spec = (sets: unknown, extra = {}) => JSON.stringify({ metric: 'logit_diff', pairs: [{ clean: 'a', corrupted: 'b', answer: ' a', wrong: ' b' }], patch_sets: sets, ...extra }, null, 2);
+  const spec = (sets: unknown, extra = {}) =>
+    JSON.stringify({ metric: 'logit_diff', pairs: [{ clean: 'a', corrupted: 'b', answer: ' a', wrong: ' b' }], patch_sets: sets, ...extra }, null, 2);
   const message = (text: string) => {
     try {
       parseSpecText(text, 's.patch.json');
@@ -36,9 +37,20 @@ test('patch sets in a spec: one located message per mistake', () => {
   };
   assert.equal(message(spec([{ name: 'n', components: ['L0H1', 'L1.mlp_out@END'] }])), 'ok');
   assert.match(message(spec([{ name: 'n', components: ['L0 H1'] }])), /^s\.patch\.json:\d+:\d+: patch_sets\[0\]\.components\[0\] is 'L0 H1', not a component; a component is LxHy/);
-  assert.match(message(spec([{ name: 'n', components: ['L0H1'] }, { name: 'n', components: ['L0H2'] }])), /patch_sets\[0\] and patch_sets\[1\] are both called 'n'/);
+  assert.match(
+    message(
+      spec([
+        { name: 'n', components: ['L0H1'] },
+        { name: 'n', components: ['L0H2'] },
+      ]),
+    ),
+    /patch_sets\[0\] and patch_sets\[1\] are both called 'n'/,
+  );
   assert.match(message(spec([{ name: 'n', components: [] }])), /patch_sets\[0\]\.components is empty/);
-  assert.match(message(JSON.stringify({ metric: 'logit_diff', pairs: [{ clean: 'a', corrupted: 'b', answer: ' a', wrong: ' b' }] })), /the spec is missing 'sweeps'; add "sweeps": \["resid_pre"\] \(or "patch_sets"/);
+  assert.match(
+    message(JSON.stringify({ metric: 'logit_diff', pairs: [{ clean: 'a', corrupted: 'b', answer: ' a', wrong: ' b' }] })),
+    /the spec is missing 'sweeps'; add "sweeps": \["resid_pre"\] \(or "patch_sets"/,
+  );
 });
 
 test('a heatmap cell names the component it patches; pattern cells have none', () => {

@@ -62,7 +62,10 @@ test('marks: only matched [NAME]…[/NAME] pairs are marks; their text stays, an
   for (let i = 0; i < w.text.length; i++) assert.equal(written[w.original[i]!], w.text[i]);
   assert.equal(parseMarks('no marks [here]'), undefined);
   // One label may mark several stretches.
-  assert.deepEqual(parseMarks('[A]x[/A] y [A]z[/A]')!.marks.get('A'), [[0, 1], [4, 5]]);
+  assert.deepEqual(parseMarks('[A]x[/A] y [A]z[/A]')!.marks.get('A'), [
+    [0, 1],
+    [4, 5],
+  ]);
 });
 
 test('a marked prompt labels the tokens the marks cover; the model sees the text without marks; ranges point into the file', () => {
@@ -97,24 +100,49 @@ test('a positions map labels positions (BOS counted), a label may name several; 
 
 test('labelled positions: one clear message per mistake', () => {
   const pair = { clean: 'When Mary and John met', corrupted: 'When Anne and John met', answer: ' Mary', wrong: ' John' };
-  assert.match(userError(() => resolveIn({ ...BASE, pairs: [{ ...pair, positions: { IO: 9 } }] })), /pairs\[0\]\.positions\.IO is 9, but the pair has 6 tokens \(BOS included\), so positions go 0…5/);
+  assert.match(
+    userError(() => resolveIn({ ...BASE, pairs: [{ ...pair, positions: { IO: 9 } }] })),
+    /pairs\[0\]\.positions\.IO is 9, but the pair has 6 tokens \(BOS included\), so positions go 0…5/,
+  );
   assert.match(
     userError(() => resolveIn({ ...BASE, pairs: [{ ...pair, positions: { IO: 2 } }, pair] })),
     /pairs\[1\] labels no labels, but pairs\[0\] labels IO; every pair must name the same labels/,
   );
-  assert.match(userError(() => resolveIn({ ...BASE, pairs: [{ ...pair, clean: 'When [IO][/IO]Mary and John met' }] })), /marks \[IO\] around no text/);
+  assert.match(
+    userError(() => resolveIn({ ...BASE, pairs: [{ ...pair, clean: 'When [IO][/IO]Mary and John met' }] })),
+    /marks \[IO\] around no text/,
+  );
   assert.match(
     userError(() => resolveIn({ ...BASE, pairs: [{ ...pair, clean: 'When [IO]Mary[/IO] and John met', corrupted: 'When Anne and [IO]John[/IO] met' }] })),
     /pairs\[0\]\.corrupted marks \[IO\] at token 4, but the clean prompt marks it at 2/,
   );
-  assert.match(userError(() => resolveIn({ ...BASE, pairs: [{ ...pair, clean: 'When [IO]Mary[/IO] and John met', positions: { IO: 2 } }] })), /labels IO both with a mark/);
-  assert.match(userError(() => resolveIn({ ...BASE, pairs: [{ ...pair, positions: { 'two words': 2 } }] })), /has the label 'two words'; a label is a name of letters/);
-  assert.match(userError(() => resolveIn({ ...BASE, pairs: [{ ...pair, positions: { IO: -1 } }] })), /pairs\[0\]\.positions\.IO must be a position/);
+  assert.match(
+    userError(() => resolveIn({ ...BASE, pairs: [{ ...pair, clean: 'When [IO]Mary[/IO] and John met', positions: { IO: 2 } }] })),
+    /labels IO both with a mark/,
+  );
+  assert.match(
+    userError(() => resolveIn({ ...BASE, pairs: [{ ...pair, positions: { 'two words': 2 } }] })),
+    /has the label 'two words'; a label is a name of letters/,
+  );
+  assert.match(
+    userError(() => resolveIn({ ...BASE, pairs: [{ ...pair, positions: { IO: -1 } }] })),
+    /pairs\[0\]\.positions\.IO must be a position/,
+  );
 });
 
 const IOI = [
-  { clean: 'When [IO]Mary[/IO] and [S1]John[/S1] went to the store,[S2] John[/S2] gave a drink[END] to[/END]', corrupted: 'When Mary and John went to the store, Anne gave a drink to', answer: ' Mary', wrong: ' John' },
-  { clean: 'Then,[IO] Anne[/IO] and[S1] Bob[/S1] had a long argument, and afterwards[S2] Bob[/S2] said[END] to[/END]', corrupted: 'Then, Anne and Bob had a long argument, and afterwards Mark said to', answer: ' Anne', wrong: ' Bob' },
+  {
+    clean: 'When [IO]Mary[/IO] and [S1]John[/S1] went to the store,[S2] John[/S2] gave a drink[END] to[/END]',
+    corrupted: 'When Mary and John went to the store, Anne gave a drink to',
+    answer: ' Mary',
+    wrong: ' John',
+  },
+  {
+    clean: 'Then,[IO] Anne[/IO] and[S1] Bob[/S1] had a long argument, and afterwards[S2] Bob[/S2] said[END] to[/END]',
+    corrupted: 'Then, Anne and Bob had a long argument, and afterwards Mark said to',
+    answer: ' Anne',
+    wrong: ' Bob',
+  },
 ];
 
 test('a JSONL dataset beside the spec gives its pairs, each its own length, with their labels', () => {
@@ -130,19 +158,30 @@ test('a JSONL dataset beside the spec gives its pairs, each its own length, with
 });
 
 test('a CSV dataset: header columns, quoted fields with commas, quotes and line breaks, pos_LABEL columns', () => {
-  const csv = ['clean,corrupted,answer,wrong,pos_IO', `"When Mary and John went, John said ""hi"" to",When Mary and John went; Anne said "hi" to, Mary, John,2`, '"Then Anne\nand Bob met, Bob spoke to","Then Anne\nand Bob met, Mark spoke to", Anne, Bob,2', ''].join('\r\n');
+  const csv = [
+    'clean,corrupted,answer,wrong,pos_IO',
+    `"When Mary and John went, John said ""hi"" to",When Mary and John went; Anne said "hi" to, Mary, John,2`,
+    '"Then Anne\nand Bob met, Bob spoke to","Then Anne\nand Bob met, Mark spoke to", Anne, Bob,2',
+    '',
+  ].join('\r\n');
   const { resolved } = resolveIn({ ...BASE, dataset: 'ioi.csv' }, { 'ioi.csv': csv });
   assert.equal(resolved.pairs.length, 2);
   assert.equal(tok.decode(resolved.pairs[0]!.clean.slice(1)), 'When Mary and John went, John said "hi" to');
   assert.equal(tok.decode(resolved.pairs[1]!.clean.slice(1)), 'Then Anne\nand Bob met, Bob spoke to');
   assert.deepEqual(resolved.labels, ['IO']);
-  assert.deepEqual(parseCsv('a,b\n1,"x\ny"\n2,z').map((r) => r.line), [1, 2, 4]);
+  assert.deepEqual(
+    parseCsv('a,b\n1,"x\ny"\n2,z').map((r) => r.line),
+    [1, 2, 4],
+  );
 });
 
 test('dataset mistakes are reported at the dataset line that has them', () => {
   const good = JSON.stringify({ clean: 'When Mary and John met', corrupted: 'When Anne and John met', answer: ' Mary', wrong: ' John' });
   const at = (files: Record<string, string>, dataset: string) => userError(() => resolveIn({ ...BASE, dataset }, files));
-  assert.match(at({ 'd.jsonl': `${good}\n{"clean": "x", "corrupted": "y", "answer": " Mary Ann", "wrong": " John"}\n` }, 'd.jsonl'), /d\.jsonl:2: pairs\[1\]\.answer ' Mary Ann' is 2 tokens/);
+  assert.match(
+    at({ 'd.jsonl': `${good}\n{"clean": "x", "corrupted": "y", "answer": " Mary Ann", "wrong": " John"}\n` }, 'd.jsonl'),
+    /d\.jsonl:2: pairs\[1\]\.answer ' Mary Ann' is 2 tokens/,
+  );
   assert.match(at({ 'd.jsonl': `${good}\n\n{"clean": "x", "corupted": "y"}\n` }, 'd.jsonl'), /d\.jsonl:3: unknown key 'corupted' in pairs\[1\]; did you mean 'corrupted'/);
   assert.match(at({ 'd.jsonl': `${good}\n{oops\n` }, 'd.jsonl'), /d\.jsonl:2: not valid JSON/);
   assert.match(at({ 'd.jsonl': `${good}\n[1, 2]\n` }, 'd.jsonl'), /d\.jsonl:2: a line must be one pair object/);
@@ -168,9 +207,24 @@ test('direction and ablation: an ablation needs only clean prompts, is noising, 
   const noising = resolveIn({ ...BASE, direction: 'noising', pairs: [{ clean: 'When Mary and John met', corrupted: 'When Anne and John met', answer: ' Mary', wrong: ' John' }] });
   assert.equal(noising.resolved.direction, 'noising');
   const clean = { clean: 'When Mary met', answer: ' Mary', wrong: ' John' };
-  assert.match(userError(() => resolveIn({ ...BASE, pairs: [clean] })), /pairs\[0\] has 'clean' but no 'corrupted'; text prompts come in pairs — add 'corrupted' \(the corrupted prompt\), or set "ablation"/);
-  assert.match(userError(() => resolveIn({ ...BASE, ablation: 'zero', direction: 'denoising', pairs: [clean] })), /"ablation" writes zeros into the clean run, which is noising; remove "direction"/);
-  assert.match(userError(() => resolveIn({ ...BASE, metric: 'normalized_logit_diff', ablation: 'mean', pairs: [clean] })), /an ablation has no corrupted run; use logit_diff/);
-  assert.match(userError(() => resolveIn({ ...BASE, ablation: 'average', pairs: [clean] })), /unknown value 'average' at ablation; use one of: zero, mean, mean_over_positions/);
-  assert.match(userError(() => resolveIn({ ...BASE, direction: 'backwards', pairs: [clean] })), /unknown value 'backwards' at direction; use one of: denoising, noising/);
+  assert.match(
+    userError(() => resolveIn({ ...BASE, pairs: [clean] })),
+    /pairs\[0\] has 'clean' but no 'corrupted'; text prompts come in pairs — add 'corrupted' \(the corrupted prompt\), or set "ablation"/,
+  );
+  assert.match(
+    userError(() => resolveIn({ ...BASE, ablation: 'zero', direction: 'denoising', pairs: [clean] })),
+    /"ablation" writes zeros into the clean run, which is noising; remove "direction"/,
+  );
+  assert.match(
+    userError(() => resolveIn({ ...BASE, metric: 'normalized_logit_diff', ablation: 'mean', pairs: [clean] })),
+    /an ablation has no corrupted run; use logit_diff/,
+  );
+  assert.match(
+    userError(() => resolveIn({ ...BASE, ablation: 'average', pairs: [clean] })),
+    /unknown value 'average' at ablation; use one of: zero, mean, mean_over_positions/,
+  );
+  assert.match(
+    userError(() => resolveIn({ ...BASE, direction: 'backwards', pairs: [clean] })),
+    /unknown value 'backwards' at direction; use one of: denoising, noising/,
+  );
 });

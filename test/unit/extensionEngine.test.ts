@@ -51,9 +51,22 @@ test('tokenize returns ids and token strings from the model folder', async () =>
 test("the engine lists the families it reads with their hub examples, for Select Model (the extension can't import the registry)", async () => {
   const families = await client.modelFamilies();
   const { ARCHITECTURES } = await import('../../src/engine/architectures/registry');
-  assert.deepEqual(families.map((f) => f.id), ARCHITECTURES.map((a) => a.id));
+  assert.deepEqual(
+    families.map((f) => f.id),
+    ARCHITECTURES.map((a) => a.id),
+  );
   const examples = families.flatMap((f) => f.examples.map((e) => e.id));
-  for (const id of ['gpt2', 'meta-llama/Llama-3.2-1B', 'Qwen/Qwen2.5-0.5B', 'HuggingFaceTB/SmolLM2-135M', 'TinyLlama/TinyLlama-1.1B-Chat-v1.0', 'google/gemma-2-2b', 'google/gemma-3-1b-pt', 'Qwen/Qwen3-0.6B', 'allenai/OLMo-2-0425-1B']) {
+  for (const id of [
+    'gpt2',
+    'meta-llama/Llama-3.2-1B',
+    'Qwen/Qwen2.5-0.5B',
+    'HuggingFaceTB/SmolLM2-135M',
+    'TinyLlama/TinyLlama-1.1B-Chat-v1.0',
+    'google/gemma-2-2b',
+    'google/gemma-3-1b-pt',
+    'Qwen/Qwen3-0.6B',
+    'allenai/OLMo-2-0425-1B',
+  ]) {
     assert.ok(examples.includes(id), id);
   }
   assert.ok(families.every((f) => f.label.length > 0 && f.examples.every((e) => e.description.length > 0)));
@@ -74,7 +87,10 @@ test('a run reports progress and writes its result', async () => {
 
 test('a user error comes back as its one-line message, with the spec location', async () => {
   const bad = join(dir, 'bad.patch.json');
-  writeFileSync(bad, JSON.stringify({ model: './model', metric: 'logit_diff', sweeps: ['resid_pre'], pairs: [{ clean: 'a b', corrupted: 'a c', answer: ' Alicia Keys', wrong: ' Bob' }] }, null, 1));
+  writeFileSync(
+    bad,
+    JSON.stringify({ model: './model', metric: 'logit_diff', sweeps: ['resid_pre'], pairs: [{ clean: 'a b', corrupted: 'a c', answer: ' Alicia Keys', wrong: ' Bob' }] }, null, 1),
+  );
   await assert.rejects(
     client.run({ runId: 'r2', specFile: bad, device: 'cpu', outDir: join(dir, 'runs') }),
     (e: unknown) => e instanceof EngineUserError && /pairs\[0\]\.answer/.test(e.message) && !e.message.includes('\n') && e.location?.file === bad,
@@ -87,7 +103,13 @@ test('a selection run (two lines, or a JSON object) gives token ranges in the do
   writeFileSync(docPath, doc);
   const lines = readSelection(doc, doc.indexOf('When'), doc.indexOf('\n\n'));
   if (lines.kind !== 'prompts') throw new Error('prompts expected');
-  const selection = selectionSource(docPath, lines.clean, lines.corrupted, { model: join(dir, 'model'), answer: ' Mary', wrong: ' John', sweeps: ['resid_pre'], name: 'notes.md-L2' });
+  const selection = selectionSource(docPath, lines.clean, lines.corrupted, {
+    model: join(dir, 'model'),
+    answer: ' Mary',
+    wrong: ' John',
+    sweeps: ['resid_pre'],
+    name: 'notes.md-L2',
+  });
   const a = await client.run({ runId: 'sel', specFile: docPath, selection, device: 'cpu', outDir: join(dir, 'runs') });
   const json = readSelection(doc, doc.indexOf('{'), doc.lastIndexOf('}') + 1);
   if (json.kind !== 'spec') throw new Error('spec expected');
@@ -111,7 +133,13 @@ function longSpec(name: string): string {
   const path = join(dir, `${name}.patch.json`);
   writeFileSync(
     path,
-    JSON.stringify({ name, model: './big', metric: 'logit_diff', sweeps: ['resid_pre', 'attn_head_pattern_dest_src_pos'], pairs: [{ clean_ids: ids(0), corrupted_ids: ids(1), answer_id: 11, wrong_id: 12 }] }),
+    JSON.stringify({
+      name,
+      model: './big',
+      metric: 'logit_diff',
+      sweeps: ['resid_pre', 'attn_head_pattern_dest_src_pos'],
+      pairs: [{ clean_ids: ids(0), corrupted_ids: ids(1), answer_id: 11, wrong_id: 12 }],
+    }),
   );
   return path;
 }
@@ -167,7 +195,10 @@ test('an engine killed during a run: the run is recorded as failed, and the next
     outDir,
     modelId: './model',
   });
-  assert.deepEqual(manager.entries().map((e) => e.state), ['running', 'queued']);
+  assert.deepEqual(
+    manager.entries().map((e) => e.state),
+    ['running', 'queued'],
+  );
   while (!events.some((e) => e.startsWith('progress:sweep:'))) await new Promise((r) => setTimeout(r, 20));
   const pid = client.pid!;
   process.kill(pid, 'SIGKILL');
@@ -213,7 +244,10 @@ test('PATCHLENS_ENGINE_INSPECT starts the engine with the inspector on that port
   const debuggable = new EngineClient({ workerPath: WORKER, execArgv: ['--import', 'tsx', ...engineInspectArgv('0')!], cwd: REPO, log: (l) => lines.push(l) });
   try {
     await debuggable.tokenize({ model: './model', baseDir: dir, texts: ['x'] });
-    assert.ok(lines.some((l) => /^\[engine\] Debugger listening on ws:\/\/127\.0\.0\.1:\d+\//.test(l)), lines.join('\n'));
+    assert.ok(
+      lines.some((l) => /^\[engine\] Debugger listening on ws:\/\/127\.0\.0\.1:\d+\//.test(l)),
+      lines.join('\n'),
+    );
   } finally {
     await debuggable.dispose();
   }

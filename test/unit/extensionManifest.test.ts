@@ -12,7 +12,17 @@ test('every command the extension registers is declared, and every declared one 
   const registered = [...source.matchAll(/reg\('(patchlens\.[A-Za-z]+)'/g)].map((m) => m[1]).sort();
   const declared = (contributes.commands as { command: string }[]).map((c) => c.command).sort();
   assert.deepEqual(registered, declared);
-  for (const id of ['patchlens.patchSelection', 'patchlens.runPatchFile', 'patchlens.newPatchFile', 'patchlens.showRuns', 'patchlens.exportHeatmap', 'patchlens.selectModel', 'patchlens.selectDevice', 'patchlens.cancelRun', 'patchlens.openExample']) {
+  for (const id of [
+    'patchlens.patchSelection',
+    'patchlens.runPatchFile',
+    'patchlens.newPatchFile',
+    'patchlens.showRuns',
+    'patchlens.exportHeatmap',
+    'patchlens.selectModel',
+    'patchlens.selectDevice',
+    'patchlens.cancelRun',
+    'patchlens.openExample',
+  ]) {
     assert.ok(declared.includes(id), id);
   }
 });
@@ -35,7 +45,10 @@ test('menus name declared commands; the spec menus match *.patch.json files', ()
 test('the manifest: engine range, entry point, view, icon, schema and settings', () => {
   assert.equal(pkg.engines.vscode, '^1.100.0');
   assert.equal(pkg.main, './dist/extension.js');
-  assert.deepEqual(contributes.views.patchlens.map((v: { id: string }) => v.id), ['patchlens.runs']);
+  assert.deepEqual(
+    contributes.views.patchlens.map((v: { id: string }) => v.id),
+    ['patchlens.runs'],
+  );
   assert.ok(existsSync(join(ROOT, contributes.viewsContainers.activitybar[0].icon)));
   assert.deepEqual(contributes.jsonValidation, [{ fileMatch: '*.patch.json', url: './schemas/patch.schema.json' }]);
   assert.ok(existsSync(join(ROOT, 'schemas/patch.schema.json')));

@@ -7,8 +7,14 @@ import { METHOD_NAMES } from '../../src/protocol/spec';
 const choice = (method: string) => METHOD_CHOICES.find((c) => c.method === method)!;
 
 test('the method pick offers every method once, and only AtP* verifies', () => {
-  assert.deepEqual(METHOD_CHOICES.map((c) => c.method), [...METHOD_NAMES]);
-  assert.deepEqual(METHOD_CHOICES.filter((c) => c.verify).map((c) => c.method), ['atp_star']);
+  assert.deepEqual(
+    METHOD_CHOICES.map((c) => c.method),
+    [...METHOD_NAMES],
+  );
+  assert.deepEqual(
+    METHOD_CHOICES.filter((c) => c.verify).map((c) => c.method),
+    ['atp_star'],
+  );
 });
 
 test('the pick starts on the patchlens.method setting, else the spec’s method, else exact patching', () => {

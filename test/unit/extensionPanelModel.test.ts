@@ -50,7 +50,20 @@ test('"Patch together": component names only, repeats merged, bounded; the spec 
     const v = validateWebviewMessage({ type: 'patchTogether', components });
     assert.ok(!v.ok && /patchTogether\.components is not a list of 1 to 1000 component names/.test(v.reason), JSON.stringify(components).slice(0, 80));
   }
-  const result = { name: 'ioi', spec: { name: 'ioi', model: 'gpt2', metric: 'logit_diff', sweeps: ['resid_pre'], dataset: 'ioi.jsonl', method: 'atp', verify_top: 3, direction: 'noising', patch_sets: [{ name: 'old', components: ['L0H0'] }] } } as unknown as PatchResult;
+  const result = {
+    name: 'ioi',
+    spec: {
+      name: 'ioi',
+      model: 'gpt2',
+      metric: 'logit_diff',
+      sweeps: ['resid_pre'],
+      dataset: 'ioi.jsonl',
+      method: 'atp',
+      verify_top: 3,
+      direction: 'noising',
+      patch_sets: [{ name: 'old', components: ['L0H0'] }],
+    },
+  } as unknown as PatchResult;
   assert.deepEqual(patchTogetherSpec(result, ['L1H2', 'L0.resid_pre@IO']), {
     name: 'ioi-together',
     model: 'gpt2',
@@ -62,7 +75,10 @@ test('"Patch together": component names only, repeats merged, bounded; the spec 
 });
 
 test('restored webview state is checked too', () => {
-  assert.deepEqual(validateWebviewState({ resultPath: '/ws/.patchlens/runs/a.result.json', sweep: 'resid_pre' }), { resultPath: '/ws/.patchlens/runs/a.result.json', sweep: 'resid_pre' });
+  assert.deepEqual(validateWebviewState({ resultPath: '/ws/.patchlens/runs/a.result.json', sweep: 'resid_pre' }), {
+    resultPath: '/ws/.patchlens/runs/a.result.json',
+    sweep: 'resid_pre',
+  });
   assert.deepEqual(validateWebviewState({ resultPath: '/ws/a.result.json', sweep: 'nope' }), { resultPath: '/ws/a.result.json' });
   assert.equal(validateWebviewState({ resultPath: '/etc/passwd' }), undefined);
   assert.equal(validateWebviewState(undefined), undefined);
@@ -100,8 +116,14 @@ const RESULT: PatchResult = {
 };
 
 test('a heatmap position maps to its token in both prompts, and a cursor offset back to the position', () => {
-  assert.deepEqual(tokenRangesAt(RESULT, 1), [[100, 105], [200, 203]]);
-  assert.deepEqual(tokenRangesAt(RESULT, 3), [[106, 109], [204, 207]]);
+  assert.deepEqual(tokenRangesAt(RESULT, 1), [
+    [100, 105],
+    [200, 203],
+  ]);
+  assert.deepEqual(tokenRangesAt(RESULT, 3), [
+    [106, 109],
+    [204, 207],
+  ]);
   assert.deepEqual(tokenRangesAt(RESULT, 0), []);
   assert.deepEqual(tokenRangesAt(RESULT, 9), []);
   assert.equal(positionAtOffset(RESULT, 102), 1);

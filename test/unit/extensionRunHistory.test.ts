@@ -30,14 +30,23 @@ test('listing a results folder: newest first, corrupt and foreign files listed a
   writeFileSync(join(dir, 'new.result.json'), JSON.stringify(result('new', 'cancelled', '2025-06-01T00:00:00Z')));
   writeFileSync(join(dir, 'broken.result.json'), '{"format": "patchlens.result/1", "name": ');
   writeFileSync(join(dir, 'foreign.result.json'), JSON.stringify({ hello: 'world' }));
-  writeFileSync(join(dir, 'bad-shape.result.json'), JSON.stringify({ ...result('bad', 'done', '2025-02-01T00:00:00Z'), sweeps: { resid_pre: { shape: [2, 2], axes: ['layer', 'pos'], values: [1] } } }));
+  writeFileSync(
+    join(dir, 'bad-shape.result.json'),
+    JSON.stringify({ ...result('bad', 'done', '2025-02-01T00:00:00Z'), sweeps: { resid_pre: { shape: [2, 2], axes: ['layer', 'pos'], values: [1] } } }),
+  );
   writeFileSync(join(dir, 'running.result.json'), '');
   writeFileSync(join(dir, 'notes.txt'), 'not a result');
   mkdirSync(join(dir, 'sub.result.json'));
   const history = new RunHistory();
   const entries = history.list(dir);
   const results = entries.filter((e) => e.kind === 'result');
-  assert.deepEqual(results.map((e) => e.kind === 'result' && [e.name, e.status, e.model, e.sweeps]), [['new', 'cancelled', 'gpt2', ['resid_pre']], ['old', 'done', 'gpt2', ['resid_pre']]]);
+  assert.deepEqual(
+    results.map((e) => e.kind === 'result' && [e.name, e.status, e.model, e.sweeps]),
+    [
+      ['new', 'cancelled', 'gpt2', ['resid_pre']],
+      ['old', 'done', 'gpt2', ['resid_pre']],
+    ],
+  );
   const unreadable = Object.fromEntries(entries.filter((e) => e.kind === 'unreadable').map((e) => [e.path.split('/').pop(), e.kind === 'unreadable' ? e.reason : '']));
   assert.deepEqual(Object.keys(unreadable).sort(), ['bad-shape.result.json', 'broken.result.json', 'foreign.result.json']);
   assert.match(unreadable['broken.result.json']!, /not valid JSON/);
@@ -86,13 +95,31 @@ test('a crashed run gets a failed record, unless its result was written before t
   assert.equal(writeFailedResult({ outDir: dir, name: 'ioi', spec: r.spec, modelId: 'gpt2', message: 'again', startedAt: Date.now() }), join(dir, 'ioi-2.result.json'));
   assert.equal(JSON.parse(readFileSync(path, 'utf8')).message, r.message);
   // The view lists failure records like any run.
-  assert.deepEqual(new RunHistory().list(dir).map((e) => e.kind === 'result' && e.status), ['failed', 'failed']);
+  assert.deepEqual(
+    new RunHistory().list(dir).map((e) => e.kind === 'result' && e.status),
+    ['failed', 'failed'],
+  );
 });
 
 test('settings: defaults, bad values fall back, relative folders anchor at the workspace', () => {
   const s = parseSettings(() => undefined);
-  assert.deepEqual(s, { device: 'auto', memoryBudgetMiB: 1024, resultsFolder: '.patchlens/runs', mode: 'fast', selectionSweeps: ['resid_pre', 'attn_head_out_all_pos', 'block_every'] });
-  const values: Record<string, unknown> = { model: ' gpt2 ', device: 'tpu', memoryBudgetMiB: -5, mode: 'naive', cacheDir: 'cache', hubEndpoint: '', selectionSweeps: ['mlp_out', 'nope', 'mlp_out'], resultsFolder: '/abs/runs' };
+  assert.deepEqual(s, {
+    device: 'auto',
+    memoryBudgetMiB: 1024,
+    resultsFolder: '.patchlens/runs',
+    mode: 'fast',
+    selectionSweeps: ['resid_pre', 'attn_head_out_all_pos', 'block_every'],
+  });
+  const values: Record<string, unknown> = {
+    model: ' gpt2 ',
+    device: 'tpu',
+    memoryBudgetMiB: -5,
+    mode: 'naive',
+    cacheDir: 'cache',
+    hubEndpoint: '',
+    selectionSweeps: ['mlp_out', 'nope', 'mlp_out'],
+    resultsFolder: '/abs/runs',
+  };
   const t = parseSettings((k) => values[k]);
   assert.equal(t.model, 'gpt2');
   assert.equal(t.device, 'auto');

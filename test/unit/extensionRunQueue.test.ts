@@ -22,7 +22,14 @@ test('runs one at a time, in order, later ones shown as queued', async () => {
       cancel: () => {},
     }),
   );
-  assert.deepEqual(q.entries().map((e) => [e.label, e.state]), [['run 0', 'running'], ['run 1', 'queued'], ['run 2', 'queued']]);
+  assert.deepEqual(
+    q.entries().map((e) => [e.label, e.state]),
+    [
+      ['run 0', 'running'],
+      ['run 1', 'queued'],
+      ['run 2', 'queued'],
+    ],
+  );
   assert.deepEqual(log, ['start 0']);
   gates[0]!.resolve('a');
   assert.equal(await runs[0]!.result, 'a');
@@ -44,7 +51,10 @@ test('cancelling a queued run removes it; cancelling the running one asks it to 
   const c = q.enqueue({ label: 'c', run: async () => 'c ran', cancel: () => {} });
   assert.equal(q.cancel(b.id), 'queued');
   assert.equal(await b.result, undefined);
-  assert.deepEqual(q.entries().map((e) => e.label), ['a', 'c']);
+  assert.deepEqual(
+    q.entries().map((e) => e.label),
+    ['a', 'c'],
+  );
   // No id: the running run.
   assert.equal(q.cancel(), 'running');
   assert.deepEqual(cancelled, [a.id]);

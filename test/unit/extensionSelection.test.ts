@@ -3,7 +3,16 @@ import { test } from 'node:test';
 import { toDocumentRange } from '../../src/protocol/spec';
 import { parseSpecText } from '../../src/spec/parseSpec';
 import { SpecError } from '../../src/spec/specError';
-import { answerCandidates, describeTokens, maskOutside, readSelection, selectionRunName, selectionSource, singleTokenForms, specDefaultName } from '../../src/extension/promptSources';
+import {
+  answerCandidates,
+  describeTokens,
+  maskOutside,
+  readSelection,
+  selectionRunName,
+  selectionSource,
+  singleTokenForms,
+  specDefaultName,
+} from '../../src/extension/promptSources';
 import { loadTokenizer } from '../../src/engine/model/textTokenizer';
 import { makeTmpDir } from '../helpers/checkpoint';
 import { type FamilyTokenizer, familyTokenizerVocab, writeFamilyTokenizer } from '../helpers/tokenizers';
@@ -46,8 +55,9 @@ test('the selection spec carries the prompts, answers, sweeps and per-prompt sou
   assert.equal(p.spec.pairs![0]!.wrong, undefined);
 });
 
-test('a selected JSON object is run as a spec whose offsets and lines are the document\'s', () => {
-  const doc = '# experiment\n\n```json\n{ "model": "gpt2", "metric": "logit_diff", "sweeps": ["resid_pre"],\n  "pairs": [{ "clean": "a b", "corrupted": "a c", "answer": " x", "wrong": " y" }] }\n```\n';
+test("a selected JSON object is run as a spec whose offsets and lines are the document's", () => {
+  const doc =
+    '# experiment\n\n```json\n{ "model": "gpt2", "metric": "logit_diff", "sweeps": ["resid_pre"],\n  "pairs": [{ "clean": "a b", "corrupted": "a c", "answer": " x", "wrong": " y" }] }\n```\n';
   const start = doc.indexOf('{');
   const end = doc.lastIndexOf('}') + 1;
   const r = readSelection(doc, start, end);
@@ -66,7 +76,10 @@ test('maskOutside keeps line breaks and length', () => {
 });
 
 test('a selection that is neither form is a one-line error naming the forms', () => {
-  assert.throws(() => readSelection(DOC, DOC.indexOf('When'), DOC.indexOf('John')), (e: unknown) => e instanceof SpecError && /only one line is selected/.test(e.message) && !e.message.includes('\n'));
+  assert.throws(
+    () => readSelection(DOC, DOC.indexOf('When'), DOC.indexOf('John')),
+    (e: unknown) => e instanceof SpecError && /only one line is selected/.test(e.message) && !e.message.includes('\n'),
+  );
 });
 
 test('answer candidates are the words where the prompts differ, with their leading space', () => {
@@ -77,7 +90,10 @@ test('answer candidates are the words where the prompts differ, with their leadi
 
 test('candidates take the form that is one token: without the space on a SentencePiece vocabulary (Llama 2), with it on a byte-level one', async () => {
   const candidates = answerCandidates('Alice gave a drink to', 'Bob gave a drink to');
-  for (const [kind, want] of [['llama2', ['Alice', 'Bob']], ['llama3', [' Alice', ' Bob']]] as [FamilyTokenizer, string[]][]) {
+  for (const [kind, want] of [
+    ['llama2', ['Alice', 'Bob']],
+    ['llama3', [' Alice', ' Bob']],
+  ] as [FamilyTokenizer, string[]][]) {
     const dir = makeTmpDir(`candidates-${kind}`);
     writeFamilyTokenizer(dir, kind);
     const tok = await loadTokenizer(dir, { architecture: 'llama', dVocab: familyTokenizerVocab(kind), bosTokenId: 0 });

@@ -103,7 +103,10 @@ test('[L, H, dest, src]: one facet per head, rows dest, cols src', () => {
   const s = sweep([L, H, P, P], ['layer', 'head', 'dest_pos', 'src_pos']);
   const f = layoutSweep(s, { tokens: TOKENS });
   assert.equal(f.length, L * H);
-  assert.deepEqual(f.map((x) => x.title), ['L0H0', 'L0H1', 'L0H2', 'L1H0', 'L1H1', 'L1H2']);
+  assert.deepEqual(
+    f.map((x) => x.title),
+    ['L0H0', 'L0H1', 'L0H2', 'L1H0', 'L1H1', 'L1H2'],
+  );
   const g = f[5];
   assert.deepEqual(g.rowLabels, POS);
   assert.deepEqual(g.colLabels, POS);
@@ -120,7 +123,10 @@ test('[L, H, dest, src]: one facet per head, rows dest, cols src', () => {
 test('block_every: one [L, P] facet per component', () => {
   const s = sweep([3, L, P], ['component', 'layer', 'pos'], ['resid_pre', 'attn_out', 'mlp_out']);
   const f = layoutSweep(s, { tokens: TOKENS });
-  assert.deepEqual(f.map((x) => x.title), ['resid_pre', 'attn_out', 'mlp_out']);
+  assert.deepEqual(
+    f.map((x) => x.title),
+    ['resid_pre', 'attn_out', 'mlp_out'],
+  );
   for (const x of f) {
     assert.deepEqual(x.rowLabels, ['L0', 'L1']);
     assert.deepEqual(x.colLabels, POS);
@@ -134,7 +140,10 @@ test('attn_head_all_pos_every: one [L, H] facet per component', () => {
   const comps = ['output', 'query', 'key', 'value', 'pattern'];
   const s = sweep([5, L, H], ['component', 'layer', 'head'], comps);
   const f = layoutSweep(s, { tokens: TOKENS });
-  assert.deepEqual(f.map((x) => x.title), comps);
+  assert.deepEqual(
+    f.map((x) => x.title),
+    comps,
+  );
   assert.deepEqual(f[4].colLabels, ['H0', 'H1', 'H2']);
   assert.equal(f[3].values[1][2], s.values[(3 * L + 1) * H + 2]);
   assertCellsConsistent(s, f);
@@ -154,7 +163,10 @@ test('attn_head_by_pos_every: one [L, P, H] facet per component', () => {
 test('components without names are numbered; missing tokens still label positions', () => {
   const s = sweep([2, L, P], ['component', 'layer', 'pos']);
   const f = layoutSweep(s, { tokens: [] });
-  assert.deepEqual(f.map((x) => x.title), ['component 0', 'component 1']);
+  assert.deepEqual(
+    f.map((x) => x.title),
+    ['component 0', 'component 1'],
+  );
   assert.deepEqual(f[0].colLabels, ['_0', '_1', '_2', '_3']);
 });
 
@@ -190,20 +202,41 @@ test('grouped-query heads: query heads name their KV group, k/v axes count KV he
   // The stacked sweep keeps TransformerLens's query-head shape; key/value rows past KV1 do not exist.
   const comps = ['output', 'query', 'key', 'value', 'pattern'];
   const s = sweep([5, L, 4], ['component', 'layer', 'head'], comps);
-  const values = s.values.map((v, i) => (Math.floor(i / (L * 4)) === 2 || Math.floor(i / (L * 4)) === 3) && i % 4 >= 2 ? null : v);
+  const values = s.values.map((v, i) => ((Math.floor(i / (L * 4)) === 2 || Math.floor(i / (L * 4)) === 3) && i % 4 >= 2 ? null : v));
   const f = layoutSweep({ ...s, values }, { tokens: TOKENS, heads });
   assert.deepEqual(f[0].colLabels, ['H0 (KV0)', 'H1 (KV0)', 'H2 (KV1)', 'H3 (KV1)']);
   assert.deepEqual(f[2].colLabels, ['KV0', 'KV1', '', '']);
   assert.equal(f[2].colAxis, 'kv_head');
   assert.deepEqual(f[3].values[1], [values[(3 * L + 1) * 4], values[(3 * L + 1) * 4 + 1], null, null]);
   // Rows are layers in every facet: one set of row labels; columns are labelled under each facet.
-  assert.deepEqual(placeFacets(f, 5).map((p) => [p.showY, p.showX]), [[true, true], [false, true], [false, true], [false, true], [false, true]]);
+  assert.deepEqual(
+    placeFacets(f, 5).map((p) => [p.showY, p.showX]),
+    [
+      [true, true],
+      [false, true],
+      [false, true],
+      [false, true],
+      [false, true],
+    ],
+  );
   // By position, rows are heads: the key facet labels its own rows (KV heads), and the pattern facet after the value one.
   const byPos = layoutSweep(sweep([5, L, P, 4], ['component', 'layer', 'pos', 'head'], comps), { tokens: TOKENS, heads });
   assert.deepEqual(byPos[2].rowLabels, ['L0KV0', 'L0KV1', '', '', 'L1KV0', 'L1KV1', '', '']);
-  assert.deepEqual(placeFacets(byPos, 5).map((p) => p.showY), [true, false, true, false, true]);
+  assert.deepEqual(
+    placeFacets(byPos, 5).map((p) => p.showY),
+    [true, false, true, false, true],
+  );
   // Two per row: the x labels go under the last facet of each column (columns are positions in all of them).
-  assert.deepEqual(placeFacets(byPos, 2).map((p) => [p.showY, p.showX]), [[true, false], [false, false], [true, false], [false, true], [true, true]]);
+  assert.deepEqual(
+    placeFacets(byPos, 2).map((p) => [p.showY, p.showX]),
+    [
+      [true, false],
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ],
+  );
   // Without grouped-query heads the same sweep labels every facet alike.
   const plain = layoutSweep(s, { tokens: TOKENS });
   assert.deepEqual(plain[2].colLabels, ['H0', 'H1', 'H2', 'H3']);
@@ -212,9 +245,23 @@ test('grouped-query heads: query heads name their KV group, k/v axes count KV he
 test('placeFacets: wraps into rows; shared labels only on the outer facets', () => {
   const s = sweep([3, L, P], ['component', 'layer', 'pos'], ['resid_pre', 'attn_out', 'mlp_out']);
   const f = layoutSweep(s, { tokens: TOKENS });
-  assert.deepEqual(placeFacets(f, 3).map((p) => [p.row, p.col, p.showY, p.showX]), [[0, 0, true, true], [0, 1, false, true], [0, 2, false, true]]);
+  assert.deepEqual(
+    placeFacets(f, 3).map((p) => [p.row, p.col, p.showY, p.showX]),
+    [
+      [0, 0, true, true],
+      [0, 1, false, true],
+      [0, 2, false, true],
+    ],
+  );
   // Two per row: the first facet has one below it, the second none (the last row is short).
-  assert.deepEqual(placeFacets(f, 2).map((p) => [p.row, p.col, p.showY, p.showX]), [[0, 0, true, false], [0, 1, false, true], [1, 0, true, true]]);
+  assert.deepEqual(
+    placeFacets(f, 2).map((p) => [p.row, p.col, p.showY, p.showX]),
+    [
+      [0, 0, true, false],
+      [0, 1, false, true],
+      [1, 0, true, true],
+    ],
+  );
 });
 
 test('labelStep: every label when it fits in a cell, else an even subset', () => {

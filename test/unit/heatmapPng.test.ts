@@ -115,7 +115,10 @@ test('block_every: one facet per component, same colours in each', async () => {
   const result = makeResult({ block_every: BLOCK_EVERY });
   const img = await renderSweepImage(result, 'block_every');
   assert.equal(img.facets.length, 3);
-  assert.deepEqual(img.facets.map((f) => f.title), ['resid_pre', 'attn_out', 'mlp_out']);
+  assert.deepEqual(
+    img.facets.map((f) => f.title),
+    ['resid_pre', 'attn_out', 'mlp_out'],
+  );
   const px = await pixels(img.png);
   for (const g of img.facets) {
     const pos = cellCentre(g, 0, 1);
@@ -189,7 +192,10 @@ test('absent cells (null) are blank, grouped-query key facets label KV heads, an
   const c = cellCentre(key, 0, 1);
   assert.deepEqual(px.at(c.x, c.y), [103, 0, 31]);
   // Off the hairline, an absent cell is the background; an unchanged one near white but not a blank.
-  for (const [row, col] of [[0, 2], [1, 3]]) {
+  for (const [row, col] of [
+    [0, 2],
+    [1, 3],
+  ]) {
     const a = cellCentre(key, row!, col!);
     assert.deepEqual(px.at(a.x - key.cellWidth / 4, a.y - key.cellHeight / 4), [255, 255, 255], `absent cell ${row},${col}`);
   }

@@ -21,14 +21,70 @@ test('scripts/make-checkpoint.ts writes each family in a layout the loader reads
   const t = loadCheckpoint(tl).config;
   assert.deepEqual([t.architecture, t.attnOnly, t.activation], ['transformer_lens', false, 'gelu']);
   const qwen = makeTmpDir('make-qwen2');
-  assert.equal(run([qwen, '--arch', 'qwen2', '--layers', '1', '--heads', '4', '--kv-heads', '2', '--d-model', '16', '--vocab', '30', '--ctx', '8', '--tied', '--dtype', 'BF16', '--shards', '2', '--sliding-window', '4']).status, 0);
+  assert.equal(
+    run([
+      qwen,
+      '--arch',
+      'qwen2',
+      '--layers',
+      '1',
+      '--heads',
+      '4',
+      '--kv-heads',
+      '2',
+      '--d-model',
+      '16',
+      '--vocab',
+      '30',
+      '--ctx',
+      '8',
+      '--tied',
+      '--dtype',
+      'BF16',
+      '--shards',
+      '2',
+      '--sliding-window',
+      '4',
+    ]).status,
+    0,
+  );
   const q = loadCheckpoint(qwen).config;
   assert.deepEqual([q.architecture, q.nKvHeads, q.tiedEmbeddings, q.weightsDtype, q.attnBiases], ['qwen2', 2, true, 'BF16', 'qkv']);
-  assert.equal(run([qwen, '--arch', 'gpt_neox', '--kv-heads', '2']).stderr.trim(), '--kv-heads is for --arch llama, mistral, qwen2, qwen3, gemma2, gemma3_text, olmo2, not gpt_neox');
+  assert.equal(
+    run([qwen, '--arch', 'gpt_neox', '--kv-heads', '2']).stderr.trim(),
+    '--kv-heads is for --arch llama, mistral, qwen2, qwen3, gemma2, gemma3_text, olmo2, not gpt_neox',
+  );
   const gemma = makeTmpDir('make-gemma3');
   assert.equal(
-    run([gemma, '--arch', 'gemma3_text', '--layers', '3', '--heads', '4', '--kv-heads', '1', '--head-dim', '6', '--d-model', '16', '--vocab', '30', '--ctx', '8',
-      '--sliding-window', '2', '--sliding-window-pattern', '3', '--attn-softcap', '20', '--query-pre-attn-scalar', '8', '--rope-local-theta', '5000']).status,
+    run([
+      gemma,
+      '--arch',
+      'gemma3_text',
+      '--layers',
+      '3',
+      '--heads',
+      '4',
+      '--kv-heads',
+      '1',
+      '--head-dim',
+      '6',
+      '--d-model',
+      '16',
+      '--vocab',
+      '30',
+      '--ctx',
+      '8',
+      '--sliding-window',
+      '2',
+      '--sliding-window-pattern',
+      '3',
+      '--attn-softcap',
+      '20',
+      '--query-pre-attn-scalar',
+      '8',
+      '--rope-local-theta',
+      '5000',
+    ]).status,
     0,
   );
   const g = loadCheckpoint(gemma).config;

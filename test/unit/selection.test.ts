@@ -97,7 +97,10 @@ test('a JSON selection with an error names the selection, the path, and the docu
 
 test('anything else is one line explaining the accepted forms', () => {
   const cases: [string, RegExp][] = [
-    ['', /^selection: the selection is empty; select two prompts — the clean one, then the corrupted one — as two lines, or as two paragraphs separated by a blank line; or select a JSON object/],
+    [
+      '',
+      /^selection: the selection is empty; select two prompts — the clean one, then the corrupted one — as two lines, or as two paragraphs separated by a blank line; or select a JSON object/,
+    ],
     ['  \n \r\n\t', /the selection is empty/],
     ['only one prompt', /only one line is selected/],
     ['a\nb\nc', /3 lines are selected with no blank line between them/],

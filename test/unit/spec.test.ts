@@ -95,10 +95,35 @@ test('the schema enums equal SWEEP_NAMES, METRIC_NAMES and the induction pattern
 test('the schema properties are exactly the fields of PatchSpec, PairSpec, InductionSpec and TargetSpec', () => {
   // Record<keyof T, true> fails to compile when a field is added to the type and not here.
   const specKeys: Record<keyof PatchSpec, true> = {
-    $schema: true, name: true, model: true, prepend_bos: true, metric: true, sweeps: true, pairs: true, induction: true, description: true, plot: true, method: true, verify_top: true, dataset: true, direction: true, ablation: true, patch_sets: true, path_patching: true,
+    $schema: true,
+    name: true,
+    model: true,
+    prepend_bos: true,
+    metric: true,
+    sweeps: true,
+    pairs: true,
+    induction: true,
+    description: true,
+    plot: true,
+    method: true,
+    verify_top: true,
+    dataset: true,
+    direction: true,
+    ablation: true,
+    patch_sets: true,
+    path_patching: true,
   };
   const pairKeys: Record<keyof PairSpec, true> = {
-    clean: true, corrupted: true, clean_ids: true, corrupted_ids: true, answer: true, wrong: true, answer_id: true, wrong_id: true, targets: true, positions: true,
+    clean: true,
+    corrupted: true,
+    clean_ids: true,
+    corrupted_ids: true,
+    answer: true,
+    wrong: true,
+    answer_id: true,
+    wrong_id: true,
+    targets: true,
+    positions: true,
   };
   const inductionKeys: Record<keyof InductionSpec, true> = { seed: true, token_range: true, length: true, batch: true, corrupted: true };
   const targetKeys: Record<keyof TargetSpec, true> = { pos: true, token_id: true };
@@ -170,7 +195,15 @@ test('the golden spec from ../shared validates', { skip: !existsSync(GOLDEN) && 
 test('valid specs round trip', () => {
   const specs: PatchSpec[] = [
     { metric: 'logit_diff', sweeps: ['resid_pre', 'block_every'], pairs: [PAIR] },
-    { name: 'n', model: 'gpt2', prepend_bos: false, metric: 'answer_logprob', sweeps: ['attn_out'], pairs: [{ clean_ids: [1, 2], corrupted_ids: [1, 3], targets: [{ pos: 0, token_id: 2 }] }], description: 'd' },
+    {
+      name: 'n',
+      model: 'gpt2',
+      prepend_bos: false,
+      metric: 'answer_logprob',
+      sweeps: ['attn_out'],
+      pairs: [{ clean_ids: [1, 2], corrupted_ids: [1, 3], targets: [{ pos: 0, token_id: 2 }] }],
+      description: 'd',
+    },
     { metric: 'kl_divergence', sweeps: ['mlp_out'], induction: { seed: 7, token_range: [1, 50], length: 3, batch: 2, corrupted: 'BB' } },
     { metric: 'answer_prob', sweeps: ['resid_post'], pairs: [{ clean: 'a', corrupted: 'b', answer_id: 5 }] },
   ];
@@ -203,7 +236,10 @@ test('a UTF-8 BOM is stripped', () => {
 
 test('JSON syntax errors give FILE:LINE:COL, the reason, and a fix', () => {
   const cases: [string, RegExp][] = [
-    ['{\n  "metric": "logit_diff"\n  "sweeps": []\n}', /^s\.patch\.json:3:3: not valid JSON: expected ',' or '}' after the value of 'metric', found character '"'; a comma is probably missing/],
+    [
+      '{\n  "metric": "logit_diff"\n  "sweeps": []\n}',
+      /^s\.patch\.json:3:3: not valid JSON: expected ',' or '}' after the value of 'metric', found character '"'; a comma is probably missing/,
+    ],
     ['{"a": \'x\'}', /^s\.patch\.json:1:7: not valid JSON: strings need double quotes/],
     ['{metric: 1}', /^s\.patch\.json:1:2: not valid JSON: property names need double quotes/],
     ['{"a": "x\ny"}', /^s\.patch\.json:1:9: not valid JSON: line break inside a string; .*\\n/],
@@ -219,12 +255,19 @@ test('JSON syntax errors give FILE:LINE:COL, the reason, and a fix', () => {
     ['', /^s\.patch\.json: the file is empty/],
     ['{"metric": 1, "metric": 2}', /^s\.patch\.json:1:15: duplicate key 'metric' at the top level \(first on line 1\); remove one/],
   ];
-  for (const [text, re] of cases) assert.match(userError(() => parseSpecText(text, 's.patch.json')), re);
+  for (const [text, re] of cases)
+    assert.match(
+      userError(() => parseSpecText(text, 's.patch.json')),
+      re,
+    );
 });
 
 test('schema errors name the JSON path and what is allowed', () => {
   const cases: [string, RegExp][] = [
-    [spec({ sweeps: ['resid_pree'], pairs: [PAIR] }), /:\d+:\d+: unknown sweep 'resid_pree' at sweeps\[0\]; did you mean 'resid_pre'\? \(allowed: resid_pre, resid_mid, .*attn_head_by_pos_every\)$/],
+    [
+      spec({ sweeps: ['resid_pree'], pairs: [PAIR] }),
+      /:\d+:\d+: unknown sweep 'resid_pree' at sweeps\[0\]; did you mean 'resid_pre'\? \(allowed: resid_pre, resid_mid, .*attn_head_by_pos_every\)$/,
+    ],
     [spec({ metric: 'logitdiff', pairs: [PAIR] }), /unknown metric 'logitdiff' at metric; did you mean 'logit_diff'\?/],
     [spec({ sweeps: ['zzzzzzzz'], pairs: [PAIR] }), /unknown sweep 'zzzzzzzz' at sweeps\[0\]; use one of: resid_pre, /],
     [JSON.stringify({ metric: 'logit_diff', sweep: ['resid_pre'], pairs: [PAIR] }), /unknown top-level key 'sweep'; did you mean 'sweeps'\? \(allowed: .*sweeps/],
@@ -240,7 +283,15 @@ test('schema errors name the JSON path and what is allowed', () => {
     [spec({ pairs: [{ ...PAIR, wrong: undefined }] }), /pairs\[0\] has no wrong answer; metric logit_diff needs "wrong"/],
     [spec({ metric: 'normalized_logit_diff', pairs: [{ ...PAIR, answer: undefined }] }), /pairs\[0\] has no answer; metric normalized_logit_diff needs "answer"/],
     [spec({ pairs: [{ ...PAIR, targets: [{ pos: 1, token_id: 2 }] }] }), /pairs\[0\] gives both an answer and targets/],
-    [spec({ pairs: [{ clean: 'a', corrupted: 'b', answer: ' a', wrong: ' b', answer_id: undefined, targets: undefined }, { clean: 'a', corrupted: 'b', targets: [{ pos: 0, token_id: 1 }], wrong: ' b' }] }), /pairs\[1\] has no answer; metric logit_diff/],
+    [
+      spec({
+        pairs: [
+          { clean: 'a', corrupted: 'b', answer: ' a', wrong: ' b', answer_id: undefined, targets: undefined },
+          { clean: 'a', corrupted: 'b', targets: [{ pos: 0, token_id: 1 }], wrong: ' b' },
+        ],
+      }),
+      /pairs\[1\] has no answer; metric logit_diff/,
+    ],
     [spec({ metric: 'answer_logprob', pairs: [{ clean: 'a', corrupted: 'b' }] }), /pairs\[0\] has no answer; metric answer_logprob needs "answer" .* or "targets"/],
     [spec({ pairs: [{ ...PAIR, targets: [{ pos: 1 }] }], metric: 'answer_prob' }), /pairs\[0\]\.targets\[0\] is missing 'token_id'/],
     [spec({ pairs: [] }), /pairs is empty; add at least one pair/],
@@ -252,7 +303,10 @@ test('schema errors name the JSON path and what is allowed', () => {
     [spec({ metric: 'answer_logprob', pairs: [PAIR], induction: { seed: 0, corrupted: 'AB' } }), /the spec has both "pairs" and "induction"/],
     [spec({ induction: { seed: 0, corrupted: 'AB' } }), /metric 'logit_diff' needs answer and wrong tokens, which an induction spec does not have; use answer_logprob/],
     [spec({ metric: 'answer_logprob', induction: { seed: 0, corrupted: 'AC' } }), /unknown corruption pattern 'AC' at induction\.corrupted; did you mean 'AB'\?/],
-    [spec({ metric: 'answer_logprob', induction: { seed: 0, corrupted: 'AB', token_range: [50, 10] } }), /induction\.token_range is \[50, 10\]; it must be \[lo, hi\] with lo < hi/],
+    [
+      spec({ metric: 'answer_logprob', induction: { seed: 0, corrupted: 'AB', token_range: [50, 10] } }),
+      /induction\.token_range is \[50, 10\]; it must be \[lo, hi\] with lo < hi/,
+    ],
     [spec({ metric: 'answer_logprob', induction: { seed: 0.5, corrupted: 'AB' } }), /induction\.seed must be a whole number/],
     [spec({ metric: 'answer_logprob', induction: { corrupted: 'AB' } }), /induction is missing 'seed'; add "seed": 0/],
     [spec({ prepend_bos: 'yes', pairs: [PAIR] }), /prepend_bos must be true or false, not the string 'yes'/],
@@ -270,8 +324,16 @@ test('path_patching: receivers "resid_final" or heads\' inputs, sweeps optional;
   assert.deepEqual(ok({ receivers: ['L1H0.q', 'L1H2.k', 'L1H3.v'] }).path_patching, { receivers: ['L1H0.q', 'L1H2.k', 'L1H3.v'] });
   assert.deepEqual(ok({ receivers: 'resid_final', senders: ['L0H1'] }, { sweeps: ['resid_pre'] }).path_patching, { receivers: 'resid_final', senders: ['L0H1'] });
   const cases: [object, RegExp, string][] = [
-    [{ receivers: ['L1H0.q', 'L1H0'] }, /path_patching\.receivers\[1\] is the string 'L1H0', not a receiver; a receiver is a head's query, key or value input, LxHy\.q, LxHy\.k or LxHy\.v/, '"L1H0"'],
-    [{ receivers: ['resid_final'] }, /path_patching\.receivers\[0\] is the string 'resid_final', not a receiver; .*make receivers "resid_final" itself, not a list$/, '"resid_final"'],
+    [
+      { receivers: ['L1H0.q', 'L1H0'] },
+      /path_patching\.receivers\[1\] is the string 'L1H0', not a receiver; a receiver is a head's query, key or value input, LxHy\.q, LxHy\.k or LxHy\.v/,
+      '"L1H0"',
+    ],
+    [
+      { receivers: ['resid_final'] },
+      /path_patching\.receivers\[0\] is the string 'resid_final', not a receiver; .*make receivers "resid_final" itself, not a list$/,
+      '"resid_final"',
+    ],
     [{ receivers: ['L1H0.q', 'L1H0.q'] }, /path_patching\.receivers lists 'L1H0\.q' twice \(receivers\[0\] and receivers\[1\]\); remove one$/, '"L1H0.q"'],
     [{ receivers: 'resid_pre' }, /path_patching\.receivers is the string 'resid_pre'; write "resid_final" \(the final residual stream\) or a list of heads' inputs/, '"resid_pre"'],
     [{ receivers: [] }, /path_patching\.receivers is empty; write "resid_final"/, '[]'],
@@ -291,13 +353,20 @@ test('path_patching: receivers "resid_final" or heads\' inputs, sweeps optional;
       assert.equal(text.slice(e.location!.offset, e.location!.end), at, e.message);
     }
   }
-  assert.match(userError(() => ok({ receivers: ['L1H0.q'] }, { method: 'atp' })), /path_patching is exact patching in two stages, which method atp does not estimate/);
+  assert.match(
+    userError(() => ok({ receivers: ['L1H0.q'] }, { method: 'atp' })),
+    /path_patching is exact patching in two stages, which method atp does not estimate/,
+  );
 });
 
-test('plot: the seed notebook\'s settings parse; wrong values get one located message with the fix', () => {
+test("plot: the seed notebook's settings parse; wrong values get one located message with the fix", () => {
   assert.deepEqual(parseSpecText(spec({ pairs: [PAIR], plot: { zmin: -1, zmax: 1 } }), 's.patch.json').plot, { zmin: -1, zmax: 1 });
   assert.deepEqual(parseSpecText(spec({ metric: 'answer_logprob', induction: { seed: 0, corrupted: 'AB' }, plot: { zmax: 'clean' } }), 's.patch.json').plot, { zmax: 'clean' });
-  assert.deepEqual(parseSpecText(spec({ pairs: [PAIR], plot: { center: 'zero', zmin: 'corrupted', zmax: 'auto' } }), 's.patch.json').plot, { center: 'zero', zmin: 'corrupted', zmax: 'auto' });
+  assert.deepEqual(parseSpecText(spec({ pairs: [PAIR], plot: { center: 'zero', zmin: 'corrupted', zmax: 'auto' } }), 's.patch.json').plot, {
+    center: 'zero',
+    zmin: 'corrupted',
+    zmax: 'auto',
+  });
   const cases: [object, RegExp, string][] = [
     [{ center: 'middle' }, /plot\.center is "middle"; use "corrupted", "clean", "zero" or a number$/, '"middle"'],
     [{ zmax: 'cleanest' }, /plot\.zmax is "cleanest"; use a number, "clean", "corrupted" or "auto"$/, '"cleanest"'],
@@ -319,7 +388,10 @@ test('plot: the seed notebook\'s settings parse; wrong values get one located me
       assert.equal(text.slice(e.location!.offset, e.location!.end), at, e.message);
     }
   }
-  assert.match(userError(() => parseSpecText(spec({ pairs: [PAIR], plot: 'red' }), 's.patch.json')), /plot must be an object .*\{"zmin": -1, "zmax": 1\}/);
+  assert.match(
+    userError(() => parseSpecText(spec({ pairs: [PAIR], plot: 'red' }), 's.patch.json')),
+    /plot must be an object .*\{"zmin": -1, "zmax": 1\}/,
+  );
 });
 
 test('the error location points at the offending node', () => {
@@ -350,20 +422,35 @@ test('an unknown key at the top level is reported even when the other keys have 
 
 // The timeout is a hang guard (quadratic work on these inputs would not end), not a measure of speed.
 test('huge or deeply nested inputs fail with a clear message', { timeout: 300_000 }, () => {
-  assert.match(userError(() => parseSpecText(' '.repeat(10 * 1024 * 1024 + 1), 'big.patch.json')), /^big\.patch\.json: the spec is 10\.0 MB, over the 10 MB limit/);
-  assert.match(userError(() => parseSpecText('['.repeat(100000), 'deep.patch.json')), /^deep\.patch\.json:1:129: not valid JSON: nested more than 128 levels deep/);
-  assert.match(userError(() => parseSpecText(`{"a":${'{"a":'.repeat(50000)}1${'}'.repeat(50001)}`, 'deep.patch.json')), /nested more than 128 levels/);
+  assert.match(
+    userError(() => parseSpecText(' '.repeat(10 * 1024 * 1024 + 1), 'big.patch.json')),
+    /^big\.patch\.json: the spec is 10\.0 MB, over the 10 MB limit/,
+  );
+  assert.match(
+    userError(() => parseSpecText('['.repeat(100000), 'deep.patch.json')),
+    /^deep\.patch\.json:1:129: not valid JSON: nested more than 128 levels deep/,
+  );
+  assert.match(
+    userError(() => parseSpecText(`{"a":${'{"a":'.repeat(50000)}1${'}'.repeat(50001)}`, 'deep.patch.json')),
+    /nested more than 128 levels/,
+  );
   // 1.5M ids, all out of range for the schema: one message, quickly.
   const ids = Array.from({ length: 1_500_000 }, () => -1);
   const text = JSON.stringify({ ...BASE, pairs: [{ clean_ids: ids, corrupted_ids: ids, answer_id: 1, wrong_id: 2 }] });
-  assert.match(userError(() => parseSpecText(text, 'ids.patch.json')), /pairs\[0\]\.clean_ids\[0\] is -1, but it must be ≥ 0/);
+  assert.match(
+    userError(() => parseSpecText(text, 'ids.patch.json')),
+    /pairs\[0\]\.clean_ids\[0\] is -1, but it must be ≥ 0/,
+  );
 });
 
 test('parseJsonc keeps __proto__ as a plain key', () => {
   const v = parseJsonc('{"__proto__": {"x": 1}}', 'p.json') as Record<string, unknown>;
   assert.deepEqual(Object.keys(v), ['__proto__']);
   assert.equal(({} as Record<string, unknown>).x, undefined);
-  assert.match(userError(() => parseSpecText('{"__proto__": {}}', 'p.patch.json')), /unknown top-level key '__proto__'/);
+  assert.match(
+    userError(() => parseSpecText('{"__proto__": {}}', 'p.patch.json')),
+    /unknown top-level key '__proto__'/,
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -441,7 +528,10 @@ test('prepend_bos false: text prompts start with their first token', () => {
 
 test('pairs of different lengths across pairs are allowed', () => {
   const r = resolveSpec({ ...BASE, pairs: [PAIR, { clean: 'a b', corrupted: 'a c', answer: ' b', wrong: ' c' }] } as PatchSpec, new FakeTokenizer(), CFG, { file: 'x' });
-  assert.deepEqual(r.pairs.map((p) => p.clean.length), [8, 3]);
+  assert.deepEqual(
+    r.pairs.map((p) => p.clean.length),
+    [8, 3],
+  );
 });
 
 test('resolution errors: one line, naming the pair and the field', () => {
@@ -454,19 +544,52 @@ test('resolution errors: one line, naming the pair and the field', () => {
     run({ pairs: [PAIR, { clean: 'When Alice met Bob , Bob thanked', corrupted: 'When someone thanked', answer: ' Alice', wrong: ' Bob' }] }),
     /^r\.patch\.json:\d+:\d+: pairs\[1\]: clean has 8 tokens, corrupted has 4; position-wise patching needs the clean and corrupted prompts to have the same number of tokens — .*swap names rather than remove them.*clean \[.*' Alice'.*\] vs corrupted \[.*' someone'.*\]/,
   );
-  assert.match(run({ pairs: [{ ...PAIR, answer: ' Alice Smith' }] }), /pairs\[0\]\.answer ' Alice Smith' is 2 tokens \[' Alice' ' Smith'\], but an answer must be exactly one token; use a single word/);
-  assert.match(run({ pairs: [{ clean_ids: [1, 2], corrupted_ids: [1, 2000], answer_id: 1, wrong_id: 2 }] }), /pairs\[0\]\.corrupted_ids\[1\] \(position 1\) is token id 2000, outside the model's vocabulary \[0, 1000\)/);
-  assert.match(run({ pairs: [{ clean_ids: [1, 2], corrupted_ids: [1, 3], answer_id: 1000, wrong_id: 2 }] }), /pairs\[0\]\.answer_id is token id 1000, outside the model's vocabulary \[0, 1000\)/);
+  assert.match(
+    run({ pairs: [{ ...PAIR, answer: ' Alice Smith' }] }),
+    /pairs\[0\]\.answer ' Alice Smith' is 2 tokens \[' Alice' ' Smith'\], but an answer must be exactly one token; use a single word/,
+  );
+  assert.match(
+    run({ pairs: [{ clean_ids: [1, 2], corrupted_ids: [1, 2000], answer_id: 1, wrong_id: 2 }] }),
+    /pairs\[0\]\.corrupted_ids\[1\] \(position 1\) is token id 2000, outside the model's vocabulary \[0, 1000\)/,
+  );
+  assert.match(
+    run({ pairs: [{ clean_ids: [1, 2], corrupted_ids: [1, 3], answer_id: 1000, wrong_id: 2 }] }),
+    /pairs\[0\]\.answer_id is token id 1000, outside the model's vocabulary \[0, 1000\)/,
+  );
   assert.match(run({ pairs: [{ clean_ids: [1, 2], corrupted_ids: [1, 2, 3], answer_id: 1, wrong_id: 2 }] }), /pairs\[0\]: clean has 2 tokens, corrupted has 3/);
   const long = Array.from({ length: 70 }, (_, i) => `w${i}`).join(' ');
-  assert.match(run({ pairs: [{ clean: long, corrupted: long, answer: ' a', wrong: ' b' }] }), /pairs\[0\]\.clean is 71 tokens \(with BOS\), but the model's context is 64 \(n_ctx\); shorten the prompt/);
   assert.match(
-    run({ metric: 'answer_logprob', pairs: [{ clean: 'a b', corrupted: 'a c', targets: [{ pos: 2, token_id: 1 }, { pos: 3, token_id: 1 }] }] }),
+    run({ pairs: [{ clean: long, corrupted: long, answer: ' a', wrong: ' b' }] }),
+    /pairs\[0\]\.clean is 71 tokens \(with BOS\), but the model's context is 64 \(n_ctx\); shorten the prompt/,
+  );
+  assert.match(
+    run({
+      metric: 'answer_logprob',
+      pairs: [
+        {
+          clean: 'a b',
+          corrupted: 'a c',
+          targets: [
+            { pos: 2, token_id: 1 },
+            { pos: 3, token_id: 1 },
+          ],
+        },
+      ],
+    }),
     /pairs\[0\]\.targets\[1\]\.pos is 3, but the sequence has 3 tokens \(BOS included\), so positions go 0…2/,
   );
-  assert.match(run({ metric: 'answer_logprob', pairs: [{ clean: 'a b', corrupted: 'a c', targets: [{ pos: 0, token_id: 1234 }] }] }), /pairs\[0\]\.targets\[0\]\.token_id is token id 1234/);
-  assert.match(run({ metric: 'answer_logprob', induction: { seed: 1, corrupted: 'AB', token_range: [0, 5000] } }), /induction\.token_range \[0, 5000\] goes past the model's vocabulary of 1000 tokens; use hi ≤ 1000/);
-  assert.match(run({ metric: 'answer_logprob', induction: { seed: 1, corrupted: 'AB', token_range: [0, 100], length: 40 } }), /induction\.length 40 gives 81 tokens, but the model's context is 64 \(n_ctx\); use length ≤ 31/);
+  assert.match(
+    run({ metric: 'answer_logprob', pairs: [{ clean: 'a b', corrupted: 'a c', targets: [{ pos: 0, token_id: 1234 }] }] }),
+    /pairs\[0\]\.targets\[0\]\.token_id is token id 1234/,
+  );
+  assert.match(
+    run({ metric: 'answer_logprob', induction: { seed: 1, corrupted: 'AB', token_range: [0, 5000] } }),
+    /induction\.token_range \[0, 5000\] goes past the model's vocabulary of 1000 tokens; use hi ≤ 1000/,
+  );
+  assert.match(
+    run({ metric: 'answer_logprob', induction: { seed: 1, corrupted: 'AB', token_range: [0, 100], length: 40 } }),
+    /induction\.length 40 gives 81 tokens, but the model's context is 64 \(n_ctx\); use length ≤ 31/,
+  );
 });
 
 test('a spec built in code is validated too', () => {
@@ -479,7 +602,16 @@ test('the answer hint offers the leading-space spelling when that is one token',
   // The fake tokenizer splits 'Bob Smith' in two but ' Bob' alone is one token either way; make a
   // tokenizer where 'Bob' (no space) is two tokens and ' Bob' one.
   const split = Object.assign(Object.create(tok) as FakeTokenizer, {
-    encode: (text: string): EncodedText => (text === 'Bob' ? { ids: [1, 2], ranges: [[0, 1], [1, 3]] } : tok.encode(text)),
+    encode: (text: string): EncodedText =>
+      text === 'Bob'
+        ? {
+            ids: [1, 2],
+            ranges: [
+              [0, 1],
+              [1, 3],
+            ],
+          }
+        : tok.encode(text),
   });
   const text = spec({ pairs: [{ ...PAIR, wrong: 'Bob' }] });
   const msg = userError(() => resolveSpec(parseSpecText(text, 'h.patch.json'), split, CFG, { file: 'h.patch.json', text }));
@@ -527,8 +659,14 @@ test('induction generation is deterministic and matches the pattern definitions'
       if (pattern === 'BB') assert.deepEqual([first, second], [B, B]);
       if (pattern === 'BC') assert.deepEqual([first, second], [B, C]);
       // Targets: positions L+1 … 2L-1, each predicting the next clean token (A[1..L-1]).
-      assert.deepEqual(p.targets!.map((t) => t.pos), Array.from({ length: L - 1 }, (_, k) => L + 1 + k));
-      assert.deepEqual(p.targets!.map((t) => t.token), A.slice(1));
+      assert.deepEqual(
+        p.targets!.map((t) => t.pos),
+        Array.from({ length: L - 1 }, (_, k) => L + 1 + k),
+      );
+      assert.deepEqual(
+        p.targets!.map((t) => t.token),
+        A.slice(1),
+      );
       p.targets!.forEach((t) => assert.equal(t.token, clean[t.pos + 1]));
     });
   }
@@ -552,12 +690,18 @@ test('induction respects token_range, length, batch and prepend_bos', () => {
   for (const p of r.pairs) {
     assert.equal(p.clean.length, 7);
     assert.ok([...p.clean.slice(1), ...p.corrupted.slice(1)].every((t) => t >= 5 && t < 8));
-    assert.deepEqual(p.targets!.map((t) => t.pos), [4, 5]);
+    assert.deepEqual(
+      p.targets!.map((t) => t.pos),
+      [4, 5],
+    );
   }
   const noBos = resolveSpec({ ...IND('AB', { length: 3, token_range: [5, 50] }), prepend_bos: false }, new FakeTokenizer(), CFG, { file: 'i' });
   const p = noBos.pairs[0]!;
   assert.equal(p.clean.length, 6);
   assert.deepEqual(p.clean.slice(0, 3), p.clean.slice(3));
-  assert.deepEqual(p.targets!.map((t) => t.pos), [3, 4]);
+  assert.deepEqual(
+    p.targets!.map((t) => t.pos),
+    [3, 4],
+  );
   p.targets!.forEach((t) => assert.equal(t.token, p.clean[t.pos + 1]));
 });

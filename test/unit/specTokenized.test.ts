@@ -42,7 +42,10 @@ test("the notebook's speaker pair is refused: the corrupted prompt drops the nam
     message = e.message;
   }
   assert.equal(message.split('\n').length, 1);
-  assert.match(message, /speaker-notebook\.patch\.json:\d+:\d+: pairs\[0\]: clean has 21 tokens, corrupted has 15; position-wise patching needs the clean and corrupted prompts to have the same number of tokens — make them tokenize to the same length \(e\.g\. swap names rather than remove them\)/);
+  assert.match(
+    message,
+    /speaker-notebook\.patch\.json:\d+:\d+: pairs\[0\]: clean has 21 tokens, corrupted has 15; position-wise patching needs the clean and corrupted prompts to have the same number of tokens — make them tokenize to the same length \(e\.g\. swap names rather than remove them\)/,
+  );
   // Both tokenizations, from just before where they part.
   assert.match(message, /clean \['<\|endoftext\|>' 'Alice' ':' .*\] vs corrupted \['<\|endoftext\|>' 'Hi' '!' /);
 });
@@ -60,10 +63,16 @@ test('the corrected speaker pair resolves: equal lengths, single-token answers, 
   assert.equal(p.corrupted[0], GPT2_EOT_ID);
   assert.deepEqual([p.answer, p.wrong], [tok.encode(' Alice').ids[0], tok.encode(' Bob').ids[0]]);
   // The names are swapped: the clean answer is the corrupted prompt's wrong one, and vice versa.
-  assert.equal(spec.pairs![0]!.corrupted!.replace(/Alice|Bob/g, (m) => (m === 'Alice' ? 'Bob' : 'Alice')), spec.pairs![0]!.clean);
+  assert.equal(
+    spec.pairs![0]!.corrupted!.replace(/Alice|Bob/g, (m) => (m === 'Alice' ? 'Bob' : 'Alice')),
+    spec.pairs![0]!.clean,
+  );
   // Positions where the two differ: exactly the name tokens.
   const diff = p.clean.flatMap((id, i) => (id === p.corrupted[i] ? [] : [i]));
-  assert.deepEqual(diff.map((i) => tok.tokenString(p.clean[i]!)), ['Alice', ' Bob', 'Bob']);
+  assert.deepEqual(
+    diff.map((i) => tok.tokenString(p.clean[i]!)),
+    ['Alice', ' Bob', 'Bob'],
+  );
   // Ranges are document offsets; the '\n' token covers the two characters of its JSON escape.
   const shown = p.cleanRanges!.slice(1).map((rg) => text.slice(rg![0], rg![1]));
   assert.equal(shown.join(''), JSON.stringify(spec.pairs![0]!.clean).slice(1, -1));
@@ -128,6 +137,10 @@ test("the IOI example's dataset resolves against GPT-2's tokenizer: one-token na
     assert.deepEqual(p.labels!.END, [p.clean.length - 1], `pair ${i}: END is the last token`);
     // The corrupted prompt differs at the three names only (the IOI paper's ABC).
     const diff = p.clean.flatMap((id, k) => (id === p.corrupted[k] ? [] : [k]));
-    assert.deepEqual(diff, [...p.labels!.S1!, ...p.labels!.IO!, ...p.labels!.S2!].sort((a, b) => a - b), `pair ${i}`);
+    assert.deepEqual(
+      diff,
+      [...p.labels!.S1!, ...p.labels!.IO!, ...p.labels!.S2!].sort((a, b) => a - b),
+      `pair ${i}`,
+    );
   }
 });

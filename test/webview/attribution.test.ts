@@ -33,7 +33,11 @@ test('an attribution result: verified cells are marked, the scatter and its agre
   const sweep = SWEEPS.resid_pre!;
   const values = sweep.values as number[];
   // The 3 largest estimates and 3 others, with "exact" values near them.
-  const order = values.map((v, i) => [Math.abs(v), i] as const).filter(([a]) => Number.isFinite(a)).sort((a, b) => b[0] - a[0]).map((x) => x[1]);
+  const order = values
+    .map((v, i) => [Math.abs(v), i] as const)
+    .filter(([a]) => Number.isFinite(a))
+    .sort((a, b) => b[0] - a[0])
+    .map((x) => x[1]);
   const pick = [...order.slice(0, 3).map((i) => [i, 'top'] as const), ...order.slice(-3).map((i) => [i, 'random'] as const)];
   const verification = verificationOf(pick.map(([i, chosen], k) => ({ index: i, estimate: values[i]!, exact: values[i]! * (1 - 0.1 * k), chosen })));
   const base = makeResult({ sweeps: { resid_pre: { ...sweep, verification } } });

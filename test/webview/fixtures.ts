@@ -73,7 +73,12 @@ export function gpt2Result(): PatchResult {
     sweeps: {
       resid_pre: { shape: [l, p], axes: ['layer', 'pos'], values: resid },
       attn_head_out_by_pos: { shape: [l, p, h], axes: ['layer', 'pos', 'head'], values: byPos },
-      block_every: { shape: [3, l, p], axes: ['component', 'layer', 'pos'], values: Array.from({ length: 3 * l * p }, (_, i) => noise(i)), components: ['resid_pre', 'attn_out', 'mlp_out'] },
+      block_every: {
+        shape: [3, l, p],
+        axes: ['component', 'layer', 'pos'],
+        values: Array.from({ length: 3 * l * p }, (_, i) => noise(i)),
+        components: ['resid_pre', 'attn_out', 'mlp_out'],
+      },
     },
   });
   return { ...r, model: { ...r.model, config: { ...r.model.config!, nLayers: l, nHeads: h } }, baselines: b };

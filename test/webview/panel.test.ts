@@ -100,7 +100,11 @@ test('ready is the first message; showResult draws every sweep shape with the ri
       assert.equal(b.drawnCells, e.rows * e.cols, sweep);
       assert.ok(b.width >= e.cols * 6 && b.height >= e.rows * 6, `${sweep}: plot ${b.width}×${b.height}`);
     }
-    if (e.titles) assert.deepEqual(boxes.map((b) => b.title), e.titles);
+    if (e.titles)
+      assert.deepEqual(
+        boxes.map((b) => b.title),
+        e.titles,
+      );
     // Facets of one row share their top edge; dest×src puts one layer per row, one head per column.
     if (sweep === 'attn_head_pattern_dest_src_pos') {
       assert.equal(boxes[0].top, boxes[H - 1].top);
@@ -133,11 +137,20 @@ test('cell colours follow the metric: white at the corrupted baseline, full red 
   // The absent cell shows the page's background (off its hairline): blank, not a colour.
   const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
   assert.equal(bg, 'rgb(255, 255, 255)');
-  const blank = await page.evaluate(({ i, x, y }) => {
-    const c = document.querySelectorAll<HTMLElement>('.pl-facet')[i]!.querySelector('canvas') as HTMLCanvasElement;
-    const r = c.getBoundingClientRect();
-    return Array.from((c.getContext('2d') as CanvasRenderingContext2D).getImageData(Math.floor(x - r.left), Math.floor(y - r.top), 1, 1).data);
-  }, { i: 0, ...(() => { const c = cellCentre(f, 0, 4); return { x: c.x - 0.3 * (f.width / f.cols), y: c.y - 0.3 * (f.height / f.rows) }; })() });
+  const blank = await page.evaluate(
+    ({ i, x, y }) => {
+      const c = document.querySelectorAll<HTMLElement>('.pl-facet')[i]!.querySelector('canvas') as HTMLCanvasElement;
+      const r = c.getBoundingClientRect();
+      return Array.from((c.getContext('2d') as CanvasRenderingContext2D).getImageData(Math.floor(x - r.left), Math.floor(y - r.top), 1, 1).data);
+    },
+    {
+      i: 0,
+      ...(() => {
+        const c = cellCentre(f, 0, 4);
+        return { x: c.x - 0.3 * (f.width / f.cols), y: c.y - 0.3 * (f.height / f.rows) };
+      })(),
+    },
+  );
   assert.equal(blank[3], 0, `transparent, got ${blank}`);
   // The colour bar names both baselines; the legend says how to read it.
   const bar = await page.$eval('.pl-colorbar', (el) => ({ ...(el as HTMLElement).dataset }));
@@ -165,7 +178,10 @@ test("the colour controls: the spec's plot, a choice posted for the run and rest
   const { page } = panel;
   const bar = async () => page.$eval('.pl-colorbar', (el) => ({ ...(el as HTMLElement).dataset }));
   // The spec's settings: the notebook's zmin -1, zmax 1. The 2 is clipped, and the panel says so.
-  assert.deepEqual([await page.inputValue('#pl-center'), await page.inputValue('#pl-zmin'), await page.inputValue('#pl-zmin-value'), await page.inputValue('#pl-zmax-value')], ['auto', 'number', '-1', '1']);
+  assert.deepEqual(
+    [await page.inputValue('#pl-center'), await page.inputValue('#pl-zmin'), await page.inputValue('#pl-zmin-value'), await page.inputValue('#pl-zmax-value')],
+    ['auto', 'number', '-1', '1'],
+  );
   assert.deepEqual([(await bar()).zmin, (await bar()).zmax], ['-1', '1']);
   assert.match((await page.textContent('#pl-legend')) ?? '', /1 cell lie beyond the colour range: 1 above 1 \(highest 2\)/);
   assert.equal((await bar()).labels!.split('|')[0], 'clean 1');
@@ -247,19 +263,28 @@ test('at 1000 px a 12 × 47 sweep fills the width with cells of at least 12 px, 
   assert.ok(f.width >= 0.7 * 1000, `the heatmap spans ${f.width} px of 1000`);
   assert.ok(f.width / f.cols >= 12 && f.height / f.rows >= 12, `cells ${f.width / f.cols} × ${f.height / f.rows}`);
   // Every column has its label drawn under it: dark pixels in the label band below each column.
-  const labelled = await page.evaluate(({ top, left, width, cols }) => {
-    const c = document.querySelector<HTMLElement>('.pl-facet')!.querySelector('canvas') as HTMLCanvasElement;
-    const r = c.getBoundingClientRect();
-    const ctx = c.getContext('2d') as CanvasRenderingContext2D;
-    const cw = width / cols;
-    return Array.from({ length: cols }, (_, i) => {
-      const d = ctx.getImageData(Math.floor(left - r.left + i * cw + 1), Math.floor(top - r.top + 4), Math.max(1, Math.floor(cw - 2)), 40).data;
-      let ink = 0;
-      for (let k = 0; k < d.length; k += 4) if (d[k + 3]! > 0 && d[k]! < 128) ink++;
-      return ink;
-    });
-  }, { top: f.top + f.height, left: f.left, width: f.width, cols: f.cols });
-  assert.ok(labelled.every((ink) => ink > 5), `columns without a label: ${labelled.map((ink, i) => (ink > 5 ? '' : i)).filter((x) => x !== '').join(', ')}`);
+  const labelled = await page.evaluate(
+    ({ top, left, width, cols }) => {
+      const c = document.querySelector<HTMLElement>('.pl-facet')!.querySelector('canvas') as HTMLCanvasElement;
+      const r = c.getBoundingClientRect();
+      const ctx = c.getContext('2d') as CanvasRenderingContext2D;
+      const cw = width / cols;
+      return Array.from({ length: cols }, (_, i) => {
+        const d = ctx.getImageData(Math.floor(left - r.left + i * cw + 1), Math.floor(top - r.top + 4), Math.max(1, Math.floor(cw - 2)), 40).data;
+        let ink = 0;
+        for (let k = 0; k < d.length; k += 4) if (d[k + 3]! > 0 && d[k]! < 128) ink++;
+        return ink;
+      });
+    },
+    { top: f.top + f.height, left: f.left, width: f.width, cols: f.cols },
+  );
+  assert.ok(
+    labelled.every((ink) => ink > 5),
+    `columns without a label: ${labelled
+      .map((ink, i) => (ink > 5 ? '' : i))
+      .filter((x) => x !== '')
+      .join(', ')}`,
+  );
   assert.equal(await page.getAttribute('.pl-facet', 'data-x-step'), '1');
   // A label shortened or not, its full text on hover.
   await page.mouse.move(cellCentre(f, 0, 1).x, f.top + f.height + 10);
@@ -326,7 +351,10 @@ test('the strongest effects: listed with their share of clean; pointing at one o
   let n = (await panel.posted()).filter(is('hoverPosition')).length;
   await page.hover('.pl-effect >> nth=0');
   await page.waitForFunction(() => document.querySelector<HTMLElement>('.pl-facet')?.dataset.hoverCell === '3,40');
-  await page.waitForFunction((k) => (window as unknown as { __pl: { posted: { type: string; pos?: number }[] } }).__pl.posted.filter((m) => m.type === 'hoverPosition').length > k, n);
+  await page.waitForFunction(
+    (k) => (window as unknown as { __pl: { posted: { type: string; pos?: number }[] } }).__pl.posted.filter((m) => m.type === 'hoverPosition').length > k,
+    n,
+  );
   const last = (await panel.posted()).filter(is('hoverPosition')).pop();
   assert.equal(last?.pos, 40);
   const [f] = await facetBoxes(page);
@@ -359,7 +387,10 @@ test('grouped-query heads: KV groups in the labels and tooltips, absent heads bl
   const panel = await shownPanel({}, gqaResult());
   const { page } = panel;
   const boxes = await facetBoxes(page);
-  assert.deepEqual(boxes.map((b) => b.title), ['output', 'query', 'key', 'value', 'pattern']);
+  assert.deepEqual(
+    boxes.map((b) => b.title),
+    ['output', 'query', 'key', 'value', 'pattern'],
+  );
   const tip = async (facet: number, row: number, col: number, want: string) => {
     const c = cellCentre(boxes[facet]!, row, col);
     await page.mouse.move(c.x, c.y);
@@ -488,7 +519,10 @@ test('highlightPosition outlines that column in every facet (and the row in dest
   await panel.send({ type: 'highlightPosition', pos: 2 });
   await page.waitForFunction(() => document.querySelector<HTMLElement>('.pl-facets')?.dataset.highlight === '2');
   boxes = await facetBoxes(page);
-  assert.deepEqual(boxes.map((b) => b.highlightDrawn), ['col', 'col', 'col']);
+  assert.deepEqual(
+    boxes.map((b) => b.highlightDrawn),
+    ['col', 'col', 'col'],
+  );
   for (let i = 0; i < boxes.length; i++) {
     const px = await pixelAt(page, i, probe(boxes[i]).x, probe(boxes[i]).y);
     assert.ok(px[0] + px[1] + px[2] < 200, `facet ${i}: outline drawn, got ${px}`);
@@ -496,16 +530,25 @@ test('highlightPosition outlines that column in every facet (and the row in dest
   // The highlight survives a sweep change; dest×src outlines the src column and the dest row.
   await selectSweep(panel, 'attn_head_pattern_dest_src_pos');
   boxes = await facetBoxes(page);
-  assert.deepEqual(boxes.map((b) => b.highlightDrawn), new Array(L * H).fill('col row'));
+  assert.deepEqual(
+    boxes.map((b) => b.highlightDrawn),
+    new Array(L * H).fill('col row'),
+  );
   // No position axis, nothing to outline.
   await selectSweep(panel, 'attn_head_out_all_pos');
-  assert.deepEqual((await facetBoxes(page)).map((b) => b.highlightDrawn), ['']);
+  assert.deepEqual(
+    (await facetBoxes(page)).map((b) => b.highlightDrawn),
+    [''],
+  );
 
   await selectSweep(panel, 'block_every');
   await panel.send({ type: 'highlightPosition', pos: null });
   await page.waitForFunction(() => document.querySelector<HTMLElement>('.pl-facets')?.dataset.highlight === '');
   boxes = await facetBoxes(page);
-  assert.deepEqual(boxes.map((b) => b.highlightDrawn), ['', '', '']);
+  assert.deepEqual(
+    boxes.map((b) => b.highlightDrawn),
+    ['', '', ''],
+  );
   for (let i = 0; i < boxes.length; i++) assert.deepEqual(await pixelAt(page, i, probe(boxes[i]).x, probe(boxes[i]).y), plain[i]);
   await assertClean(panel);
   await page.close();
@@ -524,7 +567,11 @@ test('Export CSV gives every cell with its exact value; Export PNG and requestPn
   for (let k = 0; k < 3; k++) for (let l = 0; l < L; l++) for (let p = 0; p < P; p++) lines.push(`${s.components?.[k]},${l},${p},${String(s.values[(k * L + l) * P + p])}`);
   assert.equal(csv.csv, lines.join('\n') + '\n');
   // Parsing the text back gives the same doubles, bit for bit.
-  const back = csv.csv.trim().split('\n').slice(1).map((line) => Number(line.split(',')[3]));
+  const back = csv.csv
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((line) => Number(line.split(',')[3]));
   assert.deepEqual(back, s.values);
 
   await selectSweep(panel, 'resid_pre');
@@ -545,7 +592,10 @@ test('Export CSV gives every cell with its exact value; Export PNG and requestPn
   assert.ok(size.width > 400 && size.width < 4000 && size.height > 150 && size.height < 2000, `${size.width}×${size.height}`);
   await writeFile(join(OUT_DIR, 'export-block_every.png'), size.bytes);
   // The panel still shows the highlight after the export.
-  assert.deepEqual((await facetBoxes(page)).map((b) => b.highlightDrawn), ['col', 'col', 'col']);
+  assert.deepEqual(
+    (await facetBoxes(page)).map((b) => b.highlightDrawn),
+    ['col', 'col', 'col'],
+  );
 
   // The host's request (from the Export Heatmap command) gets the same reply.
   await selectSweep(panel, 'attn_head_pattern_dest_src_pos');
@@ -670,7 +720,10 @@ test('the CSP blocks inline script; the page loads with no violation of its own'
   });
   assert.deepEqual(ran, { inline: false, handler: false });
   const violations = await panel.violations();
-  assert.ok(violations.some((v) => v.directive.startsWith('script-src') && v.blockedURI === 'inline'), JSON.stringify(violations));
+  assert.ok(
+    violations.some((v) => v.directive.startsWith('script-src') && v.blockedURI === 'inline'),
+    JSON.stringify(violations),
+  );
   await page.close();
 });
 

@@ -23,9 +23,21 @@ test('host messages: valid ones pass, anything else is undefined with one warnin
   assert.deepEqual(parseHostMessage({ type: 'highlightPosition', pos: 3 }), { type: 'highlightPosition', pos: 3 });
   assert.deepEqual(parseHostMessage({ type: 'highlightPosition', pos: null }), { type: 'highlightPosition', pos: null });
   assert.deepEqual(parseHostMessage({ type: 'requestPng' }), { type: 'requestPng' });
-  for (const bad of [null, 'showResult', [], {}, { type: 7 }, { type: 'nope' }, { type: 'highlightPosition' }, { type: 'highlightPosition', pos: 1.5 },
-    { type: 'highlightPosition', pos: -1 }, { type: 'showResult', resultPath: '', result: makeResult() }, { type: 'showResult', resultPath: 'a', result: { ...makeResult(), name: 3 } },
-    { type: 'showResult', resultPath: 'a', result: { ...makeResult(), status: 'weird' } }, { type: 'showResult', resultPath: 'a', result: { ...makeResult(), baselines: { clean: 'x', corrupted: 1 } } }]) {
+  for (const bad of [
+    null,
+    'showResult',
+    [],
+    {},
+    { type: 7 },
+    { type: 'nope' },
+    { type: 'highlightPosition' },
+    { type: 'highlightPosition', pos: 1.5 },
+    { type: 'highlightPosition', pos: -1 },
+    { type: 'showResult', resultPath: '', result: makeResult() },
+    { type: 'showResult', resultPath: 'a', result: { ...makeResult(), name: 3 } },
+    { type: 'showResult', resultPath: 'a', result: { ...makeResult(), status: 'weird' } },
+    { type: 'showResult', resultPath: 'a', result: { ...makeResult(), baselines: { clean: 'x', corrupted: 1 } } },
+  ]) {
     const r = quietly(() => parseHostMessage(bad));
     assert.equal(r.value, undefined, JSON.stringify(bad));
     assert.equal(r.warnings, 1, JSON.stringify(bad));
@@ -105,12 +117,19 @@ test('showResult: direction and ablation pass through, an ablation run has no co
 });
 
 test('showResult: patch sets pass through in order; an unreadable one is left out and reported', () => {
-  const sets = [{ name: 'name movers', components: ['L1H2', 'L0H1'], value: 0.73 }, { name: 'not run', components: ['L0.resid_pre@IO'], value: null }];
+  const sets = [
+    { name: 'name movers', components: ['L1H2', 'L0H1'], value: 0.73 },
+    { name: 'not run', components: ['L0.resid_pre@IO'], value: null },
+  ];
   const ok = parseHostMessage({ type: 'showResult', resultPath: 'a', result: { ...makeResult(), patchSets: sets } });
   assert.ok(ok && ok.type === 'showResult');
   assert.deepEqual(ok.shown.result.patchSets, sets);
   assert.deepEqual(ok.shown.problems, []);
-  const odd = parseHostMessage({ type: 'showResult', resultPath: 'a', result: { ...makeResult(), patchSets: [sets[0], { name: 'x', components: 'L1H2', value: 1 }, { name: 'y', components: [], value: '1' }] } });
+  const odd = parseHostMessage({
+    type: 'showResult',
+    resultPath: 'a',
+    result: { ...makeResult(), patchSets: [sets[0], { name: 'x', components: 'L1H2', value: 1 }, { name: 'y', components: [], value: '1' }] },
+  });
   assert.ok(odd && odd.type === 'showResult');
   assert.deepEqual(odd.shown.result.patchSets, [sets[0]]);
   assert.match(odd.shown.problems.join(' '), /Some patch sets could not be read/);

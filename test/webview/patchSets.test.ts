@@ -98,7 +98,10 @@ test("a run's patch sets are listed with their values and share of the effect; a
   const result: PatchResult = { ...makeResult(), patchSets };
   const panel = await shown(result);
   const rows = await panel.page.$$eval('.pl-patch-set', (trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent)));
-  const scale = sweepScale(result, patchSets.map((s) => s.value));
+  const scale = sweepScale(
+    result,
+    patchSets.map((s) => s.value),
+  );
   assert.deepEqual(
     rows,
     patchSets.map((s) => [s.name, s.components.join(' '), `${exactValue(s.value)} (${fractionText(scale, s.value)})`]),

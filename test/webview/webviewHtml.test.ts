@@ -2,7 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makeNonce, webviewHtml } from '../../src/extension/webviewHtml';
 
-const BASE = { scriptUri: 'https://file%2B.vscode-resource.vscode-cdn.net/ext/dist/webview/main.js', styleUri: 'https://file%2B.vscode-resource.vscode-cdn.net/ext/dist/webview/main.css', cspSource: 'https://*.vscode-cdn.net', title: 'PatchLens' };
+const BASE = {
+  scriptUri: 'https://file%2B.vscode-resource.vscode-cdn.net/ext/dist/webview/main.js',
+  styleUri: 'https://file%2B.vscode-resource.vscode-cdn.net/ext/dist/webview/main.css',
+  cspSource: 'https://*.vscode-cdn.net',
+  title: 'PatchLens',
+};
 
 test('the page: the CSP, one nonce script, the stylesheet', () => {
   const nonce = makeNonce();

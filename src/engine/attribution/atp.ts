@@ -99,7 +99,10 @@ export async function estimateAtp(problem: PatchProblem, parts: readonly SweepPa
   const hooks = [...new Set(parts.map((p) => p.hook))];
   const qk = star && hooks.some((h) => QK_HOOKS.has(h));
   const linear = (hook: BlockHook) => !(star && QK_HOOKS.has(hook));
-  const want = { grads: [...new Set([...hooks.filter(linear), ...(qk ? ['attn.hook_pattern' as const] : [])])], acts: qk ? (['attn.hook_attn_scores', 'attn.hook_pattern'] as BlockHook[]) : [] };
+  const want = {
+    grads: [...new Set([...hooks.filter(linear), ...(qk ? ['attn.hook_pattern' as const] : [])])],
+    acts: qk ? (['attn.hook_attn_scores', 'attn.hook_pattern'] as BlockHook[]) : [],
+  };
   const zeros = () => new Map(parts.map((p) => [p.sweep, new Float64Array(p.count)]));
 
   const back = await MetricBackward.start(model, runIds, metric, metricRows(problem, 1), { signal: opts.signal, ...(opts.run ? { run: opts.run } : {}) });
@@ -110,7 +113,11 @@ export async function estimateAtp(problem: PatchProblem, parts: readonly SweepPa
 
   /** Each hook's per-cell sums at `layer` under `grads` (the hooks a backward pass returned). */
   const cellsOf = (layer: number, grads: ReadonlyMap<BlockHook, Tensor32>, only: (h: BlockHook) => boolean) =>
-    new Map(hooks.filter((h) => linear(h) && only(h)).map((h) => [h, cellSums(srcCache.get(blockHookName(layer, h))!, runCache.get(blockHookName(layer, h))!, grads.get(h)!, hookMaskShape(cfg, h, B, nPos))]));
+    new Map(
+      hooks
+        .filter((h) => linear(h) && only(h))
+        .map((h) => [h, cellSums(srcCache.get(blockHookName(layer, h))!, runCache.get(blockHookName(layer, h))!, grads.get(h)!, hookMaskShape(cfg, h, B, nPos))]),
+    );
 
   /** Writes layer `layer`'s slots of every sweep from one backward pass through it. */
   const deltas = (layer: number, grads: ReadonlyMap<BlockHook, Tensor32>, out: ReadonlyMap<SweepName, Float64Array>) => {
@@ -118,7 +125,9 @@ export async function estimateAtp(problem: PatchProblem, parts: readonly SweepPa
     for (const s of sums) {
       const target = out.get(s.part.sweep)!.subarray(layer * s.perLayer, (layer + 1) * s.perLayer);
       if (linear(s.part.hook)) sumCells(cells.get(s.part.hook)!, s.slotOfCell, target);
-      else for (let j = 0; j < s.perLayer; j++) target[j] = qkDelta(partSlot(s.part, cfg, layer * s.perLayer + j), qkAt[layer]!, grads.get('attn.hook_pattern')!, cfg.nHeads / hookInfo(cfg, 'attn.hook_k').heads);
+      else
+        for (let j = 0; j < s.perLayer; j++)
+          target[j] = qkDelta(partSlot(s.part, cfg, layer * s.perLayer + j), qkAt[layer]!, grads.get('attn.hook_pattern')!, cfg.nHeads / hookInfo(cfg, 'attn.hook_k').heads);
     }
   };
 
@@ -174,7 +183,10 @@ export async function estimateAtp(problem: PatchProblem, parts: readonly SweepPa
   }
   for (const s of sums) {
     const n = RESIDUAL_HOOKS.has(s.part.hook) ? L : L - 1;
-    scores.set(s.part.sweep, dropSum.get(s.part.sweep)!.map((v) => v / n));
+    scores.set(
+      s.part.sweep,
+      dropSum.get(s.part.sweep)!.map((v) => v / n),
+    );
   }
   return { base: back.value, deltas: delta, scores, blockBackwards, blockForwards };
 }

@@ -35,7 +35,12 @@ function gradientGraph(
   const acts = want.acts ?? [];
   write(g, { capture: [...new Set([...want.grads, ...acts])], patch: [] });
   // A captured hook's value is the input of the Identity that names its output.
-  const valueOf = new Map(g.contents().nodes.filter((n) => n.opType === 'Identity' && n.outputs[0]!.startsWith('hook:')).map((n) => [n.outputs[0]!, n.inputs[0]!]));
+  const valueOf = new Map(
+    g
+      .contents()
+      .nodes.filter((n) => n.opType === 'Identity' && n.outputs[0]!.startsWith('hook:'))
+      .map((n) => [n.outputs[0]!, n.inputs[0]!]),
+  );
   const values = want.grads.map((h) => valueOf.get(hookOutput(h)) ?? hookOutput(h));
   const seed = g.input(SEED, DataType.FLOAT, seedShape);
   const grads = appendBackward(g, new Map([[seedValue, seed]]), input ? [input, ...values] : values);
@@ -81,7 +86,13 @@ export class MetricBackward {
     readonly gradFinal: Tensor32,
   ) {}
 
-  static async start(model: HookedTransformer, ids: readonly (readonly number[])[], metric: Metric, logitRows: readonly number[], opts: { signal?: AbortSignal; run?: ForwardRun } = {}): Promise<MetricBackward> {
+  static async start(
+    model: HookedTransformer,
+    ids: readonly (readonly number[])[],
+    metric: Metric,
+    logitRows: readonly number[],
+    opts: { signal?: AbortSignal; run?: ForwardRun } = {},
+  ): Promise<MetricBackward> {
     const cfg = model.cfg;
     const L = cfg.nLayers;
     const capture = [...Array.from({ length: L }, (_, l) => blockHookName(l, 'hook_resid_pre')), blockHookName(L - 1, 'hook_resid_post')];
@@ -168,7 +179,14 @@ export class MetricBackward {
  * ln_final hooks in `hooks`. A logit difference reads two logits a row, so its gradient needs two columns
  * of the unembedding rather than all 50,257.
  */
-async function unembedBackward(model: HookedTransformer, final: Tensor32, metric: Metric, logits: Float32Array, rows: readonly number[], hooks: readonly string[]): Promise<Record<string, Tensor32>> {
+async function unembedBackward(
+  model: HookedTransformer,
+  final: Tensor32,
+  metric: Metric,
+  logits: Float32Array,
+  rows: readonly number[],
+  hooks: readonly string[],
+): Promise<Record<string, Tensor32>> {
   const cfg = model.cfg;
   const columns = metric.columns !== undefined && hooks.length === 0;
   const n = rows.length;
@@ -202,4 +220,9 @@ function unembedHooks(cfg: ModelConfig): Map<string, HookInfo> {
   return new Map([...globalHooks(cfg)].filter(([, info]) => info.graph === 'unembed'));
 }
 
-const int64 = (values: readonly number[], dims: number[]): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
+const int64 = (values: readonly number[], dims: number[]): ort.Tensor =>
+  new ort.Tensor(
+    'int64',
+    BigInt64Array.from(values, (v) => BigInt(v)),
+    dims,
+  );

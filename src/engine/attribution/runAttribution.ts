@@ -22,7 +22,8 @@ export async function runAttribution(model: HookedTransformer, spec: ResolvedSpe
   const method = spec.method === 'atp_star' ? 'atp_star' : 'atp';
   // The estimates sum each slot's cells over the batch at one position; a label's positions differ per pair.
   if (spec.patchSets) throw new UserError(`patch_sets are patched exactly; run them with method exact (the default), apart from the ${method} estimates`);
-  if (spec.pathPatching) throw new UserError(`path_patching is exact patching in two stages, which ${method} does not estimate; use method exact (the default), or leave out path_patching`);
+  if (spec.pathPatching)
+    throw new UserError(`path_patching is exact patching in two stages, which ${method} does not estimate; use method exact (the default), or leave out path_patching`);
   if (spec.labels) throw new UserError(`method ${method} cannot estimate sweeps over labelled positions yet; use method exact, or leave out the labels (marks and "positions")`);
   const flops0 = model.flops;
   // The problem comes oriented: its run is the corrupted prompts when denoising, the clean ones when noising or ablating.
@@ -69,7 +70,13 @@ export async function runAttribution(model: HookedTransformer, spec: ResolvedSpe
         values[j] = i < 0 ? null : metric.normalize(est.base + delta[i]!, baselines, direction);
         if (scored) scored[j] = i < 0 ? null : score[i]!;
       }
-      sweeps[layout.name] = { shape: layout.shape, axes: layout.axes, values, ...(layout.components ? { components: layout.components } : {}), ...(scored ? { score: scored } : {}) };
+      sweeps[layout.name] = {
+        shape: layout.shape,
+        axes: layout.axes,
+        values,
+        ...(layout.components ? { components: layout.components } : {}),
+        ...(scored ? { score: scored } : {}),
+      };
     }
     const k = spec.verifyTop ?? 0;
     if (k === 0) return { status: 'done', baselines, sweeps, nPos, attribution: attribution(0) };
@@ -147,14 +154,21 @@ const round = (x: number) => Math.round(x * 100) / 100;
 export function verificationOf(cells: SweepVerification['cells']): SweepVerification {
   let miss: SweepVerification['largestMiss'] = null;
   for (const c of cells) if (!miss || Math.abs(c.estimate - c.exact) > Math.abs(miss.estimate - miss.exact)) miss = { index: c.index, estimate: c.estimate, exact: c.exact };
-  return { cells, spearman: spearman(cells.map((c) => c.estimate), cells.map((c) => c.exact)), largestMiss: miss };
+  return {
+    cells,
+    spearman: spearman(
+      cells.map((c) => c.estimate),
+      cells.map((c) => c.exact),
+    ),
+    largestMiss: miss,
+  };
 }
 
 /** Ranks with ties averaged (1-based). */
 function ranks(x: readonly number[]): number[] {
   const order = x.map((v, i) => [v, i] as const).sort((a, b) => a[0] - b[0]);
   const r = new Array<number>(x.length);
-  for (let i = 0; i < order.length; ) {
+  for (let i = 0; i < order.length;) {
     let j = i;
     while (j + 1 < order.length && order[j + 1]![0] === order[i]![0]) j++;
     for (let k = i; k <= j; k++) r[order[k]![1]] = (i + j) / 2 + 1;

@@ -274,7 +274,11 @@ export function appendBackward(g: GraphBuilder, seeds: ReadonlyMap<string, strin
       }
       case 'Concat': {
         const axis = attr(n, 'axis') as number;
-        const sizes = g.op('Concat', n.inputs.map((x) => g.op('Gather', [g.op('Shape', [x]), g.constInt64([axis])], { axis: 0 })), { axis: 0 });
+        const sizes = g.op(
+          'Concat',
+          n.inputs.map((x) => g.op('Gather', [g.op('Shape', [x]), g.constInt64([axis])], { axis: 0 })),
+          { axis: 0 },
+        );
         const parts = g.opN('Split', [gOut, sizes], n.inputs.length, { axis });
         n.inputs.forEach((x, i) => {
           if (want(i)) add(x, parts[i]!);
@@ -284,7 +288,8 @@ export function appendBackward(g: GraphBuilder, seeds: ReadonlyMap<string, strin
       case 'Slice': {
         // Slices here are constant, unit-step, along one axis: the gradient is the slice's gradient padded with zeros.
         const [starts, ends, axes] = [ints.get(n.inputs[1]!), ints.get(n.inputs[2]!), ints.get(n.inputs[3]!)];
-        if (!starts || !ends || !axes || axes.length !== 1 || n.inputs.length > 4 || starts[0]! < 0) throw new Error('backward: Slice is differentiated for one constant axis only');
+        if (!starts || !ends || !axes || axes.length !== 1 || n.inputs.length > 4 || starts[0]! < 0)
+          throw new Error('backward: Slice is differentiated for one constant axis only');
         const k = rankOf(a);
         const axis = (axes[0]! + k) % k;
         const dim = g.op('Gather', [g.op('Shape', [a]), g.constInt64([axis])], { axis: 0 });

@@ -162,8 +162,7 @@ export function writeBlockGraph(g: GraphBuilder, cfg: ModelConfig, v: BlockVaria
   let residIn = residPre;
   if (v.gather) {
     const rows = g.input('out_rows', DataType.INT64, ['out']);
-    const keep = (x: string, width: number) =>
-      g.op('Unsqueeze', [g.op('Gather', [g.op('Reshape', [x, g.constInt64([-1, width])]), rows], { axis: 0 }), g.constInt64([0])]);
+    const keep = (x: string, width: number) => g.op('Unsqueeze', [g.op('Gather', [g.op('Reshape', [x, g.constInt64([-1, width])]), rows], { axis: 0 }), g.constInt64([0])]);
     zFlat = keep(zFlat, H * E);
     residIn = keep(residPre, D);
     gathered = true;
@@ -195,9 +194,7 @@ export function writeBlockGraph(g: GraphBuilder, cfg: ModelConfig, v: BlockVaria
     if (cfg.normPlacement === 'pre_post') mlpOut = nrm('ln2_post', mlpOut, w.ln2PostW!, w.ln2PostB);
     mlpOut = hp('hook_mlp_out', mlpOut);
     const mlpContribution = cfg.normPlacement === 'post' ? nrm('ln2', mlpOut, w.ln2W!, w.ln2B) : mlpOut;
-    residPost = cfg.parallelAttnMlp
-      ? g.op('Add', [g.op('Add', [residIn, attnContribution]), mlpContribution])
-      : g.op('Add', [mlpIn, mlpContribution]);
+    residPost = cfg.parallelAttnMlp ? g.op('Add', [g.op('Add', [residIn, attnContribution]), mlpContribution]) : g.op('Add', [mlpIn, mlpContribution]);
   }
   g.output('resid_post', hp('hook_resid_post', residPost), DataType.FLOAT, v.gather ? [1, 'out', D] : [B, P, D]);
 }

@@ -15,16 +15,7 @@ export function linear(g: GraphBuilder, x: string, w: string, b?: string): strin
  * before the gain). Unhooked, a LayerNorm is onnxruntime's fused op; the RMSNorm keeps the op pattern
  * onnxruntime's optimizer fuses (Pow, ReduceMean, Add, Sqrt, Div).
  */
-export function norm(
-  g: GraphBuilder,
-  v: HookVariant,
-  name: string,
-  hooks: { scale: HookInfo; normalized: HookInfo },
-  x: string,
-  eps: number,
-  w: string,
-  b?: string,
-): string {
+export function norm(g: GraphBuilder, v: HookVariant, name: string, hooks: { scale: HookInfo; normalized: HookInfo }, x: string, eps: number, w: string, b?: string): string {
   const scaleHook = `${name}.hook_scale`;
   const normalizedHook = `${name}.hook_normalized`;
   if (b && !isHooked(v, scaleHook) && !isHooked(v, normalizedHook)) {

@@ -52,7 +52,9 @@ export function builtinModelDir(name: string, cacheDir: string): string {
     } catch {
       /* the cache cannot be written at all: nothing was left there either */
     }
-    throw new UserError(`cannot write the built-in model ${name} into the model cache ${cacheDir} (${errnoWords(code)}); ${writableFolderFix(code, 'model cache (--cache DIR, or PATCHLENS_CACHE)')}`);
+    throw new UserError(
+      `cannot write the built-in model ${name} into the model cache ${cacheDir} (${errnoWords(code)}); ${writableFolderFix(code, 'model cache (--cache DIR, or PATCHLENS_CACHE)')}`,
+    );
   }
   return dir;
 }

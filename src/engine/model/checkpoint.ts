@@ -98,7 +98,9 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   const need = params * 4;
   const limit = modelMemoryLimit();
   if (need > limit.bytes) {
-    throw new UserError(`the model in ${dir} needs ${formatBytes(need)} for its float32 weights (${params} parameters, from ${configPath}), more than ${limit.what}; use a smaller model`);
+    throw new UserError(
+      `the model in ${dir} needs ${formatBytes(need)} for its float32 weights (${params} parameters, from ${configPath}), more than ${limit.what}; use a smaller model`,
+    );
   }
   const plan = architecture.tensors({ ...parsed, weightsDtype: 'F32' });
   const prefixes = architecture.namePrefixes;
@@ -132,11 +134,15 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   for (const [name, shape] of [...plan.required, ...plan.optional]) {
     const places = found.get(name) ?? [];
     if (places.length === 0 && plan.required.has(name)) {
-      throw new UserError(`tensor '${name}' is missing from ${sources.map((s) => s.file).join(', ')}; the checkpoint is incomplete or not a ${architecture.label} model matching ${configPath}`);
+      throw new UserError(
+        `tensor '${name}' is missing from ${sources.map((s) => s.file).join(', ')}; the checkpoint is incomplete or not a ${architecture.label} model matching ${configPath}`,
+      );
     }
     for (const at of places) {
       if (at.shape.length !== shape.length || at.shape.some((d, i) => d !== shape[i])) {
-        throw new UserError(`tensor '${name}' in ${at.file} has shape [${at.shape.join(', ')}], expected [${shape.join(', ')}] from ${configPath}; the weights don't match the config`);
+        throw new UserError(
+          `tensor '${name}' in ${at.file} has shape [${at.shape.join(', ')}], expected [${shape.join(', ')}] from ${configPath}; the weights don't match the config`,
+        );
       }
       if (!located.has(name) || at.stored === name) located.set(name, at);
       dtypes.push(at.dtype);

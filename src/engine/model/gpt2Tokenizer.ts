@@ -20,9 +20,7 @@ export function buildGpt2TokenizerJson(): object {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: [
-      { id: GPT2_EOT_ID, content: GPT2_EOT, single_word: false, lstrip: false, rstrip: false, normalized: true, special: true },
-    ],
+    added_tokens: [{ id: GPT2_EOT_ID, content: GPT2_EOT, single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }],
     normalizer: null,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },

@@ -95,9 +95,7 @@ export async function resolveModel(source: string, opts: HubOptions & { baseDir?
     throw new UserError(`model '${source}' is a file (${local}); give the folder that holds its config.json and model.safetensors`);
   }
   if (!repo) {
-    throw new UserError(
-      `model '${source}' is neither an existing folder (looked at ${local}) nor a hub id like 'gpt2' or 'org/name'; check the path`,
-    );
+    throw new UserError(`model '${source}' is neither an existing folder (looked at ${local}) nor a hub id like 'gpt2' or 'org/name'; check the path`);
   }
   const revision = opts.revision ?? 'main';
   if (!/^[A-Za-z0-9._/-]+$/.test(revision) || revision.includes('..')) {
@@ -158,7 +156,9 @@ function cacheWriteError(e: unknown, dir: string): unknown {
   const code = fileErrorCode(e);
   if (code === undefined) return e;
   const path = (e as NodeJS.ErrnoException).path;
-  return new UserError(`cannot write the model cache ${dir} (${errnoWords(code)}${path && path !== dir ? ` on ${path}` : ''}); ${writableFolderFix(code, 'model cache (--cache DIR, or PATCHLENS_CACHE)')}`);
+  return new UserError(
+    `cannot write the model cache ${dir} (${errnoWords(code)}${path && path !== dir ? ` on ${path}` : ''}); ${writableFolderFix(code, 'model cache (--cache DIR, or PATCHLENS_CACHE)')}`,
+  );
 }
 
 /** Downloads what `verified` lacks of the repo's files into `dir`, then writes the completion marker. */
@@ -285,10 +285,7 @@ async function checkCache(dir: string, repo: string, revision: string): Promise<
     return none;
   }
   const names = typeof m?.files === 'object' && m.files !== null ? Object.keys(m.files) : [];
-  const trusted =
-    m.repo === repo &&
-    m.revision === revision &&
-    names.every((n) => isRepoFileName(n) && dirname(resolve(dir, n)) === resolve(dir) && isCachedFile(m.files[n]));
+  const trusted = m.repo === repo && m.revision === revision && names.every((n) => isRepoFileName(n) && dirname(resolve(dir, n)) === resolve(dir) && isCachedFile(m.files[n]));
   if (!trusted) {
     rmSync(markerPath, { force: true });
     return none;
@@ -415,9 +412,7 @@ async function downloadFile(ctx: DownloadContext, url: string, name: string, des
         if (r === 'missing') {
           rmSync(partial, { force: true });
           if (!required) return undefined;
-          throw new UserError(
-            `model '${ctx.source}' not found on the hub at ${ctx.endpoint} (${url} answered 404); check the id or give a local folder`,
-          );
+          throw new UserError(`model '${ctx.source}' not found on the hub at ${ctx.endpoint} (${url} answered 404); check the id or give a local folder`);
         }
         renameSync(partial, dest);
         return r;
@@ -519,7 +514,9 @@ async function attemptDownload(ctx: DownloadContext, url: string, name: string, 
     if (total !== undefined && total > cap.bytes && SMALL_FILES[name]) {
       await res.body?.cancel();
       rmSync(partial, { force: true });
-      throw new UserError(`the hub at ${ctx.endpoint} announces ${name} of model '${ctx.source}' as ${total} bytes, more than ${formatLimit(cap.bytes)} (${cap.why}); check the model id and the hub endpoint`);
+      throw new UserError(
+        `the hub at ${ctx.endpoint} announces ${name} of model '${ctx.source}' as ${total} bytes, more than ${formatLimit(cap.bytes)} (${cap.why}); check the model id and the hub endpoint`,
+      );
     }
 
     // A new file is created afresh (never through a symlink planted at its name); a resumed one is appended to.
@@ -577,12 +574,7 @@ async function verifySha(partial: string, expected: string | undefined): Promise
  * GET with redirects followed by hand: the hub puts the file's sha256 and size (x-linked-etag,
  * x-linked-size) on its redirect to the CDN, which fetch's automatic redirects would hide.
  */
-async function request(
-  ctx: DownloadContext,
-  url: string,
-  offset: number,
-  signal: AbortSignal,
-): Promise<{ res: Response; linkedSha?: string; linkedSize?: number }> {
+async function request(ctx: DownloadContext, url: string, offset: number, signal: AbortSignal): Promise<{ res: Response; linkedSha?: string; linkedSize?: number }> {
   let linkedSha: string | undefined;
   let linkedSize: number | undefined;
   let current = url;

@@ -21,7 +21,6 @@ interface HeaderEntry {
   end: number;
 }
 
-
 function fail(path: string, what: string): never {
   throw new UserError(`${path} is not a valid safetensors file: ${what}; re-export or re-download it`);
 }
@@ -70,9 +69,7 @@ function parseHeader(
     const size = DTYPE_BYTES[dtype];
     if (size === undefined) {
       const known = KNOWN_DTYPES.has(dtype) ? 'unsupported' : 'unknown';
-      throw new UserError(
-        `tensor '${name}' in ${path} has ${known} dtype '${dtype}'; PatchLens reads F32, F16, BF16 and F64 weights — convert the checkpoint to one of those`,
-      );
+      throw new UserError(`tensor '${name}' in ${path} has ${known} dtype '${dtype}'; PatchLens reads F32, F16, BF16 and F64 weights — convert the checkpoint to one of those`);
     }
     const count = numel(shape as number[]);
     if (end - begin !== count * size) {

@@ -134,7 +134,6 @@ function tokenizerBos(tok: Tokenizer, json: unknown, config: Record<string, unkn
   return id;
 }
 
-
 /**
  * Loads the tokenizer of the checkpoint in `dir`: its tokenizer.json, read by @huggingface/tokenizers (the
  * pure-JS tokenizer library that @huggingface/transformers itself uses, without its 160 MB of runtimes).
@@ -199,9 +198,7 @@ class HfTextTokenizer implements TextTokenizer {
     const { ids } = this.tok.encode(text, { add_special_tokens: false });
     for (const id of ids) {
       if (id >= this.vocabSize) {
-        throw new UserError(
-          `the text tokenizes to id ${id}, outside the model's vocabulary of ${this.vocabSize}; ${this.file} does not belong to this model`,
-        );
+        throw new UserError(`the text tokenizes to id ${id}, outside the model's vocabulary of ${this.vocabSize}; ${this.file} does not belong to this model`);
       }
     }
     return { ids, ranges: this.byteOf ? this.byteLevelRanges(text, ids, this.byteOf) : this.pieceRanges(text, ids) };

@@ -10,7 +10,13 @@ import type { Tensor32 } from '../tensor';
  * every pair. Sums are taken in float64. Positions past a pair's end (padding) get the same value; no
  * position the metric reads can see them.
  */
-export function ablationSource(cfg: ModelConfig, clean: ReadonlyMap<string, Tensor32>, names: readonly string[], kind: Ablation, lengths: readonly number[]): Map<string, Tensor32> {
+export function ablationSource(
+  cfg: ModelConfig,
+  clean: ReadonlyMap<string, Tensor32>,
+  names: readonly string[],
+  kind: Ablation,
+  lengths: readonly number[],
+): Map<string, Tensor32> {
   const out = new Map<string, Tensor32>();
   for (const name of names) {
     const act = clean.get(name)!;
@@ -21,7 +27,9 @@ export function ablationSource(cfg: ModelConfig, clean: ReadonlyMap<string, Tens
     const ref = parseHookName(name, cfg)!;
     const layout = hookInfo(cfg, ref.hook).layout;
     if (layout === 'attn' && kind === 'mean_over_positions') {
-      throw new UserError(`${name} is an attention pattern, whose entries belong to a destination and a source position and have no mean over positions; use ablation "mean" or "zero", or leave out the pattern sweeps`);
+      throw new UserError(
+        `${name} is an attention pattern, whose entries belong to a destination and a source position and have no mean over positions; use ablation "mean" or "zero", or leave out the pattern sweeps`,
+      );
     }
     out.set(name, layout === 'attn' ? patternMean(act, lengths) : positionMean(act, lengths, kind === 'mean_over_positions'));
   }

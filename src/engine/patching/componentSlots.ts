@@ -27,20 +27,26 @@ export function componentSlot(name: string, cfg: ModelConfig, spec: Pick<Resolve
   const info = hookInfo(cfg, hook);
   if (c.head !== undefined && c.head >= info.heads) {
     const kv = info.heads !== cfg.nHeads;
-    throw new UserError(`${where}: ${shown} names head ${c.head}, but the model has ${kv ? 'key/value ' : ''}heads 0…${info.heads - 1}${kv ? ' (k and v count key/value heads)' : ''}`);
+    throw new UserError(
+      `${where}: ${shown} names head ${c.head}, but the model has ${kv ? 'key/value ' : ''}heads 0…${info.heads - 1}${kv ? ' (k and v count key/value heads)' : ''}`,
+    );
   }
   const slot = { layer: c.layer, hook, layout: info.layout, ...(c.head !== undefined ? { head: c.head } : {}) };
   if (c.at === undefined) return slot;
   if (typeof c.at === 'string') {
     const label = spec.labels?.indexOf(c.at) ?? -1;
     if (label < 0) {
-      throw new UserError(`${where}: ${shown} names the label ${c.at}, but ${spec.labels ? `the pairs label ${spec.labels.join(', ')}` : 'the pairs name no positions'}; use one of those, or a position`);
+      throw new UserError(
+        `${where}: ${shown} names the label ${c.at}, but ${spec.labels ? `the pairs label ${spec.labels.join(', ')}` : 'the pairs name no positions'}; use one of those, or a position`,
+      );
     }
     return { ...slot, label, at: spec.pairs.map((p) => p.labels![c.at as string]!) };
   }
   const shortest = Math.min(...spec.pairs.map((p) => p.clean.length));
   if (c.at >= shortest) {
-    throw new UserError(`${where}: ${shown} names position ${c.at}, but the shortest pair has ${shortest} tokens (positions 0…${shortest - 1}); label the position in each pair and write @LABEL instead`);
+    throw new UserError(
+      `${where}: ${shown} names position ${c.at}, but the shortest pair has ${shortest} tokens (positions 0…${shortest - 1}); label the position in each pair and write @LABEL instead`,
+    );
   }
   return { ...slot, pos: c.at };
 }

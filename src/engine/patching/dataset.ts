@@ -21,7 +21,11 @@ export interface Dataset {
 const CSV_TEXT = ['clean', 'corrupted', 'answer', 'wrong'] as const;
 const CSV_IDS = ['answer_id', 'wrong_id'] as const;
 
-const DATASET_FILE: FileRole = { noun: 'dataset', maxBytes: MAX_DATASET_BYTES, fix: 'check "dataset" (a .jsonl or .csv file, relative to the spec file), or split a larger dataset into several specs' };
+const DATASET_FILE: FileRole = {
+  noun: 'dataset',
+  maxBytes: MAX_DATASET_BYTES,
+  fix: 'check "dataset" (a .jsonl or .csv file, relative to the spec file), or split a larger dataset into several specs',
+};
 
 export function readDataset(path: string): Dataset {
   const ext = extname(path).toLowerCase();
@@ -43,7 +47,9 @@ function jsonlPairs(path: string, text: string): Dataset {
     try {
       value = JSON.parse(line);
     } catch (e) {
-      throw new UserError(`${path}:${k + 1}: not valid JSON (${(e as Error).message}); write one pair object per line, e.g. {"clean": "…", "corrupted": "…", "answer": " Mary", "wrong": " John"}`);
+      throw new UserError(
+        `${path}:${k + 1}: not valid JSON (${(e as Error).message}); write one pair object per line, e.g. {"clean": "…", "corrupted": "…", "answer": " Mary", "wrong": " John"}`,
+      );
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       throw new UserError(`${path}:${k + 1}: a line must be one pair object {"clean": …, "corrupted": …, …}, not ${Array.isArray(value) ? 'a list' : JSON.stringify(value)}`);
@@ -115,7 +121,9 @@ function csvPairs(path: string, text: string): Dataset {
   const columns = header.fields.map((h) => h.trim());
   columns.forEach((name) => {
     if (!(CSV_TEXT as readonly string[]).includes(name) && !(CSV_IDS as readonly string[]).includes(name) && !/^pos_./.test(name)) {
-      throw new UserError(`${path}:${header.line}: unknown column ${quote(name)}; the columns are ${[...CSV_TEXT, ...CSV_IDS].join(', ')} and pos_LABEL (a labelled position, e.g. pos_IO)`);
+      throw new UserError(
+        `${path}:${header.line}: unknown column ${quote(name)}; the columns are ${[...CSV_TEXT, ...CSV_IDS].join(', ')} and pos_LABEL (a labelled position, e.g. pos_IO)`,
+      );
     }
   });
   const pairs: PairSpec[] = [];

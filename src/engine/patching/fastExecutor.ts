@@ -65,8 +65,14 @@ async function runPlan(
   for (const chunk of plan.chunks) {
     throwIfCancelled(opts.signal);
     const before = done;
-    const result = await runChunk(problem, chunk.members.map((i) => plan.effective[i]!), chunk.p, opts.signal, (fraction) =>
-      opts.onProgress?.(before + fraction * chunk.members.length), capture);
+    const result = await runChunk(
+      problem,
+      chunk.members.map((i) => plan.effective[i]!),
+      chunk.p,
+      opts.signal,
+      (fraction) => opts.onProgress?.(before + fraction * chunk.members.length),
+      capture,
+    );
     chunk.members.forEach((i, k) => take(i, k, result));
     done += chunk.members.length;
     opts.onProgress?.(done);
@@ -133,7 +139,12 @@ export function planFast(problem: PatchProblem, patches: readonly Patch[], captu
     else byStart.set(p, [i]);
   });
   const chunks: FastPlan['chunks'][number][] = [];
-  for (const { p, members } of mergeSmallGroups([...byStart].sort((a, b) => a[0] - b[0]), n, nPos, (p) => Math.min(tokenCap, budgetCopies * n * (nPos - p)))) {
+  for (const { p, members } of mergeSmallGroups(
+    [...byStart].sort((a, b) => a[0] - b[0]),
+    n,
+    nPos,
+    (p) => Math.min(tokenCap, budgetCopies * n * (nPos - p)),
+  )) {
     members.sort((a, b) => firstLayer(effective[a]!) - firstLayer(effective[b]!));
     const maxCopies = Math.max(1, Math.min(budgetCopies, Math.floor(tokenCap / (n * (nPos - p)))));
     for (let c = 0; c < members.length; c += maxCopies) chunks.push({ p, members: members.slice(c, c + maxCopies) });
@@ -321,7 +332,11 @@ async function runChunk(
           const width = hookInfo(cfg, part.hook).width;
           let patch = patches.get(part.hook);
           if (!patch) {
-            patch = { source: { shape: [1, outRows.length, width], data: new Float32Array(outRows.length * width) }, mask: new Uint8Array(outRows.length), maskDims: [1, outRows.length, 1] };
+            patch = {
+              source: { shape: [1, outRows.length, width], data: new Float32Array(outRows.length * width) },
+              mask: new Uint8Array(outRows.length),
+              maskDims: [1, outRows.length, 1],
+            };
             patches.set(part.hook, patch);
           }
           for (let i = 0; i < n; i++) {
@@ -426,10 +441,10 @@ async function readMetric(problem: PatchProblem, output: Tensor32, copies: numbe
     const cols = new Int32Array(kept * C);
     const corrupted = new Float32Array(metric.rowsPerEval * C);
     let e = 0;
-    metric.positions.forEach((positions, i) => positions.forEach(() => corrupted.set(columnsOf(problem, i), (e++) * C)));
+    metric.positions.forEach((positions, i) => positions.forEach(() => corrupted.set(columnsOf(problem, i), e++ * C)));
     let k = 0;
     for (let j = 0; j < copies; j++) {
-      metric.positions.forEach((positions, i) => positions.forEach((pos) => pos >= p && cols.set(columns.subarray(i * C, (i + 1) * C), (k++) * C)));
+      metric.positions.forEach((positions, i) => positions.forEach((pos) => pos >= p && cols.set(columns.subarray(i * C, (i + 1) * C), k++ * C)));
     }
     const logits = kept > 0 ? await model.logitColumns(output, rows, cols, C) : new Float32Array(0);
     const block = new Float32Array(metric.rowsPerEval * C);

@@ -51,7 +51,8 @@ export function planPathPatching(spec: PathPatchingSpec, cfg: ModelConfig): Path
   let receivers: PathPlan['receivers'];
   if (spec.receivers === RESID_FINAL) receivers = RESID_FINAL;
   else {
-    if (!Array.isArray(spec.receivers) || spec.receivers.length === 0) throw new UserError(`path_patching.receivers must be "${RESID_FINAL}" or a list of heads' inputs such as ["L9H6.q"]`);
+    if (!Array.isArray(spec.receivers) || spec.receivers.length === 0)
+      throw new UserError(`path_patching.receivers must be "${RESID_FINAL}" or a list of heads' inputs such as ["L9H6.q"]`);
     receivers = spec.receivers.map((name, i) => {
       const where = `path_patching.receivers[${i}]`;
       const m = new RegExp(PATH_RECEIVER_PATTERN).exec(name);
@@ -61,13 +62,16 @@ export function planPathPatching(spec: PathPatchingSpec, cfg: ModelConfig): Path
       const heads = hookInfo(cfg, INPUT_HOOK[r.input]).heads;
       if (r.head >= heads) {
         const kv = heads !== cfg.nHeads;
-        throw new UserError(`${where}: ${name} names head ${r.head}, but the model has ${kv ? 'key/value ' : ''}heads 0…${heads - 1}${kv ? ` (on this grouped-query model .k and .v name key/value heads: query head h reads key/value head ⌊h / ${cfg.nHeads / heads}⌋)` : ''}`);
+        throw new UserError(
+          `${where}: ${name} names head ${r.head}, but the model has ${kv ? 'key/value ' : ''}heads 0…${heads - 1}${kv ? ` (on this grouped-query model .k and .v name key/value heads: query head h reads key/value head ⌊h / ${cfg.nHeads / heads}⌋)` : ''}`,
+        );
       }
       return r;
     });
   }
   const layers = receivers === RESID_FINAL ? cfg.nLayers : Math.max(...receivers.map((r) => r.layer));
-  if (layers === 0) throw new UserError(`path_patching.receivers are all in layer 0, which no head's output reaches; choose heads in layers 1…${cfg.nLayers - 1}, or "${RESID_FINAL}"`);
+  if (layers === 0)
+    throw new UserError(`path_patching.receivers are all in layer 0, which no head's output reaches; choose heads in layers 1…${cfg.nLayers - 1}, or "${RESID_FINAL}"`);
   const senders = spec.senders?.map((name, i) => {
     const where = `path_patching.senders[${i}]`;
     const m = new RegExp(PATH_SENDER_PATTERN).exec(name);
@@ -75,7 +79,10 @@ export function planPathPatching(spec: PathPatchingSpec, cfg: ModelConfig): Path
     const s: PathSender = { layer: Number(m[1]), head: Number(m[2]) };
     layerCheck(where, name, s.layer);
     if (s.head >= cfg.nHeads) throw new UserError(`${where}: ${name} names head ${s.head}, but the model has heads 0…${cfg.nHeads - 1}`);
-    if (s.layer >= layers) throw new UserError(`${where}: ${name} is in layer ${s.layer}, but the receivers' last layer is ${layers}: a head's output reaches only later layers; choose senders in layers 0…${layers - 1}`);
+    if (s.layer >= layers)
+      throw new UserError(
+        `${where}: ${name} is in layer ${s.layer}, but the receivers' last layer is ${layers}: a head's output reaches only later layers; choose senders in layers 0…${layers - 1}`,
+      );
     return s;
   });
   return { receivers, layers, ...(senders ? { senders } : {}) };
@@ -147,7 +154,12 @@ export async function runPathPatching(
 ): Promise<Float64Array> {
   const cfg = problem.model.cfg;
   const receivers = plan.receivers;
-  if (receivers === RESID_FINAL) return executors.execute(problem, sets.map((s) => senderPatch(problem, s, cfg.nLayers - 1)), opts);
+  if (receivers === RESID_FINAL)
+    return executors.execute(
+      problem,
+      sets.map((s) => senderPatch(problem, s, cfg.nLayers - 1)),
+      opts,
+    );
   const capture = new Map<number, BlockHook[]>();
   for (const r of receivers) {
     const hooks = capture.get(r.layer) ?? [];
@@ -160,8 +172,17 @@ export async function runPathPatching(
   for (let g = 0; g < sets.length; g += group) {
     const batch = sets.slice(g, g + group);
     const progress = (stage: number) => (done: number) => opts.onProgress?.(2 * g + stage * batch.length + done);
-    const stage1 = await executors.capture(problem, batch.map((s) => senderPatch(problem, s, plan.layers - 1)), capture, { ...opts, onProgress: progress(0) });
-    const values = await executors.execute(problem, stage1.map((c) => receiverPatch(receivers, c)), { ...opts, onProgress: progress(1) });
+    const stage1 = await executors.capture(
+      problem,
+      batch.map((s) => senderPatch(problem, s, plan.layers - 1)),
+      capture,
+      { ...opts, onProgress: progress(0) },
+    );
+    const values = await executors.execute(
+      problem,
+      stage1.map((c) => receiverPatch(receivers, c)),
+      { ...opts, onProgress: progress(1) },
+    );
     out.set(values, g);
   }
   return out;

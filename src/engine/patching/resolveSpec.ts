@@ -127,7 +127,10 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
   const bos = (): number => {
     const id = tok.bosTokenId;
     if (!(id >= 0 && id < vocab)) {
-      fail(['prepend_bos'], `the tokenizer's BOS token is id ${id}, outside the model's vocabulary [0, ${vocab}): its tokenizer files do not belong to this model; fix them, or set "prepend_bos": false`);
+      fail(
+        ['prepend_bos'],
+        `the tokenizer's BOS token is id ${id}, outside the model's vocabulary [0, ${vocab}): its tokenizer files do not belong to this model; fix them, or set "prepend_bos": false`,
+      );
     }
     return id;
   };
@@ -180,7 +183,8 @@ export function resolveSpec(spec: PatchSpec, tok: TextTokenizer, cfg: ModelConfi
     const labels: Record<string, number[]> = {};
     for (const [label, spans] of parsed?.marks ?? []) {
       const covered = tokensCovering(enc.ranges, spans);
-      if (covered.length === 0) fail(['pairs', i, which], `pairs[${i}].${which} marks [${label}] around no text; put the mark around the word it labels, e.g. [${label}]Mary[/${label}]`);
+      if (covered.length === 0)
+        fail(['pairs', i, which], `pairs[${i}].${which} marks [${label}] around no text; put the mark around the word it labels, e.g. [${label}]Mary[/${label}]`);
       labels[label] = covered.map((t) => t + off);
     }
     return {
@@ -358,7 +362,10 @@ function commonLabels(pairs: readonly ResolvedPair[], fail: (path: PathSeg[], me
     const own = names(p);
     if (own.length !== first.length || own.some((l) => !first.includes(l))) {
       const list = (l: string[]) => (l.length === 0 ? 'no labels' : l.join(', '));
-      fail(['pairs', i], `pairs[${i}] labels ${list(own)}, but pairs[0] labels ${list(first)}; every pair must name the same labels (their positions may differ), so that each label is one column of the heatmaps`);
+      fail(
+        ['pairs', i],
+        `pairs[${i}] labels ${list(own)}, but pairs[0] labels ${list(first)}; every pair must name the same labels (their positions may differ), so that each label is one column of the heatmaps`,
+      );
     }
   });
   return first;

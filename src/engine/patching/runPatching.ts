@@ -16,7 +16,6 @@ import { pathPatchingHooks, planPathPatching, receiverName, runPathPatching, run
 import { metricRows, type Patch, type PatchCapturer, type PatchExecutor, type PatchProblem, type UnitPlanner } from './problem';
 import { hooksOfSweeps, type PositionAxis, planSweep, slotKey } from './sweeps';
 
-
 export interface PatchingProgress {
   readonly done: number;
   readonly total: number;
@@ -100,12 +99,23 @@ export async function preparePatching(
   }
   const cfg = model.cfg;
   const pad = cfg.bosTokenId;
-  const { rows: clean, nPos } = padRows(spec.pairs.map((p) => p.clean), pad);
-  const { rows: corrupted } = padRows(spec.pairs.map((p) => p.corrupted), pad);
+  const { rows: clean, nPos } = padRows(
+    spec.pairs.map((p) => p.clean),
+    pad,
+  );
+  const { rows: corrupted } = padRows(
+    spec.pairs.map((p) => p.corrupted),
+    pad,
+  );
   const metric = new Metric(spec.metric, spec.pairs, cfg.dVocab);
   const direction: Direction = spec.ablation ? 'noising' : (spec.direction ?? 'denoising');
 
-  const hooks = new Set([...hooksOfSweeps(spec.sweeps, cfg), ...patchSetParts(spec, cfg).flat().map((s) => s.hook)]);
+  const hooks = new Set([
+    ...hooksOfSweeps(spec.sweeps, cfg),
+    ...patchSetParts(spec, cfg)
+      .flat()
+      .map((s) => s.hook),
+  ]);
   if (spec.pathPatching) for (const h of pathPatchingHooks(planPathPatching(spec.pathPatching, cfg))) hooks.add(h);
   const sourceCapture: string[] = [];
   const runCapture: string[] = [];
@@ -175,7 +185,13 @@ export async function runPatching(model: HookedTransformer, spec: ResolvedSpec, 
       );
       todo.forEach((s, i) => known.set(slotKey(s), raw[i]!));
       const values = Array.from(plan.valueSlot, (i) => (i < 0 ? null : normalize(known.get(slotKey(plan.slots[i]!))!)));
-      sweeps[plan.name] = { shape: plan.shape, axes: plan.axes, values, ...(plan.components ? { components: plan.components } : {}), ...(plan.labels ? { labels: plan.labels } : {}) };
+      sweeps[plan.name] = {
+        shape: plan.shape,
+        axes: plan.axes,
+        values,
+        ...(plan.components ? { components: plan.components } : {}),
+        ...(plan.labels ? { labels: plan.labels } : {}),
+      };
     }
     if (sets.length > 0) {
       const before = known.size;
@@ -184,10 +200,16 @@ export async function runPatching(model: HookedTransformer, spec: ResolvedSpec, 
     }
     if (path) {
       const before = known.size + sets.length;
-      const raw = await runPathPatching(problem, path, pathSets, { execute, capture: CAPTURERS[mode] }, {
-        signal: opts.signal,
-        onProgress: (done) => opts.onProgress?.({ done: nPairs * (before + done), total, sweep: PATH_PATCHING_SWEEP }),
-      });
+      const raw = await runPathPatching(
+        problem,
+        path,
+        pathSets,
+        { execute, capture: CAPTURERS[mode] },
+        {
+          signal: opts.signal,
+          onProgress: (done) => opts.onProgress?.({ done: nPairs * (before + done), total, sweep: PATH_PATCHING_SWEEP }),
+        },
+      );
       const cells = path.layers * model.cfg.nHeads;
       sweeps[PATH_PATCHING_SWEEP] = {
         shape: [path.layers, model.cfg.nHeads],
@@ -205,4 +227,8 @@ export async function runPatching(model: HookedTransformer, spec: ResolvedSpec, 
 }
 
 /** A patch set's entry in the result: its components in canonical form, its normalized value. */
-export const patchSetResult = (set: PatchSetSpec, value: number): PatchSetResult => ({ name: set.name, components: set.components.map((c) => componentName(parseComponent(c)!)), value });
+export const patchSetResult = (set: PatchSetSpec, value: number): PatchSetResult => ({
+  name: set.name,
+  components: set.components.map((c) => componentName(parseComponent(c)!)),
+  value,
+});

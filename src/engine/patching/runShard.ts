@@ -113,7 +113,13 @@ export async function runShard(model: HookedTransformer, spec: ResolvedSpec, sha
       const raw = known.get(slotKey(plan.slots[slot]!));
       return raw === undefined ? undefined : { value: normalize(raw) };
     });
-    sweeps[plan.name] = { shape: plan.shape, axes: plan.axes, ...(plan.components ? { components: plan.components } : {}), ...(plan.labels ? { labels: plan.labels } : {}), ...held };
+    sweeps[plan.name] = {
+      shape: plan.shape,
+      axes: plan.axes,
+      ...(plan.components ? { components: plan.components } : {}),
+      ...(plan.labels ? { labels: plan.labels } : {}),
+      ...held,
+    };
   }
   const patchSets = heldCells(sets.length, (k) => {
     const raw = known.get(setKey(k));

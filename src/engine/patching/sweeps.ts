@@ -147,8 +147,7 @@ export const slotKey = (s: PatchSlot): string => `${s.layer}|${s.hook}|${s.pos}|
  * labels the pairs name, each pair at its own positions for a label (`at[label][pair]`).
  */
 export type PositionAxis =
-  | { readonly kind: 'index'; readonly n: number }
-  | { readonly kind: 'label'; readonly labels: readonly string[]; readonly at: readonly (readonly (readonly number[])[])[] };
+  { readonly kind: 'index'; readonly n: number } | { readonly kind: 'label'; readonly labels: readonly string[]; readonly at: readonly (readonly (readonly number[])[])[] };
 
 const axisLength = (axis: PositionAxis): number => (axis.kind === 'index' ? axis.n : axis.labels.length);
 
@@ -208,7 +207,9 @@ export function modelHasSweep(name: SweepName, cfg: ModelConfig): boolean {
 export function checkSweepHooks(name: SweepName, cfg: ModelConfig): void {
   const hook = missingHook(name, cfg);
   if (hook !== undefined) {
-    throw new UserError(`sweep '${name}' patches blocks.L.${hook}, which this ${cfg.architecture} model does not have: ${missingHookReason(cfg, hook)}; remove '${name}' from "sweeps"`);
+    throw new UserError(
+      `sweep '${name}' patches blocks.L.${hook}, which this ${cfg.architecture} model does not have: ${missingHookReason(cfg, hook)}; remove '${name}' from "sweeps"`,
+    );
   }
 }
 

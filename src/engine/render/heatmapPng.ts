@@ -96,8 +96,6 @@ interface Theme {
 const LIGHT: Theme = { background: '#ffffff', text: '#222222', muted: '#555555', border: '#888888' };
 const DARK: Theme = { background: '#1e1e1e', text: '#dddddd', muted: '#aaaaaa', border: '#888888' };
 
-
-
 /** A facet's sizes plus the title line a facet of a multi-facet sweep carries. */
 interface Metrics extends FacetSizes {
   facetTitleH: number;

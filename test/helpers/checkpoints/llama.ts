@@ -80,7 +80,11 @@ const ARCHITECTURE: Record<LlamaArch, string> = {
 /** Per layer, whether it is a sliding-window layer, as each family's config class lays them out. */
 function slidingPattern(o: RandomLlamaOptions): boolean[] {
   return Array.from({ length: o.nLayers }, (_, l) =>
-    o.arch === 'gemma2' ? l % 2 === 0 : o.arch === 'gemma3_text' ? (l + 1) % (o.slidingWindowPattern ?? 6) !== 0 : typeof o.slidingWindow === 'number' && l >= (o.maxWindowLayers ?? o.nLayers),
+    o.arch === 'gemma2'
+      ? l % 2 === 0
+      : o.arch === 'gemma3_text'
+        ? (l + 1) % (o.slidingWindowPattern ?? 6) !== 0
+        : typeof o.slidingWindow === 'number' && l >= (o.maxWindowLayers ?? o.nLayers),
   );
 }
 const layerTypes = (o: RandomLlamaOptions) => (o.layerTypes ? { layer_types: slidingPattern(o).map((s) => (s ? 'sliding_attention' : 'full_attention')) } : {});
@@ -155,7 +159,12 @@ export function llamaConfigJson(o: RandomLlamaOptions): Record<string, unknown> 
     case 'olmo2':
       return { ...common, attention_bias: o.attentionBias ?? false, pad_token_id: 1, rope_scaling: o.ropeScaling ?? null };
     case 'gemma2':
-      return { ...common, ...gemma, attn_logit_softcapping: o.attnSoftcap === undefined ? 50.0 : o.attnSoftcap, final_logit_softcapping: o.finalSoftcap === undefined ? 30.0 : o.finalSoftcap };
+      return {
+        ...common,
+        ...gemma,
+        attn_logit_softcapping: o.attnSoftcap === undefined ? 50.0 : o.attnSoftcap,
+        final_logit_softcapping: o.finalSoftcap === undefined ? 30.0 : o.finalSoftcap,
+      };
     case 'gemma3_text': {
       const { rope_theta: theta, ...rest } = common;
       const rope = o.ropeParametersByLayerType
@@ -265,8 +274,12 @@ export function writeRandomLlamaCheckpoint(dir: string, o: RandomLlamaOptions): 
     tensors.set(name, { shape, data });
   }
   const dtype = o.dtype ?? 'F32';
-  writeFiles(dir, [...tensors.keys()], (n) => tensors.get(n)!.data.length * (dtype === 'F32' ? 4 : 2), o.shards ?? 1, (file, names) =>
-    writeSafetensors(file, Object.fromEntries(names.map((n) => [n, tensors.get(n)!])), { format: 'pt' }, dtype),
+  writeFiles(
+    dir,
+    [...tensors.keys()],
+    (n) => tensors.get(n)!.data.length * (dtype === 'F32' ? 4 : 2),
+    o.shards ?? 1,
+    (file, names) => writeSafetensors(file, Object.fromEntries(names.map((n) => [n, tensors.get(n)!])), { format: 'pt' }, dtype),
   );
   return tensors;
 }
@@ -340,7 +353,7 @@ export function writeLargeRandomBf16Checkpoint(dir: string, o: RandomLlamaOption
           const out = new Uint16Array(count);
           if (kind === 'gain' && !isGemma(o.arch)) out.fill(0x3f80);
           else if (kind === 'matrix') {
-            for (let at = 0; at < count; ) {
+            for (let at = 0; at < count;) {
               const from = next() % BLOCK;
               const len = Math.min(BLOCK - from, count - at);
               out.set(block.subarray(from, from + len), at);

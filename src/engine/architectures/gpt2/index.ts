@@ -89,9 +89,18 @@ export const gpt2: Architecture = {
   tensors(cfg: ModelConfig): CheckpointTensors {
     const { dModel: D, dMlp: M, dVocab: V, nCtx: C } = cfg;
     const shapes: Record<string, number[]> = {
-      'ln_1.weight': [D], 'ln_1.bias': [D], 'attn.c_attn.weight': [D, 3 * D], 'attn.c_attn.bias': [3 * D],
-      'attn.c_proj.weight': [D, D], 'attn.c_proj.bias': [D], 'ln_2.weight': [D], 'ln_2.bias': [D],
-      'mlp.c_fc.weight': [D, M], 'mlp.c_fc.bias': [M], 'mlp.c_proj.weight': [M, D], 'mlp.c_proj.bias': [D],
+      'ln_1.weight': [D],
+      'ln_1.bias': [D],
+      'attn.c_attn.weight': [D, 3 * D],
+      'attn.c_attn.bias': [3 * D],
+      'attn.c_proj.weight': [D, D],
+      'attn.c_proj.bias': [D],
+      'ln_2.weight': [D],
+      'ln_2.bias': [D],
+      'mlp.c_fc.weight': [D, M],
+      'mlp.c_fc.bias': [M],
+      'mlp.c_proj.weight': [M, D],
+      'mlp.c_proj.bias': [D],
     };
     const required = new Map<string, number[]>();
     for (let l = 0; l < cfg.nLayers; l++) for (const [, name] of BLOCK) required.set(`h.${l}.${name}`, shapes[name]!);
@@ -103,9 +112,7 @@ export const gpt2: Architecture = {
     return { required, optional: new Map([['lm_head.weight', [V, D]]]) };
   },
   assemble(cfg, get): ModelWeights {
-    const blocks = Array.from({ length: cfg.nLayers }, (_, l) =>
-      Object.fromEntries(BLOCK.map(([key, name]) => [key, must(get, `h.${l}.${name}`)])) as unknown as BlockWeights,
-    );
+    const blocks = Array.from({ length: cfg.nLayers }, (_, l) => Object.fromEntries(BLOCK.map(([key, name]) => [key, must(get, `h.${l}.${name}`)])) as unknown as BlockWeights);
     const wte = must(get, 'wte.weight');
     return { wte, wpe: must(get, 'wpe.weight'), blocks, lnfW: must(get, 'ln_f.weight'), lnfB: must(get, 'ln_f.bias'), unembed: get('lm_head.weight') ?? wte };
   },

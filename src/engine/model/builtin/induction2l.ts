@@ -231,7 +231,7 @@ function distractorHead(w: AttnWeights, h: number, rand: () => number, readNorm:
   const wo = new Float64Array(DH * D);
   for (let m = 0; m < DH; m++) {
     let mean = 0;
-    for (let d = 0; d < D; d++) mean += (wo[m * D + d] = u());
+    for (let d = 0; d < D; d++) mean += wo[m * D + d] = u();
     mean /= D;
     for (let d = 0; d < D; d++) wo[m * D + d]! -= mean;
   }
