@@ -166,27 +166,12 @@ function liveParts(problem: PatchProblem, patch: Patch): Patch {
   let first = Infinity;
   for (const part of [...patch].sort((a, b) => rank(a) - rank(b))) {
     if (rank(part) > first) kept.add(part);
-    else if (!partIsNoOp(problem, part)) {
+    else if (firstDifference(problem, part) !== Infinity) {
       first = rank(part);
       kept.add(part);
     }
   }
   return patch.filter((part) => kept.has(part));
-}
-
-/** True when the source and the run agree bit for bit on every cell the part overwrites. */
-function partIsNoOp(problem: PatchProblem, part: PatchPart): boolean {
-  const name = blockHookName(part.layer, part.hook);
-  const source = partSource(problem, part, name);
-  const run = problem.runCache.get(name)!;
-  const n = problem.pairs.length;
-  const dims = hookMaskShape(problem.model.cfg, part.hook, n, problem.nPos);
-  const cell = source.data.length / numel(dims);
-  let same = true;
-  forEachSlotCell(dims, part, 0, n, (c) => {
-    for (let k = c * cell; same && k < (c + 1) * cell; k++) same = source.data[k] === run.data[k];
-  });
-  return same;
 }
 
 /**
@@ -200,7 +185,10 @@ function patchStart(problem: PatchProblem, patch: Patch): number {
   return Math.min(...patch.map((part) => (isPositioned(part) ? slotStart(part) : firstDifference(problem, part))));
 }
 
-/** The first position at which an every-position part's source and the run differ, bit for bit (Infinity: nowhere). */
+/**
+ * The first position at which a part's source and the run differ, bit for bit, over the cells the part
+ * overwrites; Infinity where they agree everywhere (writing the part changes nothing).
+ */
 function firstDifference(problem: PatchProblem, part: PatchPart): number {
   const name = blockHookName(part.layer, part.hook);
   const source = partSource(problem, part, name);
