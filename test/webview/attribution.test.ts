@@ -3,31 +3,16 @@
  * verified marked in the heatmap, and the estimate-vs-exact scatter with the rank correlation and the
  * largest miss under it.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Browser } from 'playwright-core';
 import { verificationOf } from '../../src/engine/attribution/runAttribution';
 import type { PatchResult } from '../../src/protocol/result';
 import { makeResult, SWEEPS } from './fixtures';
-import { buildWebview, cellCentre, facetBoxes, launchBrowser, openPanel, OUT_DIR, servePanel } from './harness';
-import type { PanelServer } from './harness';
+import { cellCentre, facetBoxes, OUT_DIR, panelSuite } from './harness';
 
-let browser: Browser;
-let server: PanelServer;
-
-before(async () => {
-  await mkdir(OUT_DIR, { recursive: true });
-  await buildWebview();
-  server = await servePanel();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const suite = panelSuite();
 
 test('an attribution result: verified cells are marked, the scatter and its agreement are shown', async () => {
   const sweep = SWEEPS.resid_pre!;
@@ -42,7 +27,7 @@ test('an attribution result: verified cells are marked, the scatter and its agre
   const verification = verificationOf(pick.map(([i, chosen], k) => ({ index: i, estimate: values[i]!, exact: values[i]! * (1 - 0.1 * k), chosen })));
   const base = makeResult({ sweeps: { resid_pre: { ...sweep, verification } } });
   const result: PatchResult = { ...base, attribution: { method: 'atp_star', direction: 'denoising', forwardEquivalents: 5.6, verifyForwardEquivalents: 12, verifyTop: 3 } };
-  const panel = await openPanel(browser, server.origin);
+  const panel = await suite.open();
   await panel.waitForPosted((m): m is Extract<typeof m, { type: 'ready' }> => m.type === 'ready');
   await panel.send({ type: 'showResult', result, resultPath: '/work/.patchlens/runs/atp.result.json' });
   await panel.page.waitForSelector('.pl-scatter');
@@ -69,7 +54,7 @@ test('an attribution result: verified cells are marked, the scatter and its agre
   await panel.page.close();
 
   // An exact run shows none of it.
-  const plain = await openPanel(browser, server.origin);
+  const plain = await suite.open();
   await plain.waitForPosted((m): m is Extract<typeof m, { type: 'ready' }> => m.type === 'ready');
   await plain.send({ type: 'showResult', result: makeResult(), resultPath: '/work/.patchlens/runs/x.result.json' });
   await plain.page.waitForSelector('.pl-facet');

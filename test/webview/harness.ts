@@ -4,6 +4,7 @@
  * The one stand-in is `acquireVsCodeApi`, injected before the bundle: it records what the panel posts
  * and keeps its state, as VS Code does.
  */
+import { after, before } from 'node:test';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { existsSync } from 'node:fs';
@@ -236,4 +237,24 @@ export function pngSize(dataUrl: string): { width: number; height: number; bytes
   const signature = bytes.subarray(0, 8).toString('hex');
   if (signature !== '89504e470d0a1a0a') throw new Error('not a PNG');
   return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20), bytes };
+}
+
+/**
+ * A test file's panel setup, as before/after hooks: the bundle built, the page served and Chromium
+ * started once for the file, closed after it. `open` opens a fresh panel page on them.
+ */
+export function panelSuite(): { open: (opts?: Parameters<typeof openPanel>[2]) => Promise<Panel> } {
+  let browser: Browser | undefined;
+  let server: PanelServer | undefined;
+  before(async () => {
+    await mkdir(OUT_DIR, { recursive: true });
+    await buildWebview();
+    server = await servePanel();
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+  return { open: (opts) => openPanel(browser!, server!.origin, opts) };
 }

@@ -2,32 +2,19 @@
  * The results panel in Chromium under its real CSP (see harness.ts): what it draws, what it posts,
  * how it treats hostile text. Screenshots land in .test-tmp/webview/.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Browser } from 'playwright-core';
 import type { WebviewToHost } from '../../src/protocol/webviewMessages';
 import type { PatchResult, SweepResult } from '../../src/protocol/result';
 import { GPT2, gpt2Result, gqaResult, H, L, makeResult, P, SWEEPS, values } from './fixtures';
-import { buildWebview, cellCentre, facetBoxes, launchBrowser, openPanel, OUT_DIR, pixelAt, pngSize, servePanel } from './harness';
-import type { Panel, PanelServer } from './harness';
+import { cellCentre, facetBoxes, OUT_DIR, panelSuite, pixelAt, pngSize } from './harness';
+import type { Panel } from './harness';
 
-let browser: Browser;
-let server: PanelServer;
 const RESULT_PATH = '/work/.patchlens/runs/ioi-small.result.json';
 
-before(async () => {
-  await mkdir(OUT_DIR, { recursive: true });
-  await buildWebview();
-  server = await servePanel();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const suite = panelSuite();
 
 type Of<T extends WebviewToHost['type']> = Extract<WebviewToHost, { type: T }>;
 const is =
@@ -35,8 +22,8 @@ const is =
   (m: WebviewToHost): m is Of<T> =>
     m.type === type;
 
-async function shownPanel(opts: Parameters<typeof openPanel>[2] = {}, result = makeResult()): Promise<Panel> {
-  const panel = await openPanel(browser, server.origin, opts);
+async function shownPanel(opts: Parameters<typeof suite.open>[0] = {}, result = makeResult()): Promise<Panel> {
+  const panel = await suite.open(opts);
   await panel.waitForPosted(is('ready'));
   await panel.send({ type: 'showResult', result, resultPath: RESULT_PATH });
   await panel.page.waitForSelector('.pl-facet');
@@ -59,7 +46,7 @@ async function assertClean(panel: Panel, allowedViolations = 0): Promise<void> {
 }
 
 test('ready is the first message; showResult draws every sweep shape with the right facets and cells', async () => {
-  const panel = await openPanel(browser, server.origin);
+  const panel = await suite.open();
   await panel.waitForPosted(is('ready'));
   assert.deepEqual(await panel.posted(), [{ type: 'ready' }]);
   await panel.send({ type: 'showResult', result: makeResult(), resultPath: RESULT_PATH });
@@ -611,7 +598,7 @@ test('Export CSV gives every cell with its exact value; Export PNG and requestPn
 });
 
 test('a reloaded panel comes back to the sweep it showed; another run starts at its first sweep', async () => {
-  const panel = await openPanel(browser, server.origin, { savedState: { resultPath: RESULT_PATH, sweep: 'block_every' } });
+  const panel = await suite.open({ savedState: { resultPath: RESULT_PATH, sweep: 'block_every' } });
   await panel.waitForPosted(is('ready'));
   await panel.send({ type: 'showResult', result: makeResult(), resultPath: RESULT_PATH });
   await panel.page.waitForFunction(() => document.getElementById('app')?.dataset.sweep === 'block_every');

@@ -3,36 +3,21 @@
  * together" — cells clicked in any sweep's heatmap are outlined and named, and the button posts their
  * components for the host to run as one set.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Browser } from 'playwright-core';
 import { fractionText, sweepScale } from '../../src/presentation/colorScale';
 import { exactValue } from '../../src/presentation/resultText';
 import type { PatchResult } from '../../src/protocol/result';
 import type { WebviewToHost } from '../../src/protocol/webviewMessages';
 import { makeResult } from './fixtures';
-import { buildWebview, cellCentre, facetBoxes, launchBrowser, openPanel, OUT_DIR, type Panel, servePanel } from './harness';
-import type { PanelServer } from './harness';
+import { cellCentre, facetBoxes, OUT_DIR, type Panel, panelSuite } from './harness';
 
-let browser: Browser;
-let server: PanelServer;
-
-before(async () => {
-  await mkdir(OUT_DIR, { recursive: true });
-  await buildWebview();
-  server = await servePanel();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const suite = panelSuite();
 
 async function shown(result: PatchResult): Promise<Panel> {
-  const panel = await openPanel(browser, server.origin);
+  const panel = await suite.open();
   await panel.waitForPosted((m): m is Extract<WebviewToHost, { type: 'ready' }> => m.type === 'ready');
   await panel.send({ type: 'showResult', result, resultPath: '/work/.patchlens/runs/ioi.result.json' });
   await panel.page.waitForSelector('.pl-title:text("ioi-small")');
