@@ -4,7 +4,7 @@
 // (the notebook's shapes). The naive time is measured on a random sample of indices and scaled to the whole
 // sweep; both modes' values are compared on that sample. --baseline also times TransformerLens's algorithm
 // written plainly in PyTorch (../shared/tools/tlref.py: float32, 2 threads, full logits) on the same
-// checkpoint and tokens, in the same run; --whole-command times `patchlens run` against the whole tlref.py
+// checkpoint and tokens, in the same run, right after each repeat of the fast sweep (medians of both); --whole-command times `patchlens run` against the whole tlref.py
 // command, process start and model load included.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -140,11 +140,26 @@ async function main(): Promise<void> {
     const times: number[] = [];
     let fastFlops = 0;
     let fastValues: Float64Array = new Float64Array(0);
+    // Each repeat times the fast executor and then tlref.py: the machine's speed drifts over minutes, and
+    // paired runs see the same drift.
+    const baseTimes: number[] = [];
+    let baseFailed = '';
     for (let r = 0; r < repeats; r++) {
       const f0 = model.flops;
       times.push(await timeIt(async () => (fastValues = await executeFast(problem, patches, {}))));
       fastFlops = model.flops - f0;
       fastPeak = Math.max(fastPeak, peakRssMiB());
+      if (o.baseline && !missing) {
+        const b = runBaseline(
+          dir,
+          prompts,
+          name,
+          n > 40 ? 40 : undefined,
+          plan.shape.reduce((a, x) => a * x, 1),
+        );
+        if (typeof b === 'string') baseFailed = b;
+        else baseTimes.push(b.seconds);
+      }
     }
     const tFast = median(times);
     // The naive loop runs after every fast sweep, so the fast executor's peak memory is read alone.
@@ -166,14 +181,8 @@ async function main(): Promise<void> {
       const diff = Math.max(...sample.map((i, k) => Math.abs(naiveValues[k]! - fastValues[i]!)));
       let base = '';
       if (o.baseline && !missing) {
-        const b = runBaseline(
-          dir,
-          prompts,
-          name,
-          n > 40 ? 40 : undefined,
-          plan.shape.reduce((a, x) => a * x, 1),
-        );
-        base = typeof b === 'string' ? ` ${b} | |` : ` ${b.seconds.toFixed(1)} s | **${(b.seconds / tFast).toFixed(1)}x** |`;
+        const tBase = median(baseTimes);
+        base = baseFailed ? ` ${baseFailed} | |` : ` ${tBase.toFixed(1)} s | **${(tBase / tFast).toFixed(1)}x** |`;
       }
       rows.push(
         `| ${name} | ${n} | ${tFast.toFixed(1)} s | ${tNaive.toFixed(1)} s (scaled from ${sample.length}) | ${(tNaive / tFast).toFixed(1)}x |${base} ` +

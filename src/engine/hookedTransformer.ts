@@ -182,7 +182,7 @@ export class HookedTransformer {
     const unembedHooks = byScope.get('unembed');
     let logits: Tensor32;
     if (unembedHooks) {
-      const un = await this.runGraph('unembed', unembedHooks, { ...this.unembedFeeds, resid, rows: rowsTensor(rows) });
+      const un = await this.runGraph('unembed', unembedHooks, { ...this.unembedFeeds, resid, rows: int64(rows, [rows.length]) });
       collect(unembedHooks, un, '');
       logits = toTensor32(un.logits!);
     } else {
@@ -206,18 +206,23 @@ export class HookedTransformer {
     patches: ReadonlyMap<BlockHook, { source: Tensor32; mask: Uint8Array; maskDims: number[] }>,
     outRows?: Int32Array,
   ): Promise<Tensor32> {
-    return (await this.blockSuffixCapture(layer, resid, past, patches, outRows, [])).output;
+    return (await this.blockSuffixCapture(layer, resid, past, patches, { outRows })).output;
   }
 
-  /** blockSuffix that also returns the values of `capture` (hooks before the gather: [rows, suffix, ...]), after any patch. */
+  /**
+   * blockSuffix with more control: `capture` returns those hooks' values (hooks before the gather:
+   * [rows, suffix, ...], after any patch); `runQkv` projects only the tokens in `rows` (flat row * suffix
+   * + s) to queries, keys and values and takes every other token's from the run's own (`q`, `k`, `v`:
+   * [pairs, suffix, heads, d_head], the hooks' values), for tokens whose input is still the run's.
+   */
   async blockSuffixCapture(
     layer: number,
     resid: Tensor32,
     past: { k: Tensor32; v: Tensor32 } | undefined,
     patches: ReadonlyMap<BlockHook, { source: Tensor32; mask: Uint8Array; maskDims: number[] }>,
-    outRows: Int32Array | undefined,
-    capture: readonly BlockHook[],
+    opts: { outRows?: Int32Array; capture?: readonly BlockHook[]; runQkv?: { rows: Int32Array; q: Tensor32; k: Tensor32; v: Tensor32 } },
   ): Promise<{ output: Tensor32; captured: Map<BlockHook, Tensor32> }> {
+    const { outRows, capture = [], runQkv } = opts;
     this.ensureRope(resid.shape[1]! + (past?.k.shape[1] ?? 0));
     const patch = new Map<string, PatchFeed>();
     for (const [hook, p] of patches) patch.set(hook, { source: f32(p.source), mask: new ort.Tensor('bool', p.mask, p.maskDims) });
@@ -226,13 +231,17 @@ export class HookedTransformer {
       feeds.past_k = f32(past.k);
       feeds.past_v = f32(past.v);
     }
-    if (outRows)
-      feeds.out_rows = new ort.Tensor(
-        'int64',
-        BigInt64Array.from(outRows, (r) => BigInt(r)),
-        [outRows.length],
-      );
-    const out = await this.runGraph('block', { capture: [...capture], patch, withPast: past !== undefined, gather: outRows !== undefined }, feeds);
+    if (outRows) feeds.out_rows = int64(outRows, [outRows.length]);
+    // Below about 7/8 of the tokens, projecting fewer rows saves more than placing them among the run's costs.
+    if (runQkv && 8 * runQkv.rows.length <= 7 * resid.shape[0]! * resid.shape[1]!) {
+      feeds.qkv_rows = int64(runQkv.rows, [runQkv.rows.length]);
+      for (const name of ['q', 'k', 'v'] as const) {
+        const [pairs, pos, heads, dHead] = runQkv[name].shape as [number, number, number, number];
+        feeds[`run_${name}`] = new ort.Tensor('float32', runQkv[name].data, [pairs, pos, heads * dHead]);
+      }
+    }
+    const variant = { capture: [...capture], patch, withPast: past !== undefined, gather: outRows !== undefined, qkvRows: feeds.qkv_rows !== undefined };
+    const out = await this.runGraph('block', variant, feeds);
     return { output: toTensor32(out.resid_post!), captured: new Map(capture.map((h) => [h, toTensor32(out[hookOutput(h)]!)])) };
   }
 
@@ -242,12 +251,7 @@ export class HookedTransformer {
    */
   async logitColumns(resid: Tensor32, rows: readonly number[], cols: Int32Array, perRow: number): Promise<Float32Array> {
     const none = { capture: [], patch: new Map<string, PatchFeed>(), columns: true };
-    const colTensor = new ort.Tensor(
-      'int64',
-      BigInt64Array.from(cols, (c) => BigInt(c)),
-      [rows.length, perRow],
-    );
-    const out = await this.runGraph('unembed', none, { ...this.unembedFeeds, resid: f32(resid), rows: rowsTensor(rows), cols: colTensor });
+    const out = await this.runGraph('unembed', none, { ...this.unembedFeeds, resid: f32(resid), rows: int64(rows, [rows.length]), cols: int64(cols, [rows.length, perRow]) });
     return out.logits!.data as Float32Array;
   }
 
@@ -264,7 +268,7 @@ export class HookedTransformer {
     const residTensor = f32(resid);
     for (let start = 0; start < rows.length; start += chunk) {
       const part = rows.slice(start, start + chunk);
-      const out = await this.runGraph('unembed', none, { ...this.unembedFeeds, resid: residTensor, rows: rowsTensor(part) });
+      const out = await this.runGraph('unembed', none, { ...this.unembedFeeds, resid: residTensor, rows: int64(part, [part.length]) });
       data.set(out.logits!.data as Float32Array, start * V);
     }
     return { shape: [rows.length, V], data };
@@ -323,10 +327,17 @@ export class HookedTransformer {
 
   private async runGraph(
     kind: 'embed' | 'block' | 'unembed',
-    hooks: ScopeHooks & { withPast?: boolean; gather?: boolean; columns?: boolean },
+    hooks: ScopeHooks & { withPast?: boolean; gather?: boolean; qkvRows?: boolean; columns?: boolean },
     feeds: Record<string, ort.Tensor>,
   ): Promise<Record<string, ort.Tensor>> {
-    const variant = { capture: hooks.capture, patch: [...hooks.patch.keys()], withPast: hooks.withPast ?? false, gather: hooks.gather ?? false, columns: hooks.columns ?? false };
+    const variant = {
+      capture: hooks.capture,
+      patch: [...hooks.patch.keys()],
+      withPast: hooks.withPast ?? false,
+      gather: hooks.gather ?? false,
+      qkvRows: hooks.qkvRows ?? false,
+      columns: hooks.columns ?? false,
+    };
     const session = await this.runtime.session(`${this.graphKey}|${variantKey(kind, variant)}`, () => {
       if (kind === 'block') return buildBlockGraph(this.cfg, variant as BlockVariant);
       return kind === 'embed' ? buildEmbedGraph(this.cfg, variant) : buildUnembedGraph(this.cfg, variant);
@@ -348,9 +359,10 @@ export class HookedTransformer {
     const [rows, pos] = feeds.resid_pre!.dims as number[];
     const tokens = rows! * pos!;
     const kept = feeds.out_rows ? (feeds.out_rows.dims[0] as number) : tokens;
+    const projected = feeds.qkv_rows ? (feeds.qkv_rows.dims[0] as number) : tokens;
     const keys = pos! + ((feeds.past_k?.dims[1] as number | undefined) ?? 0);
     const mlp = this.cfg.attnOnly ? 0 : (this.cfg.gatedMlp ? 3 : 2) * D * M;
-    return 2 * tokens * D * (H + 2 * K) * E + 4 * tokens * keys * H * E + 2 * kept * (H * E * D + mlp);
+    return 2 * projected * D * (H + 2 * K) * E + 4 * tokens * keys * H * E + 2 * kept * (H * E * D + mlp);
   }
 }
 
@@ -366,9 +378,9 @@ interface ScopeHooks {
 
 const LOGIT_CHUNK_BYTES = 16 * 2 ** 20;
 
-const rowsTensor = (rows: readonly number[]): ort.Tensor =>
+const int64 = (values: ArrayLike<number>, dims: number[]): ort.Tensor =>
   new ort.Tensor(
     'int64',
-    BigInt64Array.from(rows, (r) => BigInt(r)),
-    [rows.length],
+    BigInt64Array.from(values as ArrayLike<number>, (r) => BigInt(r)),
+    dims,
   );

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planFast } from '../../src/engine/patching/fastExecutor';
+import { executeFast, planFast } from '../../src/engine/patching/fastExecutor';
 import { preparePatching } from '../../src/engine/patching/runPatching';
-import { planSweep } from '../../src/engine/patching/sweeps';
+import { type PatchSlot, planSweep } from '../../src/engine/patching/sweeps';
 import type { ResolvedSpec, SweepName } from '../../src/protocol/spec';
 import { randomModel, seededInts } from '../helpers/models';
 
@@ -29,6 +29,8 @@ async function plan(sweep: SweepName, nPos: number) {
       slots.map((s) => [s]),
     ),
     slots,
+    problem,
+    model: m.model,
   };
 }
 
@@ -52,4 +54,38 @@ test('groups of patches too small for a good batch share a run from the earliest
       assert.ok(4 * (own - chunk.p) <= nPos - own, 'extra positions at most a quarter of its own');
     }
   }
+});
+
+test('a block projects to queries, keys and values only the tokens whose input differs from the run', async () => {
+  const nPos = 12;
+  const projected = async (sweep: SweepName, pick: (s: PatchSlot) => boolean) => {
+    const { slots, problem, model } = await plan(sweep, nPos);
+    const seen: [number, number[]][] = [];
+    const real = model.blockSuffixCapture.bind(model);
+    model.blockSuffixCapture = (layer, resid, past, patches, opts) => {
+      seen.push([layer, [...opts.runQkv!.rows]]);
+      return real(layer, resid, past, patches, opts);
+    };
+    try {
+      await executeFast(problem, [[slots.find(pick)!]], {});
+    } finally {
+      model.blockSuffixCapture = real;
+    }
+    return seen;
+  };
+  // Two pairs, suffix positions 7..11 (S = 5): token (pair i, position 7 + t) is i * 5 + t.
+  const every = Array.from({ length: 10 }, (_, k) => k);
+  // A residual vector patched at position 7 of layer 1: only that position's input differs there; the
+  // next block's input differs at every later position (attention carries it).
+  assert.deepEqual(await projected('resid_pre', (s) => s.layer === 1 && s.pos === 7), [
+    [1, [0, 5]],
+    [2, every],
+  ]);
+  // A head's output at position 7 of layer 0: nothing before it in that block differs, the block changes
+  // only position 7's output, so the next block projects that position alone.
+  assert.deepEqual(await projected('attn_head_out_by_pos', (s) => s.layer === 0 && s.pos === 7 && s.head === 0), [
+    [0, []],
+    [1, [0, 5]],
+    [2, every],
+  ]);
 });

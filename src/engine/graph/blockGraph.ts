@@ -24,6 +24,13 @@ export interface BlockVariant extends HookVariant {
    * from hook_attn_out on (gatheredHooks), is then [1, n, ...].
    */
   readonly gather?: boolean;
+  /**
+   * Project to queries, keys and values only the tokens in `qkv_rows` (int64 [m], flat batch * pos
+   * indices): every other token's input is the unpatched run's, so its q, k and v are the run's, which
+   * come in as `run_q`, `run_k`, `run_v` ([pairs, pos, width], the hooks' values at these positions; row
+   * r reads pair r % pairs). The projection is a quarter of a block's matrix work.
+   */
+  readonly qkvRows?: boolean;
 }
 
 /** The hooks a gathered block holds only at its kept rows: everything after attention's output, hook_z. */
@@ -81,19 +88,39 @@ export function writeBlockGraph(g: GraphBuilder, cfg: ModelConfig, v: BlockVaria
   const kPositions = g.op('Range', [zero, nKeys, one]);
 
   const toHeads = (x: string, n: number) => g.op('Reshape', [x, g.constInt64([0, 0, n, E])]);
+  const widths = [H * E, K * E, K * E];
   // One product with the fused q|k|v weights; splitting the weights instead would copy them every run.
-  const split = (x: string) => g.opN('Split', [linear(g, x, w.wQkv, w.bQkv), g.constInt64([H * E, K * E, K * E])], 3, { axis: -1 });
-  const qkv = split(attnIn);
-  let [qFlat, kFlat] = qkv;
-  const vFlat = qkv[2];
-  if (cfg.positional === 'shortformer') {
+  const split = (x: string) => g.opN('Split', [linear(g, x, w.wQkv, w.bQkv), g.constInt64(widths)], 3, { axis: -1 });
+  const wpe = cfg.positional === 'shortformer' ? g.input('wpe', DataType.FLOAT, [cfg.nCtx, D]) : '';
+  /** q, k and v ([..., width] each) of `x` whose tokens sit at `positions`. */
+  const project = (x: string, positions: string): string[] => {
+    const [q, k, v] = split(x);
+    if (!wpe) return [q!, k!, v!];
     // TransformerLens's shortformer: positions enter the query and key inputs only, never the residual stream.
-    const wpe = g.input('wpe', DataType.FLOAT, [cfg.nCtx, D]);
-    [qFlat, kFlat] = split(g.op('Add', [attnIn, g.op('Gather', [wpe, qPositions], { axis: 0 })]));
-  }
-  let q = hp('attn.hook_q', toHeads(qFlat!, H));
-  const kOwn = hp('attn.hook_k', toHeads(kFlat!, K));
-  const vOwn = hp('attn.hook_v', toHeads(vFlat!, K));
+    const [qPos, kPos] = split(g.op('Add', [x, g.op('Gather', [wpe, positions], { axis: 0 })]));
+    return [qPos!, kPos!, v!];
+  };
+  let flats: string[];
+  if (v.qkvRows) {
+    const picked = g.input('qkv_rows', DataType.INT64, ['qkv']);
+    const fresh = project(
+      g.op('Gather', [g.op('Reshape', [attnIn, g.constInt64([-1, D])]), picked], { axis: 0 }),
+      g.op('Gather', [qPositions, g.op('Mod', [picked, nQ])], { axis: 0 }),
+    );
+    const batchAndPos = g.op('Slice', [g.op('Shape', [residPre]), g.constInt64([0]), g.constInt64([2])]);
+    const runPairs = dim('run_q', 0);
+    const copies = g.op('Unsqueeze', [g.op('Div', [dim(residPre, 0), runPairs]), g.constInt64([0])]);
+    const at = g.op('Unsqueeze', [picked, g.constInt64([1])]);
+    flats = (['run_q', 'run_k', 'run_v'] as const).map((name, i) => {
+      const run = g.input(name, DataType.FLOAT, ['pairs', P, widths[i]!]);
+      const everyCopy = g.op('Expand', [g.op('Unsqueeze', [run, g.constInt64([0])]), g.op('Concat', [copies, g.op('Shape', [run])], { axis: 0 })]);
+      const flat = g.op('Reshape', [everyCopy, g.constInt64([-1, widths[i]!])]);
+      return g.op('Reshape', [g.op('ScatterND', [flat, at, fresh[i]!]), g.op('Concat', [batchAndPos, g.constInt64([widths[i]!])], { axis: 0 })]);
+    });
+  } else flats = project(attnIn, qPositions);
+  let q = hp('attn.hook_q', toHeads(flats[0]!, H));
+  const kOwn = hp('attn.hook_k', toHeads(flats[1]!, K));
+  const vOwn = hp('attn.hook_v', toHeads(flats[2]!, K));
   if (v.withPast) {
     // The key-side hooks would hold prefix and suffix keys together, which this variant never forms.
     const keySideHooks = [...hooks].filter(([, info]) => info.keySide).map(([name]) => name);

@@ -12,8 +12,8 @@ export const patchInput = (hook: string): string => `patch:${hook}`;
 export const maskInput = (hook: string): string => `mask:${hook}`;
 export const hookOutput = (hook: string): string => `hook:${hook}`;
 
-export function variantKey(kind: string, v: HookVariant & { withPast?: boolean; gather?: boolean; columns?: boolean }): string {
-  const flags = `past=${v.withPast ? 1 : 0}|gather=${v.gather ? 1 : 0}|columns=${v.columns ? 1 : 0}`;
+export function variantKey(kind: string, v: HookVariant & { withPast?: boolean; gather?: boolean; qkvRows?: boolean; columns?: boolean }): string {
+  const flags = `past=${v.withPast ? 1 : 0}|gather=${v.gather ? 1 : 0}|qkv=${v.qkvRows ? 1 : 0}|columns=${v.columns ? 1 : 0}`;
   return `${kind}|c=${[...v.capture].sort().join(',')}|p=${[...v.patch].sort().join(',')}|${flags}`;
 }
 

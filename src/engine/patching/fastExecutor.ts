@@ -22,8 +22,10 @@ import { isPositioned, type PatchSlot, shiftSlot, slotPositions, slotStart } fro
  * computes those only where its output can matter: in the last block, at the positions the metric reads;
  * in the block a position-local patch joins (a head's output, query or pattern row, or a residual-stream
  * vector after attention, at some positions), at those positions: every other position of that block is
- * exactly the run's, and is read back from its cache. A logit difference is read from two columns of the
- * unembedding, not all of them.
+ * exactly the run's, and is read back from its cache. Likewise a block projects to queries, keys and values
+ * only the tokens whose input differs from the run's (a residual patch's positions where a patch joins, a
+ * position-local patch's positions in the next block) and reads every other token's from the cache. A
+ * logit difference is read from two columns of the unembedding, not all of them.
  */
 export async function executeFast(problem: PatchProblem, patches: readonly Patch[], opts: ExecuteOptions): Promise<Float64Array> {
   const plan = planFast(problem, patches);
@@ -275,20 +277,36 @@ async function runChunk(
   const last = capture ? Math.max(...capture.keys()) : cfg.nLayers - 1;
   const captured = capture ? chunk.map(() => unpatchedCaptures(problem, capture)) : undefined;
   const start = firstLayer(chunk[0]!);
+  const order = [...blockHooks(cfg).keys()];
+  const feedsProjection = (hook: BlockHook) => order.indexOf(hook) < order.indexOf('attn.hook_q');
   let resid: Tensor32 | undefined;
+  // Which tokens (row * S + s) of `resid` may differ from the run's; the others' q, k and v are the run's.
+  let stale: Uint8Array = new Uint8Array(0);
   let active = 0;
   for (let l = start; l <= last; l++) {
     throwIfCancelled(signal);
     let joining = 0;
     while (active + joining < chunk.length && firstLayer(chunk[active + joining]!) === l) joining++;
+    const partsAt = (j: number) => chunk[j]!.filter((s) => s.layer === l);
     if (joining > 0) {
       const fresh = tileRows(sliceAxis(runAct(l, 'hook_resid_pre'), 1, p), joining);
       resid = resid ? concatRows([resid, fresh]) : fresh;
+      const marked = new Uint8Array((active + joining) * n * S);
+      marked.set(stale);
+      for (let j = active; j < active + joining; j++) {
+        for (const part of partsAt(j).filter((s) => feedsProjection(s.hook))) {
+          for (let i = 0; i < n; i++) {
+            const positions = slotPositions(part, i);
+            if (positions) for (const x of positions) marked[(j * n + i) * S + x - p] = 1;
+            else marked.fill(1, (j * n + i) * S, (j * n + i + 1) * S);
+          }
+        }
+      }
+      stale = marked;
     }
     const copies = active + joining;
     const rows = copies * n;
     const past = p === 0 ? undefined : { k: sliceAxis(runAct(l, 'attn.hook_k'), 1, 0, p), v: sliceAxis(runAct(l, 'attn.hook_v'), 1, 0, p) };
-    const partsAt = (j: number) => chunk[j]!.filter((s) => s.layer === l);
     // A copy that joins here with only position-local parts changes this block's output at those positions only.
     const local = (j: number) => j >= active && partsAt(j).every(isPositionLocal);
     // Which (row, position) outputs this block must produce; undefined: all of them.
@@ -363,14 +381,46 @@ async function runChunk(
     }
     const hooks = capture?.get(l) ?? [];
     if (hooks.some((h) => gatherable.has(h))) throw new Error(`cannot capture ${hooks.join(', ')} from a block that gathers its outputs`);
-    const { output, captured: here } = await model.blockSuffixCapture(l, resid!, past, patches, outRows, hooks);
+    const runQkv = {
+      rows: indicesOf(stale),
+      q: sliceAxis(runAct(l, 'attn.hook_q'), 1, p),
+      k: sliceAxis(runAct(l, 'attn.hook_k'), 1, p),
+      v: sliceAxis(runAct(l, 'attn.hook_v'), 1, p),
+    };
+    const { output, captured: here } = await model.blockSuffixCapture(l, resid!, past, patches, { outRows, capture: hooks, runQkv });
     for (const [hook, t] of here) for (let j = 0; j < copies; j++) captured![j]!.set(blockHookName(l, hook), withPrefix(t, j, runAct(l, hook), p));
     active = copies;
     progress((l - start + 1) / (last - start + 1));
     if (l === last) return captured ? { captured } : { values: await readMetric(problem, output, copies, p) };
-    resid = outRows ? unpackRows(output, outRows, runAct(l + 1, 'hook_resid_pre'), { rows, S, p, n, D }) : output;
+    if (outRows) {
+      resid = unpackRows(output, outRows, runAct(l + 1, 'hook_resid_pre'), { rows, S, p, n, D });
+      stale = new Uint8Array(rows * S);
+      for (const r of outRows) stale[r] = 1;
+    } else {
+      resid = output;
+      stale = staleAfterBlock(stale, S, (r) => partsAt(Math.floor(r / n)).map((part) => slotPositions(part, r % n)), p);
+    }
   }
   throw new Error('unreachable: every chunk ends at the last layer');
+}
+
+const indicesOf = (flags: Uint8Array): Int32Array => Int32Array.from(flags.keys()).filter((i) => flags[i] === 1);
+
+/**
+ * Which tokens of a block's output may differ from the run's, when the block computed every position:
+ * in each row, every position from the first whose input differed or that a part at this layer writes
+ * (`partsOf(row)`: each part's positions, undefined for all), since attention carries a change to every
+ * later position.
+ */
+function staleAfterBlock(stale: Uint8Array, S: number, partsOf: (row: number) => (readonly number[] | undefined)[], p: number): Uint8Array {
+  const out = new Uint8Array(stale.length);
+  for (let r = 0; r * S < stale.length; r++) {
+    let first = stale.subarray(r * S, (r + 1) * S).indexOf(1);
+    if (first < 0) first = S;
+    for (const positions of partsOf(r)) first = Math.min(first, positions ? Math.min(...positions) - p : 0);
+    out.fill(1, r * S + Math.max(0, first), (r + 1) * S);
+  }
+  return out;
 }
 
 /** Copy j's rows of a captured suffix ([copies * pairs, S, ...]) as a whole activation: the run's own values before p. */

@@ -21,7 +21,7 @@ export interface PatchProblem {
   /** What the patches write: the source's activation of every hook the sweeps patch, full names, [nPairs, ...]. */
   readonly sourceCache: ReadonlyMap<string, Tensor32>;
   /**
-   * The run's own activations: resid_pre, hook_k, hook_v and every hook the sweeps patch, of every
+   * The run's own activations: resid_pre, hook_q, hook_k, hook_v and every hook the sweeps patch, of every
    * layer, full names, [nPairs, ...].
    */
   readonly runCache: ReadonlyMap<string, Tensor32>;

@@ -121,7 +121,7 @@ export async function preparePatching(
   const runCapture: string[] = [];
   for (let l = 0; l < cfg.nLayers; l++) {
     for (const h of hooks) sourceCapture.push(blockHookName(l, h));
-    for (const h of new Set([...hooks, 'hook_resid_pre', 'attn.hook_k', 'attn.hook_v'] as const)) runCapture.push(blockHookName(l, h));
+    for (const h of new Set([...hooks, 'hook_resid_pre', 'attn.hook_q', 'attn.hook_k', 'attn.hook_v'] as const)) runCapture.push(blockHookName(l, h));
   }
   if (opts.gradient) {
     const more = [...Array.from({ length: cfg.nLayers }, (_, l) => blockHookName(l, 'hook_resid_pre')), blockHookName(cfg.nLayers - 1, 'hook_resid_post')];
