@@ -19,6 +19,8 @@ export interface RunSummary {
   readonly status: RunStatus;
   readonly model: string;
   readonly sweeps: string[];
+  /** How many patch sets the run evaluated. */
+  readonly patchSets: number;
   readonly createdAt: string;
   readonly message?: string;
   readonly source?: string;
@@ -33,6 +35,15 @@ export interface UnreadableRun {
 
 export type RunFileEntry = RunSummary | UnreadableRun;
 
+/** What a run holds, for its line in the runs view: its sweep (or how many sweeps) and its patch sets. */
+export function runContents(e: Pick<RunSummary, 'sweeps' | 'patchSets'>): string {
+  const parts: string[] = [];
+  if (e.sweeps.length === 1) parts.push(e.sweeps[0]!);
+  else if (e.sweeps.length > 1) parts.push(`${e.sweeps.length} sweeps`);
+  if (e.patchSets > 0) parts.push(e.patchSets === 1 ? '1 patch set' : `${e.patchSets} patch sets`);
+  return parts.join(' + ');
+}
+
 function summarize(path: string, r: PatchResult): RunSummary {
   return {
     kind: 'result',
@@ -41,6 +52,7 @@ function summarize(path: string, r: PatchResult): RunSummary {
     status: r.status,
     model: r.model.id,
     sweeps: Object.keys(r.sweeps),
+    patchSets: r.patchSets?.length ?? 0,
     createdAt: typeof r.createdAt === 'string' ? r.createdAt : '',
     ...(r.message !== undefined ? { message: r.message } : {}),
     ...(r.source !== undefined ? { source: r.source } : {}),

@@ -7,7 +7,7 @@ import { basename } from 'node:path';
 import * as vscode from 'vscode';
 import type { EngineStatus } from '../protocol/engineRpc';
 import type { QueueEntry } from './runQueue';
-import type { RunHistory, RunFileEntry, RunSummary } from './runHistory';
+import { type RunHistory, type RunFileEntry, runContents, type RunSummary } from './runHistory';
 
 export type RunsNode =
   | { readonly kind: 'engine' }
@@ -129,11 +129,11 @@ export class RunsView implements vscode.TreeDataProvider<RunsNode> {
         }
         const item = new vscode.TreeItem(e.name);
         item.id = `run:${e.path}`;
-        const sweeps = e.sweeps.length === 1 ? e.sweeps[0] : `${e.sweeps.length} sweeps`;
-        item.description = [e.model, sweeps, relativeTime(e.createdAt), e.status].filter(Boolean).join(' · ');
+        item.description = [e.model, runContents(e), relativeTime(e.createdAt), e.status].filter(Boolean).join(' · ');
         const tip = new vscode.MarkdownString(undefined, false);
         tip.appendText(`${e.name} — ${e.status}${e.message ? `: ${e.message}` : ''}\n\n`);
-        tip.appendText(`model ${e.model}\nsweeps ${e.sweeps.join(', ') || '(none)'}\n${e.createdAt}\n${e.path}`);
+        const sets = e.patchSets > 0 ? `\npatch sets ${e.patchSets}` : '';
+        tip.appendText(`model ${e.model}\nsweeps ${e.sweeps.join(', ') || '(none)'}${sets}\n${e.createdAt}\n${e.path}`);
         item.tooltip = tip;
         const [icon, color] = STATUS_ICONS[e.status];
         item.iconPath = new vscode.ThemeIcon(icon, new vscode.ThemeColor(color));

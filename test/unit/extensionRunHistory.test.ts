@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { type PatchResult, RESULT_FORMAT } from '../../src/protocol/result';
 import { readResultFile } from '../../src/common/resultFile';
-import { findResultSince, RunHistory, writeFailedResult } from '../../src/extension/runHistory';
+import { findResultSince, runContents, RunHistory, writeFailedResult } from '../../src/extension/runHistory';
 import { engineSettings, parseSettings, resultsFolderFor } from '../../src/extension/settings';
 import { makeTmpDir } from '../helpers/checkpoint';
 
@@ -131,4 +131,20 @@ test('settings: defaults, bad values fall back, relative folders anchor at the w
   assert.equal(resultsFolderFor(t, '/ws', '/ws/specs'), '/abs/runs');
   assert.equal(resultsFolderFor(s, '/ws', '/ws/specs'), '/ws/.patchlens/runs');
   assert.equal(resultsFolderFor(s, undefined, '/tmp/specs'), '/tmp/specs/.patchlens/runs');
+});
+
+test("a run's line in the runs view names its sweep or counts its sweeps, and counts its patch sets", () => {
+  const dir = makeTmpDir('runs-contents');
+  const sets = [
+    { name: 'mover heads', components: ['L1H0'], value: 0.5 },
+    { name: 'all', components: ['L0H0', 'L1H0'], value: 0.9 },
+  ];
+  writeFileSync(join(dir, 'sets.result.json'), JSON.stringify({ ...result('sets', 'done', '2025-01-01T00:00:00Z'), sweeps: {}, patchSets: sets }));
+  const [entry] = new RunHistory().list(dir);
+  assert.ok(entry?.kind === 'result');
+  assert.equal(entry.patchSets, 2);
+  assert.equal(runContents(entry), '2 patch sets');
+  assert.equal(runContents({ sweeps: ['resid_pre'], patchSets: 0 }), 'resid_pre');
+  assert.equal(runContents({ sweeps: ['resid_pre', 'attn_out'], patchSets: 1 }), '2 sweeps + 1 patch set');
+  assert.equal(runContents({ sweeps: [], patchSets: 0 }), '');
 });
