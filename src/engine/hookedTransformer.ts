@@ -232,8 +232,7 @@ export class HookedTransformer {
       feeds.past_v = f32(past.v);
     }
     if (outRows) feeds.out_rows = int64(outRows, [outRows.length]);
-    // Below about 7/8 of the tokens, projecting fewer rows saves more than placing them among the run's costs.
-    if (runQkv && 8 * runQkv.rows.length <= 7 * resid.shape[0]! * resid.shape[1]!) {
+    if (runQkv) {
       feeds.qkv_rows = int64(runQkv.rows, [runQkv.rows.length]);
       for (const name of ['q', 'k', 'v'] as const) {
         const [pairs, pos, heads, dHead] = runQkv[name].shape as [number, number, number, number];

@@ -63,7 +63,8 @@ test('a block projects to queries, keys and values only the tokens whose input d
     const seen: [number, number[]][] = [];
     const real = model.blockSuffixCapture.bind(model);
     model.blockSuffixCapture = (layer, resid, past, patches, opts) => {
-      seen.push([layer, [...opts.runQkv!.rows]]);
+      // Without runQkv the block projects every token.
+      seen.push([layer, opts.runQkv ? [...opts.runQkv.rows] : Array.from({ length: resid.shape[0]! * resid.shape[1]! }, (_, k) => k)]);
       return real(layer, resid, past, patches, opts);
     };
     try {
