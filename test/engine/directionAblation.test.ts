@@ -8,7 +8,7 @@ import { runPatching } from '../../src/engine/patching/runPatching';
 import { referenceForward } from '../helpers/reference';
 import { refAblationCache, referenceSweep, sweepWithCache, type SweepName as RefSweepName } from '../helpers/referencePatching';
 import { maxAbsDiff, randomModel } from '../helpers/models';
-import { labelledPairs, padded, refLabels, refMetricOf, specOf } from '../helpers/patchingCases';
+import { labelledPairs, padded, paddedPrompts, refLabels, refMetricOf, specOf } from '../helpers/patchingCases';
 
 const TOL = 1e-4;
 const O = { nLayers: 2, nHeads: 3, dModel: 12, dVocab: 50, nCtx: 16, seed: 81 };
@@ -22,14 +22,7 @@ for (const mode of ['naive', 'fast'] as const) {
       const pairs = labelledPairs(m, 81, [7, 4, 6]).map((p) => (labelled ? p : { ...p, labels: undefined }));
       const spec = specOf(pairs, [...SWEEP_NAMES], { direction: 'noising' });
       const out = await runPatching(m.model, spec, { mode, memoryBudgetMiB: 0.02 });
-      const clean = padded(
-        pairs.map((p) => p.clean),
-        bos,
-      );
-      const corrupted = padded(
-        pairs.map((p) => p.corrupted),
-        bos,
-      );
+      const { clean, corrupted } = paddedPrompts(pairs, bos);
       for (const name of SWEEP_NAMES) {
         // The reference's loop with the roles swapped: the corrupted run is the source, the clean prompts are run.
         const ref = referenceSweep(m.ref, corrupted, clean, name as RefSweepName, refMetricOf(pairs), labelled ? refLabels(spec) : undefined);
@@ -44,14 +37,7 @@ for (const mode of ['naive', 'fast'] as const) {
     const pairs = labelledPairs(m, 82, [6, 5]);
     const metric = refMetricOf(pairs);
     const bos = m.cfg.bosTokenId;
-    const clean = padded(
-      pairs.map((p) => p.clean),
-      bos,
-    );
-    const corrupted = padded(
-      pairs.map((p) => p.corrupted),
-      bos,
-    );
+    const { clean, corrupted } = paddedPrompts(pairs, bos);
     const lc = metric(referenceForward(m.ref, clean).logits);
     const lk = metric(referenceForward(m.ref, corrupted).logits);
     const out = await runPatching(m.model, specOf(pairs, ['resid_pre'], { direction: 'noising', metric: 'normalized_logit_diff' }), { mode });

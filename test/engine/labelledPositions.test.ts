@@ -7,7 +7,7 @@ import { SWEEP_NAMES, type SweepName } from '../../src/protocol/spec';
 import { runPatching } from '../../src/engine/patching/runPatching';
 import { referenceSweep, type SweepName as RefSweepName } from '../helpers/referencePatching';
 import { maxAbsDiff, randomModel } from '../helpers/models';
-import { labelledPairs, padded, refLabels, refMetricOf, specOf } from '../helpers/patchingCases';
+import { labelledPairs, paddedPrompts, refLabels, refMetricOf, specOf } from '../helpers/patchingCases';
 
 const TOL = 1e-4;
 
@@ -18,14 +18,7 @@ for (const mode of ['naive', 'fast'] as const) {
     // A small budget splits the fast executor's batches.
     const out = await runPatching(m.model, spec, { mode, memoryBudgetMiB: 0.02 });
     const bos = m.cfg.bosTokenId;
-    const clean = padded(
-      spec.pairs.map((p) => p.clean),
-      bos,
-    );
-    const corrupted = padded(
-      spec.pairs.map((p) => p.corrupted),
-      bos,
-    );
+    const { clean, corrupted } = paddedPrompts(spec.pairs, bos);
     for (const name of SWEEP_NAMES) {
       const ref = referenceSweep(m.ref, clean, corrupted, name as RefSweepName, refMetricOf(spec.pairs), refLabels(spec));
       const got = out.sweeps[name as SweepName]!;

@@ -8,7 +8,7 @@ import type { ResolvedSpec } from '../../src/protocol/spec';
 import { referenceForward } from '../helpers/reference';
 import { refAblationCache, referencePatchedRun, type RefPart } from '../helpers/referencePatching';
 import { randomModel, type TestModel } from '../helpers/models';
-import { labelledPairs, padded, refMetricOf, specOf } from '../helpers/patchingCases';
+import { labelledPairs, paddedPrompts, refMetricOf, specOf } from '../helpers/patchingCases';
 
 const TOL = 1e-4;
 const O = { nLayers: 2, nHeads: 3, dModel: 12, dVocab: 50, nCtx: 16, seed: 91 };
@@ -38,14 +38,7 @@ async function check(m: TestModel, mode: 'naive' | 'fast', how: 'denoising' | 'n
   const spec = specOf(pairs, ['resid_pre', 'attn_head_out_all_pos', 'attn_head_v_by_pos'], { patchSets: SETS, ...(how === 'mean' ? { ablation: how } : { direction: how }) });
   const out = await runPatching(m.model, spec, { mode, memoryBudgetMiB: 0.02 });
   const bos = m.cfg.bosTokenId;
-  const clean = padded(
-    pairs.map((p) => p.clean),
-    bos,
-  );
-  const corrupted = padded(
-    pairs.map((p) => p.corrupted),
-    bos,
-  );
+  const { clean, corrupted } = paddedPrompts(pairs, bos);
   const [source, run] = how === 'denoising' ? [clean, corrupted] : [corrupted, clean];
   const cache =
     how === 'mean'

@@ -9,6 +9,7 @@ import { referenceSweep, refLogitDiff, refSweepAxes, type SweepName as RefSweepN
 import { type RefActivation } from '../helpers/reference';
 import { expectGoldenMatches, loadGolden, sameAxes } from '../helpers/golden';
 import { maxAbsDiff, randomModel, seededInts, type TestModel } from '../helpers/models';
+import { paddedPrompts } from '../helpers/patchingCases';
 
 const TOL = 1e-4;
 const MODES: PatchingMode[] = ['naive', 'fast'];
@@ -38,8 +39,6 @@ function makePairs(m: TestModel, seed: number, lengths: number[]): ResolvedPair[
     return { clean, corrupted, answer, wrong: (answer + 1) % m.cfg.dVocab, targets };
   });
 }
-
-const pad = (rows: number[][], to: number, id: number) => rows.map((r) => [...r, ...new Array<number>(to - r.length).fill(id)]);
 
 /** The metrics written out plainly on reference logits [B, P, V], for the comparison. */
 function refMetric(name: MetricName, pairs: ResolvedPair[], cleanLogits: RefActivation): (l: RefActivation) => number {
@@ -88,16 +87,7 @@ for (const mode of MODES) {
       const pairs = makePairs(m, o.seed, [6, 4]);
       const resolved: ResolvedSpec = { name: 't', model: undefined, metric: 'logit_diff', sweeps: [...SWEEP_NAMES], prependBos: false, pairs };
       const out = await runPatching(m.model, resolved, { mode, memoryBudgetMiB: 0.05 });
-      const clean = pad(
-        pairs.map((p) => p.clean),
-        6,
-        m.cfg.bosTokenId,
-      );
-      const corrupted = pad(
-        pairs.map((p) => p.corrupted),
-        6,
-        m.cfg.bosTokenId,
-      );
+      const { clean, corrupted } = paddedPrompts(pairs, m.cfg.bosTokenId);
       const metric = refMetric('logit_diff', pairs, { shape: [2, 6, m.cfg.dVocab], data: new Float64Array(0) });
       for (const name of SWEEP_NAMES) {
         const ref = referenceSweep(m.ref, clean, corrupted, name as RefSweepName, metric);
@@ -113,16 +103,7 @@ for (const mode of MODES) {
   test(`${mode}: answer_logprob, answer_prob and kl_divergence equal the reference's`, async () => {
     const m = await randomModel(RANDOM[0]!);
     const pairs = makePairs(m, 5, [5, 7]);
-    const clean = pad(
-      pairs.map((p) => p.clean),
-      7,
-      m.cfg.bosTokenId,
-    );
-    const corrupted = pad(
-      pairs.map((p) => p.corrupted),
-      7,
-      m.cfg.bosTokenId,
-    );
+    const { clean, corrupted } = paddedPrompts(pairs, m.cfg.bosTokenId);
     const { referenceForward } = await import('../helpers/reference');
     const cleanLogits = referenceForward(m.ref, clean).logits;
     const corruptedLogits = referenceForward(m.ref, corrupted).logits;

@@ -18,7 +18,7 @@ import type { Ablation, Direction, PathPatchingSpec, ResolvedPair } from '../../
 import { makeTmpDir } from '../helpers/checkpoint';
 import { writeRandomLlamaCheckpoint } from '../helpers/checkpoints/llama';
 import { loadTestModel, maxAbsDiff, randomModel, type TestModel } from '../helpers/models';
-import { labelledPairs, padded, refMetricOf, specOf } from '../helpers/patchingCases';
+import { labelledPairs, paddedPrompts, refMetricOf, specOf } from '../helpers/patchingCases';
 import { referenceForward, type RefModel } from '../helpers/reference';
 import { refAblationCache } from '../helpers/referencePatching';
 import { referencePathPatch, referencePathPatchingSweep, type RefPathRuns, type RefReceiver } from '../helpers/referencePathPatching';
@@ -38,14 +38,7 @@ const refSenders = (names: string[]): [number, number][] => names.map((n) => n.s
 
 /** Both runs in the reference, oriented as the engine's: the source is clean when denoising, corrupted when noising. */
 function refRuns(ref: RefModel, pairs: ResolvedPair[], bos: number, flow: Direction | Ablation): RefPathRuns {
-  const clean = padded(
-    pairs.map((p) => p.clean),
-    bos,
-  );
-  const corrupted = padded(
-    pairs.map((p) => p.corrupted),
-    bos,
-  );
+  const { clean, corrupted } = paddedPrompts(pairs, bos);
   if (flow !== 'denoising' && flow !== 'noising') {
     // An ablation writes its zeros or means into the clean run.
     const cleanCache = referenceForward(ref, clean).cache;

@@ -33,6 +33,18 @@ export const padded = (rows: number[][], bos: number): number[][] => {
   return rows.map((r) => [...r, ...new Array<number>(n - r.length).fill(bos)]);
 };
 
+/** The clean and the corrupted prompts of `pairs`, each padded as the engine runs them. */
+export const paddedPrompts = (pairs: readonly ResolvedPair[], bos: number): { clean: number[][]; corrupted: number[][] } => ({
+  clean: padded(
+    pairs.map((p) => p.clean),
+    bos,
+  ),
+  corrupted: padded(
+    pairs.map((p) => p.corrupted),
+    bos,
+  ),
+});
+
 /** The reference's labelled positions of a spec: at[label][row]. */
 export const refLabels = (spec: ResolvedSpec): RefLabels => ({ at: spec.labels!.map((l) => spec.pairs.map((p) => p.labels![l]!)) });
 
