@@ -411,6 +411,30 @@ function llamaLayers(dir: string, { D, H, K, E, M, L }: LlamaDims) {
   return { t, g, blocks };
 }
 
+/**
+ * What every Llama-style family shares: RMSNorm, rotary embeddings over the whole head (the config's
+ * rope, the same at every layer unless `o` says otherwise) and a gated SiLU MLP; `o` adds the family's own.
+ */
+function llamaConfig(c: Json, { D, H, K, E, M, V, L }: LlamaDims, o: Partial<RefConfig>): RefConfig {
+  return baseConfig({
+    nLayers: L,
+    nHeads: H,
+    nKvHeads: K,
+    dModel: D,
+    dHead: E,
+    dMlp: M,
+    dVocab: V,
+    nCtx: c.max_position_embeddings as number,
+    norm: 'RMS',
+    positional: 'rotary',
+    rotaryDim: E,
+    rotaryInvFreq: o.rotaryInvFreq ?? new Array<number[]>(L).fill(hfRopeInvFreq(c, E)),
+    gated: true,
+    act: 'silu',
+    ...o,
+  });
+}
+
 /** tie_word_embeddings (`tiedByDefault` when absent): lm_head shares embed_tokens' weight; as W_U [D, V]. */
 function llamaUnembed(c: Json, g: (n: string) => Float64Array, { D, V }: LlamaDims, tiedByDefault: boolean): Float64Array {
   const tied = (c.tie_word_embeddings as boolean | undefined) ?? tiedByDefault;
@@ -429,31 +453,13 @@ const llamaLike: ReferenceFamily = {
   recognizes: (c) => c.model_type === 'llama' || c.model_type === 'mistral' || c.model_type === 'qwen2',
   load(c, dir) {
     const dims = llamaDims(c);
-    const { D, H, K, E, M, V, L } = dims;
+    const { V, L } = dims;
     const window = (l: number): number => {
       if (c.model_type === 'mistral') return c.sliding_window === null ? 0 : ((c.sliding_window as number | undefined) ?? 4096);
       if (c.model_type === 'qwen2' && c.use_sliding_window === true) return l >= (c.max_window_layers as number) ? (c.sliding_window as number) : 0;
       return 0;
     };
-    const invFreq = hfRopeInvFreq(c, E);
-    const cfg = baseConfig({
-      nLayers: L,
-      nHeads: H,
-      nKvHeads: K,
-      dModel: D,
-      dHead: E,
-      dMlp: M,
-      dVocab: V,
-      nCtx: c.max_position_embeddings as number,
-      norm: 'RMS',
-      eps: c.rms_norm_eps as number,
-      positional: 'rotary',
-      rotaryDim: E,
-      rotaryInvFreq: Array.from({ length: L }, () => invFreq),
-      gated: true,
-      act: 'silu',
-      window: Array.from({ length: L }, (_, l) => window(l)),
-    });
+    const cfg = llamaConfig(c, dims, { eps: c.rms_norm_eps as number, window: Array.from({ length: L }, (_, l) => window(l)) });
     const { g, blocks } = llamaLayers(dir, dims);
     return {
       cfg,
@@ -478,28 +484,13 @@ const qwen3: ReferenceFamily = {
   recognizes: (c) => c.model_type === 'qwen3',
   load(c, dir) {
     const dims = llamaDims(c, 128);
-    const { D, H, K, E, M, V, L } = dims;
+    const { V, L } = dims;
     const slidingWindow = c.use_sliding_window === true ? ((c.sliding_window as number | null | undefined) ?? 0) : 0;
     const types =
       (c.layer_types as string[] | undefined) ??
       Array.from({ length: L }, (_, i) => (slidingWindow && i >= ((c.max_window_layers as number | undefined) ?? 28) ? 'sliding_attention' : 'full_attention'));
-    const invFreq = hfRopeInvFreq(c, E);
-    const cfg = baseConfig({
-      nLayers: L,
-      nHeads: H,
-      nKvHeads: K,
-      dModel: D,
-      dHead: E,
-      dMlp: M,
-      dVocab: V,
-      nCtx: c.max_position_embeddings as number,
-      norm: 'RMS',
+    const cfg = llamaConfig(c, dims, {
       eps: (c.rms_norm_eps as number | undefined) ?? 1e-6,
-      positional: 'rotary',
-      rotaryDim: E,
-      rotaryInvFreq: Array.from({ length: L }, () => invFreq),
-      gated: true,
-      act: 'silu',
       qkNorm: 'head',
       window: types.map((t) => (t === 'sliding_attention' ? slidingWindow : 0)),
     });
@@ -536,27 +527,8 @@ const olmo2: ReferenceFamily = {
   recognizes: (c) => c.model_type === 'olmo2',
   load(c, dir) {
     const dims = llamaDims(c);
-    const { D, H, K, E, M, V, L } = dims;
-    const invFreq = hfRopeInvFreq(c, E);
-    const cfg = baseConfig({
-      nLayers: L,
-      nHeads: H,
-      nKvHeads: K,
-      dModel: D,
-      dHead: E,
-      dMlp: M,
-      dVocab: V,
-      nCtx: c.max_position_embeddings as number,
-      norm: 'RMS',
-      eps: (c.rms_norm_eps as number | undefined) ?? 1e-5,
-      normPlacement: 'post',
-      positional: 'rotary',
-      rotaryDim: E,
-      rotaryInvFreq: Array.from({ length: L }, () => invFreq),
-      gated: true,
-      act: 'silu',
-      qkNorm: 'full',
-    });
+    const { V } = dims;
+    const cfg = llamaConfig(c, dims, { eps: (c.rms_norm_eps as number | undefined) ?? 1e-5, normPlacement: 'post', qkNorm: 'full' });
     const { g, blocks } = llamaLayers(dir, dims);
     return {
       cfg,
@@ -599,7 +571,7 @@ const gemma: ReferenceFamily = {
   load(c, dir) {
     const three = c.model_type === 'gemma3_text';
     const dims = llamaDims(c, 256);
-    const { D, H, K, E, M, V, L } = dims;
+    const { D, E, V, L } = dims;
     const pattern = (c.sliding_window_pattern as number | undefined) ?? 6;
     const sliding = (l: number) => (Array.isArray(c.layer_types) ? c.layer_types[l] === 'sliding_attention' : three ? (l + 1) % pattern !== 0 : l % 2 === 0);
     const window = (c.sliding_window as number | undefined) ?? 4096;
@@ -613,22 +585,10 @@ const gemma: ReferenceFamily = {
     const cap = (key: string, fallback: number) => (c[key] === null ? 0 : ((c[key] as number | undefined) ?? fallback));
     const qpas = (c.query_pre_attn_scalar as number | undefined) ?? 256;
     const act = ((c.hidden_activation as string | undefined) ?? 'gelu_pytorch_tanh') === 'gelu_pytorch_tanh' ? 'gelu_new' : (c.hidden_activation as RefConfig['act']);
-    const cfg = baseConfig({
-      nLayers: L,
-      nHeads: H,
-      nKvHeads: K,
-      dModel: D,
-      dHead: E,
-      dMlp: M,
-      dVocab: V,
-      nCtx: c.max_position_embeddings as number,
-      norm: 'RMS',
+    const cfg = llamaConfig(c, dims, {
       eps: (c.rms_norm_eps as number | undefined) ?? 1e-6,
       normPlacement: 'pre_post',
-      positional: 'rotary',
-      rotaryDim: E,
       rotaryInvFreq: Array.from({ length: L }, (_, l) => (three && sliding(l) ? localRope : globalRope)),
-      gated: true,
       act,
       attnScale: new Array<number>(L).fill(1 / qpas ** -0.5),
       attnSoftcap: cap('attn_logit_softcapping', three ? 0 : 50),
