@@ -25,9 +25,10 @@ const SP_WORDS = ['Hello', 'world', 'Alice', 'Bob', 'Mary', 'John', 'went', 'to'
 /**
  * A SentencePiece-style BPE vocabulary: the special tokens (Llama 2's <unk> <s> </s>), the 256 byte tokens <0x00>…<0xFF>, single
  * characters (ASCII letters, ',', '.', 'ü', '▁'), then '▁'+word for each word with the merges that build
- * it left to right. Characters outside it ('ï', emoji, '\n') fall back to bytes, as in Llama 2.
+ * it left to right. Characters outside it ('ï', emoji, '\n') fall back to bytes, as in Llama 2. Returned
+ * as tokenizer.json's `model` section, the same in Llama 2's and Gemma's files.
  */
-function sentencePieceModel(specials: readonly string[] = LLAMA2_SPECIALS): { vocab: Record<string, number>; merges: string[] } {
+function sentencePieceModel(specials: readonly string[] = LLAMA2_SPECIALS): { vocab: Record<string, number>; merges: string[] } & Record<string, unknown> {
   const vocab: Record<string, number> = Object.fromEntries(specials.map((t, i) => [t, i]));
   let next = specials.length;
   for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = next++;
@@ -47,7 +48,18 @@ function sentencePieceModel(specials: readonly string[] = LLAMA2_SPECIALS): { vo
       piece = merged;
     }
   }
-  return { vocab, merges };
+  return {
+    type: 'BPE',
+    dropout: null,
+    unk_token: '<unk>',
+    continuing_subword_prefix: null,
+    end_of_word_suffix: null,
+    fuse_unk: true,
+    byte_fallback: true,
+    ignore_merges: false,
+    vocab,
+    merges,
+  };
 }
 
 /**
@@ -55,7 +67,7 @@ function sentencePieceModel(specials: readonly string[] = LLAMA2_SPECIALS): { vo
  * Replace normalizers); 'metaspace' that of newer exports (a Metaspace pre-tokenizer, prepend_scheme first).
  */
 export function llama2TokenizerJson(style: 'legacy' | 'metaspace'): object {
-  const { vocab, merges } = sentencePieceModel();
+  const model = sentencePieceModel();
   return {
     version: '1.0',
     truncation: null,
@@ -87,18 +99,7 @@ export function llama2TokenizerJson(style: 'legacy' | 'metaspace'): object {
       type: 'Sequence',
       decoders: [{ type: 'Replace', pattern: { String: META }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }],
     },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: '<unk>',
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: true,
-      byte_fallback: true,
-      ignore_merges: false,
-      vocab,
-      merges,
-    },
+    model,
   };
 }
 
@@ -121,7 +122,7 @@ export function llama2TokenizerConfig(): object {
 
 /** Gemma's tokenizer.json: <bos> is id 2; spaces become '▁' (a Replace normalizer) and nothing is put before the text. */
 export function gemmaTokenizerJson(): object {
-  const { vocab, merges } = sentencePieceModel(GEMMA_SPECIALS);
+  const model = sentencePieceModel(GEMMA_SPECIALS);
   return {
     version: '1.0',
     truncation: null,
@@ -141,18 +142,7 @@ export function gemmaTokenizerJson(): object {
       special_tokens: { '<bos>': { id: '<bos>', ids: [2], tokens: ['<bos>'] } },
     },
     decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: META }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }] },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: '<unk>',
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: true,
-      byte_fallback: true,
-      ignore_merges: false,
-      vocab,
-      merges,
-    },
+    model,
   };
 }
 
