@@ -20,14 +20,15 @@ import { UserError } from '../../src/common/userError';
 import { makeTmpDir } from '../helpers/checkpoint';
 import { llamaConfigJson, type RandomLlamaOptions, writeRandomLlamaCheckpoint } from '../helpers/checkpoints/llama';
 import { expectGoldenMatches, GOLDEN_ROOT } from '../helpers/golden';
+import { type LlamaCase, llamaTestModel, testLlamaCases } from '../helpers/llamaCases';
 import { loadTestModel, maxAbsDiff, type TestModel } from '../helpers/models';
 import { referenceForward } from '../helpers/reference';
-import { expectForwardMatches, expectSweepsMatch, sweepsOf } from '../helpers/referenceChecks';
+import { expectForwardMatches } from '../helpers/referenceChecks';
 
 const base = { nLayers: 2, nHeads: 4, dModel: 32, dMlp: 48, dVocab: 120, nCtx: 32 };
 
 /** Each family with the mechanisms the issue names; windows of 3 are shorter than the 6- and 7-token prompts. */
-const CASES: [string, RandomLlamaOptions, { sweeps: boolean }][] = [
+const CASES: LlamaCase[] = [
   [
     'gemma2: soft-caps 2 and 1.5, local even layers (window 3), GQA 4/2, head_dim 12, query_pre_attn_scalar 20',
     { ...base, arch: 'gemma2', nKvHeads: 2, dHead: 12, seed: 41, slidingWindow: 3, attnSoftcap: 2, finalSoftcap: 1.5, queryPreAttnScalar: 20, scale: 0.4 },
@@ -82,34 +83,7 @@ const CASES: [string, RandomLlamaOptions, { sweeps: boolean }][] = [
   ['olmo2: attention_bias, tied, no GQA', { ...base, arch: 'olmo2', seed: 48, attentionBias: true, tied: true }, { sweeps: false }],
 ];
 
-const models = new Map<string, Promise<TestModel>>();
-function model(o: RandomLlamaOptions): Promise<TestModel> {
-  const key = JSON.stringify(o);
-  let m = models.get(key);
-  if (!m) {
-    const dir = makeTmpDir(`${o.arch}-${o.seed}`);
-    writeRandomLlamaCheckpoint(dir, o);
-    models.set(key, (m = loadTestModel(dir)));
-  }
-  return m;
-}
-
-for (const [label, o, { sweeps }] of CASES) {
-  test(`${label}: logits and every hook point equal the float64 reference`, async () => {
-    const m = await model(o);
-    assert.equal(m.cfg.architecture, o.arch);
-    assert.equal(m.cfg.dHead, o.dHead ?? o.dModel / o.nHeads);
-    await expectForwardMatches(m.model, m.ref, m.cfg, o.seed);
-  });
-
-  if (sweeps) {
-    test(`${label}: all 19 sweeps, fast and naive, equal the reference's naive loop`, async () => {
-      const m = await model(o);
-      assert.equal(sweepsOf(m.cfg).length, 19);
-      await expectSweepsMatch(m.model, m.ref, m.cfg, 100 + o.seed);
-    });
-  }
-}
+testLlamaCases(CASES);
 
 test("every block's hook points named as TransformerLens names them (attn.hook_result aside), in forward order: ln1_post / ln2_post before hook_attn_out / hook_mlp_out on Gemma, OLMo 2's ln1 / ln2 after them", () => {
   const attn = (qkNorm: boolean) => [
@@ -163,7 +137,7 @@ function referenceLogits(m: TestModel, seed: number, edit: (c: TestModel['ref'][
 }
 
 test('the mechanisms change the numbers where the tests look: windows shorter than the prompt, soft-caps near saturation, both rope bases', async () => {
-  const gemma2 = await model(CASES[0]![1]);
+  const gemma2 = await llamaTestModel(CASES[0]![1]);
   assert.deepEqual(gemma2.cfg.window, [3, 0], 'Gemma 2: the even layers are local');
   const withWindows = referenceLogits(gemma2, 1);
   // The windows mask something at 7 tokens: without them the model's numbers are far from these.
@@ -174,7 +148,7 @@ test('the mechanisms change the numbers where the tests look: windows shorter th
   assert.ok(Math.max(...withWindows.logits.data.map(Math.abs)) > 0.8 * 1.5, 'logits near the cap of 1.5');
   assert.ok(Math.max(...referenceLogits(gemma2, 1, () => ({ finalSoftcap: 0 })).logits.data.map(Math.abs)) > 1.5, 'uncapped logits beyond the cap');
 
-  const gemma3 = await model(CASES[1]![1]);
+  const gemma3 = await llamaTestModel(CASES[1]![1]);
   assert.deepEqual(gemma3.cfg.window, [3, 0]);
   const r = gemma3.cfg.rotary!;
   assert.ok(close(r.localInvFreq![1]!, 10000 ** (-2 / 6)));
@@ -182,7 +156,7 @@ test('the mechanisms change the numbers where the tests look: windows shorter th
   const swapped = referenceLogits(gemma3, 2, (c) => ({ rotaryInvFreq: c.rotaryInvFreq.map(() => [...r.invFreq]) }));
   assert.ok(maxAbsDiff(referenceLogits(gemma3, 2).logits.data, swapped.logits.data) > 1e-3, 'the local base matters');
 
-  const qwen3 = await model(CASES[2]![1]);
+  const qwen3 = await llamaTestModel(CASES[2]![1]);
   assert.deepEqual(qwen3.cfg.window, [0, 3]);
 });
 

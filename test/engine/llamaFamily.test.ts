@@ -17,8 +17,9 @@ import { UserError } from '../../src/common/userError';
 import { makeTmpDir } from '../helpers/checkpoint';
 import { LLAMA_3_2_1B, llamaConfigJson, type RandomLlamaOptions, writeRandomLlamaCheckpoint } from '../helpers/checkpoints/llama';
 import { expectGoldenMatches, loadGolden } from '../helpers/golden';
-import { loadTestModel, type TestModel } from '../helpers/models';
-import { expectForwardMatches, expectSweepsMatch, sweepsOf } from '../helpers/referenceChecks';
+import { type LlamaCase, testLlamaCases } from '../helpers/llamaCases';
+import { loadTestModel } from '../helpers/models';
+import { expectForwardMatches } from '../helpers/referenceChecks';
 
 const base = { nLayers: 2, nHeads: 4, dModel: 32, dMlp: 48, dVocab: 120, nCtx: 32 };
 
@@ -50,7 +51,7 @@ const QWEN2_5_0_5B = {
 };
 
 /** Each family's layout with the mechanisms the issue names, several per checkpoint. */
-const CASES: [string, RandomLlamaOptions, { sweeps: boolean }][] = [
+const CASES: LlamaCase[] = [
   [
     'llama: GQA 4/2, untied, llama3 rope scaling with all three frequency bands',
     {
@@ -79,34 +80,7 @@ const CASES: [string, RandomLlamaOptions, { sweeps: boolean }][] = [
   ['mistral: sliding_window null (Mistral 7B v0.2 on)', { ...base, arch: 'mistral', nKvHeads: 2, seed: 16, slidingWindow: null }, { sweeps: false }],
 ];
 
-const models = new Map<string, Promise<TestModel>>();
-function model(o: RandomLlamaOptions): Promise<TestModel> {
-  const key = JSON.stringify(o);
-  let m = models.get(key);
-  if (!m) {
-    const dir = makeTmpDir(`${o.arch}-${o.seed}`);
-    writeRandomLlamaCheckpoint(dir, o);
-    models.set(key, (m = loadTestModel(dir)));
-  }
-  return m;
-}
-
-for (const [label, o, { sweeps }] of CASES) {
-  test(`${label}: logits and every hook point equal the float64 reference`, async () => {
-    const m = await model(o);
-    assert.equal(m.cfg.architecture, o.arch);
-    assert.equal(m.cfg.nKvHeads, o.nKvHeads ?? o.nHeads);
-    await expectForwardMatches(m.model, m.ref, m.cfg, o.seed);
-  });
-
-  if (sweeps) {
-    test(`${label}: all 19 sweeps, fast and naive, equal the reference's naive loop`, async () => {
-      const m = await model(o);
-      assert.equal(sweepsOf(m.cfg).length, 19);
-      await expectSweepsMatch(m.model, m.ref, m.cfg, 100 + o.seed);
-    });
-  }
-}
+testLlamaCases(CASES);
 
 test("real configs read as Hugging Face reads them: Llama 3.2 1B (llama3 rope scaling, tied), Qwen2.5 0.5B (biases, no window), Hugging Face's parameter counts", () => {
   const llama = parseModelConfig(llamaConfigJson(LLAMA_3_2_1B), 'Llama-3.2-1B/config.json').config;
