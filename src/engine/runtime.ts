@@ -197,7 +197,8 @@ export class Runtime {
         logSeverityLevel: 3,
         // Each session has its own thread pool, whose workers by default spin for milliseconds after a run;
         // the fast executor alternates between several sessions with JavaScript work in between, so those
-        // spinning workers took a core from the next run (on 2 cores, sweeps ran 10-35% faster without).
+        // spinning workers took a core from the next run (on 2 cores, GPT-2-small resid_pre ran about 10% and a
+        // small model's sweep 25-35% faster without; sweeps of few large runs moved within noise).
         extra: { session: { intra_op: { allow_spinning: '0' } } },
       });
       this.sessions.set(key, s);
