@@ -109,11 +109,28 @@ function hubItems(families: readonly ModelFamily[]): ModelItem[] {
   return items;
 }
 
+/** Checkpoint folders in the workspace (config.json beside model.safetensors), relative to `workspaceRoot`. */
+async function workspaceCheckpoints(workspaceRoot: string | undefined): Promise<ModelItem[]> {
+  const found = await vscode.workspace.findFiles('**/model.safetensors', '**/{node_modules,.git}/**', 20).then(
+    (u) => u,
+    () => [],
+  );
+  const items: ModelItem[] = [];
+  for (const u of found) {
+    const dir = dirname(u.fsPath);
+    const rel = workspaceRoot ? relative(workspaceRoot, dir) || '.' : dir;
+    if (existsSync(join(dir, 'config.json'))) items.push({ label: rel, description: 'checkpoint folder', model: rel });
+  }
+  if (items.length > 0) items.unshift({ label: 'In this workspace', kind: vscode.QuickPickItemKind.Separator });
+  return items;
+}
+
 /**
  * Asks for a model: the built-in ones, checkpoint folders in the workspace, each family's hub examples
- * (the engine's registry answers `families`; they are added when it does), a folder picker, or whatever
- * is typed (another hub id, a path). Folders inside the workspace are returned relative to
- * `workspaceRoot`, so the choice stays valid in a colleague's clone.
+ * (the engine's registry answers `families`), a folder picker, or whatever is typed (another hub id, a
+ * path). The pick opens at once; the workspace search and the engine's answer are added as each arrives,
+ * so neither a slow search nor a busy engine keeps the user waiting for the list. Folders inside the
+ * workspace are returned relative to `workspaceRoot`, so the choice stays valid in a colleague's clone.
  */
 export async function askModel(
   families: Promise<readonly ModelFamily[]>,
@@ -121,45 +138,47 @@ export async function askModel(
   current?: string,
   title = 'PatchLens: model to run',
 ): Promise<string | undefined> {
-  // An engine that cannot answer leaves the hub ids to be typed.
-  const known = families.catch((): readonly ModelFamily[] => []);
-  const head: ModelItem[] = [];
-  for (const b of BUILTIN_MODELS) head.push({ label: `${b.name} (built in)`, detail: b.description, model: b.name });
-  const found = await vscode.workspace.findFiles('**/model.safetensors', '**/{node_modules,.git}/**', 20).then(
-    (u) => u,
-    () => [],
-  );
-  if (found.length > 0) head.push({ label: 'In this workspace', kind: vscode.QuickPickItemKind.Separator });
-  for (const u of found) {
-    const dir = dirname(u.fsPath);
-    const rel = workspaceRoot ? relative(workspaceRoot, dir) || '.' : dir;
-    if (existsSync(join(dir, 'config.json'))) head.push({ label: rel, description: 'checkpoint folder', model: rel });
-  }
+  const builtins: ModelItem[] = BUILTIN_MODELS.map((b) => ({ label: `${b.name} (built in)`, detail: b.description, model: b.name }));
   const tail: ModelItem[] = [
     { label: '', kind: vscode.QuickPickItemKind.Separator },
     { label: '$(folder-opened) Choose a checkpoint folder…', action: 'browse', alwaysShow: true },
   ];
-  let items: ModelItem[] = [...head, ...tail];
+  let local: ModelItem[] = [];
+  let hub: ModelItem[] = [];
+  let items: ModelItem[] = [];
 
   const qp = vscode.window.createQuickPick<ModelItem>();
   qp.title = title;
   qp.placeholder = 'A built-in model, a hub id (e.g. gpt2, meta-llama/Llama-3.2-1B), or a folder with config.json + model.safetensors; type any other';
-  qp.items = items;
   qp.matchOnDetail = true;
-  if (current) qp.activeItems = items.filter((i) => i.model === current);
   const typed = (value: string): ModelItem[] =>
     value.trim() && !items.some((i) => i.model === value.trim())
       ? [{ label: value.trim(), description: 'use as typed (hub id or path)', model: value.trim(), alwaysShow: true }]
       : [];
-  qp.onDidChangeValue((v) => (qp.items = [...typed(v), ...items]));
-  let open = true;
-  qp.busy = true;
-  void known.then((f) => {
-    if (!open) return;
-    items = [...head, ...hubItems(f), ...tail];
+  const refresh = (): void => {
+    items = [...builtins, ...local, ...hub, ...tail];
     qp.items = [...typed(qp.value), ...items];
     if (current) qp.activeItems = items.filter((i) => i.model === current);
-    qp.busy = false;
+  };
+  qp.onDidChangeValue((v) => (qp.items = [...typed(v), ...items]));
+  refresh();
+  let open = true;
+  const add = <T>(arriving: Promise<T>, use: (v: T) => void): Promise<void> =>
+    arriving.then((v) => {
+      if (!open) return;
+      use(v);
+      refresh();
+    });
+  qp.busy = true;
+  void Promise.all([
+    add(workspaceCheckpoints(workspaceRoot), (l) => (local = l)),
+    // An engine that cannot answer leaves the hub ids to be typed.
+    add(
+      families.catch((): readonly ModelFamily[] => []),
+      (f) => (hub = hubItems(f)),
+    ),
+  ]).then(() => {
+    if (open) qp.busy = false;
   });
   const picked = await new Promise<ModelItem | undefined>((resolve) => {
     qp.onDidAccept(() => resolve(qp.selectedItems[0]));

@@ -11,7 +11,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import type { Frame, Page } from 'playwright-core';
 import type { PatchResult } from '../../src/protocol/result';
 import { makeTmpDir, writeRandomGpt2Checkpoint } from '../helpers/checkpoint';
-import { ARTIFACTS, buildVsix, enginePids, type Host, pickMenuItem, pickMethod, REPO, runCommand, skipReason, startHost, step, waitFor } from './host';
+import { ARTIFACTS, buildVsix, enginePids, type Host, pickMenuItem, pickMethod, REPO, runCommand, skipReason, startHost, step, waitFor, waitForQuickPickRow } from './host';
 
 const skip = skipReason();
 
@@ -391,9 +391,8 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
 
   test("Select Model lists each family's hub examples, as the engine's registry answers them", async () => {
     await runCommand(page, 'PatchLens: Select Model');
-    const rows = page.locator('.quick-input-widget .quick-input-list .monaco-list-row');
     // The engine's answer adds the hub examples, under one separator per family.
-    await rows.filter({ hasText: 'Hugging Face hub: GPT-2' }).first().waitFor({ timeout: 60_000 });
+    await waitForQuickPickRow(page, 'Hugging Face hub: GPT-2');
     await shot('select-model');
     // The list shows what fits; the rest is found by typing, as a user would.
     const input = page.locator('.quick-input-widget input.input');
@@ -405,7 +404,7 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
       ['qwen', 'Qwen/Qwen2.5-0.5B'],
     ]) {
       await input.fill(typed!);
-      await rows.filter({ hasText: id! }).first().waitFor({ timeout: 10_000 });
+      await waitForQuickPickRow(page, id!, 10_000);
     }
     await shot('select-model-qwen');
     await page.keyboard.press('Escape');

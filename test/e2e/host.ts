@@ -209,12 +209,38 @@ export async function runCommand(page: Page, title: string, timeoutMs = 60_000):
     const cut = labels.findIndex((r) => /, similar commands$/.test(r.aria));
     const index = (cut < 0 ? labels : labels.slice(0, cut)).findIndex((r) => r.label === title);
     if (index >= 0) {
-      await rows.nth(index).click();
-      return;
+      // By its aria-label, not its index: the palette may re-sort between reading the rows and the click.
+      const aria = labels[index]!.aria;
+      await (aria ? page.locator(`.quick-input-widget .quick-input-list .monaco-list-row[aria-label=${JSON.stringify(aria)}]`).first() : rows.nth(index)).click();
+      // A click that did not take leaves the palette open on the typed command; try again.
+      const taken = await waitFor('the command to start', async () => ((await input.isVisible()) && (await input.inputValue()) === `>${title}` ? undefined : true), 5000).catch(
+        () => false,
+      );
+      if (taken) return;
     }
     await page.keyboard.press('Escape');
     if (Date.now() > deadline) throw new Error(`command "${title}" is not in the palette (rows: ${JSON.stringify(labels.map((l) => l.label))})`);
     await page.waitForTimeout(1000);
+  }
+}
+
+/**
+ * Waits for a row of the open quick pick that contains `text`; on timeout the error names the quick
+ * pick's title and the rows it shows, so a failure in CI says what was on the screen.
+ */
+export async function waitForQuickPickRow(page: Page, text: string | RegExp, timeoutMs = 60_000): Promise<void> {
+  const widget = page.locator('.quick-input-widget');
+  const rows = widget.locator('.quick-input-list .monaco-list-row');
+  try {
+    await rows.filter({ hasText: text }).first().waitFor({ timeout: timeoutMs });
+  } catch (e) {
+    const title = await widget
+      .locator('.quick-input-title')
+      .first()
+      .innerText({ timeout: 1000 })
+      .catch(() => '(no quick pick open)');
+    const shown = await rows.evaluateAll((els) => els.map((el) => (el as HTMLElement).innerText.replace(/\s+/g, ' ').trim()));
+    throw new Error(`no row with ${String(text)} in the quick pick "${title}" (rows: ${JSON.stringify(shown)})`, { cause: e });
   }
 }
 
