@@ -12,7 +12,7 @@ import { after, describe, test } from 'node:test';
 import { parse } from 'jsonc-parser';
 import type { PatchResult } from '../../src/protocol/result';
 import { makeTmpDir } from '../helpers/checkpoint';
-import { enginePids, type Host, pickMethod, REPO, runCommand, skipReason, startHost, step, waitFor } from './host';
+import { enginePids, type Host, pickMethod, quickPickRows, REPO, runCommand, skipReason, startHost, step, waitFor } from './host';
 
 const skip = skipReason();
 
@@ -75,7 +75,7 @@ describe('F5: PatchLens from source in a development host', { skip, timeout: 5 *
 
     const since = Date.now();
     await runCommand(host.page, 'PatchLens: Run Patch File');
-    const pick = host.page.locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: 'induction-AB.patch.json' }).first();
+    const pick = quickPickRows(host.page).filter({ hasText: 'induction-AB.patch.json' }).first();
     await pick.waitFor({ timeout: 30_000 });
     await pick.click();
     await pickMethod(host.page);

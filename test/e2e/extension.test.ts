@@ -11,7 +11,22 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import type { Frame, Page } from 'playwright-core';
 import type { PatchResult } from '../../src/protocol/result';
 import { makeTmpDir, writeRandomGpt2Checkpoint } from '../helpers/checkpoint';
-import { ARTIFACTS, buildVsix, enginePids, type Host, pickMenuItem, pickMethod, REPO, runCommand, skipReason, startHost, step, waitFor, waitForQuickPickRow } from './host';
+import {
+  ARTIFACTS,
+  buildVsix,
+  enginePids,
+  type Host,
+  pickMenuItem,
+  pickMethod,
+  quickPickRows,
+  REPO,
+  runCommand,
+  skipReason,
+  startHost,
+  step,
+  waitFor,
+  waitForQuickPickRow,
+} from './host';
 
 const skip = skipReason();
 
@@ -117,7 +132,7 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
         // The list re-filters after the value changes: accept only a first row that is the file.
         await waitFor(
           `${name} first in Quick Open`,
-          async () => ((await input.inputValue()) === name && (await page.locator('.quick-input-widget .monaco-list-row').first().innerText()).startsWith(name) ? true : undefined),
+          async () => ((await input.inputValue()) === name && (await quickPickRows(page).first().innerText()).startsWith(name) ? true : undefined),
           5000,
           100,
         );
@@ -154,7 +169,7 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
   test('(1) Open Example, then Run Patch File from the explorer context menu: the heatmaps have one cell per index', async () => {
     // The shipped induction example, on the built-in induction-2l model.
     await runCommand(page, 'PatchLens: Open Example');
-    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'induction-AB.patch.json' }).first().click();
+    await quickPickRows(page).filter({ hasText: 'induction-AB.patch.json' }).first().click();
     await page.locator('.editor-group-container.active .tab.active', { hasText: 'induction-AB.patch.json' }).waitFor();
     const since = Date.now();
     await page.keyboard.press('Control+Shift+E');
@@ -321,7 +336,7 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
     await pickMenuItem(page, 'Patch Selected Prompts');
     // Model: patchlens.model is not set, so a quick pick lists the workspace's checkpoint folders.
     const input = page.locator('.quick-input-widget input.input');
-    const rows = page.locator('.quick-input-widget .quick-input-list .monaco-list-row');
+    const rows = quickPickRows(page);
     await rows.filter({ hasText: 'checkpoint folder' }).first().waitFor();
     await input.fill('model');
     await rows
@@ -454,7 +469,7 @@ describe('PatchLens in a real VS Code host', { skip, timeout: 8 * 60_000 }, () =
   test('the panel follows the light theme; a run opens from the runs view', async () => {
     await runCommand(page, 'Preferences: Color Theme');
     await page.locator('.quick-input-widget input.input').fill('Light Modern');
-    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Light Modern' }).first().waitFor();
+    await quickPickRows(page).filter({ hasText: 'Light Modern' }).first().waitFor();
     await page.keyboard.press('Enter');
     await page.locator('.monaco-workbench.vs:not(.vs-dark)').waitFor({ timeout: 20_000 });
     await runCommand(page, 'PatchLens: Show Runs');

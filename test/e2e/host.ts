@@ -8,7 +8,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { type Browser, chromium, type Frame, type Page } from 'playwright-core';
+import { type Browser, chromium, type Frame, type Locator, type Page } from 'playwright-core';
 
 export const REPO = resolve(__dirname, '../..');
 export const HOST_DIR = join(REPO, '.e2e');
@@ -190,13 +190,18 @@ export async function startHost(opts: { vsix?: string; developmentPath?: string;
   };
 }
 
+/** The rows of the open quick pick (or command palette). */
+export function quickPickRows(page: Page): Locator {
+  return page.locator('.quick-input-widget .quick-input-list .monaco-list-row');
+}
+
 /**
  * Runs a command through the command palette (F1), matching its title exactly. Extension commands
  * appear once the extension host has registered them, so this retries until the row shows up.
  */
 export async function runCommand(page: Page, title: string, timeoutMs = 60_000): Promise<void> {
   const input = page.locator('.quick-input-widget input.input');
-  const rows = page.locator('.quick-input-widget .quick-input-list .monaco-list-row');
+  const rows = quickPickRows(page);
   const deadline = Date.now() + timeoutMs;
   await page.keyboard.press('Escape');
   for (;;) {
@@ -211,7 +216,7 @@ export async function runCommand(page: Page, title: string, timeoutMs = 60_000):
     if (index >= 0) {
       // By its aria-label, not its index: the palette may re-sort between reading the rows and the click.
       const aria = labels[index]!.aria;
-      await (aria ? page.locator(`.quick-input-widget .quick-input-list .monaco-list-row[aria-label=${JSON.stringify(aria)}]`).first() : rows.nth(index)).click();
+      await (aria ? rows.and(page.locator(`[aria-label=${JSON.stringify(aria)}]`)).first() : rows.nth(index)).click();
       // A click that did not take leaves the palette open on the typed command; try again.
       const taken = await waitFor('the command to start', async () => ((await input.isVisible()) && (await input.inputValue()) === `>${title}` ? undefined : true), 5000).catch(
         () => false,
@@ -230,7 +235,7 @@ export async function runCommand(page: Page, title: string, timeoutMs = 60_000):
  */
 export async function waitForQuickPickRow(page: Page, text: string | RegExp, timeoutMs = 60_000): Promise<void> {
   const widget = page.locator('.quick-input-widget');
-  const rows = widget.locator('.quick-input-list .monaco-list-row');
+  const rows = quickPickRows(page);
   try {
     await rows.filter({ hasText: text }).first().waitFor({ timeout: timeoutMs });
   } catch (e) {
@@ -273,7 +278,7 @@ export async function pickMethod(page: Page, label?: string): Promise<void> {
     .locator('.quick-input-title', { hasText: /^PatchLens: run .+ by( \(\d+\/\d+\))?$/ })
     .first()
     .waitFor({ timeout: 60_000 });
-  const rows = widget.locator('.quick-input-list .monaco-list-row');
+  const rows = quickPickRows(page);
   if (label) await rows.filter({ hasText: label }).first().click();
   else {
     await rows.first().waitFor();
